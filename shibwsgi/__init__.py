@@ -1,0 +1,35 @@
+"""shibwsgi: WSGI middleware for apps behind institutional single sign-on."""
+
+from __future__ import annotations
+
+from .attributes import Attribute
+from .errors import (
+    AttributeTooLargeError,
+    ConfigError,
+    InvalidUserError,
+    MissingAttributeError,
+    RequestError,
+    SessionError,
+    ShibwsgiError,
+)
+from .identity import Identity
+from .middleware import ENVIRON_KEY, SSOMiddleware
+from .profiles import PROFILES, Profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENVIRON_KEY",
+    "PROFILES",
+    "Attribute",
+    "AttributeTooLargeError",
+    "ConfigError",
+    "Identity",
+    "InvalidUserError",
+    "MissingAttributeError",
+    "Profile",
+    "RequestError",
+    "SSOMiddleware",
+    "SessionError",
+    "ShibwsgiError",
+]

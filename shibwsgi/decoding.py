@@ -1,0 +1,88 @@
+"""Turning a front end's raw variable text into clean values.
+
+Every function here is linear in the size of its input: attribute values can
+be tens of kilobytes (thousands of groups) and are parsed on every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from functools import cache
+from urllib.parse import unquote_to_bytes
+
+__all__ = ["ENCODINGS", "decode", "repair_utf8", "split_values"]
+
+#: Value encodings a front end may use (see ``Profile.encoding``).
+#:
+#: ``utf-8``: UTF-8 bytes, which reach WSGI as latin-1 decoded text (PEP 3333).
+#: ``latin-1``: the front end converted values to latin-1 (mod_auth_openidc ``latin1``).
+#: ``url``: percent-encoded UTF-8 (``ShibRequestSetting encoding URL``).
+#: ``base64url``: base64url of UTF-8 (mod_auth_openidc ``base64url``).
+ENCODINGS = ("utf-8", "latin-1", "url", "base64url")
+
+
+def repair_utf8(value: str) -> str:
+    """Undo PEP 3333's latin-1 decoding of UTF-8 bytes ("ZoÃ«" -> "Zoë").
+
+    Text that is not valid UTF-8 once re-encoded is returned unchanged.
+    """
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def decode(value: str, encoding: str) -> str:
+    """Decode one raw value sent in ``encoding``; undecodable input is kept as it came."""
+    if encoding == "utf-8":
+        return repair_utf8(value)
+    if encoding == "url":
+        return _url_decode(value)
+    if encoding == "base64url":
+        return _base64url_decode(value)
+    return value
+
+
+def _url_decode(value: str) -> str:
+    if "%" not in value:
+        return repair_utf8(value)
+    try:
+        return unquote_to_bytes(value).decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _base64url_decode(value: str) -> str:
+    stripped = value.strip()
+    try:
+        raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True)
+        return raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return value
+
+
+def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) -> list[str]:
+    """Split a joined multi-value, honouring ``\\<delimiter>`` escapes; drop empty values.
+
+    With ``backslash_escapes`` (Shibboleth), ``\\;`` stands for a literal ``;`` and
+    the backslash itself is not escaped, so a value ending in a backslash cannot
+    be told from an escaped delimiter: that case is lossy at the source.
+    """
+    if delimiter is None:
+        return [raw] if raw else []
+    if backslash_escapes and "\\" + delimiter in raw:
+        escaped = "\\" + delimiter
+        parts = [part.replace(escaped, delimiter) for part in _unescaped(delimiter).split(raw)]
+    else:
+        parts = raw.split(delimiter)
+    return [part for part in parts if part]
+
+
+@cache
+def _unescaped(delimiter: str) -> re.Pattern[str]:
+    # A fixed-width lookbehind keeps the split linear: no backtracking.
+    return re.compile(r"(?<!\\)" + re.escape(delimiter))

@@ -1,0 +1,55 @@
+"""The exceptions shibwsgi raises.
+
+``ConfigError`` is raised at construction time for a setting that cannot work.
+``RequestError`` and its subclasses are raised while reading a request; the
+middleware answers them itself with their ``status`` and ``public_message``
+(never attribute values or secrets) and logs ``log_message`` for the operator.
+"""
+
+from __future__ import annotations
+
+
+class ShibwsgiError(Exception):
+    """Base class of every shibwsgi exception."""
+
+
+class ConfigError(ShibwsgiError, ValueError):
+    """A setting is unknown, malformed or contradicts another one."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        self.setting = setting
+        super().__init__(f"{setting}: {message}")
+
+
+class RequestError(ShibwsgiError):
+    """The front end's input cannot produce a trustworthy identity."""
+
+    status = 400
+    title = "Bad Request"
+
+    def __init__(self, public_message: str, *, log_message: str | None = None) -> None:
+        self.public_message = public_message
+        self.log_message = log_message or public_message
+        super().__init__(public_message)
+
+
+class MissingAttributeError(RequestError):
+    """A required attribute did not arrive (403: the login itself worked)."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class AttributeTooLargeError(RequestError):
+    """A required attribute exceeds its size cap."""
+
+    status = 431
+    title = "Request Header Fields Too Large"
+
+
+class InvalidUserError(RequestError):
+    """The user attribute cannot be used as an identifier."""
+
+
+class SessionError(ShibwsgiError):
+    """A session store failed or refused a session (raised at login time)."""

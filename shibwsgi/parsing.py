@@ -1,0 +1,307 @@
+"""Reading an Identity out of a WSGI environ, as one front-end profile describes it."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from .attributes import Attribute
+from .decoding import decode, split_values
+from .errors import AttributeTooLargeError, InvalidUserError, MissingAttributeError
+from .identity import Identity
+from .profiles import REMOTE_USER, Profile
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = ["IdentityParser", "channel_key"]
+
+log = logging.getLogger("shibwsgi")
+
+#: Longest user id accepted: ids are short (eppn, OIDC ``sub`` is at most 255 bytes).
+MAX_USER_LENGTH = 1024
+
+#: A raw value: one joined string, values still encoded but apart (a list: mellon
+#: series), or values already decoded (a tuple: JSON claims).
+Raw = str | list[str] | tuple[str, ...]
+
+
+def channel_key(variable: str, channel: str) -> str:
+    """The environ key under which ``variable`` arrives on ``channel``."""
+    if channel == "environ":
+        return variable
+    return "HTTP_" + variable.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class _Caps:
+    max_bytes: int
+    max_values: int
+
+
+class IdentityParser:
+    """Builds the :class:`Identity` for one request, or ``None`` when anonymous.
+
+    Raises :class:`~shibwsgi.errors.RequestError` subclasses for input that
+    cannot give a trustworthy identity; never returns a wrong user.
+    """
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        channel: str,
+        user: tuple[str, ...],
+        attributes: Mapping[str, Attribute],
+        max_bytes: int,
+        max_values: int,
+    ) -> None:
+        self.profile = profile
+        self.channel = channel
+        self.user_sources = user
+        self.attributes = dict(attributes)
+        self._caps = {
+            name: _Caps(attr.max_bytes or max_bytes, attr.max_values or max_values)
+            for name, attr in self.attributes.items()
+        }
+        self._user_caps = _Caps(MAX_USER_LENGTH, max_values)
+        sources = {
+            *user,
+            *(attr.source for attr in self.attributes.values()),
+            *profile.claims.values(),
+        }
+        self._keys = {source: self._keys_for(source) for source in sources}
+        self._variable_keys = {
+            name: channel_key(variable, channel) for name, variable in profile.variables.items()
+        }
+        self._json_keys = tuple(channel_key(v, channel) for v in profile.json_variables)
+        self._split_first = profile.encoding == "url"
+
+    def variable_names(self) -> set[str]:
+        """Every front-end variable name this parser may read (before channel mapping)."""
+        names = {REMOTE_USER, *self.profile.variables.values(), *self.profile.json_variables}
+        for source in self._keys:
+            names.update(self.profile.variables_for(source))
+        return names
+
+    def read_keys(self) -> set[str]:
+        """Every environ key this parser reads (after channel mapping)."""
+        keys = {key for source_keys in self._keys.values() for key in source_keys}
+        return keys | set(self._variable_keys.values()) | set(self._json_keys)
+
+    def parse(self, environ: WSGIEnvironment) -> Identity | None:
+        """Return the identity in ``environ``, ``None`` when there is no user."""
+        claims = self._json_claims(environ)
+        user_source, user = self._user(environ, claims)
+        if user is None:
+            return None
+        attributes: dict[str, tuple[str, ...]] = {}
+        missing: list[str] = []
+        dropped: list[str] = []
+        for name, attribute in self.attributes.items():
+            values = self._attribute(environ, claims, name, attribute)
+            if values is None:
+                dropped.append(name)
+            elif values:
+                attributes[name] = values if attribute.multi else values[:1]
+            elif attribute.required:
+                missing.append(name)
+        if missing:
+            raise self._missing(missing, user_source)
+        return Identity(
+            user=user,
+            attributes=attributes,
+            profile=self.profile.name,
+            provider=self._standard(environ, claims, "provider"),
+            session_id=self._standard(environ, claims, "session_id"),
+            authenticated_at=_moment(self._standard(environ, claims, "authenticated_at")),
+            expires_at=_moment(self._standard(environ, claims, "expires_at")),
+            dropped=tuple(dropped),
+        )
+
+    # -- locating raw values ------------------------------------------------------------
+
+    def _keys_for(self, source: str) -> tuple[str, ...]:
+        return tuple(channel_key(v, self.channel) for v in self.profile.variables_for(source))
+
+    def _raw(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, source: str) -> Raw | None:
+        if claims is not None and source in claims:
+            return _claim_values(claims[source])
+        keys = self._keys[source]
+        if self.profile.series and source != REMOTE_USER:
+            series = _series(environ, keys[0])
+            if series is not None:
+                return series
+        for key in keys:
+            value = environ.get(key)
+            if value is not None:
+                return str(value)
+        return None
+
+    def _json_claims(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
+        if not self._json_keys:
+            return None
+        claims: dict[str, Any] = {}
+        for key in self._json_keys:
+            text = environ.get(key)
+            if not text:
+                continue
+            try:
+                document = json.loads(decode(str(text), self.profile.encoding))
+            except ValueError:
+                log.warning("%s is not valid JSON: claims are read from the joined variables", key)
+                continue
+            if isinstance(document, dict):
+                for claim, value in document.items():
+                    claims.setdefault(claim, value)
+        return claims or None
+
+    # -- decoding and caps ----------------------------------------------------------------
+
+    def _values(self, raw: Raw, caps: _Caps) -> tuple[str, ...] | None:
+        """Decoded, split, non-empty values; ``None`` when over ``caps``."""
+        if isinstance(raw, tuple):
+            if sum(map(len, raw)) > caps.max_bytes:
+                return None
+            values = [v for v in raw if v]
+        elif isinstance(raw, list):
+            if sum(map(len, raw)) > caps.max_bytes:
+                return None
+            values = [v for v in (decode(item, self.profile.encoding) for item in raw) if v]
+        else:
+            if len(raw) > caps.max_bytes:
+                return None
+            values = self._split(raw)
+        if len(values) > caps.max_values:
+            return None
+        return tuple(values)
+
+    def _split(self, raw: str) -> list[str]:
+        profile = self.profile
+        if self._split_first:
+            parts = split_values(raw, profile.delimiter, backslash_escapes=profile.backslash_escapes)
+            return [value for value in (decode(part, profile.encoding) for part in parts) if value]
+        return split_values(
+            decode(raw, profile.encoding),
+            profile.delimiter,
+            backslash_escapes=profile.backslash_escapes,
+        )
+
+    def _attribute(
+        self,
+        environ: WSGIEnvironment,
+        claims: dict[str, Any] | None,
+        name: str,
+        attribute: Attribute,
+    ) -> tuple[str, ...] | None:
+        """Values of one mapped attribute; ``None`` when dropped for size."""
+        raw = self._raw(environ, claims, attribute.source)
+        if raw is None:
+            return ()
+        caps = self._caps[name]
+        values = self._values(raw, caps)
+        if values is not None:
+            return values
+        size = len(raw) if isinstance(raw, str) else sum(map(len, raw))
+        message = (
+            f"attribute {name!r} (source {attribute.source!r}) is {size} bytes, over its cap of "
+            f"{caps.max_bytes} bytes or {caps.max_values} values"
+        )
+        if attribute.required:
+            raise AttributeTooLargeError(
+                f"{message}: it is required, so the request is refused. Raise the cap or have the "
+                "identity provider release fewer values."
+            )
+        log.warning("%s: dropped (it is not required, the login goes on)", message)
+        return None
+
+    # -- user and standard fields --------------------------------------------------------
+
+    def _user(self, environ: WSGIEnvironment, claims: dict[str, Any] | None) -> tuple[str, str | None]:
+        for source in self.user_sources:
+            raw = self._raw(environ, claims, source)
+            if raw is None:
+                continue
+            values = self._values(raw, self._user_caps)
+            if values is None:
+                raise InvalidUserError(
+                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters",
+                )
+            if values:
+                user = values[0]
+                if not user.isprintable():
+                    raise InvalidUserError(
+                        f"the user attribute {source!r} contains control characters",
+                    )
+                return source, user
+        return "", None
+
+    def _standard(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, field: str) -> str | None:
+        key = self._variable_keys.get(field)
+        if key is not None:
+            value = environ.get(key)
+            if value:
+                return decode(str(value), self.profile.encoding)
+        source = self.profile.claims.get(field)
+        if source is not None:
+            raw = self._raw(environ, claims, source)
+            values = self._values(raw, self._user_caps) if raw is not None else None
+            if values:
+                return values[0]
+        return None
+
+    def _missing(self, names: list[str], user_source: str) -> MissingAttributeError:
+        sources = ", ".join(f"{name!r} (source {self.attributes[name].source!r})" for name in names)
+        where = (
+            "the server environment (is the location protected by the front end and, for "
+            "Shibboleth, ShibUseEnvironment on?)"
+            if self.channel == "environ"
+            else "the trusted proxy's headers (does the proxy set them on every request?)"
+        )
+        return MissingAttributeError(
+            f"required attribute(s) {sources} missing for a user identified by {user_source!r}: "
+            f"check that the identity provider releases them, that the front end maps them "
+            f"(attribute map, claim names, profile prefix) and that they reach the application "
+            f"through {where}"
+        )
+
+
+def _series(environ: WSGIEnvironment, base_key: str) -> list[str] | None:
+    """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent."""
+    first = environ.get(base_key + "_0")
+    if first is None:
+        return None
+    values = [str(first)]
+    index = 1
+    while (value := environ.get(f"{base_key}_{index}")) is not None:
+        values.append(str(value))
+        index += 1
+    return values
+
+
+def _claim_values(value: Any) -> tuple[str, ...]:
+    """A JSON claim as decoded strings (lists stay apart, losslessly)."""
+    items = value if isinstance(value, list) else [value]
+    return tuple(
+        item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        for item in items
+        if item is not None
+    )
+
+
+def _moment(text: str | None) -> datetime | None:
+    """Parse epoch seconds or ISO 8601; ``None`` (logged) when neither."""
+    if not text:
+        return None
+    try:
+        if text.replace(".", "", 1).isdigit():
+            return datetime.fromtimestamp(float(text), tz=UTC)
+        moment = datetime.fromisoformat(text)
+    except (ValueError, OverflowError, OSError):
+        log.warning("ignoring a timestamp that is neither epoch seconds nor ISO 8601")
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

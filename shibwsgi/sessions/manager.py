@@ -1,0 +1,105 @@
+"""Binding identities to server-side sessions: start, load, touch, end."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..identity import Identity
+from .base import SessionStore
+
+__all__ = ["Session", "SessionManager"]
+
+log = logging.getLogger("shibwsgi")
+
+#: ``seen`` is written back at most this often (seconds): a store write on every
+#: request would cost more than the idle timeout's precision is worth.
+TOUCH_INTERVAL = 60
+
+
+@dataclass(frozen=True)
+class Session:
+    """A stored session: who, since when, last seen when (epoch seconds)."""
+
+    id: str
+    identity: Identity
+    created: float
+    seen: float
+
+    def to_data(self) -> dict[str, Any]:
+        return {"identity": self.identity.to_dict(), "created": self.created, "seen": self.seen}
+
+
+class SessionManager:
+    """Session lifecycle over a :class:`SessionStore`, with idle and absolute timeouts.
+
+    A session never outlives the front end's own (``Identity.expires_at``).
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        *,
+        idle_timeout: int,
+        absolute_timeout: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.idle_timeout = idle_timeout
+        self.absolute_timeout = absolute_timeout
+        self.clock = clock
+
+    def start(self, identity: Identity) -> Session:
+        """Store a new session, under a new id, for ``identity``."""
+        now = self.clock()
+        session = Session(secrets.token_urlsafe(32), identity, now, now)
+        self._save(session)
+        return session
+
+    def load(self, session_id: str) -> Session | None:
+        """The live session with this id, or ``None`` (expired ones are deleted)."""
+        data = self.store.get(session_id)
+        if data is None:
+            return None
+        try:
+            session = Session(
+                session_id, Identity.from_dict(data["identity"]), float(data["created"]), float(data["seen"])
+            )
+        except (KeyError, TypeError, ValueError):
+            log.warning("discarding a session whose stored data is not readable")
+            self.end(session_id)
+            return None
+        if self._remaining(session) <= 0:
+            self.end(session_id)
+            return None
+        return session
+
+    def touch(self, session: Session) -> None:
+        """Record activity, writing to the store at most every ``TOUCH_INTERVAL`` seconds."""
+        now = self.clock()
+        if now - session.seen >= TOUCH_INTERVAL:
+            self._save(replace(session, seen=now))
+
+    def end(self, session_id: str) -> None:
+        """Delete the session (no error if it is already gone)."""
+        self.store.delete(session_id)
+
+    def _remaining(self, session: Session) -> float:
+        now = self.clock()
+        limits = [session.seen + self.idle_timeout, session.created + self.absolute_timeout]
+        if session.identity.expires_at is not None:
+            limits.append(session.identity.expires_at.timestamp())
+        return min(limits) - now
+
+    def _save(self, session: Session) -> None:
+        remaining = self._remaining(session)
+        if remaining <= 0:
+            log.warning(
+                "not storing a session for %s: the front end's session has already expired",
+                session.identity.profile,
+            )
+            return
+        self.store.set(session.id, session.to_data(), max(1, int(remaining + 0.999)))

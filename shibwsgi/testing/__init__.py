@@ -1,0 +1,11 @@
+"""Test helpers: the environ a front end would produce, without any identity provider.
+
+Fake identities live here and only here; the production middleware has no
+development switch.
+"""
+
+from __future__ import annotations
+
+from .environ import environ_for
+
+__all__ = ["environ_for"]

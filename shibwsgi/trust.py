@@ -1,0 +1,134 @@
+"""The trust gate: which channel identity may come from, and scrubbing lookalikes.
+
+In the ``environ`` channel identity comes only from server variables, and every
+client header that could pass for one of them is deleted before the app runs.
+In the ``headers`` channel identity headers are believed only from a trusted
+proxy (and, optionally, only with its shared secret); from anyone else they
+are deleted and the request is anonymous.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .errors import ConfigError
+from .parsing import channel_key
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+
+__all__ = ["CHANNELS", "DEFAULT_SECRET_HEADER", "TrustGate"]
+
+log = logging.getLogger("shibwsgi")
+
+CHANNELS = ("environ", "headers")
+DEFAULT_SECRET_HEADER = "X-Shibwsgi-Proxy-Secret"  # noqa: S105 (a header name, not a secret)
+
+#: Headers that downstream code commonly trusts as "the user": always scrubbed
+#: from clients, whatever the profile reads.
+COMMON_IDENTITY_HEADERS = ("Remote-User", "X-Remote-User", "X-Forwarded-User", "X-User")
+
+#: How many distinct untrusted peers are remembered for the once-per-peer warning.
+_WARNED_PEERS_LIMIT = 1024
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(values: Iterable[str]) -> tuple[IPNetwork, ...]:
+    """Parse IP addresses / CIDR blocks, raising ConfigError naming the bad one."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except (ValueError, TypeError, AttributeError):
+            raise ConfigError("trusted_proxies", f"{value!r} is not an IP address or CIDR block") from None
+    return tuple(networks)
+
+
+class TrustGate:
+    """Decides whether a request's identity variables may be read, scrubbing the rest."""
+
+    def __init__(
+        self,
+        *,
+        channel: str,
+        variables: Iterable[str],
+        read_keys: Iterable[str],
+        owned_prefixes: Iterable[str],
+        trusted_proxies: tuple[IPNetwork, ...] = (),
+        proxy_secret: str | None = None,
+        proxy_secret_header: str = DEFAULT_SECRET_HEADER,
+    ) -> None:
+        self.channel = channel
+        self._trusted = trusted_proxies
+        self._secret = proxy_secret.encode() if proxy_secret else None
+        self._secret_key = channel_key(proxy_secret_header, "headers")
+        names = {*variables, *COMMON_IDENTITY_HEADERS}
+        self._lookalike_keys = frozenset(channel_key(name, "headers") for name in names)
+        self._lookalike_prefixes = tuple(channel_key(prefix, "headers") for prefix in owned_prefixes)
+        self._read_keys = frozenset(read_keys) if channel == "headers" else frozenset()
+        self._warned: set[str] = set()
+        self._warned_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        secret = "'***'" if self._secret else "None"
+        proxies = [str(network) for network in self._trusted]
+        return f"TrustGate(channel={self.channel!r}, trusted_proxies={proxies!r}, proxy_secret={secret})"
+
+    def admit(self, environ: WSGIEnvironment) -> bool:
+        """Scrub ``environ``; True when its identity variables may be believed."""
+        presented_secret = environ.pop(self._secret_key, None)
+        if self.channel == "environ":
+            self._scrub(environ)
+            return True
+        peer = str(environ.get("REMOTE_ADDR", ""))
+        if self._peer_trusted(peer) and self._secret_matches(presented_secret):
+            self._scrub(environ, keep=self._read_keys)
+            return True
+        if self._scrub(environ):
+            self._warn_once(peer)
+        return False
+
+    def _scrub(self, environ: WSGIEnvironment, keep: frozenset[str] = frozenset()) -> bool:
+        """Delete headers that look like identity variables, but ``keep``; True if any went."""
+        doomed = [key for key in environ if self._lookalike(key) and key not in keep]
+        for key in doomed:
+            del environ[key]
+        return bool(doomed)
+
+    def _lookalike(self, key: str) -> bool:
+        if not key.startswith("HTTP_"):
+            return False
+        return key in self._lookalike_keys or (
+            bool(self._lookalike_prefixes) and key.startswith(self._lookalike_prefixes)
+        )
+
+    def _peer_trusted(self, peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+    def _secret_matches(self, presented: object) -> bool:
+        if self._secret is None:
+            return True
+        if not isinstance(presented, str):
+            return False
+        return hmac.compare_digest(presented.encode("latin-1", "replace"), self._secret)
+
+    def _warn_once(self, peer: str) -> None:
+        with self._warned_lock:
+            if peer in self._warned or len(self._warned) >= _WARNED_PEERS_LIMIT:
+                return
+            self._warned.add(peer)
+        log.warning(
+            "identity headers from %s ignored: not a trusted proxy (or wrong proxy secret); "
+            "the request is anonymous. If this peer is your proxy, add it to trusted_proxies.",
+            peer or "an unknown peer",
+        )

@@ -1,0 +1,220 @@
+"""Configuration is validated once, at construction, with errors naming the setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shibwsgi import Attribute, ConfigError, Profile, SSOMiddleware
+from shibwsgi.profiles import PROFILES
+from tests.helpers import echo_app
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        pytest.param({"profile": "shibolleth"}, "profile", id="unknown profile"),
+        pytest.param({"channel": "cookies"}, "channel", id="unknown channel"),
+        pytest.param({"channel": "headers"}, "trusted_proxies", id="headers without trusted proxies"),
+        pytest.param({"trusted_proxies": ["10.0.0.1"]}, "channel", id="trusted proxies with environ channel"),
+        pytest.param(
+            {"channel": "headers", "trusted_proxies": ["10.0.0.300"]}, "trusted_proxies", id="bad address"
+        ),
+        pytest.param(
+            {"channel": "headers", "trusted_proxies": ["10.0.0.1"], "proxy_secret": "short"},
+            "proxy_secret",
+            id="short proxy secret",
+        ),
+        pytest.param({"encoding": "utf-16"}, "encoding", id="unknown encoding"),
+        pytest.param({"user": []}, "user", id="no user source"),
+        pytest.param({"user": [""]}, "user", id="empty user source"),
+        pytest.param({"attributes": {"email": 3}}, "attributes", id="attribute spec not a string"),
+        pytest.param({"attributes": {"": "mail"}}, "attributes", id="empty attribute name"),
+        pytest.param({"attributes": ["mail"]}, "attributes", id="attributes not a mapping"),
+        pytest.param({"max_attribute_bytes": 0}, "max_attribute_bytes", id="zero byte cap"),
+        pytest.param({"max_attribute_values": True}, "max_attribute_values", id="boolean value cap"),
+    ],
+)
+def test_bad_option_raises_config_error_naming_it(options: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **options)
+    assert info.value.setting == setting
+    assert str(info.value).startswith(setting)
+
+
+def test_options_are_keyword_only() -> None:
+    with pytest.raises(TypeError):
+        SSOMiddleware(echo_app, "shibboleth")  # type: ignore[misc]
+
+
+def test_app_must_be_callable() -> None:
+    with pytest.raises(ConfigError, match="app"):
+        SSOMiddleware("app.wsgi")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({"source": ""}, id="empty source"),
+        pytest.param({"source": "mail", "max_bytes": 0}, id="zero bytes"),
+        pytest.param({"source": "mail", "max_values": -1}, id="negative values"),
+    ],
+)
+def test_bad_attribute_raises(spec: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        Attribute(**spec)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"name": ""}, id="no name"),
+        pytest.param({"name": "x", "encoding": "ebcdic"}, id="bad encoding"),
+        pytest.param({"name": "x", "delimiter": ""}, id="empty delimiter"),
+        pytest.param({"name": "x", "variables": {"colour": "X"}}, id="unknown standard field"),
+    ],
+)
+def test_bad_profile_raises(fields: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        Profile(**fields)
+
+
+def test_every_builtin_profile_builds() -> None:
+    for name in PROFILES:
+        assert SSOMiddleware(echo_app, profile=name).profile.name == name
+
+
+def test_custom_profile() -> None:
+    profile = Profile(name="corp", prefixes=("CORP_",), delimiter="|", user=("LOGIN",))
+    middleware = SSOMiddleware(
+        echo_app, profile=profile, attributes={"groups": Attribute("ROLES", multi=True)}
+    )
+    identity = middleware.identify({"CORP_LOGIN": "jd", "CORP_ROLES": "a|b"})
+    assert identity is not None
+    assert identity.user == "jd"
+    assert identity.attributes["groups"] == ("a", "b")
+
+
+SETTINGS = {
+    "SHIBWSGI_PROFILE": "oauth2-proxy",
+    "SHIBWSGI_CHANNEL": "headers",
+    "SHIBWSGI_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8",
+    "SHIBWSGI_PROXY_SECRET": "0123456789abcdef-secret",
+    "SHIBWSGI_ATTRIBUTES": "email=email groups=groups:multi:required",
+    "SHIBWSGI_MAX_ATTRIBUTE_BYTES": "2048",
+    "PATH": "/usr/bin",
+}
+
+
+def test_from_mapping_converts_string_settings() -> None:
+    middleware = SSOMiddleware.from_mapping(echo_app, SETTINGS)
+    identity = middleware.identify(
+        {
+            "REMOTE_ADDR": "10.1.2.3",
+            "HTTP_X_SHIBWSGI_PROXY_SECRET": "0123456789abcdef-secret",
+            "HTTP_X_FORWARDED_USER": "jd",
+            "HTTP_X_FORWARDED_GROUPS": "a,b",
+        }
+    )
+    assert identity is not None
+    assert identity.attributes["groups"] == ("a", "b")
+    assert middleware.parser.attributes["groups"] == Attribute("groups", multi=True, required=True)
+
+
+def test_from_env_reads_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIBWSGI_PROFILE", "mellon")
+    monkeypatch.setenv("SHIBWSGI_USER", "uid")
+    middleware = SSOMiddleware.from_env(echo_app, attributes={"email": "mail"})
+    assert middleware.profile.name == "mellon"
+    assert middleware.parser.user_sources == ("uid",)
+    assert set(middleware.parser.attributes) == {"email"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "setting"),
+    [
+        pytest.param({"SHIBWSGI_PROFLE": "mellon"}, "SHIBWSGI_PROFLE", id="typo in a name"),
+        pytest.param(
+            {"SHIBWSGI_MAX_ATTRIBUTE_BYTES": "lots"}, "SHIBWSGI_MAX_ATTRIBUTE_BYTES", id="not a number"
+        ),
+        pytest.param({"SHIBWSGI_ATTRIBUTES": "email"}, "SHIBWSGI_ATTRIBUTES", id="attribute without source"),
+        pytest.param({"SHIBWSGI_ATTRIBUTES": "g=groups:many"}, "SHIBWSGI_ATTRIBUTES", id="unknown flag"),
+        pytest.param(
+            {"SHIBWSGI_CHANNEL": "headers"}, "trusted_proxies", id="contradiction found after conversion"
+        ),
+    ],
+)
+def test_bad_string_settings(settings: dict[str, str], setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware.from_mapping(echo_app, settings)
+    assert info.value.setting == setting
+
+
+def test_repr_masks_proxy_secret() -> None:
+    middleware = SSOMiddleware.from_mapping(echo_app, SETTINGS)
+    assert "0123456789abcdef" not in repr(middleware.gate)
+    assert "***" in repr(middleware.gate)
+    assert "0123456789abcdef" not in repr(middleware)
+
+
+def test_session_settings_from_strings(tmp_path: Any) -> None:
+    settings = {
+        "SHIBWSGI_SESSION": f"sqlite://{tmp_path}/sessions.sqlite3",
+        "SHIBWSGI_SECRET_KEY": "old-key-old-key-old-key new-key-new-key-new-key",
+        "SHIBWSGI_IDLE_TIMEOUT": "600",
+        "SHIBWSGI_ABSOLUTE_TIMEOUT": "7200",
+        "SHIBWSGI_COOKIE_SECURE": "off",
+        "SHIBWSGI_LOGOUT_PATH": "none",
+        "SHIBWSGI_LOGIN_PATH": "/sso/login",
+    }
+    middleware = SSOMiddleware.from_mapping(echo_app, settings)
+    assert middleware.sessions is not None
+    assert middleware.sessions.idle_timeout == 600
+    assert middleware.cookie is not None
+    assert middleware.cookie.name == "shibwsgi"
+    assert middleware.login_path == "/sso/login"
+    assert middleware.logout_path is None
+    assert "new-key" not in repr(middleware.cookie)
+    middleware.sessions.store.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        pytest.param({"session": object(), "secret_key": "k" * 32}, "session", id="not a store"),
+        pytest.param({"secret_key": "k" * 32}, "secret_key", id="key without store"),
+        pytest.param({"session": "memory:"}, "session", id="store as a string"),
+        pytest.param(
+            {"idle_timeout": 10, "absolute_timeout": 5}, "idle_timeout", id="idle longer than absolute"
+        ),
+        pytest.param({"login_path": "login"}, "login_path", id="relative login path"),
+        pytest.param({"login_path": "//evil"}, "login_path", id="scheme-relative login path"),
+        pytest.param({"logout_path": "/login"}, "logout_path", id="same login and logout path"),
+        pytest.param(
+            {"logout_url": "https://sso.example.org/logout"}, "logout_url", id="template without placeholder"
+        ),
+        pytest.param({"login_url": "//evil/{target}"}, "login_url", id="scheme-relative template"),
+        pytest.param({"rules": ["/"]}, "rules", id="rule not a Rule"),
+    ],
+)
+def test_bad_session_options(options: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **options)
+    assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("short", id="short key"),
+        pytest.param([], id="no keys"),
+        pytest.param(["k" * 32, "x"], id="one short"),
+    ],
+)
+def test_weak_secret_keys_are_refused(key: Any) -> None:
+    from shibwsgi.sessions import MemoryStore
+
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, session=MemoryStore(), secret_key=key)
+    assert info.value.setting == "secret_key"
