@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Callable
 from functools import cache
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["ENCODINGS", "decode", "repair_utf8", "split_values"]
+__all__ = ["ENCODINGS", "decode", "decoder", "repair_utf8", "split_values"]
 
 #: Value encodings a front end may use (see ``Profile.encoding``).
 #:
@@ -38,13 +39,12 @@ def repair_utf8(value: str) -> str:
 
 def decode(value: str, encoding: str) -> str:
     """Decode one raw value sent in ``encoding``; undecodable input is kept as it came."""
-    if encoding == "utf-8":
-        return repair_utf8(value)
-    if encoding == "url":
-        return _url_decode(value)
-    if encoding == "base64url":
-        return _base64url_decode(value)
-    return value
+    return decoder(encoding)(value)
+
+
+def decoder(encoding: str) -> Callable[[str], str]:
+    """The function that decodes one value sent in ``encoding``."""
+    return _DECODERS[encoding]
 
 
 def _url_decode(value: str) -> str:
@@ -65,6 +65,18 @@ def _base64url_decode(value: str) -> str:
         return value
 
 
+def _as_is(value: str) -> str:
+    return value
+
+
+_DECODERS: dict[str, Callable[[str], str]] = {
+    "utf-8": repair_utf8,
+    "latin-1": _as_is,
+    "url": _url_decode,
+    "base64url": _base64url_decode,
+}
+
+
 def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) -> list[str]:
     """Split a joined multi-value, honouring ``\\<delimiter>`` escapes; drop empty values.
 
@@ -72,7 +84,7 @@ def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) ->
     the backslash itself is not escaped, so a value ending in a backslash cannot
     be told from an escaped delimiter: that case is lossy at the source.
     """
-    if delimiter is None:
+    if delimiter is None or delimiter not in raw:
         return [raw] if raw else []
     if backslash_escapes and "\\" + delimiter in raw:
         escaped = "\\" + delimiter

@@ -165,9 +165,10 @@ class SSOMiddleware:
             )
         expose(environ, identity)
         start_response = _adding(start_response, headers)
-        requirement = self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
-        if requirement is not None and not requirement.allows(identity):
-            return deny(environ, start_response, identity, requirement)
+        if self.rules.rules:
+            requirement = self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
+            if requirement is not None and not requirement.allows(identity):
+                return deny(environ, start_response, identity, requirement)
         return self.app(environ, start_response)
 
     def identify(self, environ: WSGIEnvironment) -> Identity | None:

@@ -7,10 +7,11 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .attributes import Attribute
-from .decoding import decode, split_values
+from .decoding import decoder, split_values
 from .errors import AttributeTooLargeError, InvalidUserError, MissingAttributeError
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
@@ -68,7 +69,9 @@ class IdentityParser:
             name: _Caps(attr.max_bytes or max_bytes, attr.max_values or max_values)
             for name, attr in self.attributes.items()
         }
+        self._plan = [(name, attr, self._caps[name]) for name, attr in self.attributes.items()]
         self._user_caps = _Caps(MAX_USER_LENGTH, max_values)
+        self._warned_dropped: set[str] = set()
         sources = {
             *user,
             *(attr.source for attr in self.attributes.values()),
@@ -80,6 +83,7 @@ class IdentityParser:
         }
         self._json_keys = tuple(channel_key(v, channel) for v in profile.json_variables)
         self._split_first = profile.encoding == "url"
+        self._decode = decoder(profile.encoding)
 
     def variable_names(self) -> set[str]:
         """Every front-end variable name this parser may read (before channel mapping)."""
@@ -102,8 +106,8 @@ class IdentityParser:
         attributes: dict[str, tuple[str, ...]] = {}
         missing: list[str] = []
         dropped: list[str] = []
-        for name, attribute in self.attributes.items():
-            values = self._attribute(environ, claims, name, attribute)
+        for name, attribute, caps in self._plan:
+            values = self._attribute(environ, claims, name, attribute, caps)
             if values is None:
                 dropped.append(name)
             elif values:
@@ -139,7 +143,8 @@ class IdentityParser:
         for key in keys:
             value = environ.get(key)
             if value is not None:
-                return str(value)
+                # REMOTE_USER is one value by definition: decoded, never split.
+                return [str(value)] if source == REMOTE_USER else str(value)
         return None
 
     def _json_claims(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
@@ -151,7 +156,7 @@ class IdentityParser:
             if not text:
                 continue
             try:
-                document = json.loads(decode(str(text), self.profile.encoding))
+                document = json.loads(self._decode(str(text)))
             except ValueError:
                 log.warning("%s is not valid JSON: claims are read from the joined variables", key)
                 continue
@@ -164,32 +169,26 @@ class IdentityParser:
 
     def _values(self, raw: Raw, caps: _Caps) -> tuple[str, ...] | None:
         """Decoded, split, non-empty values; ``None`` when over ``caps``."""
-        if isinstance(raw, tuple):
-            if sum(map(len, raw)) > caps.max_bytes:
-                return None
-            values = [v for v in raw if v]
-        elif isinstance(raw, list):
-            if sum(map(len, raw)) > caps.max_bytes:
-                return None
-            values = [v for v in (decode(item, self.profile.encoding) for item in raw) if v]
-        else:
+        if isinstance(raw, str):
             if len(raw) > caps.max_bytes:
                 return None
             values = self._split(raw)
+        elif sum(map(len, raw)) > caps.max_bytes:
+            return None
+        elif isinstance(raw, tuple):
+            values = [v for v in raw if v]
+        else:
+            values = [v for v in map(self._decode, raw) if v]
         if len(values) > caps.max_values:
             return None
         return tuple(values)
 
     def _split(self, raw: str) -> list[str]:
-        profile = self.profile
+        delimiter, escapes = self.profile.delimiter, self.profile.backslash_escapes
         if self._split_first:
-            parts = split_values(raw, profile.delimiter, backslash_escapes=profile.backslash_escapes)
-            return [value for value in (decode(part, profile.encoding) for part in parts) if value]
-        return split_values(
-            decode(raw, profile.encoding),
-            profile.delimiter,
-            backslash_escapes=profile.backslash_escapes,
-        )
+            parts = split_values(raw, delimiter, backslash_escapes=escapes)
+            return [value for value in map(self._decode, parts) if value]
+        return split_values(self._decode(raw), delimiter, backslash_escapes=escapes)
 
     def _attribute(
         self,
@@ -197,12 +196,12 @@ class IdentityParser:
         claims: dict[str, Any] | None,
         name: str,
         attribute: Attribute,
+        caps: _Caps,
     ) -> tuple[str, ...] | None:
         """Values of one mapped attribute; ``None`` when dropped for size."""
         raw = self._raw(environ, claims, attribute.source)
         if raw is None:
             return ()
-        caps = self._caps[name]
         values = self._values(raw, caps)
         if values is not None:
             return values
@@ -216,7 +215,10 @@ class IdentityParser:
                 f"{message}: it is required, so the request is refused. Raise the cap or have the "
                 "identity provider release fewer values."
             )
-        log.warning("%s: dropped (it is not required, the login goes on)", message)
+        # Once per attribute at WARNING: in the whole-site style it recurs on every request.
+        level = logging.DEBUG if name in self._warned_dropped else logging.WARNING
+        self._warned_dropped.add(name)
+        log.log(level, "%s: dropped (it is not required, the login goes on)", message)
         return None
 
     # -- user and standard fields --------------------------------------------------------
@@ -245,7 +247,7 @@ class IdentityParser:
         if key is not None:
             value = environ.get(key)
             if value:
-                return decode(str(value), self.profile.encoding)
+                return self._decode(str(value))
         source = self.profile.claims.get(field)
         if source is not None:
             raw = self._raw(environ, claims, source)
@@ -293,6 +295,7 @@ def _claim_values(value: Any) -> tuple[str, ...]:
     )
 
 
+@lru_cache(maxsize=1024)
 def _moment(text: str | None) -> datetime | None:
     """Parse epoch seconds or ISO 8601; ``None`` (logged) when neither."""
     if not text:

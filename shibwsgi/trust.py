@@ -96,17 +96,15 @@ class TrustGate:
 
     def _scrub(self, environ: WSGIEnvironment, keep: frozenset[str] = frozenset()) -> bool:
         """Delete headers that look like identity variables, but ``keep``; True if any went."""
-        doomed = [key for key in environ if self._lookalike(key) and key not in keep]
+        exact, prefixes = self._lookalike_keys, self._lookalike_prefixes
+        doomed = [
+            key
+            for key in environ
+            if key.startswith("HTTP_") and (key in exact or key.startswith(prefixes)) and key not in keep
+        ]
         for key in doomed:
             del environ[key]
         return bool(doomed)
-
-    def _lookalike(self, key: str) -> bool:
-        if not key.startswith("HTTP_"):
-            return False
-        return key in self._lookalike_keys or (
-            bool(self._lookalike_prefixes) and key.startswith(self._lookalike_prefixes)
-        )
 
     def _peer_trusted(self, peer: str) -> bool:
         try:

@@ -314,3 +314,9 @@ def test_remote_user_is_set_to_identity_user() -> None:
     app = TestApp(SSOMiddleware(echo_app))
     body = app.get("/", extra_environ={"eppn": "real@x", "REMOTE_USER": "other@x"}).json
     assert body["remote_user"] == "real@x"
+
+
+def test_remote_user_is_never_split() -> None:
+    identity = identity_of({"REMOTE_USER": "cn=a;b"}, profile="mellon")
+    assert identity is not None
+    assert identity["user"] == "cn=a;b"
