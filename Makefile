@@ -21,3 +21,10 @@ test: lint
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# Foreground uWSGI on 127.0.0.1:$(DEMO_PORT) behind the development front end; Ctrl-C stops it.
+# MOVIES_DB and SHIBWSGI_* in the environment are passed on (see app/demo-uwsgi.ini).
+DEMO_PORT ?= 8080
+demo: $(BIN)/.installed
+	@echo "Demo at http://127.0.0.1:$(DEMO_PORT) — development front end, never expose it"
+	DEMO_PORT=$(DEMO_PORT) $(BIN)/uwsgi --ini app/demo-uwsgi.ini

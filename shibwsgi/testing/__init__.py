@@ -7,5 +7,6 @@ development switch.
 from __future__ import annotations
 
 from .environ import environ_for
+from .frontend import SAMPLE_USERS, DevFrontEnd
 
-__all__ = ["environ_for"]
+__all__ = ["SAMPLE_USERS", "DevFrontEnd", "environ_for"]

@@ -1,0 +1,106 @@
+"""The demo movie API behind single sign-on.
+
+``create_app()`` builds the Flask app; ``make_application()`` wraps it in
+:class:`shibwsgi.SSOMiddleware`, configured from the environment, and
+:mod:`app.wsgi` serves that to uWSGI. The app's settings come from the
+environment and may be overridden by ``create_app``'s ``config`` (tests):
+
+- ``MOVIES_DB`` (config ``DATABASE``): the SQLite file; default ``movies.sqlite3``
+  in the Flask instance folder.
+- ``MOVIES_EDITOR_GROUP`` (config ``EDITOR_GROUP``): the value of the ``groups``
+  attribute that may create, change and delete movies; default ``movie-editors``.
+
+The middleware's ``SHIBWSGI_*`` settings default to :data:`DEFAULT_SETTINGS`
+(a Shibboleth SP releasing eduPersonPrincipalName, displayName, mail and
+isMemberOf); any of them set in the environment wins.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
+
+from shibwsgi import ConfigError, SSOMiddleware
+
+from .db import init_app
+from .movies import create_blueprint
+from .pages import blueprint as pages
+
+__all__ = ["DEFAULT_EDITOR_GROUP", "DEFAULT_SETTINGS", "create_app", "make_application"]
+
+DEFAULT_EDITOR_GROUP = "movie-editors"
+#: ``SHIBWSGI_*`` settings used when the environment does not set them.
+DEFAULT_SETTINGS: Mapping[str, str] = {
+    "SHIBWSGI_PROFILE": "shibboleth",
+    "SHIBWSGI_USER": "eppn REMOTE_USER",
+    "SHIBWSGI_ATTRIBUTES": "name=displayName email=mail groups=isMemberOf:multi",
+}
+#: Largest request body accepted; a movie is a few hundred bytes.
+MAX_CONTENT_LENGTH = 64 * 1024
+
+_ENVIRONMENT = {"MOVIES_DB": "DATABASE", "MOVIES_EDITOR_GROUP": "EDITOR_GROUP"}
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str, str] | None = None) -> Flask:
+    """Build the app and create (and seed, once) its database.
+
+    ``environ`` defaults to ``os.environ``; ``config`` keys win over it.
+    """
+    app = Flask(__name__)
+    app.config.from_mapping(EDITOR_GROUP=DEFAULT_EDITOR_GROUP, MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
+    source = os.environ if environ is None else environ
+    app.config.from_mapping({key: source[name] for name, key in _ENVIRONMENT.items() if name in source})
+    app.config.from_mapping(config or {})
+    if app.config.get("DATABASE"):
+        app.config["DATABASE"] = os.fsdecode(app.config["DATABASE"])
+    else:
+        os.makedirs(app.instance_path, exist_ok=True)
+        app.config["DATABASE"] = os.path.join(app.instance_path, "movies.sqlite3")
+    editor_group = app.config["EDITOR_GROUP"]
+    if not isinstance(editor_group, str) or not editor_group.strip():
+        raise ConfigError("MOVIES_EDITOR_GROUP", "must be a non-empty group name")
+    app.config["EDITOR_GROUP"] = editor_group = editor_group.strip()
+
+    init_app(app)
+    app.register_blueprint(create_blueprint(editor_group))
+    app.register_blueprint(pages)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(sqlite3.OperationalError, _database_error)
+    app.after_request(_no_store)
+    return app
+
+
+def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
+    """The app inside the middleware, configured from ``environ`` (default ``os.environ``)."""
+    settings = {**DEFAULT_SETTINGS, **(os.environ if environ is None else environ)}
+    return SSOMiddleware.from_mapping(create_app(environ=settings), settings)
+
+
+def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:
+    # API clients get JSON, never Flask's HTML error page; Allow (405) and other headers survive.
+    if not request.path.startswith("/api/"):
+        return exc
+    response = exc.get_response()
+    response.set_data(jsonify(error=exc.description or exc.name).get_data())
+    response.content_type = "application/json"
+    return response
+
+
+def _database_error(exc: sqlite3.OperationalError) -> tuple[Response, int, dict[str, str]]:
+    # Only a write lock held past the busy timeout is worth retrying; anything else is a bug.
+    message = str(exc).lower()
+    if "locked" not in message and "busy" not in message:
+        raise exc
+    return jsonify(error="the database is busy; try again"), 503, {"Retry-After": "1"}
+
+
+def _no_store(response: Response) -> Response:
+    # Every page is per user: a shared cache must never hand one user's identity to another.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

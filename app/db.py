@@ -1,0 +1,223 @@
+"""SQLite storage of the movies: one connection per request, WAL mode, seeded once.
+
+uWSGI forks its workers after loading the app, and an SQLite connection must not
+cross a fork; so no connection lives at module level or between requests:
+:func:`get_db` opens one lazily for the current request and the app context's
+teardown closes it.
+
+Several workers write to one file. WAL lets readers run beside the writer; the
+busy timeout makes a writer wait for the lock instead of failing; every write
+runs in one ``BEGIN IMMEDIATE`` transaction, so it takes the write lock before
+reading anything and never meets a stale snapshot. Ids come from
+``INTEGER PRIMARY KEY AUTOINCREMENT``: SQLite never hands out an id twice, even
+after the newest movie is deleted, and never two processes the same one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, g
+
+from shibwsgi import ConfigError
+
+__all__ = [
+    "BUSY_TIMEOUT",
+    "FIELDS",
+    "SEED_MOVIES",
+    "Movie",
+    "connect",
+    "delete_movie",
+    "get_db",
+    "get_movie",
+    "init_app",
+    "init_db",
+    "insert_movie",
+    "list_movies",
+    "update_movie",
+    "utc_now",
+]
+
+log = logging.getLogger(__name__)
+
+Movie = dict[str, Any]
+
+#: Seconds a connection waits for another process's write lock.
+BUSY_TIMEOUT = 10.0
+
+#: The fields a client may set, in column order.
+FIELDS = ("title", "director", "main_actor", "published")
+
+SEED_MOVIES: tuple[Mapping[str, str | int], ...] = (
+    {"title": "Hunger Games", "director": "Gary Ross", "main_actor": "Jennifer Lawrence", "published": 2012},
+    {
+        "title": "Lord of the Rings (The Fellowship of the Ring)",
+        "director": "Peter Jackson",
+        "main_actor": "Elijah Wood",
+        "published": 2001,
+    },
+    {"title": "Titanic", "director": "James Cameron", "main_actor": "Leonardo DiCaprio", "published": 1997},
+)
+
+_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS movies (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        title TEXT NOT NULL,
+        director TEXT,
+        main_actor TEXT,
+        published INTEGER,
+        created_by TEXT,
+        created_at TEXT NOT NULL,
+        updated_by TEXT,
+        updated_at TEXT NOT NULL
+    )
+    """,
+    "CREATE TABLE IF NOT EXISTS app_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+_INSERT = """
+    INSERT INTO movies (title, director, main_actor, published, created_by, created_at, updated_by, updated_at)
+    VALUES (:title, :director, :main_actor, :published, :user, :now, :user, :now)
+"""
+
+
+def utc_now() -> str:
+    """The current time in UTC, ISO 8601 (``2024-05-01T12:30:00.123Z``)."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A new connection in autocommit mode; :func:`_transaction` opens transactions explicitly."""
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    connection.row_factory = sqlite3.Row
+    return connection
+
+
+def init_db(path: str) -> None:
+    """Create the tables and add the example movies, once in the life of the file.
+
+    Safe when several worker processes start at the same moment: the first to
+    take the write lock seeds, the others find the marker and skip. A database
+    whose movies were all deleted stays empty.
+    """
+    if path == ":memory:" or path.startswith("file::memory:"):
+        raise ConfigError("MOVIES_DB", "must be a file: every request opens its own connection")
+    with closing(connect(path)) as db:
+        _use_wal(db)
+        with _transaction(db):
+            for statement in _SCHEMA:
+                db.execute(statement)
+            marker = db.execute(
+                "INSERT OR IGNORE INTO app_meta (key, value) VALUES ('seeded_at', ?)", (utc_now(),)
+            )
+            if marker.rowcount == 1:
+                now = utc_now()
+                for movie in SEED_MOVIES:
+                    db.execute(_INSERT, {**movie, "user": None, "now": now})
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    # The mode is stored in the file: the first process to get here switches it. The
+    # switch needs every other connection gone and SQLite does not wait for that (no
+    # busy handler), so when workers start together the others retry for a while.
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        if mode != "wal":
+            log.warning("SQLite database cannot use WAL (journal mode %s); writers will block readers", mode)
+        return
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's database now (fail at start-up, not at the first request)."""
+    init_db(app.config["DATABASE"])
+    app.teardown_appcontext(_close_db)
+
+
+def get_db() -> sqlite3.Connection:
+    """The current request's connection, opened on first use."""
+    if "db" not in g:
+        g.db = connect(current_app.config["DATABASE"])
+    db: sqlite3.Connection = g.db
+    return db
+
+
+def _close_db(exc: BaseException | None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.close()
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    # IMMEDIATE: take the write lock (waiting up to the busy timeout) before the first read.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.in_transaction:  # some errors (SQLITE_FULL, ...) have rolled back already
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def list_movies(db: sqlite3.Connection) -> list[Movie]:
+    """Every movie, oldest first."""
+    return [dict(row) for row in db.execute("SELECT * FROM movies ORDER BY id")]
+
+
+def get_movie(db: sqlite3.Connection, movie_id: int) -> Movie | None:
+    """The movie ``movie_id``, or ``None``."""
+    row: sqlite3.Row | None = db.execute("SELECT * FROM movies WHERE id = ?", (movie_id,)).fetchone()
+    return None if row is None else dict(row)
+
+
+def insert_movie(db: sqlite3.Connection, fields: Mapping[str, Any], user: str) -> Movie:
+    """Store a new movie made by ``user``; return it with its new id."""
+    values = {field: fields.get(field) for field in FIELDS}
+    with _transaction(db):
+        cursor = db.execute(_INSERT, {**values, "user": user, "now": utc_now()})
+        movie = get_movie(db, int(cursor.lastrowid or 0))
+    if movie is None:
+        raise RuntimeError("the movie just inserted is missing")
+    return movie
+
+
+def update_movie(
+    db: sqlite3.Connection, movie_id: int, changes: Mapping[str, Any], user: str
+) -> Movie | None:
+    """Change the given fields of ``movie_id`` as ``user``; ``None`` if there is no such movie."""
+    with _transaction(db):
+        movie = get_movie(db, movie_id)
+        if movie is None:
+            return None
+        values = {field: changes.get(field, movie[field]) for field in FIELDS}
+        db.execute(
+            """
+            UPDATE movies
+            SET title = :title, director = :director, main_actor = :main_actor, published = :published,
+                updated_by = :user, updated_at = :now
+            WHERE id = :id
+            """,
+            {**values, "user": user, "now": utc_now(), "id": movie_id},
+        )
+        return get_movie(db, movie_id)
+
+
+def delete_movie(db: sqlite3.Connection, movie_id: int) -> bool:
+    """Delete ``movie_id``; ``False`` if there was no such movie."""
+    with _transaction(db):
+        return db.execute("DELETE FROM movies WHERE id = ?", (movie_id,)).rowcount == 1
