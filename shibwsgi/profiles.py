@@ -124,7 +124,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 variables={"expires_at": "OIDC_access_token_expires"},
                 claims={"provider": "iss", "session_id": "sid", "authenticated_at": "auth_time"},
                 owned_prefixes=("OIDC_", "OIDC-"),
-                logout_url="/redirect_uri?logout={return_to}",
+                logout_url="/login/redirect_uri?logout={return_to}",
             ),
             Profile(
                 name="mellon",

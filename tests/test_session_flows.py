@@ -155,7 +155,7 @@ def test_login_without_identity_and_no_front_end_login_is_401_with_hint(
 @pytest.mark.parametrize(
     ("profile", "prefix"),
     [
-        ("openidc", "/redirect_uri?logout="),
+        ("openidc", "/login/redirect_uri?logout="),
         ("mellon", "/mellon/logout?ReturnTo="),
         ("oauth2-proxy", "/oauth2/sign_out?rd="),
     ],

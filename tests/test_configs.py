@@ -1,0 +1,773 @@
+"""The front-end configs in apache/ pass the real servers' own checks.
+
+Every Apache config (each front end, both protection variants, standalone and included
+into another server) passes ``apache2 -t``; the nginx template renders and passes
+``nginx -t``; uwsgi.ini starts. Where no identity provider is needed the servers also run:
+Apache or nginx in front of uWSGI started from uwsgi.ini, serving a stub ``app.wsgi`` that
+echoes its environ, so the files a user copies are the files tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import requests
+from support import IN_CI, free_port, require_program, wait_for_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "apache"
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+
+
+@dataclass(frozen=True)
+class AuthModule:
+    so_name: str
+    identifier: str  # for LoadModule and <IfModule>
+    package: str  # the Debian package shipping it
+
+
+#: Apache config (apache/<name>.conf) -> the auth module it loads
+FRONT_ENDS = {
+    "shibboleth": AuthModule("mod_shib.so", "mod_shib", "libapache2-mod-shib"),
+    "openidc": AuthModule("mod_auth_openidc.so", "auth_openidc_module", "libapache2-mod-auth-openidc"),
+    "mellon": AuthModule("mod_auth_mellon.so", "auth_mellon_module", "libapache2-mod-auth-mellon"),
+}
+#: protection variant -> apache2 switches
+VARIANTS = {"whole-site": (), "lazy": ("-DPROTECTION_LAZY",)}
+#: headers a client forges to pass as someone else; every front end drops or overwrites them
+FORGED_HEADERS = {
+    "Remote-User": "mallory",
+    "X-Remote-User": "mallory",
+    "X-Forwarded-User": "mallory",
+    "X-Auth-Request-User": "mallory",
+}
+#: the stub app/wsgi.py uWSGI serves: it answers with its environ's text values
+ECHO_APP = """\
+import json
+
+
+def application(environ, start_response):
+    body = json.dumps({k: v for k, v in environ.items() if isinstance(v, str)}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+"""
+
+
+def require_apache_module(so_name: str, apt_package: str) -> Path:
+    """Return the path of Apache module ``so_name``, installing ``apt_package`` when missing and root.
+
+    Skips the test when the module cannot be had, except under ``CI=true``, where it fails.
+    """
+    path = APACHE_MODULES / so_name
+    if not path.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", apt_package],
+            check=False,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    if not path.exists():
+        reason = f"{path} not available (Debian package {apt_package}; install it as root)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def require_apache(front_end: str) -> str:
+    apache2 = require_program("apache2", "apache2")
+    module = FRONT_ENDS[front_end]
+    require_apache_module(module.so_name, module.package)
+    return apache2
+
+
+def require_uwsgi() -> str:
+    beside_python = Path(sys.executable).with_name("uwsgi")
+    found = str(beside_python) if beside_python.exists() else shutil.which("uwsgi")
+    if found is None:
+        reason = "uwsgi not installed in this environment (pip install -e .[test])"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@contextlib.contextmanager
+def shared_directory(prefix: str) -> Iterator[Path]:
+    """A fresh directory other users can read.
+
+    Started as root, Apache's and nginx's children run as another user; pytest's tmp_path
+    lies under a directory only root may enter.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def server_root() -> Iterator[Path]:
+    """The directory a server runs from: its logs, pid and runtime files."""
+    with shared_directory("shibwsgi-server-") as folder:
+        yield folder
+
+
+@dataclass(frozen=True)
+class TLS:
+    cert: Path
+    key: Path
+
+
+@pytest.fixture(scope="module")
+def tls() -> Iterator[TLS]:
+    """A self-signed certificate for 127.0.0.1."""
+    openssl = require_program("openssl", "openssl")
+    with shared_directory("shibwsgi-tls-") as folder:
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        subprocess.run(
+            [
+                *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+                *("-addext", "basicConstraints=critical,CA:FALSE"),
+                *("-addext", "subjectAltName=IP:127.0.0.1"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield TLS(cert, key)
+
+
+def common_variables(tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:
+    """The variables every config reads (see the comment at the top of each)."""
+    return {
+        "SERVER_NAME": "127.0.0.1",
+        "LISTEN_ADDRESS": "127.0.0.1",
+        "HTTP_PORT": str(free_port()),
+        "HTTPS_PORT": str(free_port()),
+        "TLS_CERT": str(tls.cert),
+        "TLS_KEY": str(tls.key),
+        "UWSGI_SOCKET": uwsgi_socket or f"127.0.0.1:{free_port()}",
+    }
+
+
+def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
+    """SP metadata, key and certificate as the package's own tool makes them, and an IdP's metadata."""
+    tool = require_program("mellon_create_metadata", "libapache2-mod-auth-mellon")
+    folder.mkdir()
+    endpoint = f"https://127.0.0.1:{https_port}/mellon"
+    subprocess.run([tool, "https://127.0.0.1/mellon", endpoint], cwd=folder, check=True, capture_output=True)
+    (sp_metadata,) = folder.glob("*.xml")
+    (sp_key,) = folder.glob("*.key")
+    (sp_cert,) = folder.glob("*.cert")
+    certificate = "".join(line for line in sp_cert.read_text().splitlines() if not line.startswith("-----"))
+    idp_metadata = folder / "idp-metadata.xml"
+    idp_metadata.write_text(
+        '<?xml version="1.0"?>\n'
+        '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"'
+        ' xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.invalid/idp">\n'
+        '  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\n'
+        '    <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
+        f"<ds:X509Certificate>{certificate}</ds:X509Certificate>"
+        "</ds:X509Data></ds:KeyInfo></KeyDescriptor>\n"
+        '    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+        ' Location="https://idp.invalid/sso"/>\n'
+        "  </IDPSSODescriptor>\n"
+        "</EntityDescriptor>\n"
+    )
+    return {
+        "MELLON_SP_METADATA": str(sp_metadata),
+        "MELLON_SP_KEY": str(sp_key),
+        "MELLON_SP_CERT": str(sp_cert),
+        "MELLON_IDP_METADATA": str(idp_metadata),
+    }
+
+
+def apache_variables(front_end: str, root: Path, tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:
+    variables = common_variables(tls, uwsgi_socket)
+    if front_end == "shibboleth":
+        # Read by mod_shib only when a child starts, never by `apache2 -t`.
+        variables["SHIB_CONFIG"] = "/etc/shibboleth/shibboleth2.xml"
+    elif front_end == "openidc":
+        # Fetched at the first login only; nothing listens there.
+        metadata = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
+        variables["OIDC_PROVIDER_METADATA_URL"] = metadata
+        variables["OIDC_CLIENT_ID"] = "movies"
+        variables["OIDC_CLIENT_SECRET"] = secrets.token_urlsafe(16)
+        variables["OIDC_CRYPTO_PASSPHRASE"] = secrets.token_urlsafe(32)
+    elif front_end == "mellon":
+        variables.update(mellon_files(root / "mellon", variables["HTTPS_PORT"]))
+    return variables
+
+
+def server_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """Only the documented variables: an undocumented one would show as undefined."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **variables}
+
+
+def run_apache(
+    apache2: str, root: Path, config: Path, variables: Mapping[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [apache2, "-d", str(root), "-f", str(config), *args],
+        env=server_environment(variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def assert_syntax_ok(result: subprocess.CompletedProcess[str]) -> None:
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Syntax OK" in output, output
+    # AH00111: a ${VARIABLE} nobody set; AH01574: a module loaded twice.
+    for warning in ("AH00111", "AH01574"):
+        assert warning not in output, output
+
+
+def comment_header(text: str) -> str:
+    """The comment block a config starts with."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def without_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith(("#", ";")))
+
+
+def common_part(text: str) -> str:
+    start = text.index("# --- common part")
+    end = text.index("# --- end of common part")
+    return text[start:end]
+
+
+# --- Apache: syntax ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_apache_config_passes_syntax_check(front_end: str, variant: str, server_root: Path, tls: TLS) -> None:
+    apache2 = require_apache(front_end)
+    variables = apache_variables(front_end, server_root, tls)
+    config = CONFIGS / f"{front_end}.conf"
+    assert_syntax_ok(run_apache(apache2, server_root, config, variables, "-t", *VARIANTS[variant]))
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_apache_config_included_into_a_running_server(front_end: str, server_root: Path, tls: TLS) -> None:
+    """A server that already listens and loads modules (another MPM even) includes the file."""
+    apache2 = require_apache(front_end)
+    variables = apache_variables(front_end, server_root, tls)
+    module = FRONT_ENDS[front_end]
+    loaded = ["mpm_prefork", "authn_core", "authz_core", "authz_user", "ssl", "headers", "proxy"]
+    outer = server_root / "httpd.conf"
+    outer.write_text(
+        "".join(f"LoadModule {name}_module {APACHE_MODULES}/mod_{name}.so\n" for name in loaded)
+        + f"LoadModule {module.identifier} {APACHE_MODULES / module.so_name}\n"
+        + "ServerName 127.0.0.1\n"
+        + f"Listen 127.0.0.1:{variables['HTTP_PORT']}\n"
+        + f"Listen 127.0.0.1:{variables['HTTPS_PORT']}\n"
+        + "DefaultRuntimeDir .\nPidFile httpd.pid\nErrorLog error.log\n"
+        + "Define SHIBWSGI_INCLUDED\n"
+        + f"Include {CONFIGS / front_end}.conf\n"
+    )
+    assert_syntax_ok(run_apache(apache2, server_root, outer, variables, "-t"))
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_apache_config_documents_every_variable_and_switch(front_end: str) -> None:
+    text = (CONFIGS / f"{front_end}.conf").read_text()
+    header = comment_header(text)
+    variables = set(re.findall(r"\$\{(\w+)\}", without_comments(text)))
+    switches = set(re.findall(r"<IfDefine\s+!?(\w+)>", text))
+    assert variables and switches
+    for name in sorted(variables | switches):
+        assert re.search(rf"\b{name}\b", header), f"{name} is used but not described at the top"
+    # Debian's envvars exist only under apache2ctl / systemd, not for `apache2 -f`.
+    assert "${APACHE_" not in text
+
+
+def test_apache_configs_share_one_common_part() -> None:
+    parts = {name: common_part((CONFIGS / f"{name}.conf").read_text()) for name in FRONT_ENDS}
+    assert len(set(parts.values())) == 1, "edit the common part in all three files alike"
+
+
+# --- uWSGI ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Uwsgi:
+    socket: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def running_uwsgi(folder: Path, app_source: str, **variables: str) -> Iterator[Uwsgi]:
+    """uWSGI started from apache/uwsgi.ini with ``app_source`` as app/wsgi.py in ``folder``."""
+    uwsgi = require_uwsgi()
+    package = folder / "app"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "wsgi.py").write_text(app_source)
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    environment.update(UWSGI_SOCKET=f"127.0.0.1:{port}", UWSGI_CHDIR=str(folder), PYTHONDONTWRITEBYTECODE="1")
+    environment.update(variables)
+    log = folder / "uwsgi.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [uwsgi, "--ini", str(CONFIGS / "uwsgi.ini")],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        try:
+            wait_for_port(port, process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
+        yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then SIGKILL if it is still there after 15 s; return the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@pytest.fixture(scope="module")
+def echo_app() -> Iterator[Uwsgi]:
+    """One uWSGI worker answering with its environ, behind the servers below."""
+    with (
+        shared_directory("shibwsgi-uwsgi-") as folder,
+        running_uwsgi(folder, ECHO_APP, UWSGI_PROCESSES="1") as server,
+    ):
+        yield server
+
+
+def wait_for_log(log: Path, pattern: str, *, count: int = 1, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while len(re.findall(pattern, log.read_text(errors="replace"))) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not {count} times in:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+def uwsgi_request(port: int, variables: Mapping[str, str]) -> bytes:
+    """Send one request in the uwsgi protocol, as mod_proxy_uwsgi and nginx do."""
+    block = b"".join(
+        struct.pack("<H", len(key)) + key + struct.pack("<H", len(value)) + value
+        for key, value in ((k.encode("latin-1"), v.encode("latin-1")) for k, v in variables.items())
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(struct.pack("<BHB", 0, len(block), 0) + block)
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_uwsgi_ini_sets_the_protocol_maximum_buffer_size() -> None:
+    settings = without_comments((CONFIGS / "uwsgi.ini").read_text())
+    assert re.search(r"^buffer-size = 65535$", settings, re.MULTILINE)
+
+
+@pytest.mark.servers
+def test_uwsgi_ini_accepts_the_largest_uwsgi_packet(echo_app: Uwsgi) -> None:
+    """65535 bytes of variables (uWSGI's default 4096 would drop this request)."""
+    variables = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/",
+        "SERVER_PROTOCOL": "HTTP/1.0",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "443",
+        "isMemberOf": "",
+    }
+    used = sum(4 + len(k) + len(v) for k, v in variables.items())
+    variables["isMemberOf"] = ";".join(["group"] * 20000)[: 65535 - used]
+    try:
+        response = uwsgi_request(echo_app.port, variables)
+    except OSError as exc:  # uWSGI drops an oversized request by closing the connection
+        pytest.fail(f"{exc!r}; uWSGI log:\n{echo_app.log.read_text(errors='replace')[-2000:]}")
+    status, _, body = response.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.0 200"), echo_app.log.read_text(errors="replace")[-2000:]
+    assert json.loads(body)["isMemberOf"] == variables["isMemberOf"]
+
+
+@pytest.mark.servers
+def test_uwsgi_ini_defaults_and_stop_on_sigterm(tmp_path: Path) -> None:
+    """4 workers of 2 threads by default; SIGTERM ends uWSGI (2.0 would otherwise reload)."""
+    with running_uwsgi(tmp_path, ECHO_APP) as server:
+        # Every worker loads the app (lazy-apps); a SIGTERM while one still imports it
+        # would end uWSGI through need-app (exit 22) rather than cleanly.
+        wait_for_log(server.log, r"WSGI app 0 \(mountpoint=''\) ready", count=4)
+        response = uwsgi_request(server.port, {"REQUEST_METHOD": "GET", "SERVER_PROTOCOL": "HTTP/1.0"})
+        code = stop(server.process)
+    text = server.log.read_text(errors="replace")
+    assert response.startswith(b"HTTP/1.0 200"), text
+    assert len(re.findall(r"spawned uWSGI worker \d+ \(pid: \d+, cores: 2\)", text)) == 4, text
+    assert code == 0, text
+    assert "goodbye to uWSGI" in text, text
+
+
+@pytest.mark.servers
+def test_uwsgi_ini_refuses_to_start_without_the_app(tmp_path: Path) -> None:
+    uwsgi = require_uwsgi()
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "wsgi.py").write_text("raise ImportError('broken on purpose')\n")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    environment.update(
+        UWSGI_SOCKET=f"127.0.0.1:{free_port()}", UWSGI_CHDIR=str(tmp_path), UWSGI_PROCESSES="1"
+    )
+    result = subprocess.run(
+        [uwsgi, "--ini", str(CONFIGS / "uwsgi.ini")],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode != 0
+    assert "need-app requested" in result.stdout + result.stderr
+
+
+# --- Apache: running in front of uWSGI -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_apache(
+    front_end: str, root: Path, variables: Mapping[str, str], *switches: str
+) -> Iterator[None]:
+    apache2 = require_apache(front_end)
+    command = [apache2, "-d", str(root), "-f", str(CONFIGS / f"{front_end}.conf"), "-DFOREGROUND"]
+    command += switches
+    if os.geteuid() == 0:
+        command.append("-DRUN_AS_ROOT")
+    with (root / "stdout.log").open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            env=server_environment(variables),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        try:
+            wait_for_port(int(variables["HTTPS_PORT"]), process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
+        yield
+    finally:
+        stop(process)
+
+
+def server_logs(root: Path) -> str:
+    return "\n".join(
+        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted(root.glob("*.log"))
+    )
+
+
+@pytest.fixture
+def client(tls: TLS) -> Iterator[requests.Session]:
+    """HTTP client trusting the test certificate (and ignoring REQUESTS_CA_BUNDLE & co)."""
+    with requests.Session() as session:
+        session.trust_env = False
+        session.verify = str(tls.cert)
+        yield session
+
+
+def get(client: requests.Session, url: str, **kwargs: Any) -> requests.Response:
+    return client.get(url, allow_redirects=False, timeout=30, **kwargs)
+
+
+def forged(**extra: str) -> dict[str, str]:
+    """The forged headers, more of them, and one harmless header that must get through."""
+    return {**FORGED_HEADERS, **extra, "X-Unrelated": "kept"}
+
+
+def assert_no_forged_identity(environ: Mapping[str, str], headers: Mapping[str, str]) -> None:
+    assert environ["HTTP_X_UNRELATED"] == "kept"  # headers do get through...
+    for header in headers:  # ...but not those
+        key = "HTTP_" + header.upper().replace("-", "_")
+        if header != "X-Unrelated":
+            assert not environ.get(key), f"{key} reached the app"
+    assert not environ.get("REMOTE_USER")
+
+
+@pytest.mark.servers
+def test_http_port_only_redirects_to_https(
+    echo_app: Uwsgi, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = apache_variables("mellon", server_root, tls, echo_app.socket)
+    with running_apache("mellon", server_root, variables, "-DPROTECTION_LAZY"):
+        response = get(client, f"http://127.0.0.1:{variables['HTTP_PORT']}/api/movies?page=2")
+    assert response.status_code == 301
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    assert response.headers["Location"] == f"{https}/api/movies?page=2"
+
+
+@pytest.mark.servers
+def test_openidc_lazy_passes_anonymous_requests_without_forged_identity(
+    echo_app: Uwsgi, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = apache_variables("openidc", server_root, tls, echo_app.socket)
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    headers = forged(**{"OIDC-CLAIM-email": "mallory@example.org"})
+    with running_apache("openidc", server_root, variables, "-DPROTECTION_LAZY"):
+        response = get(client, f"{https}/api/me?x=1", headers=headers)
+    assert response.status_code == 200, server_logs(server_root)
+    environ = response.json()
+    assert_no_forged_identity(environ, headers)
+    assert not [key for key in environ if key.startswith(("OIDC_", "HTTP_OIDC"))]
+    assert environ["PATH_INFO"] == "/api/me"
+    assert environ["QUERY_STRING"] == "x=1"
+    assert environ["wsgi.url_scheme"] == "https"
+
+
+@pytest.mark.servers
+def test_openidc_whole_site_refuses_anonymous_api_requests(
+    echo_app: Uwsgi, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = apache_variables("openidc", server_root, tls, echo_app.socket)
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    with running_apache("openidc", server_root, variables):
+        response = get(client, f"{https}/api/me", headers={"Accept": "application/json"})
+    # mod_auth_openidc answers 401 to non-browser clients instead of redirecting them.
+    assert response.status_code == 401, server_logs(server_root)
+    assert "PATH_INFO" not in response.text
+
+
+@pytest.mark.servers
+def test_mellon_whole_site_sends_anonymous_browsers_to_login(
+    echo_app: Uwsgi, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = apache_variables("mellon", server_root, tls, echo_app.socket)
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    with running_apache("mellon", server_root, variables):
+        page = get(client, f"{https}/api/me")
+        metadata = get(client, f"{https}/mellon/metadata")
+    assert page.status_code == 303, server_logs(server_root)
+    assert page.headers["Location"].startswith(f"{https}/mellon/login?ReturnTo=")
+    # The SAML endpoints are the module's, never proxied to the app.
+    assert metadata.status_code == 200
+    assert 'entityID="https://127.0.0.1/mellon"' in metadata.text
+
+
+@pytest.mark.servers
+def test_mellon_lazy_passes_anonymous_requests_and_protects_login(
+    echo_app: Uwsgi, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = apache_variables("mellon", server_root, tls, echo_app.socket)
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    headers = forged()
+    with running_apache("mellon", server_root, variables, "-DPROTECTION_LAZY"):
+        anonymous = get(client, f"{https}/api/me", headers=headers)
+        login = get(client, f"{https}/login?next=/api/me")
+    assert anonymous.status_code == 200, server_logs(server_root)
+    environ = anonymous.json()
+    assert_no_forged_identity(environ, headers)
+    assert not [key for key in environ if key.startswith("MELLON_")]
+    assert login.status_code == 303
+    assert login.headers["Location"].startswith(f"{https}/mellon/login?ReturnTo=")
+
+
+# --- nginx + oauth2-proxy --------------------------------------------------------------------
+
+
+def render(template: str, variables: Mapping[str, str]) -> str:
+    """What the header of nginx-oauth2-proxy.conf tells users to do."""
+    return re.sub(r"@([A-Z0-9_]+)@", lambda match: variables[match.group(1)], template)
+
+
+def nginx_variables(tls: TLS, protection: str, oauth2_proxy: str, uwsgi_socket: str) -> dict[str, str]:
+    return {
+        **common_variables(tls, uwsgi_socket),
+        "OAUTH2_PROXY": oauth2_proxy,
+        "PROTECTION": protection,
+    }
+
+
+def write_nginx_config(root: Path, variables: Mapping[str, str]) -> Path:
+    config = root / "nginx.conf"
+    config.write_text(render((CONFIGS / "nginx-oauth2-proxy.conf").read_text(), variables))
+    return config
+
+
+def test_nginx_template_documents_every_placeholder() -> None:
+    text = (CONFIGS / "nginx-oauth2-proxy.conf").read_text()
+    header = comment_header(text)
+    placeholders = set(re.findall(r"@([A-Z0-9_]+)@", without_comments(text)))
+    assert placeholders
+    for name in sorted(placeholders):
+        assert re.search(rf"^#\s+{name}\b", header, re.MULTILINE), f"{name} is not described"
+    # Nothing in the comments looks like a placeholder, or rendering them would fail.
+    assert not re.findall(r"@([A-Z0-9_]+)@", header)
+
+
+@pytest.mark.parametrize("protection", ["site", "lazy"])
+def test_nginx_config_passes_syntax_check(protection: str, server_root: Path, tls: TLS) -> None:
+    nginx = require_program("nginx", "nginx")
+    variables = nginx_variables(tls, protection, f"127.0.0.1:{free_port()}", "127.0.0.1:3031")
+    config = write_nginx_config(server_root, variables)
+    result = subprocess.run(
+        [nginx, "-t", "-p", f"{server_root}/", "-c", str(config), "-e", "stderr"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "test is successful" in result.stderr
+
+
+class FakeOAuth2Proxy(BaseHTTPRequestHandler):
+    """oauth2-proxy's side of nginx's auth_request contract (--set-xauthrequest).
+
+    A request with the cookie ``_oauth2_proxy=alice`` is signed in as alice; /oauth2/start
+    sends the browser to the provider with the URL to come back to.
+    """
+
+    def do_GET(self) -> None:
+        if self.path == "/oauth2/auth":
+            if "_oauth2_proxy=alice" in self.headers.get("Cookie", ""):
+                self.answer(
+                    202,
+                    {
+                        "X-Auth-Request-User": "alice",
+                        "X-Auth-Request-Email": "alice@example.org",
+                        "X-Auth-Request-Groups": "movie-editors,staff",
+                        "X-Auth-Request-Preferred-Username": "Alice",
+                    },
+                )
+            else:
+                self.answer(401)
+        elif self.path.startswith("/oauth2/start"):
+            back = self.headers.get("X-Auth-Request-Redirect", "")
+            self.answer(302, {"Location": f"https://idp.invalid/authorize?rd={back}"})
+        else:
+            self.answer(404)
+
+    def answer(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def oauth2_proxy() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOAuth2Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def running_nginx(root: Path, variables: Mapping[str, str]) -> Iterator[None]:
+    nginx = require_program("nginx", "nginx")
+    config = write_nginx_config(root, variables)
+    command = [nginx, "-p", f"{root}/", "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
+    with (root / "stdout.log").open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        try:
+            wait_for_port(int(variables["HTTPS_PORT"]), process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
+        yield
+    finally:
+        stop(process)
+
+
+@pytest.mark.servers
+def test_nginx_lazy_overwrites_identity_headers_with_oauth2_proxy_answer(
+    echo_app: Uwsgi, oauth2_proxy: str, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = nginx_variables(tls, "lazy", oauth2_proxy, echo_app.socket)
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    headers = forged(**{"X-Forwarded_User": "mallory", "X-Forwarded-Groups": "admins"})
+    with running_nginx(server_root, variables):
+        anonymous = get(client, f"{https}/api/me", headers=headers)
+        alice = get(client, f"{https}/api/me", headers={**headers, "Cookie": "_oauth2_proxy=alice"})
+        login = get(client, f"{https}/login?next=/api/me")
+        plain = get(client, f"http://127.0.0.1:{variables['HTTP_PORT']}/api/me")
+    assert anonymous.status_code == 200, server_logs(server_root)
+    environ = anonymous.json()
+    assert_no_forged_identity(environ, headers)
+    assert environ["HTTP_X_FORWARDED_GROUPS"] == ""
+    assert environ["REMOTE_ADDR"] == "127.0.0.1"  # nginx's address: trusted_proxies
+    assert alice.status_code == 200
+    identity = {k: v for k, v in alice.json().items() if k.startswith("HTTP_X_FORWARDED_")}
+    assert identity == {
+        "HTTP_X_FORWARDED_USER": "alice",
+        "HTTP_X_FORWARDED_EMAIL": "alice@example.org",
+        "HTTP_X_FORWARDED_GROUPS": "movie-editors,staff",
+        "HTTP_X_FORWARDED_PREFERRED_USERNAME": "Alice",
+        "HTTP_X_FORWARDED_FOR": "127.0.0.1",
+        "HTTP_X_FORWARDED_PROTO": "https",
+    }
+    assert login.status_code == 302
+    assert login.headers["Location"] == "https://idp.invalid/authorize?rd=/login?next=/api/me"
+    assert plain.status_code == 301
+    assert plain.headers["Location"] == f"{https}/api/me"
+
+
+@pytest.mark.servers
+def test_nginx_site_sends_anonymous_requests_to_login(
+    echo_app: Uwsgi, oauth2_proxy: str, server_root: Path, tls: TLS, client: requests.Session
+) -> None:
+    variables = nginx_variables(tls, "site", oauth2_proxy, echo_app.socket)
+    https = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
+    with running_nginx(server_root, variables):
+        anonymous = get(client, f"{https}/api/movies?page=2", headers=forged())
+        alice = get(client, f"{https}/api/me", headers={"Cookie": "_oauth2_proxy=alice"})
+    assert anonymous.status_code == 302, server_logs(server_root)
+    assert anonymous.headers["Location"] == "https://idp.invalid/authorize?rd=/api/movies?page=2"
+    assert alice.status_code == 200
+    assert alice.json()["HTTP_X_FORWARDED_USER"] == "alice"
