@@ -1,0 +1,330 @@
+"""Running the real servers for tests: Apache, nginx and uWSGI started from the shipped configs.
+
+Shared by the config checks (tests/test_configs.py) and the end-to-end tests (tests/e2e/).
+Everything listens on 127.0.0.1 and is stopped when its context manager exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from support import IN_CI, free_port, require_program, wait_for_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+CONFIGS = REPO / "apache"
+
+
+APACHE_MODULES = Path("/usr/lib/apache2/modules")
+
+
+@dataclass(frozen=True)
+class AuthModule:
+    so_name: str
+    identifier: str  # for LoadModule and <IfModule>
+    package: str  # the Debian package shipping it
+
+
+#: Apache config (apache/<name>.conf) -> the auth module it loads
+FRONT_ENDS = {
+    "shibboleth": AuthModule("mod_shib.so", "mod_shib", "libapache2-mod-shib"),
+    "openidc": AuthModule("mod_auth_openidc.so", "auth_openidc_module", "libapache2-mod-auth-openidc"),
+    "mellon": AuthModule("mod_auth_mellon.so", "auth_mellon_module", "libapache2-mod-auth-mellon"),
+}
+
+
+def require_apache_module(so_name: str, apt_package: str) -> Path:
+    """Return the path of Apache module ``so_name``, installing ``apt_package`` when missing and root.
+
+    Skips the test when the module cannot be had, except under ``CI=true``, where it fails.
+    """
+    path = APACHE_MODULES / so_name
+    if not path.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "--no-install-recommends", apt_package],
+            check=False,
+            capture_output=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+    if not path.exists():
+        reason = f"{path} not available (Debian package {apt_package}; install it as root)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+def require_apache(front_end: str) -> str:
+    apache2 = require_program("apache2", "apache2")
+    module = FRONT_ENDS[front_end]
+    require_apache_module(module.so_name, module.package)
+    return apache2
+
+
+def require_uwsgi() -> str:
+    beside_python = Path(sys.executable).with_name("uwsgi")
+    found = str(beside_python) if beside_python.exists() else shutil.which("uwsgi")
+    if found is None:
+        reason = "uwsgi not installed in this environment (pip install -e .[test])"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@contextlib.contextmanager
+def shared_directory(prefix: str) -> Iterator[Path]:
+    """A fresh directory other users can read.
+
+    Started as root, Apache's and nginx's children run as another user; pytest's tmp_path
+    lies under a directory only root may enter.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        folder.chmod(0o755)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class TLS:
+    cert: Path
+    key: Path
+
+
+def common_variables(tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:
+    """The variables every config reads (see the comment at the top of each)."""
+    return {
+        "SERVER_NAME": "127.0.0.1",
+        "LISTEN_ADDRESS": "127.0.0.1",
+        "HTTP_PORT": str(free_port()),
+        "HTTPS_PORT": str(free_port()),
+        "TLS_CERT": str(tls.cert),
+        "TLS_KEY": str(tls.key),
+        "UWSGI_SOCKET": uwsgi_socket or f"127.0.0.1:{free_port()}",
+    }
+
+
+def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
+    """SP metadata, key and certificate as the package's own tool makes them, and an IdP's metadata."""
+    tool = require_program("mellon_create_metadata", "libapache2-mod-auth-mellon")
+    folder.mkdir()
+    endpoint = f"https://127.0.0.1:{https_port}/mellon"
+    subprocess.run([tool, "https://127.0.0.1/mellon", endpoint], cwd=folder, check=True, capture_output=True)
+    (sp_metadata,) = folder.glob("*.xml")
+    (sp_key,) = folder.glob("*.key")
+    (sp_cert,) = folder.glob("*.cert")
+    certificate = "".join(line for line in sp_cert.read_text().splitlines() if not line.startswith("-----"))
+    idp_metadata = folder / "idp-metadata.xml"
+    idp_metadata.write_text(
+        '<?xml version="1.0"?>\n'
+        '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"'
+        ' xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.invalid/idp">\n'
+        '  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\n'
+        '    <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
+        f"<ds:X509Certificate>{certificate}</ds:X509Certificate>"
+        "</ds:X509Data></ds:KeyInfo></KeyDescriptor>\n"
+        '    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+        ' Location="https://idp.invalid/sso"/>\n'
+        "  </IDPSSODescriptor>\n"
+        "</EntityDescriptor>\n"
+    )
+    return {
+        "MELLON_SP_METADATA": str(sp_metadata),
+        "MELLON_SP_KEY": str(sp_key),
+        "MELLON_SP_CERT": str(sp_cert),
+        "MELLON_IDP_METADATA": str(idp_metadata),
+    }
+
+
+def apache_variables(front_end: str, root: Path, tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:
+    variables = common_variables(tls, uwsgi_socket)
+    if front_end == "shibboleth":
+        # Read by mod_shib only when a child starts, never by `apache2 -t`.
+        variables["SHIB_CONFIG"] = "/etc/shibboleth/shibboleth2.xml"
+    elif front_end == "openidc":
+        # Fetched at the first login only; nothing listens there.
+        metadata = f"http://127.0.0.1:{free_port()}/.well-known/openid-configuration"
+        variables["OIDC_PROVIDER_METADATA_URL"] = metadata
+        variables["OIDC_CLIENT_ID"] = "movies"
+        variables["OIDC_CLIENT_SECRET"] = secrets.token_urlsafe(16)
+        variables["OIDC_CRYPTO_PASSPHRASE"] = secrets.token_urlsafe(32)
+    elif front_end == "mellon":
+        variables.update(mellon_files(root / "mellon", variables["HTTPS_PORT"]))
+    return variables
+
+
+def server_environment(variables: Mapping[str, str]) -> dict[str, str]:
+    """Only the documented variables: an undocumented one would show as undefined."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **variables}
+
+
+@dataclass(frozen=True)
+class Uwsgi:
+    socket: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def running_uwsgi(folder: Path, app_source: str | None, **variables: str) -> Iterator[Uwsgi]:
+    """uWSGI started from apache/uwsgi.ini, its log in ``folder``.
+
+    It serves the repository's movie app, or with ``app_source`` a stub app/wsgi.py
+    written into ``folder``. ``variables`` go into its environment (UWSGI_*, SHIBWSGI_*, MOVIES_*).
+    """
+    uwsgi = require_uwsgi()
+    chdir = REPO
+    if app_source is not None:
+        package = folder / "app"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "wsgi.py").write_text(app_source)
+        chdir = folder
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    environment.update(UWSGI_SOCKET=f"127.0.0.1:{port}", UWSGI_CHDIR=str(chdir), PYTHONDONTWRITEBYTECODE="1")
+    environment.update(variables)
+    log = folder / "uwsgi.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [uwsgi, "--ini", str(CONFIGS / "uwsgi.ini")],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        try:
+            wait_for_port(port, process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
+        yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
+    finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then SIGKILL if it is still there after 15 s; return the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+def wait_for_log(log: Path, pattern: str, *, count: int = 1, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while len(re.findall(pattern, log.read_text(errors="replace"))) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{pattern!r} not {count} times in:\n{log.read_text()}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def running_apache(
+    front_end: str, root: Path, variables: Mapping[str, str], *switches: str
+) -> Iterator[None]:
+    apache2 = require_apache(front_end)
+    command = [apache2, "-d", str(root), "-f", str(CONFIGS / f"{front_end}.conf"), "-DFOREGROUND"]
+    command += switches
+    if os.geteuid() == 0:
+        command.append("-DRUN_AS_ROOT")
+    with (root / "stdout.log").open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            env=server_environment(variables),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    try:
+        try:
+            wait_for_port(int(variables["HTTPS_PORT"]), process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
+        yield
+    finally:
+        stop(process)
+
+
+def server_logs(root: Path) -> str:
+    return "\n".join(
+        f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}" for path in sorted(root.glob("*.log"))
+    )
+
+
+def render(template: str, variables: Mapping[str, str]) -> str:
+    """What the header of nginx-oauth2-proxy.conf tells users to do."""
+    return re.sub(r"@([A-Z0-9_]+)@", lambda match: variables[match.group(1)], template)
+
+
+def nginx_variables(tls: TLS, protection: str, oauth2_proxy: str, uwsgi_socket: str) -> dict[str, str]:
+    return {
+        **common_variables(tls, uwsgi_socket),
+        "OAUTH2_PROXY": oauth2_proxy,
+        "PROTECTION": protection,
+    }
+
+
+def write_nginx_config(root: Path, variables: Mapping[str, str]) -> Path:
+    config = root / "nginx.conf"
+    config.write_text(render((CONFIGS / "nginx-oauth2-proxy.conf").read_text(), variables))
+    return config
+
+
+@contextlib.contextmanager
+def running_nginx(root: Path, variables: Mapping[str, str]) -> Iterator[None]:
+    nginx = require_program("nginx", "nginx")
+    config = write_nginx_config(root, variables)
+    command = [nginx, "-p", f"{root}/", "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
+    with (root / "stdout.log").open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        try:
+            wait_for_port(int(variables["HTTPS_PORT"]), process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
+        yield
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def self_signed_certificate() -> Iterator[TLS]:
+    """A self-signed certificate for 127.0.0.1 (with the extensions Apache's mod_ssl wants)."""
+    openssl = require_program("openssl", "openssl")
+    with shared_directory("shibwsgi-tls-") as folder:
+        cert, key = folder / "cert.pem", folder / "key.pem"
+        subprocess.run(
+            [
+                *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+                *("-addext", "basicConstraints=critical,CA:FALSE"),
+                *("-addext", "subjectAltName=IP:127.0.0.1"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        yield TLS(cert, key)
