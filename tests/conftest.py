@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from support import free_port, require_program, wait_for_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +36,16 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    """Attach the tails of the running servers' logs to a failing test's report."""
+    report = yield
+    if report.failed:
+        from stack import WATCHED_LOGS
+
+        for log in WATCHED_LOGS:
+            if log.exists():
+                report.sections.append((f"server log {log}", log.read_text(errors="replace")[-4000:]))
+    return report

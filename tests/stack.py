@@ -25,6 +25,21 @@ from support import IN_CI, free_port, require_program, wait_for_port
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
+#: Log files of the servers running now; a failing test shows their tails (see conftest.py).
+WATCHED_LOGS: list[Path] = []
+
+
+@contextlib.contextmanager
+def watching(*logs: Path) -> Iterator[None]:
+    """Show these log files with any test that fails while they are watched."""
+    WATCHED_LOGS.extend(logs)
+    try:
+        yield
+    finally:
+        for log in logs:
+            WATCHED_LOGS.remove(log)
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

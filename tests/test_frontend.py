@@ -77,7 +77,7 @@ def me(client: TestApp) -> dict[str, Any] | None:
     ("profile", "login", "target_param", "logout", "return_param"),
     [
         pytest.param("shibboleth", "/Shibboleth.sso/Login", "target", "/Shibboleth.sso/Logout", "return"),
-        pytest.param("openidc", "/devfrontend/login", "target", "/redirect_uri", "logout"),
+        pytest.param("openidc", "/devfrontend/login", "target", "/login/redirect_uri", "logout"),
         pytest.param("mellon", "/mellon/login", "ReturnTo", "/mellon/logout", "ReturnTo"),
         pytest.param("oauth2-proxy", "/oauth2/start", "rd", "/oauth2/sign_out", "rd"),
         pytest.param("adfs", "/Shibboleth.sso/Login", "target", "/Shibboleth.sso/Logout", "return"),
