@@ -266,20 +266,30 @@ def running_apache(
     command += switches
     if os.geteuid() == 0:
         command.append("-DRUN_AS_ROOT")
+    with serving(command, root, int(variables["HTTPS_PORT"]), server_environment(variables)):
+        yield
+
+
+@contextlib.contextmanager
+def serving(
+    command: list[str], root: Path, port: int, env: Mapping[str, str] | None = None
+) -> Iterator[None]:
+    """Run a server from ``root`` until it listens on ``port``; stop it at exit.
+
+    Its output goes to ``root/stdout.log``; its logs in ``root`` are watched (shown with
+    a failing test) and put in the error when it does not start.
+    """
     with (root / "stdout.log").open("wb") as output:
         process = subprocess.Popen(
-            command,
-            env=server_environment(variables),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            command, env=env, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
     try:
         try:
-            wait_for_port(int(variables["HTTPS_PORT"]), process=process)
+            wait_for_port(port, process=process)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
-        yield
+        with watching(*sorted(root.glob("*.log"))):
+            yield
     finally:
         stop(process)
 
@@ -314,16 +324,8 @@ def running_nginx(root: Path, variables: Mapping[str, str]) -> Iterator[None]:
     nginx = require_program("nginx", "nginx")
     config = write_nginx_config(root, variables)
     command = [nginx, "-p", f"{root}/", "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
-    with (root / "stdout.log").open("wb") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        try:
-            wait_for_port(int(variables["HTTPS_PORT"]), process=process)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
+    with serving(command, root, int(variables["HTTPS_PORT"])):
         yield
-    finally:
-        stop(process)
 
 
 @contextlib.contextmanager
