@@ -10,9 +10,10 @@ environment and may be overridden by ``create_app``'s ``config`` (tests):
 - ``MOVIES_EDITOR_GROUP`` (config ``EDITOR_GROUP``): the value of the ``groups``
   attribute that may create, change and delete movies; default ``movie-editors``.
 
-The middleware's ``SHIBWSGI_*`` settings default to :data:`DEFAULT_SETTINGS`
+The middleware's ``SHIBWSGI_*`` settings default to :func:`default_settings`
 (a Shibboleth SP releasing eduPersonPrincipalName, displayName, mail and
-isMemberOf); any of them set in the environment wins.
+isMemberOf, or the same attributes under another profile's names); any of them
+set in the environment wins.
 """
 
 from __future__ import annotations
@@ -32,14 +33,19 @@ from .db import init_app
 from .movies import create_blueprint
 from .pages import blueprint as pages
 
-__all__ = ["DEFAULT_EDITOR_GROUP", "DEFAULT_SETTINGS", "create_app", "make_application"]
+__all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_EDITOR_GROUP", "create_app", "default_settings", "make_application"]
 
 DEFAULT_EDITOR_GROUP = "movie-editors"
-#: ``SHIBWSGI_*`` settings used when the environment does not set them.
-DEFAULT_SETTINGS: Mapping[str, str] = {
-    "SHIBWSGI_PROFILE": "shibboleth",
-    "SHIBWSGI_USER": "eppn REMOTE_USER",
-    "SHIBWSGI_ATTRIBUTES": "name=displayName email=mail groups=isMemberOf:multi",
+DEFAULT_PROFILE = "shibboleth"
+#: The app's attributes (name, email, groups) under each front end's own names: the
+#: ``SHIBWSGI_ATTRIBUTES`` used when the environment does not set it.
+DEFAULT_ATTRIBUTES: Mapping[str, str] = {
+    "shibboleth": "name=displayName email=mail groups=isMemberOf:multi",
+    "adfs": "name=FULLNAME email=EMAIL groups=GROUP:multi",
+    "openidc": "name=name email=email groups=groups:multi",
+    "mellon": "name=cn email=mail groups=groups:multi",
+    "oauth2-proxy": "name=preferred-username email=email groups=groups:multi",
+    "remote-user": "",
 }
 #: Largest request body accepted; a movie is a few hundred bytes.
 MAX_CONTENT_LENGTH = 64 * 1024
@@ -76,9 +82,19 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     return app
 
 
+def default_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``SHIBWSGI_*`` defaults for the profile ``environ`` names (Shibboleth when none).
+
+    The user id comes from the profile's own default sources (``eppn`` then
+    ``REMOTE_USER`` for Shibboleth, ``sub`` for OpenID Connect, ...).
+    """
+    profile = (os.environ if environ is None else environ).get("SHIBWSGI_PROFILE", DEFAULT_PROFILE)
+    return {"SHIBWSGI_PROFILE": profile, "SHIBWSGI_ATTRIBUTES": DEFAULT_ATTRIBUTES.get(profile, "")}
+
+
 def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
     """The app inside the middleware, configured from ``environ`` (default ``os.environ``)."""
-    settings = {**DEFAULT_SETTINGS, **(os.environ if environ is None else environ)}
+    settings = {**default_settings(environ), **(os.environ if environ is None else environ)}
     return SSOMiddleware.from_mapping(create_app(environ=settings), settings)
 
 

@@ -7,8 +7,8 @@ this module builds the app and creates its database.
 
 from __future__ import annotations
 
-from . import DEFAULT_SETTINGS, make_application
+from . import make_application
 
-__all__ = ["DEFAULT_SETTINGS", "application", "make_application"]
+__all__ = ["application", "make_application"]
 
 application = make_application()

@@ -42,7 +42,8 @@ class Profile:
     from a claim (looked up like an attribute), keyed by a name in ``STANDARD_FIELDS``.
     ``owned_prefixes``: variable-name prefixes that belong to the front end; client
     headers that look like them are removed in the environ channel.
-    ``login_url`` / ``logout_url``: templates with ``{target}`` / ``{return_to}``.
+    ``login_url`` / ``logout_url``: templates with ``{target}`` (or ``{target_path}``) /
+    ``{return_to}`` (or ``{return_path}``); see :class:`~shibwsgi.frontend_urls.FrontEndURLs`.
     """
 
     name: str
@@ -143,8 +144,9 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 header_case=True,
                 user=("user",),
                 owned_prefixes=("X-Auth-Request-",),
-                login_url="/oauth2/start?rd={target}",
-                logout_url="/oauth2/sign_out?rd={return_to}",
+                # oauth2-proxy takes an absolute rd only from its --whitelist-domain list.
+                login_url="/oauth2/start?rd={target_path}",
+                logout_url="/oauth2/sign_out?rd={return_path}",
             ),
             Profile(name="remote-user", delimiter=None),
         )

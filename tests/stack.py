@@ -7,6 +7,7 @@ Everything listens on 127.0.0.1 and is stopped when its context manager exits.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import secrets
@@ -14,16 +15,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from support import IN_CI, free_port, require_program, wait_for_port
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator, Mapping, Sequence
 
 #: Log files of the servers running now; a failing test shows their tails (see conftest.py).
 WATCHED_LOGS: list[Path] = []
@@ -272,9 +277,9 @@ def running_apache(
 
 @contextlib.contextmanager
 def serving(
-    command: list[str], root: Path, port: int, env: Mapping[str, str] | None = None
+    command: list[str], root: Path, port: int, env: Mapping[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[None]:
-    """Run a server from ``root`` until it listens on ``port``; stop it at exit.
+    """Run a server from ``root`` until it listens on ``host``:``port``; stop it at exit.
 
     Its output goes to ``root/stdout.log``; its logs in ``root`` are watched (shown with
     a failing test) and put in the error when it does not start.
@@ -285,7 +290,7 @@ def serving(
         )
     try:
         try:
-            wait_for_port(port, process=process)
+            wait_for_port(port, host=host, process=process)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{server_logs(root)}") from exc
         with watching(*sorted(root.glob("*.log"))):
@@ -305,11 +310,14 @@ def render(template: str, variables: Mapping[str, str]) -> str:
     return re.sub(r"@([A-Z0-9_]+)@", lambda match: variables[match.group(1)], template)
 
 
-def nginx_variables(tls: TLS, protection: str, oauth2_proxy: str, uwsgi_socket: str) -> dict[str, str]:
+def nginx_variables(
+    tls: TLS, protection: str, oauth2_proxy: str, uwsgi_socket: str, proxy_secret: str = ""
+) -> dict[str, str]:
     return {
         **common_variables(tls, uwsgi_socket),
         "OAUTH2_PROXY": oauth2_proxy,
         "PROTECTION": protection,
+        "PROXY_SECRET": proxy_secret,
     }
 
 
@@ -324,8 +332,128 @@ def running_nginx(root: Path, variables: Mapping[str, str]) -> Iterator[None]:
     nginx = require_program("nginx", "nginx")
     config = write_nginx_config(root, variables)
     command = [nginx, "-p", f"{root}/", "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
-    with serving(command, root, int(variables["HTTPS_PORT"])):
+    with serving(command, root, int(variables["HTTPS_PORT"]), host=variables["LISTEN_ADDRESS"]):
         yield
+
+
+#: The users FakeOAuth2Proxy knows: the value of its session cookie -> its /oauth2/auth answer.
+OAUTH2_PROXY_USERS: Mapping[str, Mapping[str, str]] = {
+    "alice": {
+        "X-Auth-Request-User": "alice",
+        "X-Auth-Request-Email": "alice@example.org",
+        "X-Auth-Request-Groups": "movie-editors,staff",
+        "X-Auth-Request-Preferred-Username": "Alice",
+    },
+    "bob": {
+        "X-Auth-Request-User": "bob",
+        "X-Auth-Request-Email": "bob@example.org",
+        "X-Auth-Request-Groups": "film-club,staff",
+        "X-Auth-Request-Preferred-Username": "Bob",
+    },
+}
+OAUTH2_PROXY_COOKIE = "_oauth2_proxy"
+# oauth2-proxy's invalidRedirectRegex (pkg/app/redirect/validator.go): "//", "/\\", "/./" ...
+_INVALID_REDIRECT = re.compile(r"[/\\](?:[\s\v]*|\.{1,2})[/\\]")
+
+
+class FakeOAuth2Proxy(BaseHTTPRequestHandler):
+    """oauth2-proxy's side of nginx's auth_request contract (--set-xauthrequest).
+
+    A request whose ``_oauth2_proxy`` cookie names one of ``users`` is signed in as that
+    user: /oauth2/auth answers 202 with the user's X-Auth-Request-* headers, otherwise 401.
+    /oauth2/start sends the browser to the provider with the URL to come back to;
+    /oauth2/sign_out clears the cookie and redirects there. That URL is chosen as
+    oauth2-proxy does: the ``rd`` parameter, else the X-Auth-Request-Redirect header, else
+    "/", each only if it is a local path or an http(s) URL on one of ``allowed_domains``
+    (--whitelist-domain: ``host``, ``host:port``, ``host:*`` or ``.domain``).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        users: Mapping[str, Mapping[str, str]],
+        allowed_domains: Sequence[str],
+        **kwargs: Any,
+    ) -> None:
+        # Before super().__init__(), which handles the request.
+        self.users = users
+        self.allowed_domains = allowed_domains
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path == "/oauth2/auth":
+            user = self.users.get(self.session_user() or "")
+            if user:
+                self.answer(202, user)
+            else:
+                self.answer(401)
+        elif url.path == "/oauth2/start":
+            back = self.app_redirect(url.query)
+            self.answer(302, {"Location": f"https://idp.invalid/authorize?rd={back}"})
+        elif url.path == "/oauth2/sign_out":
+            expired = f"{OAUTH2_PROXY_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure"
+            self.answer(302, {"Location": self.app_redirect(url.query), "Set-Cookie": expired})
+        else:
+            self.answer(404)
+
+    def session_user(self) -> str | None:
+        try:
+            cookie = SimpleCookie(self.headers.get("Cookie", ""))
+        except CookieError:
+            return None
+        morsel = cookie.get(OAUTH2_PROXY_COOKIE)
+        return morsel.value if morsel else None
+
+    def app_redirect(self, query: str) -> str:
+        candidates = (parse_qs(query).get("rd", [""])[0], self.headers.get("X-Auth-Request-Redirect", ""))
+        return next((url for url in candidates if self.valid_redirect(url)), "/")
+
+    def valid_redirect(self, url: str) -> bool:
+        if url.startswith("/"):
+            return not url.startswith("//") and not _INVALID_REDIRECT.search(url)
+        if not url.startswith(("http://", "https://")):
+            return False
+        try:
+            parts = urlsplit(url)
+            port = str(parts.port or "")
+        except ValueError:
+            return False
+        for domain in self.allowed_domains:
+            host, _, allowed_port = domain.partition(":")
+            name = parts.hostname or ""
+            if (name == host.lstrip(".") or (host.startswith(".") and name.endswith(host))) and (
+                allowed_port in ("*", port)
+            ):
+                return True
+        return False
+
+    def answer(self, status: int, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def running_fake_oauth2_proxy(
+    users: Mapping[str, Mapping[str, str]] = OAUTH2_PROXY_USERS, allowed_domains: Sequence[str] = ()
+) -> Iterator[str]:
+    """A FakeOAuth2Proxy on 127.0.0.1; yields its ``host:port`` (nginx's OAUTH2_PROXY)."""
+    handler = functools.partial(FakeOAuth2Proxy, users=users, allowed_domains=allowed_domains)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

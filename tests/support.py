@@ -52,16 +52,20 @@ def free_port() -> int:
 
 
 def wait_for_port(
-    port: int, *, timeout: float = 15.0, process: subprocess.Popen[bytes] | None = None
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    timeout: float = 15.0,
+    process: subprocess.Popen[bytes] | None = None,
 ) -> None:
-    """Wait until something accepts connections on 127.0.0.1:``port``."""
+    """Wait until something accepts connections on ``host``:``port``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before listening on {port}")
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout}s")

@@ -17,8 +17,9 @@ import pytest
 from app_fixtures import EDITOR_GROUP, SEED_TITLES, client, person, sso_app
 from webtest import TestApp
 
-from app import create_app
+from app import create_app, make_application
 from shibwsgi import ConfigError, SSOMiddleware
+from shibwsgi.testing import environ_for
 
 Client = Callable[..., TestApp]
 
@@ -557,3 +558,37 @@ def test_wsgi_rejects_a_misspelt_setting(clean_environ: Path, monkeypatch: pytes
     monkeypatch.setenv("SHIBWSGI_ATRIBUTES", "name=displayName")
     with pytest.raises(ConfigError):
         _import_wsgi()
+
+
+@pytest.mark.parametrize(
+    ("profile", "attributes", "extra"),
+    [
+        pytest.param(
+            "openidc",
+            {"name": "Zoë", "email": "z@x", "groups": ["a,b", "c"]},
+            {"id_token": True},
+            id="openidc",
+        ),
+        pytest.param("mellon", {"cn": "Zoë", "mail": "z@x", "groups": ["a,b", "c"]}, {}, id="mellon"),
+        pytest.param(
+            "oauth2-proxy",
+            {"preferred-username": "Zoë", "email": "z@x", "groups": ["a,b", "c"]},
+            {"channel": "headers"},
+            id="oauth2-proxy",
+        ),
+    ],
+)
+def test_default_settings_follow_the_profile(
+    tmp_path: Path, profile: str, attributes: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    # Only the profile is set: user and attributes default to that front end's own names.
+    settings = {"SHIBWSGI_PROFILE": profile, "MOVIES_DB": str(tmp_path / "movies.sqlite3")}
+    if profile == "oauth2-proxy":
+        settings |= {"SHIBWSGI_CHANNEL": "headers", "SHIBWSGI_TRUSTED_PROXIES": "127.0.0.1"}
+    environ = environ_for(profile, "zoe", attributes, **extra) | {"REMOTE_ADDR": "127.0.0.1"}
+    me = TestApp(make_application(settings)).get("/api/me", extra_environ=environ).json
+    assert me["user"] == "zoe"
+    assert me["attributes"]["name"] == ["Zoë"]
+    assert me["attributes"]["email"] == ["z@x"]
+    groups = ["a,b", "c"] if profile != "oauth2-proxy" else ["a", "b", "c"]  # comma-joined header: lossy
+    assert me["attributes"]["groups"] == groups

@@ -15,8 +15,6 @@ import re
 import socket
 import struct
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +31,7 @@ from stack import (
     require_apache,
     require_uwsgi,
     running_apache,
+    running_fake_oauth2_proxy,
     running_nginx,
     running_uwsgi,
     self_signed_certificate,
@@ -404,55 +403,11 @@ def test_nginx_config_passes_syntax_check(protection: str, server_root: Path, tl
     assert "test is successful" in result.stderr
 
 
-class FakeOAuth2Proxy(BaseHTTPRequestHandler):
-    """oauth2-proxy's side of nginx's auth_request contract (--set-xauthrequest).
-
-    A request with the cookie ``_oauth2_proxy=alice`` is signed in as alice; /oauth2/start
-    sends the browser to the provider with the URL to come back to.
-    """
-
-    def do_GET(self) -> None:
-        if self.path == "/oauth2/auth":
-            if "_oauth2_proxy=alice" in self.headers.get("Cookie", ""):
-                self.answer(
-                    202,
-                    {
-                        "X-Auth-Request-User": "alice",
-                        "X-Auth-Request-Email": "alice@example.org",
-                        "X-Auth-Request-Groups": "movie-editors,staff",
-                        "X-Auth-Request-Preferred-Username": "Alice",
-                    },
-                )
-            else:
-                self.answer(401)
-        elif self.path.startswith("/oauth2/start"):
-            back = self.headers.get("X-Auth-Request-Redirect", "")
-            self.answer(302, {"Location": f"https://idp.invalid/authorize?rd={back}"})
-        else:
-            self.answer(404)
-
-    def answer(self, status: int, headers: Mapping[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def oauth2_proxy() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOAuth2Proxy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    """A stand-in for oauth2-proxy; the cookie ``_oauth2_proxy=alice`` signs in as alice."""
+    with running_fake_oauth2_proxy() as address:
+        yield address
 
 
 @pytest.mark.servers

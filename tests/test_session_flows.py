@@ -157,13 +157,20 @@ def test_login_without_identity_and_no_front_end_login_is_401_with_hint(
     [
         ("openidc", "/login/redirect_uri?logout="),
         ("mellon", "/mellon/logout?ReturnTo="),
-        ("oauth2-proxy", "/oauth2/sign_out?rd="),
     ],
 )
 def test_logout_redirect_per_profile(make_app: Callable[..., TestApp], profile: str, prefix: str) -> None:
     response = make_app(profile=profile, attributes={}).get("/logout", status=302)
     assert response.location.startswith(prefix)
     assert unquote(response.location[len(prefix) :]) == "https://app.example.org/"
+
+
+def test_oauth2_proxy_gets_site_paths_not_absolute_urls(make_app: Callable[..., TestApp]) -> None:
+    # oauth2-proxy refuses an absolute rd outside --whitelist-domain and then loops.
+    app = make_app(profile="oauth2-proxy", attributes={})
+    assert app.get("/logout", {"next": "/bye"}, status=302).location == "/oauth2/sign_out?rd=%2Fbye"
+    login = app.get("/login", {"next": "/movies"}, status=302).location
+    assert login == "/oauth2/start?rd=%2Flogin%3Fnext%3D%252Fmovies"
 
 
 def test_custom_logout_url(make_app: Callable[..., TestApp]) -> None:

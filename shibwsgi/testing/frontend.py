@@ -188,10 +188,10 @@ class DevFrontEnd:
             raise ConfigError("secret_key", "must be a string of at least 16 characters")
         self._serializer = URLSafeTimedSerializer(secret_key or secrets.token_bytes(32), salt=_SALT)
         self.login_path, self._target_param = _endpoint(
-            self.profile.login_url, "{target}", ("/devfrontend/login", "target")
+            self.profile.login_url, ("{target}", "{target_path}"), ("/devfrontend/login", "target")
         )
         self.logout_path, self._return_param = _endpoint(
-            self.profile.logout_url, "{return_to}", ("/devfrontend/logout", "return")
+            self.profile.logout_url, ("{return_to}", "{return_path}"), ("/devfrontend/logout", "return")
         )
         self.protected_paths = _paths(protected_paths)
         self._scrubber = _scrubber(self.profile, self.users.values())
@@ -346,12 +346,14 @@ def _label(key: str, user: SampleUser | tuple[str, Mapping[str, Any]]) -> tuple[
     )
 
 
-def _endpoint(template: str | None, placeholder: str, fallback: tuple[str, str]) -> tuple[str, str]:
-    """The path and the parameter carrying ``placeholder`` of a login / logout URL template."""
+def _endpoint(
+    template: str | None, placeholders: tuple[str, ...], fallback: tuple[str, str]
+) -> tuple[str, str]:
+    """The path and the parameter carrying one of ``placeholders`` in a login / logout URL template."""
     if template is None:
         return fallback
     parts = urlsplit(template)
-    param = next((name for name, value in parse_qsl(parts.query) if value == placeholder), fallback[1])
+    param = next((name for name, value in parse_qsl(parts.query) if value in placeholders), fallback[1])
     return parts.path, param
 
 
