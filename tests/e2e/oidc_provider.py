@@ -1,0 +1,134 @@
+"""A real OpenID Connect provider for the end-to-end tests: oidc-provider-mock on loopback.
+
+It runs with client registration and nonces required, so a test registers the exact
+redirect URI the deployment docs tell users to register, and mod_auth_openidc must send
+a nonce. Users are JSON claims, given at start or changed at run time; a test "logs in"
+by posting the user's ``sub`` to the authorization URL, as the provider's form does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from stack import stop
+from support import IN_CI, free_port, wait_for_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
+#: The provider's paths (its discovery document names the same ones).
+AUTHORIZE_PATH = "/oauth2/authorize"
+END_SESSION_PATH = "/oauth2/end_session"
+_HIDDEN_REDIRECT = re.compile(r'name="redirect_uri" value="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Registration:
+    """A client registered at the provider."""
+
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+
+
+@dataclass(frozen=True)
+class Provider:
+    url: str
+    log: Path
+
+    @property
+    def metadata_url(self) -> str:
+        return f"{self.url}/.well-known/openid-configuration"
+
+    def register(self, redirect_uri: str) -> Registration:
+        """Register a confidential client (client_secret_basic) for ``redirect_uri``."""
+        answer = self._call("POST", "/oauth2/clients", {"redirect_uris": [redirect_uri]})
+        assert answer.status_code == 201, answer.text
+        document = answer.json()
+        return Registration(document["client_id"], document["client_secret"], redirect_uri)
+
+    def set_user(self, claims: Mapping[str, Any]) -> None:
+        """Create or replace the user ``claims["sub"]`` with these claims."""
+        body = {name: value for name, value in claims.items() if name != "sub"}
+        answer = self._call("PUT", f"/users/{claims['sub']}", body)
+        assert answer.status_code == 204, answer.text
+
+    def is_login(self, url: str) -> bool:
+        return url.startswith(f"{self.url}{AUTHORIZE_PATH}?")
+
+    def log_in(self, browser: requests.Session, authorize_url: str, sub: str) -> str:
+        """Approve ``authorize_url`` as user ``sub``; return where the provider sends the browser."""
+        assert self.is_login(authorize_url), authorize_url
+        answer = browser.post(authorize_url, data={"sub": sub}, allow_redirects=False, timeout=30)
+        assert answer.status_code == 302, answer.text
+        location = answer.headers["Location"]
+        redirect_uri = parse_qs(urlsplit(authorize_url).query)["redirect_uri"][0]
+        assert location.startswith(f"{redirect_uri}?code="), location
+        return location
+
+    def end_session(self, browser: requests.Session, end_session_url: str) -> str:
+        """Confirm the provider's end-session page; return where it sends the browser back."""
+        assert end_session_url.startswith(f"{self.url}{END_SESSION_PATH}?"), end_session_url
+        page = browser.get(end_session_url, allow_redirects=False, timeout=30)
+        assert page.status_code == 200, page.text
+        found = _HIDDEN_REDIRECT.search(page.text)
+        assert found is not None, f"no post_logout_redirect_uri in the end-session page:\n{page.text}"
+        answer = browser.post(
+            f"{self.url}{END_SESSION_PATH}/confirm",
+            data={"redirect_uri": html.unescape(found.group(1))},
+            allow_redirects=False,
+            timeout=30,
+        )
+        assert answer.status_code == 302, answer.text
+        return str(answer.headers["Location"])
+
+    def _call(self, method: str, path: str, body: Any) -> requests.Response:
+        with requests.Session() as session:
+            session.trust_env = False  # no proxy for loopback, whatever the environment says
+            return session.request(method, f"{self.url}{path}", json=body, timeout=30)
+
+
+def require_oidc_provider() -> str:
+    """The oidc-provider-mock program (pip install -e .[test]); a skip, or a failure in CI."""
+    beside_python = Path(sys.executable).with_name("oidc-provider-mock")
+    found = str(beside_python) if beside_python.exists() else shutil.which("oidc-provider-mock")
+    if found is None:
+        reason = "oidc-provider-mock not installed in this environment (pip install -e .[test])"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+@contextlib.contextmanager
+def running_provider(folder: Path, users: Iterable[Mapping[str, Any]] = ()) -> Iterator[Provider]:
+    """The provider on 127.0.0.1, knowing ``users`` (claims with a ``sub``), its log in ``folder``."""
+    program = require_oidc_provider()
+    port = free_port()
+    command = [program, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--require-registration", "true", "--require-nonce", "true"]
+    for claims in users:
+        command += ["--user-claims", json.dumps(claims, ensure_ascii=False)]
+    log = folder / "oidc-provider.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        try:
+            wait_for_port(port, timeout=30, process=process)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
+        yield Provider(f"http://127.0.0.1:{port}", log)
+    finally:
+        stop(process)
