@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["Identity"]
 
@@ -96,7 +96,10 @@ def _optional_text(value: object) -> str | None:
 def _texts(values: Iterable[object]) -> tuple[str, ...]:
     if isinstance(values, (str, bytes)):
         raise TypeError("expected a list of strings")
-    return tuple(_text(value) for value in values)
+    items = tuple(values)
+    if not all(isinstance(value, str) for value in items):
+        raise TypeError("expected a list of strings")
+    return cast("tuple[str, ...]", items)
 
 
 def _format_time(moment: datetime | None) -> str | None:

@@ -18,6 +18,9 @@ log = logging.getLogger("shibwsgi")
 #: ``seen`` is written back at most this often (seconds): a store write on every
 #: request would cost more than the idle timeout's precision is worth.
 TOUCH_INTERVAL = 60
+#: Identities rebuilt from the store, kept per session id (a session's identity never
+#: changes: a new login is a new id). The store is still asked on every request.
+IDENTITY_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class SessionManager:
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.clock = clock
+        self._identities: dict[str, Identity] = {}
 
     def start(self, identity: Identity) -> Session:
         """Store a new session, under a new id, for ``identity``."""
@@ -66,7 +70,7 @@ class SessionManager:
             return None
         try:
             session = Session(
-                session_id, Identity.from_dict(data["identity"]), float(data["created"]), float(data["seen"])
+                session_id, self._identity(session_id, data), float(data["created"]), float(data["seen"])
             )
         except (KeyError, TypeError, ValueError):
             log.warning("discarding a session whose stored data is not readable")
@@ -85,7 +89,17 @@ class SessionManager:
 
     def end(self, session_id: str) -> None:
         """Delete the session (no error if it is already gone)."""
+        self._identities.pop(session_id, None)
         self.store.delete(session_id)
+
+    def _identity(self, session_id: str, data: dict[str, Any]) -> Identity:
+        identity = self._identities.get(session_id)
+        if identity is None:
+            identity = Identity.from_dict(data["identity"])
+            if len(self._identities) >= IDENTITY_CACHE_SIZE:
+                self._identities.clear()
+            self._identities[session_id] = identity
+        return identity
 
     def _remaining(self, session: Session) -> float:
         now = self.clock()
