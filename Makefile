@@ -28,3 +28,8 @@ DEMO_PORT ?= 8080
 demo: $(BIN)/.installed
 	@echo "Demo at http://127.0.0.1:$(DEMO_PORT) — development front end, never expose it"
 	DEMO_PORT=$(DEMO_PORT) $(BIN)/uwsgi --ini app/demo-uwsgi.ini
+
+# Benchmarks, not part of the test suite: prints a table, writes bench/results/latest.{json,txt}.
+# Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~3 minutes.
+bench: $(BIN)/.installed
+	$(BIN)/python -m bench

@@ -86,7 +86,8 @@ def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) ->
     """
     if delimiter is None or delimiter not in raw:
         return [raw] if raw else []
-    if backslash_escapes and "\\" + delimiter in raw:
+    # The one-character test first: CPython finds "\\" far faster than "\\;".
+    if backslash_escapes and "\\" in raw and "\\" + delimiter in raw:
         escaped = "\\" + delimiter
         parts = [part.replace(escaped, delimiter) for part in _unescaped(delimiter).split(raw)]
     else:

@@ -1,0 +1,7 @@
+"""Benchmarks for shibwsgi: ``make bench`` or ``python -m bench`` (not part of the test suite).
+
+- :mod:`bench.inprocess`: cost per request in-process, against bare, ProxyFix and Flask baselines.
+- :mod:`bench.scaling`: how that cost grows with the size of a multi-valued attribute.
+- :mod:`bench.fullstack`: Apache + mod_proxy_uwsgi + uWSGI throughput, bare vs protected.
+- :mod:`bench.report`: the targets, the table and ``bench/results/latest.{json,txt}``.
+"""

@@ -1,0 +1,148 @@
+"""A small timing harness: calibrated loops, repetitions interleaved across cases, robust statistics."""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+__all__ = ["Case", "Stats", "Timing", "measure", "stats", "wsgi_loop"]
+
+#: A loop of ``n`` requests; returns the elapsed seconds.
+Loop = Callable[[int], float]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One thing to time: ``loop(n)`` performs ``n`` requests."""
+
+    key: str
+    label: str
+    loop: Loop
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Seconds per request over the repetitions."""
+
+    median: float
+    minimum: float
+    maximum: float
+    q1: float
+    q3: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "median": self.median,
+            "min": self.minimum,
+            "max": self.maximum,
+            "q1": self.q1,
+            "q3": self.q3,
+        }
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Every repetition of one case: ``per_request`` holds seconds per request, one per repetition."""
+
+    key: str
+    label: str
+    n: int
+    per_request: tuple[float, ...]
+
+    @property
+    def stats(self) -> Stats:
+        return stats(self.per_request)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.per_request)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "calls_per_repetition": self.n,
+            "seconds_per_request": list(self.per_request),
+            **{f"{name}_seconds": value for name, value in self.stats.as_dict().items()},
+        }
+
+
+def stats(values: Sequence[float]) -> Stats:
+    if len(values) >= 2:
+        q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        q1 = q3 = values[0]
+    return Stats(statistics.median(values), min(values), max(values), q1, q3)
+
+
+def _no_op_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+    return None
+
+
+def wsgi_loop(app: WSGIApplication, environ: Mapping[str, Any]) -> Loop:
+    """Call ``app`` with a fresh copy of ``environ`` per request, consuming and closing the body."""
+    template = dict(environ)
+
+    def loop(n: int) -> float:
+        copy, call, start_response = template.copy, app, _no_op_start_response
+        started = time.perf_counter()
+        for _ in range(n):
+            body = call(copy(), start_response)
+            for _chunk in body:
+                pass
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+        return time.perf_counter() - started
+
+    return loop
+
+
+def _calibrate(loop: Loop, target: float) -> int:
+    """Calls needed for ``loop`` to take about ``target`` seconds (this also warms it up)."""
+    n = 1
+    while True:
+        elapsed = loop(n)
+        if elapsed >= target / 4 or n >= 10_000_000:
+            return max(1, round(n * target / max(elapsed, 1e-9)))
+        n *= 10 if elapsed < target / 100 else 2
+
+
+def measure(
+    cases: Iterable[Case],
+    *,
+    repeat: int = 7,
+    target: float = 0.2,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Timing]:
+    """Time every case ``repeat`` times, interleaving the cases so that drift hits them all alike.
+
+    Each repetition runs ``n`` calls, ``n`` chosen so that one repetition takes about
+    ``target`` seconds. The garbage collector is off during a repetition, as in ``timeit``.
+    """
+    cases = list(cases)
+    sizes = {}
+    for case in cases:
+        sizes[case.key] = _calibrate(case.loop, target)
+        if progress:
+            progress(f"calibrated {case.label}: {sizes[case.key]} calls per repetition")
+    samples: dict[str, list[float]] = {case.key: [] for case in cases}
+    for _ in range(repeat):
+        for case in cases:
+            n = sizes[case.key]
+            gc.collect()
+            gc.disable()
+            try:
+                elapsed = case.loop(n)
+            finally:
+                gc.enable()
+            samples[case.key].append(elapsed / n)
+    return {
+        case.key: Timing(case.key, case.label, sizes[case.key], tuple(samples[case.key])) for case in cases
+    }
