@@ -13,7 +13,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from support import IN_CI, free_port, require_program, wait_for_port
+from support import IN_CI, free_port, require_pip_program, require_program, wait_for_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -98,14 +97,7 @@ def require_apache(front_end: str) -> str:
 
 
 def require_uwsgi() -> str:
-    beside_python = Path(sys.executable).with_name("uwsgi")
-    found = str(beside_python) if beside_python.exists() else shutil.which("uwsgi")
-    if found is None:
-        reason = "uwsgi not installed in this environment (pip install -e .[test])"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return require_pip_program("uwsgi")
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -34,6 +36,21 @@ def require_program(program: str, apt_package: str) -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+def require_pip_program(program: str) -> str:
+    """Return the path of ``program``, installed by pip beside this Python (``pip install -e .[test]``).
+
+    Skips the test when it is missing, except under ``CI=true``, where that is a failure.
+    """
+    beside_python = Path(sys.executable).with_name(program)
+    found = str(beside_python) if beside_python.exists() else shutil.which(program)
+    if found is None:
+        reason = f"{program} not installed in this environment (pip install -e .[test])"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
 
 
 def _sbin(program: str) -> str | None:

@@ -12,18 +12,15 @@ import contextlib
 import html
 import json
 import re
-import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 import requests
 from stack import stop
-from support import IN_CI, free_port, wait_for_port
+from support import free_port, require_pip_program, wait_for_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping
@@ -102,14 +99,7 @@ class Provider:
 
 def require_oidc_provider() -> str:
     """The oidc-provider-mock program (pip install -e .[test]); a skip, or a failure in CI."""
-    beside_python = Path(sys.executable).with_name("oidc-provider-mock")
-    found = str(beside_python) if beside_python.exists() else shutil.which("oidc-provider-mock")
-    if found is None:
-        reason = "oidc-provider-mock not installed in this environment (pip install -e .[test])"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return require_pip_program("oidc-provider-mock")
 
 
 @contextlib.contextmanager
