@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-from support import IN_CI, free_port, require_pip_program, require_program, wait_for_port
+from support import apt_install, free_port, require_pip_program, require_program, unavailable, wait_for_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -74,18 +73,10 @@ def require_apache_module(so_name: str, apt_package: str) -> Path:
     Skips the test when the module cannot be had, except under ``CI=true``, where it fails.
     """
     path = APACHE_MODULES / so_name
-    if not path.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", apt_package],
-            check=False,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
     if not path.exists():
-        reason = f"{path} not available (Debian package {apt_package}; install it as root)"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        apt_install(apt_package)
+    if not path.exists():
+        unavailable(f"{path} not available (Debian package {apt_package}; install it as root)")
     return path
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -22,20 +23,31 @@ def require_program(program: str, apt_package: str) -> str:
     missing server is a failure: CI must install what the suite needs.
     """
     path = shutil.which(program) or _sbin(program)
-    if path is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        subprocess.run(
-            ["apt-get", "install", "-y", "-q", "--no-install-recommends", apt_package],
-            check=False,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
+    if path is None and apt_install(apt_package):
         path = shutil.which(program) or _sbin(program)
     if path is None:
-        reason = f"{program} not available (Debian package {apt_package}; install it as root)"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"{program} not available (Debian package {apt_package}; install it as root)")
     return path
+
+
+def apt_install(package: str) -> bool:
+    """Install a Debian package when running as root with apt-get; False when that is impossible."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return False
+    subprocess.run(
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", package],
+        check=False,
+        capture_output=True,
+        env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+    )
+    return True
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for lack of a program, or fail it under ``CI=true`` (CI must install it)."""
+    if IN_CI:
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 def require_pip_program(program: str) -> str:
@@ -46,10 +58,7 @@ def require_pip_program(program: str) -> str:
     beside_python = Path(sys.executable).with_name(program)
     found = str(beside_python) if beside_python.exists() else shutil.which(program)
     if found is None:
-        reason = f"{program} not installed in this environment (pip install -e .[test])"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable(f"{program} not installed in this environment (pip install -e .[test])")
     return found
 
 
