@@ -6,7 +6,7 @@ development switch.
 
 from __future__ import annotations
 
-from .environ import environ_for
+from .environ import LossyEncodingWarning, environ_for
 from .frontend import SAMPLE_USERS, DevFrontEnd
 
-__all__ = ["SAMPLE_USERS", "DevFrontEnd", "environ_for"]
+__all__ = ["SAMPLE_USERS", "DevFrontEnd", "LossyEncodingWarning", "environ_for"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,15 @@ from urllib.parse import quote
 from ..parsing import channel_key
 from ..profiles import REMOTE_USER, Profile, get_profile
 
-__all__ = ["environ_for"]
+__all__ = ["LossyEncodingWarning", "environ_for"]
 
 DEFAULT_PROVIDER = "https://idp.example.org/idp/shibboleth"
 #: Lifetime of the simulated front-end session.
 SESSION_LIFETIME = timedelta(hours=8)
+
+
+class LossyEncodingWarning(UserWarning):
+    """The front end's encoding cannot carry a value: the app will see ``?`` in its place."""
 
 
 def environ_for(
@@ -40,6 +45,13 @@ def environ_for(
     to a value or a list of values. Values are joined, escaped and encoded the
     way that front end does it (UTF-8 arrives as latin-1 mojibake, PEP 3333).
     ``id_token`` adds mod_auth_openidc's ``OIDC_id_token_payload`` JSON.
+
+    The ``openidc`` profile defaults to mod_auth_openidc's own default encoding,
+    latin-1, which turns every character outside latin-1 into ``?``: ``Zoë 山田``
+    arrives as ``Zoë ??``, as it would in production. That warns
+    (:class:`LossyEncodingWarning`); pass ``encoding="base64url"`` (with
+    ``OIDCPassClaimsAs environment base64url`` in Apache) or ``id_token=True``
+    (``OIDCPassIDTokenAs payload``), both lossless, as the deployment should.
     """
     spec = get_profile(profile)
     if encoding is not None:
@@ -58,6 +70,8 @@ def environ_for(
     for field, claim in spec.claims.items():
         values.setdefault(claim, [_format(standard[field], epoch=True)])
 
+    if spec.encoding == "latin-1" and not id_token:
+        _warn_if_lossy(values)
     builder = _Builder(spec, channel)
     for source, items in values.items():
         builder.attribute(source, items)
@@ -122,6 +136,25 @@ class _Builder:
             # mod_auth_openidc's latin1 mode turns what latin-1 cannot hold into "?".
             return text.encode("latin-1", "replace").decode("latin-1")
         return _wire(text)
+
+
+def _warn_if_lossy(values: Mapping[str, list[str]]) -> None:
+    lossy = sorted(source for source, items in values.items() if not all(map(_latin1, items)))
+    if lossy:
+        warnings.warn(
+            f"{', '.join(lossy)}: characters outside latin-1 become '?' in the front end's "
+            "latin-1 encoding; use encoding='base64url' or id_token=True for a lossless identity",
+            LossyEncodingWarning,
+            stacklevel=3,
+        )
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _wire(text: str) -> str:
