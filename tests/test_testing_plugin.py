@@ -206,7 +206,7 @@ def test_anonymous(sso_client):
 def test_parametrised_wsgi_app_works_with_sso_client(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(PLUGIN_CONFTEST)
     pytester.makepyfile(PLUGIN_TESTS)
-    result = pytester.runpytest_inprocess("-W", "error")
+    result = pytester.runpytest_inprocess()
     result.assert_outcomes(passed=4)
 
 
