@@ -35,6 +35,7 @@ from .profiles import Profile, get_profile
 from .sessions.base import SessionStore
 from .settings import parse_settings
 from .trust import CHANNELS, DEFAULT_SECRET_HEADER, TrustGate, parse_networks
+from .whoami import WhoAmI
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -61,7 +62,8 @@ class SSOMiddleware:
     Every option is keyword-only and validated here, once; a bad one raises
     :class:`~shibwsgi.ConfigError` naming it. With ``session`` (a store), the
     identity seen on ``login_path`` is kept in a server-side session so that
-    only the login path needs protecting by the front end.
+    only the login path needs protecting by the front end. ``whoami_path`` (off
+    by default) shows signed-in users their own identity (:mod:`shibwsgi.whoami`).
     """
 
     def __init__(
@@ -87,6 +89,7 @@ class SSOMiddleware:
         cookie_secure: bool = True,
         login_path: str | None = "/login",
         logout_path: str | None = "/logout",
+        whoami_path: str | None = None,
         login_url: str | None = None,
         logout_url: str | None = None,
         rules: Iterable[Rule] = (),
@@ -128,6 +131,7 @@ class SSOMiddleware:
         )
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)
+        self.whoami_path = endpoint_path("whoami_path", whoami_path)
         self.rules = rules if isinstance(rules, Rules) else Rules(rules)
         self.sessions, self.cookie = session_binding(
             session, secret_key, idle_timeout, absolute_timeout, cookie_name, cookie_secure, clock
@@ -146,6 +150,10 @@ class SSOMiddleware:
             {
                 "login_path": (self.login_path, self.flows.login),
                 "logout_path": (self.logout_path, self.flows.logout),
+                "whoami_path": (
+                    self.whoami_path,
+                    WhoAmI(flows=self.flows, channel=self.channel, attributes=attribute_specs),
+                ),
             }
         )
 

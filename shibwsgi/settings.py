@@ -94,6 +94,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "COOKIE_SECURE": ("cookie_secure", boolean),
     "LOGIN_PATH": ("login_path", optional_path),
     "LOGOUT_PATH": ("logout_path", optional_path),
+    "WHOAMI_PATH": ("whoami_path", optional_path),
     "LOGIN_URL": ("login_url", text),
     "LOGOUT_URL": ("logout_url", text),
 }

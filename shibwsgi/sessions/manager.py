@@ -101,12 +101,15 @@ class SessionManager:
             self._identities[session_id] = identity
         return identity
 
-    def _remaining(self, session: Session) -> float:
-        now = self.clock()
+    def expires(self, session: Session) -> float:
+        """When ``session`` ends unless it is used again (epoch seconds)."""
         limits = [session.seen + self.idle_timeout, session.created + self.absolute_timeout]
         if session.identity.expires_at is not None:
             limits.append(session.identity.expires_at.timestamp())
-        return min(limits) - now
+        return min(limits)
+
+    def _remaining(self, session: Session) -> float:
+        return self.expires(session) - self.clock()
 
     def _save(self, session: Session) -> None:
         remaining = self._remaining(session)

@@ -40,10 +40,10 @@ def find_middleware(app: object) -> SSOMiddleware | None:
     ``application`` or ``__wrapped__`` (a Flask app whose ``wsgi_app`` was
     wrapped, ProxyFix, :class:`~shibwsgi.testing.DevFrontEnd`), a few levels deep.
     """
-    layer = [app]
+    layer: list[object] = [app]
     seen: set[int] = set()
     for _ in range(_MAX_DEPTH):
-        following = []
+        following: list[object] = []
         for candidate in layer:
             if isinstance(candidate, SSOMiddleware):
                 return candidate
@@ -102,9 +102,7 @@ def sso_test_app(
     if not login:
         return TestApp(app, extra_environ={**HTTPS_ENVIRON, **front})
     if middleware is None or middleware.sessions is None or middleware.login_path is None:
-        raise ValueError(
-            "login=True needs an SSOMiddleware in the app with a session store and a login path"
-        )
+        raise ValueError("login=True needs an SSOMiddleware in the app with a session store and a login path")
     client = TestApp(app, extra_environ=dict(HTTPS_ENVIRON))
     response = client.get(middleware.login_path, extra_environ=front, expect_errors=True)
     if response.status_int != 302 or not client.cookies:

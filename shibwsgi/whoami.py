@@ -1,0 +1,152 @@
+"""The ``whoami_path`` endpoint: a signed-in user's own identity, for finding a missing attribute.
+
+It answers only for the identity of the request itself (front end or session),
+so nobody sees anyone else's; anonymous requests get 401. It shows what the
+front end released and how shibwsgi read it, never a secret: no cookie, no
+session id, no proxy secret. JSON, or an HTML page for browsers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from . import responses
+from .attributes import Attribute
+from .flows import Flows, Header
+from .identity import Identity
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = ["WhoAmI"]
+
+_METHODS = ("GET", "HEAD")
+
+
+class WhoAmI:
+    """The endpoint; ``attributes`` are the middleware's (app name -> :class:`Attribute`)."""
+
+    def __init__(self, *, flows: Flows, channel: str, attributes: Mapping[str, Attribute]) -> None:
+        self.flows = flows
+        self.channel = channel
+        self.sources = {name: attribute.source for name, attribute in attributes.items()}
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
+    ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD", "GET") not in _METHODS:
+            return responses.error(
+                environ, start_response, 405, "only GET and HEAD", headers=[("Allow", ", ".join(_METHODS))]
+            )
+        identity, headers = self.flows.resolve(environ, front)
+        if identity is None:
+            login = self.flows.login_path
+            where = f": sign in at {login} first" if login else ""
+            return responses.error(environ, start_response, 401, f"not logged in{where}", headers=headers)
+        report = self.report(identity, self._session_expires(environ, identity))
+        if responses.wants_html(environ):
+            body, media_type = _page(report).encode(), "text/html; charset=utf-8"
+        else:
+            body, media_type = json.dumps(report, ensure_ascii=False).encode(), "application/json"
+        return _respond(environ, start_response, body, media_type, headers)
+
+    def report(self, identity: Identity, session_expires: datetime | None) -> dict[str, Any]:
+        """What the page shows, as JSON-ready data."""
+        present = set(identity.attributes) | set(identity.dropped)
+        return {
+            "user": identity.user,
+            "profile": identity.profile,
+            "channel": self.channel,
+            "provider": identity.provider,
+            "attributes": {name: list(values) for name, values in identity.attributes.items()},
+            "sources": self.sources,
+            "not_released": sorted(name for name in self.sources if name not in present),
+            "dropped": list(identity.dropped),
+            "roles": sorted(getattr(identity, "roles", ())),
+            "authenticated_at": _iso(identity.authenticated_at),
+            "front_end_session_expires": _iso(identity.expires_at),
+            "session_expires": _iso(session_expires),
+        }
+
+    def _session_expires(self, environ: WSGIEnvironment, identity: Identity) -> datetime | None:
+        """When this user's shibwsgi session ends if left idle; ``None`` without one."""
+        sessions, cookie = self.flows.sessions, self.flows.cookie
+        if sessions is None or cookie is None:
+            return None
+        _, session_id = cookie.read(environ)
+        session = sessions.load(session_id) if session_id else None
+        if session is None or session.identity.user != identity.user:
+            return None
+        return datetime.fromtimestamp(sessions.expires(session), UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _respond(
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    body: bytes,
+    media_type: str,
+    headers: list[Header],
+) -> list[bytes]:
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", media_type),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            ("Vary", "Accept, Cookie"),
+            *headers,
+        ],
+    )
+    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
+
+
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;color:#222}"
+    "table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;"
+    "border-bottom:1px solid #eee}th{width:14rem}ul{margin:0;padding-left:1.2rem;max-height:15rem;"
+    "overflow:auto}.muted{color:#666}"
+)
+
+
+def _page(report: Mapping[str, Any]) -> str:
+    """The report as a small HTML page; every value is escaped."""
+    esc = html.escape
+    rows = [
+        ("User", esc(report["user"])),
+        ("Profile", esc(report["profile"])),
+        ("Channel", esc(report["channel"])),
+        ("Identity provider", esc(report["provider"] or "—")),
+        ("Signed in at", esc(report["authenticated_at"] or "—")),
+        ("Front-end session ends", esc(report["front_end_session_expires"] or "—")),
+        ("This site's session ends", esc(report["session_expires"] or "— (no session)")),
+        ("Roles", esc(", ".join(report["roles"]) or "—")),
+    ]
+    attributes = []
+    for name, source in report["sources"].items():
+        values = report["attributes"].get(name)
+        if name in report["dropped"]:
+            shown = '<span class="muted">dropped: over its size cap (see the log)</span>'
+        elif values is None:
+            shown = '<span class="muted">not released by the front end</span>'
+        else:
+            shown = "<ul>" + "".join(f"<li>{esc(value)}</li>" for value in values) + "</ul>"
+        attributes.append((f"{esc(name)} <span class='muted'>({esc(source)})</span>", shown))
+    table = "".join(f"<tr><th>{head}</th><td>{cell}</td></tr>" for head, cell in rows)
+    attribute_table = "".join(f"<tr><th>{head}</th><td>{cell}</td></tr>" for head, cell in attributes)
+    return (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Who am I</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Who am I</h1><table>{table}</table>"
+        "<h2>Attributes</h2><p class='muted'>As the application names them (the front end's name in "
+        f"brackets).</p><table>{attribute_table or '<tr><td>none configured</td></tr>'}</table>"
+        "</body></html>\n"
+    )
