@@ -1,22 +1,32 @@
 """Building the middleware from string settings (``SHIBWSGI_*`` variables, ini files).
 
 Each setting has a converter from text; an unknown ``SHIBWSGI_*`` name is an
-error, so a typo in uwsgi.ini fails at start-up instead of being ignored.
+error, so a typo in uwsgi.ini fails at start-up instead of being ignored. A
+name that misses the prefix itself (``SHIBWSG_PROFILE``, ``shibwsgi-profile``)
+is not read, and logs a warning naming the setting it looks like.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from .attributes import Attribute
 from .errors import ConfigError
 
-__all__ = ["PREFIX", "SETTINGS", "parse_settings"]
+__all__ = ["PREFIX", "SETTINGS", "duration", "near_misses", "parse_settings"]
+
+log = logging.getLogger("shibwsgi")
 
 PREFIX = "SHIBWSGI_"
 _SEPARATORS = re.compile(r"[\s,]+")
+_DURATION = re.compile(r"([0-9]+)\s*([smhd]?)", re.IGNORECASE)
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: How alike (difflib ratio) a name's prefix must be to ``SHIBWSGI`` to count as a near miss.
+_NEAR = 0.8
 
 
 def words(text: str) -> tuple[str, ...]:
@@ -27,6 +37,17 @@ def words(text: str) -> tuple[str, ...]:
 def integer(text: str) -> int:
     """A whole number."""
     return int(text.strip())
+
+
+def duration(text: str) -> int:
+    """Seconds: ``90``, or a number with a unit: ``90s``, ``15m``, ``1h``, ``1d``."""
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(
+            f"{text!r} is not a duration: write seconds (3600) or a whole number with "
+            "s, m, h or d (90s, 15m, 1h, 1d)"
+        )
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
 def boolean(text: str) -> bool:
@@ -88,8 +109,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_ATTRIBUTE_VALUES": ("max_attribute_values", integer),
     "SESSION": ("session", store),
     "SECRET_KEY": ("secret_key", words),
-    "IDLE_TIMEOUT": ("idle_timeout", integer),
-    "ABSOLUTE_TIMEOUT": ("absolute_timeout", integer),
+    "IDLE_TIMEOUT": ("idle_timeout", duration),
+    "ABSOLUTE_TIMEOUT": ("absolute_timeout", duration),
     "COOKIE_NAME": ("cookie_name", text),
     "COOKIE_SECURE": ("cookie_secure", boolean),
     "LOGIN_PATH": ("login_path", optional_path),
@@ -101,18 +122,44 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
 
 
 def parse_settings(settings: Mapping[str, str]) -> dict[str, Any]:
-    """Convert ``SHIBWSGI_*`` entries to keyword arguments; other keys are ignored."""
+    """Convert ``SHIBWSGI_*`` entries to keyword arguments; other keys are ignored.
+
+    Keys that look like a misspelt prefix are logged (see :func:`near_misses`).
+    """
+    for key, meant in near_misses(settings):
+        log.warning("%s is not read: did you mean %s? (settings are spelt SHIBWSGI_NAME)", key, meant)
     options: dict[str, Any] = {}
     for key, value in settings.items():
         if not key.startswith(PREFIX):
             continue
         name = key[len(PREFIX) :]
         if name not in SETTINGS:
+            close = difflib.get_close_matches(name, SETTINGS, n=1)
+            hint = f"did you mean {PREFIX}{close[0]}? " if close else ""
             known = ", ".join(PREFIX + known for known in sorted(SETTINGS))
-            raise ConfigError(key, f"unknown setting; known settings are {known}")
+            raise ConfigError(key, f"unknown setting; {hint}known settings are {known}")
         keyword, convert = SETTINGS[name]
         try:
             options[keyword] = convert(value)
         except (ValueError, ConfigError) as exc:
             raise ConfigError(key, str(exc)) from None
     return options
+
+
+def near_misses(keys: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """``(key, setting)`` for each key that is a setting's name under a misspelt prefix.
+
+    ``SHIBWSG_PROFILE``, ``SHIBWSGI-PROFILE``, ``shibwsgi_profile``, ``SHIB_WSGI_PROFILE``
+    all give ``SHIBWSGI_PROFILE``: the name must be a known setting's, the prefix
+    close to ``SHIBWSGI`` once case, dashes and underscores are set aside.
+    """
+    stem = PREFIX.rstrip("_")
+    for key in keys:
+        if key.startswith(PREFIX):
+            continue
+        spelt = key.upper().replace("-", "_")
+        for name in SETTINGS:
+            head = spelt[: -len(name)].replace("_", "")
+            if spelt.endswith(name) and head and difflib.SequenceMatcher(None, head, stem).ratio() >= _NEAR:
+                yield key, PREFIX + name
+                break
