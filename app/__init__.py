@@ -23,12 +23,13 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shibwsgi import ConfigError, SSOMiddleware
 
+from . import csrf
 from .db import init_app
 from .movies import create_blueprint
 from .pages import blueprint as pages
@@ -58,7 +59,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
 
     ``environ`` defaults to ``os.environ``; ``config`` keys win over it.
     """
-    app = Flask(__name__)
+    app = _MovieApp(__name__)
     app.config.from_mapping(EDITOR_GROUP=DEFAULT_EDITOR_GROUP, MAX_CONTENT_LENGTH=MAX_CONTENT_LENGTH)
     source = os.environ if environ is None else environ
     app.config.from_mapping({key: source[name] for name, key in _ENVIRONMENT.items() if name in source})
@@ -74,6 +75,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     app.config["EDITOR_GROUP"] = editor_group = editor_group.strip()
 
     init_app(app)
+    csrf.init_app(app)
     app.register_blueprint(create_blueprint(editor_group))
     app.register_blueprint(pages)
     app.register_error_handler(HTTPException, _http_error)
@@ -98,13 +100,32 @@ def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
     return SSOMiddleware.from_mapping(create_app(environ=settings), settings)
 
 
-def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:
-    # API clients get JSON, never Flask's HTML error page; Allow (405) and other headers survive.
-    if not request.path.startswith("/api/"):
-        return exc
+class _MovieApp(Flask):
+    def make_default_options_response(self) -> Response:
+        # OPTIONS says which methods a path takes (Allow) and nothing else: 204, no body.
+        response = super().make_default_options_response()
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        return response
+
+
+def _error_body(message: str, status: int) -> Response:
+    """The JSON error shape shared with the middleware: ``{"error": ..., "status": N}``."""
+    return jsonify(error=message, status=status)
+
+
+def _http_error(exc: HTTPException) -> BaseResponse:
+    # API clients get JSON, browsers the site's own page; Allow (405) and other headers survive.
     response = exc.get_response()
-    response.set_data(jsonify(error=exc.description or exc.name).get_data())
-    response.content_type = "application/json"
+    status = response.status_code
+    message = exc.description or exc.name
+    if request.path.startswith("/api/"):
+        response.set_data(_error_body(message, status).get_data())
+        response.content_type = "application/json"
+    else:
+        page = render_template("error.html", status=status, name=exc.name, message=message)
+        response.set_data(page)
+        response.content_type = "text/html; charset=utf-8"
     return response
 
 
@@ -113,7 +134,7 @@ def _database_error(exc: sqlite3.OperationalError) -> tuple[Response, int, dict[
     message = str(exc).lower()
     if "locked" not in message and "busy" not in message:
         raise exc
-    return jsonify(error="the database is busy; try again"), 503, {"Retry-After": "1"}
+    return _error_body("the database is busy; try again", 503), 503, {"Retry-After": "1"}
 
 
 def _no_store(response: Response) -> Response:

@@ -16,6 +16,7 @@ after the newest movie is deleted, and never two processes the same one.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping
@@ -109,6 +110,15 @@ def init_db(path: str) -> None:
     """
     if path == ":memory:" or path.startswith("file::memory:"):
         raise ConfigError("MOVIES_DB", "must be a file: every request opens its own connection")
+    try:
+        _create(path)
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc):
+            raise
+        raise _unusable(path, exc) from exc
+
+
+def _create(path: str) -> None:
     with closing(connect(path)) as db:
         _use_wal(db)
         with _transaction(db):
@@ -121,6 +131,16 @@ def init_db(path: str) -> None:
                 now = utc_now()
                 for movie in SEED_MOVIES:
                     db.execute(_INSERT, {**movie, "user": None, "now": now})
+
+
+def _unusable(path: str, exc: sqlite3.OperationalError) -> ConfigError:
+    """Name the file and what to fix: SQLite's own message names neither."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        fix = f"its folder {folder} does not exist: create it, writable by the app's user (e.g. www-data)"
+    else:
+        fix = f"the folder {folder} and the file must be writable by the app's user (e.g. www-data)"
+    return ConfigError("MOVIES_DB", f"cannot open the database {path} ({exc}): {fix}")
 
 
 def _use_wal(db: sqlite3.Connection) -> None:

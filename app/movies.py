@@ -31,9 +31,10 @@ PUT is a partial update: the fields in the body change, the others keep their
 values (send ``null`` to clear an optional one); an empty object is refused.
 The ``id`` never changes.
 
-Every error is JSON ``{"error": "..."}``: 400 invalid body, 401 not logged in,
-403 not an editor, 404 no such movie, 405 wrong method, 413 body too large,
-415 body not JSON.
+Every error is JSON ``{"error": "...", "status": N}``, the middleware's shape:
+400 invalid body, 401 not logged in, 403 not an editor, 404 no such movie, 405
+wrong method, 413 body too large, 415 body not JSON. ``OPTIONS`` answers 204
+with ``Allow``.
 """
 
 from __future__ import annotations
