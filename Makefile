@@ -24,10 +24,12 @@ clean:
 
 # Foreground uWSGI on 127.0.0.1:$(DEMO_PORT) behind the development front end; Ctrl-C stops it.
 # MOVIES_DB and SHIBWSGI_* in the environment are passed on (see app/demo-uwsgi.ini).
+# uWSGI replaces the recipe's shell (exec) and gets SIGTERM when make dies (setpriv
+# --pdeathsig; die-on-term in the ini), so killing a background `make demo` stops it too.
 DEMO_PORT ?= 8080
 demo: $(BIN)/.installed
 	@echo "Demo at http://127.0.0.1:$(DEMO_PORT) — development front end, never expose it"
-	DEMO_PORT=$(DEMO_PORT) $(BIN)/uwsgi --ini app/demo-uwsgi.ini
+	DEMO_PORT=$(DEMO_PORT) exec setpriv --pdeathsig TERM -- $(BIN)/uwsgi --ini app/demo-uwsgi.ini
 
 # Benchmarks, not part of the test suite: prints a table, writes bench/results/latest.{json,txt}.
 # Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~3 minutes.

@@ -37,7 +37,14 @@ from .environ import SESSION_LIFETIME, environ_for
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["SAMPLE_USERS", "SOURCE_NAMES", "DevFrontEnd", "SampleUser", "users_for_profile"]
+__all__ = [
+    "SAMPLE_USERS",
+    "SOURCE_NAMES",
+    "DevFrontEnd",
+    "SampleUser",
+    "default_channel",
+    "users_for_profile",
+]
 
 log = logging.getLogger("shibwsgi")
 
@@ -114,6 +121,12 @@ _GROUP_SOURCES = tuple(
 #: Front ends that pass identity as request headers to the application.
 _HEADER_PROFILES = frozenset({"oauth2-proxy"})
 
+
+def default_channel(profile: str | Profile) -> str:
+    """How ``profile``'s front end passes identity: ``"headers"`` (oauth2-proxy) or ``"environ"``."""
+    return "headers" if get_profile(profile).name in _HEADER_PROFILES else "environ"
+
+
 _SALT = "shibwsgi.testing.frontend"
 _LIFETIME = int(SESSION_LIFETIME.total_seconds())
 
@@ -175,8 +188,7 @@ class DevFrontEnd:
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = get_profile(profile)
-        default_channel = "headers" if self.profile.name in _HEADER_PROFILES else "environ"
-        self.channel = default_channel if channel is None else channel
+        self.channel = default_channel(self.profile) if channel is None else channel
         if self.channel not in CHANNELS:
             raise ConfigError("channel", f"{self.channel!r} is not one of {', '.join(CHANNELS)}")
         self.users = _checked_users(users, self.profile)
