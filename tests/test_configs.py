@@ -37,6 +37,7 @@ from stack import (
     self_signed_certificate,
     server_environment,
     server_logs,
+    serving,
     shared_directory,
     stop,
     wait_for_log,
@@ -155,6 +156,35 @@ def test_apache_config_included_into_a_running_server(front_end: str, server_roo
         + f"Include {CONFIGS / front_end}.conf\n"
     )
     assert_syntax_ok(run_apache(apache2, server_root, outer, variables, "-t"))
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("front_end", ["openidc", "mellon"])
+def test_included_config_configures_the_tls_session_cache(
+    front_end: str, server_root: Path, tls: TLS
+) -> None:
+    """Included into a server that loads mod_ssl without Debian's ssl.conf: no AH01873."""
+    apache2 = require_apache(front_end)
+    variables = apache_variables(front_end, server_root, tls)
+    module = FRONT_ENDS[front_end]
+    loaded = ["mpm_event", "authn_core", "authz_core", "authz_user", "ssl", "headers", "proxy"]
+    outer = server_root / "httpd.conf"
+    outer.write_text(
+        "".join(f"LoadModule {name}_module {APACHE_MODULES}/mod_{name}.so\n" for name in loaded)
+        + f"LoadModule {module.identifier} {APACHE_MODULES / module.so_name}\n"
+        + "ServerName 127.0.0.1\n"
+        + f"Listen 127.0.0.1:{variables['HTTP_PORT']}\n"
+        + f"Listen 127.0.0.1:{variables['HTTPS_PORT']} https\n"
+        + "DefaultRuntimeDir .\nPidFile httpd.pid\nErrorLog error.log\nLogLevel info\n"
+        + "TypesConfig /etc/mime.types\n"
+        + ("User www-data\nGroup www-data\n" if os.geteuid() == 0 else "")
+        + "Define SHIBWSGI_INCLUDED\n"
+        + f"Include {CONFIGS / front_end}.conf\n"
+    )
+    command = [apache2, "-d", str(server_root), "-f", str(outer), "-DFOREGROUND"]
+    with serving(command, server_root, int(variables["HTTPS_PORT"]), server_environment(variables)):
+        wait_for_log(server_root / "error.log", "resuming normal operations")
+    assert "AH01873" not in (server_root / "error.log").read_text(errors="replace")
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
