@@ -81,6 +81,11 @@ class TrustGate:
         proxies = [str(network) for network in self._trusted]
         return f"TrustGate(channel={self.channel!r}, trusted_proxies={proxies!r}, proxy_secret={secret})"
 
+    @property
+    def trusted_proxies(self) -> tuple[IPNetwork, ...]:
+        """The networks whose identity headers are believed (headers channel)."""
+        return self._trusted
+
     def admit(self, environ: WSGIEnvironment) -> bool:
         """Scrub ``environ``; True when its identity variables may be believed."""
         presented_secret = environ.pop(self._secret_key, None)

@@ -215,3 +215,13 @@ def test_missing_wsgi_app_fixture_says_what_to_define(pytester: pytest.Pytester)
     result = pytester.runpytest_inprocess()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*define one in your conftest.py*"])
+
+
+def test_headers_channel_client_comes_from_the_trusted_proxy() -> None:
+    app = SSOMiddleware(
+        echo_app, profile="oauth2-proxy", channel="headers", trusted_proxies=["10.0.0.0/8", "127.0.0.1"]
+    )
+    client = sso_test_app(app, "zoe@example.org", {"groups": ["a", "b"]})
+    assert client.extra_environ["REMOTE_ADDR"] == "10.0.0.0"
+    assert client.extra_environ["HTTP_X_FORWARDED_USER"] == "zoe@example.org"
+    assert identity_of(client)["user"] == "zoe@example.org"

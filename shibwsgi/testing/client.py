@@ -67,14 +67,21 @@ def front_end_environ(
 
     Its profile (with its encoding and prefix), channel and user sources are the
     defaults; ``options`` (``profile=``, ``channel=``, ... of :func:`environ_for`) win.
+    In the headers channel ``REMOTE_ADDR`` is its first trusted proxy (a
+    ``proxy_secret`` is not known here: send its header with the request).
     """
+    peer: dict[str, str] = {}
     if middleware is not None:
         profile = middleware.profile
         if middleware.parser.user_sources != profile.user:
             profile = replace(profile, user=middleware.parser.user_sources)
         options.setdefault("profile", profile)
         options.setdefault("channel", middleware.channel)
-    return environ_for(options.pop("profile", "shibboleth"), user, attributes, **options)
+        proxies = middleware.gate.trusted_proxies
+        if options["channel"] == "headers" and proxies:
+            # The request comes from the proxy that sets the headers.
+            peer["REMOTE_ADDR"] = str(proxies[0].network_address)
+    return {**peer, **environ_for(options.pop("profile", "shibboleth"), user, attributes, **options)}
 
 
 def sso_test_app(
