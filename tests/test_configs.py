@@ -137,24 +137,33 @@ def test_apache_config_passes_syntax_check(front_end: str, variant: str, server_
     assert_syntax_ok(run_apache(apache2, server_root, config, variables, "-t", *VARIANTS[variant]))
 
 
-@pytest.mark.parametrize("front_end", FRONT_ENDS)
-def test_apache_config_included_into_a_running_server(front_end: str, server_root: Path, tls: TLS) -> None:
-    """A server that already listens and loads modules (another MPM even) includes the file."""
-    apache2 = require_apache(front_end)
-    variables = apache_variables(front_end, server_root, tls)
+def including_server(
+    front_end: str, server_root: Path, variables: dict[str, str], *, mpm: str, extra: str = ""
+) -> Path:
+    """A server config of its own (its MPM, modules, Listens) that includes the front end's file."""
     module = FRONT_ENDS[front_end]
-    loaded = ["mpm_prefork", "authn_core", "authz_core", "authz_user", "ssl", "headers", "proxy"]
+    loaded = [mpm, "authn_core", "authz_core", "authz_user", "ssl", "headers", "proxy"]
     outer = server_root / "httpd.conf"
     outer.write_text(
         "".join(f"LoadModule {name}_module {APACHE_MODULES}/mod_{name}.so\n" for name in loaded)
         + f"LoadModule {module.identifier} {APACHE_MODULES / module.so_name}\n"
         + "ServerName 127.0.0.1\n"
         + f"Listen 127.0.0.1:{variables['HTTP_PORT']}\n"
-        + f"Listen 127.0.0.1:{variables['HTTPS_PORT']}\n"
+        + f"Listen 127.0.0.1:{variables['HTTPS_PORT']} https\n"
         + "DefaultRuntimeDir .\nPidFile httpd.pid\nErrorLog error.log\n"
+        + extra
         + "Define SHIBWSGI_INCLUDED\n"
         + f"Include {CONFIGS / front_end}.conf\n"
     )
+    return outer
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_apache_config_included_into_a_running_server(front_end: str, server_root: Path, tls: TLS) -> None:
+    """A server that already listens and loads modules (another MPM even) includes the file."""
+    apache2 = require_apache(front_end)
+    variables = apache_variables(front_end, server_root, tls)
+    outer = including_server(front_end, server_root, variables, mpm="mpm_prefork")
     assert_syntax_ok(run_apache(apache2, server_root, outer, variables, "-t"))
 
 
@@ -166,21 +175,10 @@ def test_included_config_configures_the_tls_session_cache(
     """Included into a server that loads mod_ssl without Debian's ssl.conf: no AH01873."""
     apache2 = require_apache(front_end)
     variables = apache_variables(front_end, server_root, tls)
-    module = FRONT_ENDS[front_end]
-    loaded = ["mpm_event", "authn_core", "authz_core", "authz_user", "ssl", "headers", "proxy"]
-    outer = server_root / "httpd.conf"
-    outer.write_text(
-        "".join(f"LoadModule {name}_module {APACHE_MODULES}/mod_{name}.so\n" for name in loaded)
-        + f"LoadModule {module.identifier} {APACHE_MODULES / module.so_name}\n"
-        + "ServerName 127.0.0.1\n"
-        + f"Listen 127.0.0.1:{variables['HTTP_PORT']}\n"
-        + f"Listen 127.0.0.1:{variables['HTTPS_PORT']} https\n"
-        + "DefaultRuntimeDir .\nPidFile httpd.pid\nErrorLog error.log\nLogLevel info\n"
-        + "TypesConfig /etc/mime.types\n"
-        + ("User www-data\nGroup www-data\n" if os.geteuid() == 0 else "")
-        + "Define SHIBWSGI_INCLUDED\n"
-        + f"Include {CONFIGS / front_end}.conf\n"
-    )
+    extra = "LogLevel info\nTypesConfig /etc/mime.types\n"
+    if os.geteuid() == 0:
+        extra += "User www-data\nGroup www-data\n"
+    outer = including_server(front_end, server_root, variables, mpm="mpm_event", extra=extra)
     command = [apache2, "-d", str(server_root), "-f", str(outer), "-DFOREGROUND"]
     with serving(command, server_root, int(variables["HTTPS_PORT"]), server_environment(variables)):
         wait_for_log(server_root / "error.log", "resuming normal operations")

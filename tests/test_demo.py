@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import Page, expect, sync_playwright
 from support import IN_CI, free_port, require_program, wait_for_port
 
 pytestmark = pytest.mark.servers
@@ -139,50 +139,48 @@ def test_utf8_name_and_hundreds_of_groups_survive_uwsgi(demo: str) -> None:
     assert "Zoë Łukasz-Müller 山田" in session.get(demo + "/", timeout=TIMEOUT).text
 
 
-def test_editor_changes_movies_on_the_page_in_chromium(demo: str) -> None:
+@pytest.fixture
+def page() -> Iterator[Page]:
+    """A fresh headless Chromium page (its own cookies)."""
+    chromium = require_program("chromium", "chromium")
+    with sync_playwright() as playwright:
+        browser_ = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield browser_.new_page()
+        finally:
+            browser_.close()
+
+
+def test_editor_changes_movies_on_the_page_in_chromium(demo: str, page: Page) -> None:
     """As a person would: sign in, add, edit, delete with the page's forms; two workers share the CSRF key."""
-    chromium = require_program("chromium", "chromium")
-    with sync_playwright() as playwright:
-        browser_ = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser_.new_page()
-            page.goto(demo + "/")
-            page.get_by_role("link", name="Log in").first.click()
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.locator(".badge")).to_have_text("editor")
+    page.goto(demo + "/")
+    page.get_by_role("link", name="Log in").first.click()
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".badge")).to_have_text("editor")
 
-            add = page.locator("#add-movie")
-            add.get_by_label("Title").fill("Metropolis")
-            add.get_by_label("Director").fill("Fritz Lang")
-            add.get_by_label("Year").fill("1927")
-            add.get_by_role("button", name="Add movie").click()
-            expect(page.get_by_role("status")).to_have_text("Movie added.")
-            row = page.locator("tr", has_text="Metropolis")
-            expect(row).to_contain_text("ada@example.org")
+    add = page.locator("#add-movie")
+    add.get_by_label("Title").fill("Metropolis")
+    add.get_by_label("Director").fill("Fritz Lang")
+    add.get_by_label("Year").fill("1927")
+    add.get_by_role("button", name="Add movie").click()
+    expect(page.get_by_role("status")).to_have_text("Movie added.")
+    row = page.locator("tr", has_text="Metropolis")
+    expect(row).to_contain_text("ada@example.org")
 
-            row.get_by_role("link", name="Edit").click()
-            page.get_by_label("Main actor").fill("Brigitte Helm")
-            page.get_by_role("button", name="Save changes").click()
-            expect(page.get_by_role("status")).to_have_text("Movie updated.")
-            expect(page.locator("tr", has_text="Metropolis")).to_contain_text("Brigitte Helm")
+    row.get_by_role("link", name="Edit").click()
+    page.get_by_label("Main actor").fill("Brigitte Helm")
+    page.get_by_role("button", name="Save changes").click()
+    expect(page.get_by_role("status")).to_have_text("Movie updated.")
+    expect(page.locator("tr", has_text="Metropolis")).to_contain_text("Brigitte Helm")
 
-            page.get_by_role("button", name="Delete Metropolis").click()
-            expect(page.get_by_role("status")).to_have_text("Movie deleted.")
-            expect(page.locator("tr", has_text="Metropolis")).to_have_count(0)
-        finally:
-            browser_.close()
+    page.get_by_role("button", name="Delete Metropolis").click()
+    expect(page.get_by_role("status")).to_have_text("Movie deleted.")
+    expect(page.locator("tr", has_text="Metropolis")).to_have_count(0)
 
 
-def test_reader_sees_why_there_are_no_forms_in_chromium(demo: str) -> None:
-    chromium = require_program("chromium", "chromium")
-    with sync_playwright() as playwright:
-        browser_ = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser_.new_page()
-            page.goto(demo + "/Shibboleth.sso/Login?target=/")
-            page.get_by_label("Rob Reader").check()
-            page.get_by_role("button", name="Sign in").click()
-            expect(page.locator("#read-only")).to_contain_text("movie-editors")
-            expect(page.locator("form")).to_have_count(0)
-        finally:
-            browser_.close()
+def test_reader_sees_why_there_are_no_forms_in_chromium(demo: str, page: Page) -> None:
+    page.goto(demo + "/Shibboleth.sso/Login?target=/")
+    page.get_by_label("Rob Reader").check()
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#read-only")).to_contain_text("movie-editors")
+    expect(page.locator("form")).to_have_count(0)
