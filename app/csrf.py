@@ -18,7 +18,7 @@ from contextlib import closing
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.exceptions import BadRequest, Forbidden
 
@@ -40,7 +40,7 @@ _CONFIG_KEY = "CSRF_SERIALIZER"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def init_app(app: Any) -> None:
+def init_app(app: Flask) -> None:
     """Load (or make, once) the signing key from the app's database."""
     app.extensions[_CONFIG_KEY] = URLSafeTimedSerializer(_stored_key(app.config["DATABASE"]), salt=_SALT)
 
