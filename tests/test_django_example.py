@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 from stack import running_uwsgi, serving, shared_directory, watching
-from support import free_port, require_program
+from support import free_port, require_program, wait_for_port
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "django"
 
@@ -55,6 +55,42 @@ def test_django_example_migrates_and_serves(tmp_path: Path) -> None:
     }
     assert editors == {"editor": "ada@example.org"}
     assert anonymous.endswith("/login?next=/")
+
+
+def test_django_example_serve_py_signs_in_sample_users(tmp_path: Path) -> None:
+    """The README's laptop commands: migrate, then serve.py behind the development front end."""
+    database = tmp_path / "db.sqlite3"
+    run(sys.executable, "manage.py", "migrate", database=database)
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SHIBWSGI_", "DJANGO_"))}
+    env.update(EXAMPLE_DB=str(database), PORT=str(port))
+    log = tmp_path / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "serve.py"], cwd=EXAMPLE, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_for_port(port, process=process)
+        url = f"http://127.0.0.1:{port}"
+        with requests.Session() as browser:
+            browser.trust_env = False
+            assert (
+                "/Shibboleth.sso/Login"
+                in browser.get(url + "/", timeout=10, allow_redirects=False).headers["Location"]
+            )
+            for user, editor in (("ada", True), ("rob", False)):
+                signed_in = browser.post(
+                    url + "/Shibboleth.sso/Login",
+                    data={"user": user, "target": "/"},
+                    headers={"Origin": url},
+                    timeout=10,
+                )
+                assert signed_in.json()["username"] == f"{user}@example.org", log.read_text()
+                editors = browser.get(url + "/editors", timeout=10, allow_redirects=False)
+                assert (editors.status_code == 200) is editor
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 # A stand-in for mod_shib: the variables come from test-only request headers, set with SetEnvIf.

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import ERROR, WARNING, Finding, Location
+from .findings import ERROR, Finding, Location
 
 __all__ = ["Directive", "Section", "read_apache"]
 
@@ -154,10 +154,10 @@ def _include(state: _State, directive: Directive, depth: int) -> None:
     if depth >= _MAX_DEPTH:
         state.problems.append(
             Finding(
-                WARNING,
+                ERROR,
                 "include-loop",
                 directive.where,
-                "Includes nest too deeply (a loop?).",
+                "Includes nest too deeply (a loop?): httpd refuses to start.",
                 "check what includes what.",
             )
         )
