@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from stack import CONFIGS, render
 
-from shibwsgi.doctor import ERROR, WARNING, Finding, diagnose
+from shibwsgi.doctor import ERROR, WARNING, Finding, diagnose, main
 
 NGINX_VARIABLES = {
     "SERVER_NAME": "movies.example.org",
@@ -537,13 +537,18 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
             b"Define X ${X}${X}\nInclude ${X}/*.conf\n<IfModule>\n",
             id="odd defines and empty conditions",
         ),
+        pytest.param(
+            b"<VirtualHost>\nSSLEngine on\n</VirtualHost>\nListen\nProxyPass\nRequire\nserver { listen; uwsgi_pass; }\n",
+            id="directives without arguments",
+        ),
     ],
 )
-def test_odd_files_never_crash(tmp_path: Path, content: bytes) -> None:
+def test_odd_files_never_crash(tmp_path: Path, content: bytes, capsys: pytest.CaptureFixture[str]) -> None:
     for kind in ("apache", "uwsgi", "nginx"):
         path = tmp_path / f"{kind}.conf"
         path.write_bytes(content)
-        assert doctor(f"--{kind}", str(path)).returncode in (0, 1)
+        assert main([f"--{kind}", str(path), "--json"]) in (0, 1)
+        assert "findings" in json.loads(capsys.readouterr().out)
 
 
 def test_unreadable_and_missing_files_are_reported(tmp_path: Path) -> None:

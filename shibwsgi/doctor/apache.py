@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import ERROR, Finding, Location
+from .findings import ERROR, Finding, Location, read_config
 
 __all__ = ["Directive", "Section", "read_apache"]
 
@@ -72,29 +72,9 @@ def read_apache(
 
 
 def _read_file(state: _State, path: Path, sections: tuple[Section, ...], active: bool, depth: int) -> None:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        state.problems.append(
-            Finding(
-                ERROR,
-                "unreadable-file",
-                Location(str(path)),
-                f"cannot read it ({exc.strerror}).",
-                "check the path and its permissions.",
-            )
-        )
-        return
-    if "\0" in text:
-        state.problems.append(
-            Finding(
-                ERROR,
-                "unreadable-file",
-                Location(str(path)),
-                "not a text file.",
-                "pass the Apache configuration file.",
-            )
-        )
+    text, problems = read_config(path)
+    state.problems += problems
+    if text is None:
         return
     stack = list(sections)
     actives = [active]

@@ -356,7 +356,7 @@ def _tls(directives: list[Directive], active: list[Directive], app: AppSettings 
 
 def _tls_listen(host: Section, listens: list[Directive], active_ports: set[str]) -> list[Finding]:
     ports = {port_of(address) for address in host.args}
-    if ports & active_ports:
+    if not ports or ports & active_ports:
         return []
     port = sorted(ports)[0]
     behind_ssl = [

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["ERROR", "WARNING", "Finding", "Location"]
+__all__ = ["ERROR", "WARNING", "Finding", "Location", "read_config"]
 
 ERROR = "error"
 WARNING = "warning"
@@ -40,3 +41,27 @@ class Finding:
         data["where"] = str(self.where)
         data["file"], data["line"] = self.where.file, self.where.line
         return data
+
+
+def read_config(path: Path) -> tuple[str | None, list[Finding]]:
+    """The text of a config file, or ``None`` and the reason it cannot be checked."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        problem = f"cannot read it ({exc.strerror})."
+        return None, [
+            Finding(
+                ERROR, "unreadable-file", Location(str(path)), problem, "check the path and its permissions."
+            )
+        ]
+    if "\0" in text:
+        return None, [
+            Finding(
+                ERROR,
+                "unreadable-file",
+                Location(str(path)),
+                "not a text file.",
+                "pass the configuration file itself.",
+            )
+        ]
+    return text, []

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import ERROR, Finding, Location
+from .findings import Finding, Location, read_config
 
 __all__ = ["Block", "NginxDirective", "read_nginx"]
 
@@ -62,18 +62,9 @@ def read_nginx(path: str | Path) -> tuple[Block, list[Finding]]:
 
 
 def _read(path: Path, block: Block, problems: list[Finding], depth: int) -> Block:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        problems.append(
-            Finding(
-                ERROR,
-                "unreadable-file",
-                Location(str(path)),
-                f"cannot read it ({exc.strerror}).",
-                "check the path and its permissions.",
-            )
-        )
+    text, unreadable = read_config(path)
+    problems += unreadable
+    if text is None:
         return block
     words: list[str] = []
     start = 0

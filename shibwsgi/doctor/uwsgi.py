@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .findings import ERROR, WARNING, Finding, Location
+from .findings import WARNING, Finding, Location, read_config
 
 __all__ = ["Option", "read_uwsgi"]
 
@@ -20,17 +20,9 @@ class Option:
 def read_uwsgi(path: str | Path) -> tuple[list[Option] | None, list[Finding]]:
     """The options (``None`` when the file cannot be read) and problems reading it."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        problem = Finding(
-            ERROR,
-            "unreadable-file",
-            Location(str(path)),
-            f"cannot read it ({exc.strerror}).",
-            "check the path and its permissions.",
-        )
-        return None, [problem]
+    text, problems = read_config(path)
+    if text is None:
+        return None, problems
     options: list[Option] = []
     section = None
     sections = set()
