@@ -64,15 +64,16 @@ class Case:
     files: dict[str, str] = field(default_factory=dict)  # more files beside the Apache one
 
     def run(self, folder: Path) -> list[Finding]:
+        """Write the files into ``folder`` (``{root}`` in them stands for it) and diagnose them."""
         for name, text in self.files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(text)
+            (folder / name).write_text(text.replace("{root}", str(folder)))
         paths = {}
         for kind in ("apache", "uwsgi", "nginx"):
             text = getattr(self, kind)
             if text is not None:
                 paths[kind] = folder / f"{kind}.conf"
-                paths[kind].write_text(text)
+                paths[kind].write_text(text.replace("{root}", str(folder)))
         findings, _ = diagnose(
             apache=[paths["apache"]] if "apache" in paths else [],
             uwsgi=paths.get("uwsgi"),
@@ -81,6 +82,39 @@ class Case:
             defines=self.defines,
         )
         return findings
+
+
+# The order of Debian 12's /etc/apache2/apache2.conf.
+DEBIAN_APACHE2_CONF = """\
+ServerRoot {root}
+IncludeOptional mods-enabled/*.load
+IncludeOptional mods-enabled/*.conf
+Include ports.conf
+IncludeOptional sites-enabled/*.conf
+"""
+DEBIAN_PORTS = "Listen 80\n<IfModule ssl_module>\n\tListen 443\n</IfModule>\n<IfModule mod_gnutls.c>\n\tListen 443\n</IfModule>\n"
+SITE_LOADING_SSL = """\
+LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
+LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+<VirtualHost *:443>
+    SSLEngine on
+    ProxyPass / uwsgi://127.0.0.1:3031/
+</VirtualHost>
+"""
+DEBIAN_SITE = f"""\
+Define SHIBWSGI_INCLUDED
+Define SERVER_NAME movies.example.org
+Define HTTP_PORT 80
+Define HTTPS_PORT 443
+Define UWSGI_SOCKET 127.0.0.1:3031
+Include {CONFIGS}/shibboleth.conf
+"""
+DEBIAN_MODULES = {
+    "mods-enabled/ssl.load": "LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n",
+    "mods-enabled/ssl.conf": "<IfModule mod_ssl.c>\n  SSLSessionCache shmcb:ssl_scache(512000)\n</IfModule>\n",
+    "mods-enabled/auth_mellon.load": "LoadModule auth_mellon_module /usr/lib/apache2/modules/mod_auth_mellon.so\n",
+    "mods-enabled/auth_mellon.conf": 'MellonPostDirectory "/var/cache/apache2/mod_auth_mellon/"\n',
+}
 
 
 @pytest.mark.parametrize(
@@ -130,6 +164,18 @@ class Case:
         ),
         pytest.param(
             Case(
+                apache=DEBIAN_APACHE2_CONF,
+                settings=LAZY,
+                files={
+                    "ports.conf": DEBIAN_PORTS,
+                    **DEBIAN_MODULES,
+                    "sites-enabled/movies.conf": DEBIAN_SITE,
+                },
+            ),
+            id="Debian server with a2enmod ssl, mellon loaded but unused, shibboleth.conf included",
+        ),
+        pytest.param(
+            Case(
                 uwsgi=shipped("uwsgi.ini", **{"buffer-size = 65535": "buffer-size = 8192"}),
                 settings={
                     **SHIBBOLETH,
@@ -145,21 +191,6 @@ def test_shipped_configs_are_clean(tmp_path: Path, case: Case) -> None:
     assert case.run(tmp_path) == []
 
 
-DEBIAN_APACHE2_CONF = """\
-ServerRoot {root}
-Include ports.conf
-IncludeOptional mods-enabled/*.load
-IncludeOptional sites-enabled/*.conf
-"""
-DEBIAN_PORTS = "Listen 80\n<IfModule ssl_module>\n\tListen 443\n</IfModule>\n<IfModule mod_gnutls.c>\n\tListen 443\n</IfModule>\n"
-SITE_LOADING_SSL = """\
-LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so
-LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
-<VirtualHost *:443>
-    SSLEngine on
-    ProxyPass / uwsgi://127.0.0.1:3031/
-</VirtualHost>
-"""
 PLAIN_HTTP_SITE = """\
 Listen 127.0.0.1:8080
 <VirtualHost *:8080>
@@ -481,8 +512,6 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
 def test_pitfall_is_found(
     tmp_path: Path, case: Case, pitfall: str, severity: str, line_text: str | None
 ) -> None:
-    if case.apache is not None:
-        case.apache = case.apache.replace("{root}", str(tmp_path))
     findings = [f for f in case.run(tmp_path) if f.pitfall == pitfall]
     assert findings, case.run(tmp_path)
     finding = findings[0]

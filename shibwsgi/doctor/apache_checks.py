@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from .addresses import is_loopback, port_of
 from .apache import Directive, Section
-from .findings import ERROR, WARNING, Finding
+from .findings import ERROR, WARNING, Finding, Location
 from .settings import AppSettings
 
 __all__ = ["check_apache"]
@@ -40,10 +40,26 @@ def _on(directive: Directive) -> bool:
     return directive.arg(0).lower() == "on"
 
 
-def _uses(active: list[Directive], prefix: str, auth_type: str) -> bool:
+#: front end -> (AuthType, directives that switch it on for a location)
+_FRONT_ENDS = {
+    "shib": ("shibboleth", ()),
+    "mellon": ("mellon", ("mellonenable",)),
+    "oidc": ("openid-connect", ("oidcprovidermetadataurl", "oidcproviderissuer")),
+}
+
+
+def _uses(active: list[Directive], front_end: str) -> bool:
+    """Whether a location authenticates with ``front_end`` (loading the module is not enough)."""
+    auth_type, switches = _FRONT_ENDS[front_end]
     return any(
-        d.name.startswith(prefix) or (d.name == "authtype" and d.arg(0).lower() == auth_type) for d in active
+        (d.name == "authtype" and d.arg(0).lower() == auth_type)
+        or (d.name in switches and d.arg(0).lower() != "off")
+        for d in active
     )
+
+
+def _first_use(active: list[Directive], front_end: str) -> Location:
+    return next(d.where for d in active if _uses([d], front_end))
 
 
 def _shibboleth(active: list[Directive], app: AppSettings | None) -> list[Finding]:
@@ -75,7 +91,7 @@ def _shibboleth(active: list[Directive], app: AppSettings | None) -> list[Findin
         for d in _named(active, "shibrequestsetting")
         if d.arg(0).lower() == "encoding" and d.arg(1).lower() == "url"
     ]
-    if app is not None and app.profile in ("shibboleth", "adfs") and _uses(active, "shib", "shibboleth"):
+    if app is not None and app.profile in ("shibboleth", "adfs") and _uses(active, "shib"):
         where = app.where.get("SHIBWSGI_ENCODING")
         if url_encoded and app.encoding != "url":
             findings.append(
@@ -133,9 +149,9 @@ def _proxies(active: list[Directive]) -> list[Directive]:
 def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[Finding]:
     """The front end's own endpoints must not be proxied to the app."""
     endpoints = []
-    if _uses(active, "shib", "shibboleth"):
+    if _uses(active, "shib"):
         endpoints.append(("/Shibboleth.sso", "the Shibboleth handler (ACS, Login, Logout)"))
-    if _uses(active, "mellon", "mellon"):
+    if _uses(active, "mellon"):
         paths = [d.arg(0) for d in _named(active, "mellonendpointpath")] or ["/mellon"]
         endpoints += [(path.rstrip("/") or "/", "mod_auth_mellon's endpoints") for path in paths]
     findings = []
@@ -158,17 +174,13 @@ def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[
 
 
 def _openidc(active: list[Directive], app: AppSettings | None) -> list[Finding]:
-    if not _uses(active, "oidc", "openid-connect"):
+    if not _uses(active, "oidc"):
         return []
     findings = []
     passes = _named(active, "oidcpassclaimsas")
     mode = passes[-1].arg(0, "both").lower() if passes else "both"
     encoding = passes[-1].arg(1, "latin1").lower() if passes else "latin1"
-    where = (
-        passes[-1].where
-        if passes
-        else next(d.where for d in active if d.name.startswith("oidc") or d.name == "authtype")
-    )
+    where = passes[-1].where if passes else _first_use(active, "oidc")
     if encoding == "latin1":
         findings.append(
             Finding(
