@@ -36,7 +36,7 @@ from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import Group
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
 from django.db import models, transaction
 from django.utils.module_loading import import_string
 
@@ -94,7 +94,7 @@ def _check_user_field(field: object, source: object) -> None:
         raise ConfigError(setting, f"{field!r}: expected a field name -> attribute name, got {source!r}")
     try:
         column = model._meta.get_field(field)
-    except Exception:  # FieldDoesNotExist
+    except FieldDoesNotExist:
         raise ConfigError(setting, f"{model.__name__} has no field {field!r}") from None
     # Only plain text fields: an attribute must never set is_superuser, a password or the username.
     if field in (model.USERNAME_FIELD, "password") or not isinstance(
@@ -149,11 +149,11 @@ class IdentityBackend(ModelBackend):
         self, request: HttpRequest | None, user: Any, identity: Identity, created: bool = False
     ) -> Any:
         """Update ``user``'s fields and managed groups from ``identity``; return the user."""
-        sync_user(user, identity, AdapterSettings.load())
+        _sync_user(user, identity, AdapterSettings.load())
         return user
 
 
-def sync_user(user: Any, identity: Identity, config: AdapterSettings) -> None:
+def _sync_user(user: Any, identity: Identity, config: AdapterSettings) -> None:
     """Set ``user``'s mapped fields and make its managed groups equal the identity's."""
     changed = []
     for field, source in config.user_fields.items():

@@ -172,6 +172,23 @@ def test_whole_site_style_follows_the_front_end(
     assert seen["session_key"] != first["session_key"]
 
 
+def test_lazy_style_follows_the_shibwsgi_session(make_client: Callable[..., TestApp]) -> None:
+    """Only /login is protected: shibwsgi's session carries the identity, its logout ends Django's."""
+    from django.core.handlers.wsgi import WSGIHandler
+
+    from shibwsgi.sessions import MemoryStore
+
+    make_client()  # the settings
+    lazy = SSOMiddleware(
+        WSGIHandler(), attributes=ATTRIBUTES, session=MemoryStore(), secret_key="k" * 32, cookie_secure=False
+    )
+    client = TestApp(lazy)
+    assert client.get("/login?next=/", extra_environ=person()).status_int == 302
+    assert me(client, None)["username"] == "zoe@example.org"
+    client.get("/logout")
+    assert not me(client, None)["authenticated"]
+
+
 def test_persistent_middleware_keeps_the_session_when_the_identity_goes(
     make_client: Callable[..., TestApp],
 ) -> None:
