@@ -507,6 +507,20 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             "Include",
             id="Include of a missing file",
         ),
+        pytest.param(
+            Case(
+                apache=edited(
+                    "openidc.conf",
+                    "OIDCPassClaimsAs environment base64url",
+                    "OIDCPassClaimsAs headers base64url",
+                ),
+                settings={**OPENIDC, "SHIBWSGI_CHANNEL": "headers", "SHIBWSGI_TRUSTED_PROXIES": "127.0.0.1"},
+            ),
+            "oidc-claim-headers-dropped",
+            ERROR,
+            "OIDCPassClaimsAs headers",
+            id="OIDC claim headers with underscores through mod_proxy_uwsgi",
+        ),
     ],
 )
 def test_pitfall_is_found(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from .addresses import is_loopback, port_of
@@ -17,8 +17,6 @@ OIDC_ENCODINGS = {"latin1": "latin-1", "base64url": "base64url", "none": "utf-8"
 OIDC_DEFAULT_ENTRY = 16913
 OIDC_MAX_ENTRY = 524288
 OIDC_ENOUGH_ENTRY = 65536
-
-Check = Callable[[list[Directive], AppSettings | None], list[Finding]]
 
 
 def check_apache(directives: list[Directive], app: AppSettings | None) -> list[Finding]:
@@ -211,6 +209,19 @@ def _openidc(active: list[Directive], app: AppSettings | None) -> list[Finding]:
                     where,
                     f"OIDCPassClaimsAs {mode}: no claim reaches the server variables the app reads.",
                     "OIDCPassClaimsAs environment base64url",
+                )
+            )
+        prefixes = _named(active, "oidcclaimprefix")
+        prefix = prefixes[-1].arg(0) if prefixes else "OIDC_CLAIM_"
+        through_uwsgi = any(p.arg(1).startswith("uwsgi:") for p in _proxies(active))
+        if app.channel == "headers" and mode in ("headers", "both") and "_" in prefix and through_uwsgi:
+            findings.append(
+                Finding(
+                    ERROR,
+                    "oidc-claim-headers-dropped",
+                    prefixes[-1].where if prefixes else where,
+                    f"claim headers named {prefix}*: Apache drops headers with '_' from what mod_proxy_uwsgi sends, so no claim reaches the app.",
+                    "OIDCPassClaimsAs environment base64url with the environ channel (or OIDCClaimPrefix OIDC-CLAIM-).",
                 )
             )
     cache = [d for d in active if d.name == "oidccachetype"]
