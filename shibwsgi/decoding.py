@@ -13,7 +13,7 @@ from collections.abc import Callable
 from functools import cache
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["ENCODINGS", "decode", "decoder", "repair_utf8", "split_values"]
+__all__ = ["ENCODINGS", "decode", "decoder", "repair_utf8", "split_quoted", "split_values"]
 
 #: Value encodings a front end may use (see ``Profile.encoding``).
 #:
@@ -21,7 +21,8 @@ __all__ = ["ENCODINGS", "decode", "decoder", "repair_utf8", "split_values"]
 #: ``latin-1``: the front end converted values to latin-1 (mod_auth_openidc ``latin1``).
 #: ``url``: percent-encoded UTF-8 (``ShibRequestSetting encoding URL``).
 #: ``base64url``: base64url of UTF-8 (mod_auth_openidc ``base64url``).
-ENCODINGS = ("utf-8", "latin-1", "url", "base64url")
+#: ``base64``: standard base64 of UTF-8 (Azure App Service, kong-oidc).
+ENCODINGS = ("utf-8", "latin-1", "url", "base64url", "base64")
 
 
 def repair_utf8(value: str) -> str:
@@ -56,13 +57,16 @@ def _url_decode(value: str) -> str:
         return value
 
 
-def _base64url_decode(value: str) -> str:
-    stripped = value.strip()
-    try:
-        raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True)
-        return raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        return value
+def _base64_decoder(altchars: bytes) -> Callable[[str], str]:
+    def decode_base64(value: str) -> str:
+        stripped = value.strip()
+        try:
+            raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=altchars, validate=True)
+            return raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            return value
+
+    return decode_base64
 
 
 def _as_is(value: str) -> str:
@@ -73,7 +77,8 @@ _DECODERS: dict[str, Callable[[str], str]] = {
     "utf-8": repair_utf8,
     "latin-1": _as_is,
     "url": _url_decode,
-    "base64url": _base64url_decode,
+    "base64url": _base64_decoder(b"-_"),
+    "base64": _base64_decoder(b"+/"),
 }
 
 
@@ -93,6 +98,16 @@ def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) ->
     else:
         parts = raw.split(delimiter)
     return [part for part in parts if part]
+
+
+def split_quoted(raw: str) -> list[str]:
+    """Split vouch-proxy's lists: ``"a","b"`` is two values, an unquoted value is one.
+
+    Values are not escaped, so a value containing ``","`` splits: lossy at the source.
+    """
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return [part for part in raw[1:-1].split('","') if part]
+    return [raw] if raw else []
 
 
 @cache

@@ -51,5 +51,9 @@ class InvalidUserError(RequestError):
     """The user attribute cannot be used as an identifier."""
 
 
+class InvalidClaimsError(RequestError):
+    """A front end's JSON claims document (the only source of claims) cannot be read."""
+
+
 class SessionError(ShibwsgiError):
     """A session store failed or refused a session (raised at login time)."""

@@ -11,8 +11,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .attributes import Attribute
-from .decoding import decoder, split_values
-from .errors import AttributeTooLargeError, InvalidUserError, MissingAttributeError
+from .decoding import decoder, split_quoted, split_values
+from .errors import AttributeTooLargeError, InvalidClaimsError, InvalidUserError, MissingAttributeError
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
 
@@ -25,6 +25,11 @@ log = logging.getLogger("shibwsgi")
 
 #: Longest user id accepted: ids are short (eppn, OIDC ``sub`` is at most 255 bytes).
 MAX_USER_LENGTH = 1024
+
+#: Largest JSON claims document read, and its deepest nesting: claims are small and
+#: shallow (``realm_access.roles`` is depth 2); anything beyond is not a front end's.
+MAX_JSON_BYTES = 256 * 1024
+MAX_JSON_DEPTH = 16
 
 #: A raw value: one joined string, values still encoded but apart (a list: mellon
 #: series), or values already decoded (a tuple: JSON claims).
@@ -81,7 +86,13 @@ class IdentityParser:
         self._variable_keys = {
             name: channel_key(variable, channel) for name, variable in profile.variables.items()
         }
-        self._json_keys = tuple(channel_key(v, channel) for v in profile.json_variables)
+        self._json_names = {channel_key(v, channel): v for v in profile.json_variables}
+        self._json_keys = tuple(self._json_names)
+        # Without prefixes the JSON is the only source: an unreadable one is refused,
+        # not silently read as "no claims".
+        self._json_strict = not profile.prefixes
+        self._json_encoding = profile.json_encoding or profile.encoding
+        self._decode_json = decoder(self._json_encoding)
         self._split_first = profile.encoding == "url"
         self._decode = decoder(profile.encoding)
 
@@ -156,14 +167,41 @@ class IdentityParser:
             if not text:
                 continue
             try:
-                document = json.loads(self._decode(str(text)))
-            except ValueError:
-                log.warning("%s is not valid JSON: claims are read from the joined variables", key)
+                document = self._json_document(str(text))
+            except ValueError as exc:
+                if self._json_strict:
+                    raise InvalidClaimsError(
+                        f"the front end's {self._json_names[key]} cannot be read",
+                        log_message=f"{key} {exc}: is the front end (or something posing as it) "
+                        f"sending {self.profile.name}'s format?",
+                    ) from None
+                log.warning("%s %s: claims are read from the joined variables", key, exc)
                 continue
-            if isinstance(document, dict):
-                for claim, value in document.items():
-                    claims.setdefault(claim, value)
+            for claim, value in document.items():
+                claims.setdefault(claim, value)
         return claims or None
+
+    def _json_document(self, text: str) -> dict[str, Any]:
+        """The claims of one JSON variable; ValueError saying what is wrong with it."""
+        if len(text) > MAX_JSON_BYTES:
+            raise ValueError(f"is {len(text)} bytes, over the {MAX_JSON_BYTES} bytes read")
+        decoded = self._decode_json(text)
+        # The decoders keep undecodable text as it came: say which step failed.
+        if decoded == text and self._json_encoding.startswith("base64"):
+            raise ValueError(f"is not {self._json_encoding} of UTF-8 text")
+        try:
+            document = json.loads(decoded)
+        except RecursionError:
+            raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels") from None
+        except ValueError:
+            raise ValueError("is not valid JSON") from None
+        if not isinstance(document, dict):
+            raise ValueError("is not a JSON object")
+        if _too_deep(document, MAX_JSON_DEPTH):
+            raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+        if self.profile.json_shape == "ms-client-principal":
+            return _principal_claims(document)
+        return document
 
     # -- decoding and caps ----------------------------------------------------------------
 
@@ -184,6 +222,8 @@ class IdentityParser:
         return tuple(values)
 
     def _split(self, raw: str) -> list[str]:
+        if self.profile.quoted_lists:
+            return split_quoted(self._decode(raw))
         delimiter, escapes = self.profile.delimiter, self.profile.backslash_escapes
         if self._split_first:
             parts = split_values(raw, delimiter, backslash_escapes=escapes)
@@ -283,6 +323,32 @@ def _series(environ: WSGIEnvironment, base_key: str) -> list[str] | None:
         values.append(str(value))
         index += 1
     return values
+
+
+def _too_deep(value: Any, depth: int) -> bool:
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif not isinstance(value, list):
+        return False
+    if depth == 0:
+        return True
+    return any(_too_deep(item, depth - 1) for item in value if isinstance(item, (dict, list)))
+
+
+def _principal_claims(principal: dict[str, Any]) -> dict[str, Any]:
+    """Azure App Service's ``{"claims": [{"typ", "val"}]}`` as claims: repeated types form a list."""
+    entries = principal.get("claims")
+    if not isinstance(entries, list):
+        raise ValueError("has no claims list")
+    claims: dict[str, list[Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("typ"), str) or "val" not in entry:
+            raise ValueError("has a claim that is not {typ, val}")
+        value = entry["val"]
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"has a structured value for claim type {entry['typ']!r}")
+        claims.setdefault(entry["typ"], []).append(value)
+    return claims
 
 
 def _claim_values(value: Any) -> tuple[str, ...]:
