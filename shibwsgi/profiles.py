@@ -90,7 +90,9 @@ class Profile:
         if self.json_shape not in JSON_SHAPES:
             raise ConfigError("json_shape", f"{self.json_shape!r} is not one of {', '.join(JSON_SHAPES)}")
         if not self.prefixes and not self.json_variables and not self.source_variables:
-            raise ConfigError("prefixes", "a profile without prefixes reads json_variables or source_variables")
+            raise ConfigError(
+                "prefixes", "a profile without prefixes reads json_variables or source_variables"
+            )
         if self.delimiter == "":
             raise ConfigError("delimiter", "use None for single-valued variables, not ''")
         if not self.user:

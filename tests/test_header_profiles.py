@@ -126,7 +126,12 @@ CASES = [
             "HTTP_X_VOUCH_IDP_CLAIMS_WWW_EXAMPLE_COM_FAVORITE_COLOR": "blue",
         },
         "testuser",
-        {"groups": ["Website Users", "Test Group"], "family": ["Tester, Jr."], "flag": ["true"], "color": ["blue"]},
+        {
+            "groups": ["Website Users", "Test Group"],
+            "family": ["Tester, Jr."],
+            "flag": ["true"],
+            "color": ["blue"],
+        },
         id="vouch quoted list split, bare value with a comma kept",
     ),
     pytest.param(
@@ -143,7 +148,13 @@ CASES = [
     ),
     pytest.param(
         "azure-easy-auth",
-        {"roles": multi(ROLE), "groups": multi("groups"), "name": "name", "email": EMAIL, "oid": "principal-id"},
+        {
+            "roles": multi(ROLE),
+            "groups": multi("groups"),
+            "name": "name",
+            "email": EMAIL,
+            "oid": "principal-id",
+        },
         {
             "HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "zoe@contoso.com",
             "HTTP_X_MS_CLIENT_PRINCIPAL_ID": "5b5450db-eb26-4c1a-981c-ba1d25f0483d",
@@ -200,7 +211,9 @@ CASES = [
                     "groups": ["a,b", "c"],
                 }
             ),
-            "HTTP_X_ID_TOKEN": b64({"sub": "c858bc01-0b3b-4437-a0ee-a5e64890019d", "iss": "https://op/realms/x"}),
+            "HTTP_X_ID_TOKEN": b64(
+                {"sub": "c858bc01-0b3b-4437-a0ee-a5e64890019d", "iss": "https://op/realms/x"}
+            ),
             "HTTP_X_ACCESS_TOKEN": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln",
         },
         "c858bc01-0b3b-4437-a0ee-a5e64890019d",
@@ -235,7 +248,9 @@ def test_header_profile_reads_what_the_front_end_sends(
 def test_kong_oidc_standard_fields_from_the_id_token() -> None:
     environ = {
         "HTTP_X_USERINFO": b64({"sub": "abc", "email": "a@x"}),
-        "HTTP_X_ID_TOKEN": b64({"sub": "abc", "iss": "https://op.example/realms/x", "sid": "s1", "auth_time": 1795420800}),
+        "HTTP_X_ID_TOKEN": b64(
+            {"sub": "abc", "iss": "https://op.example/realms/x", "sid": "s1", "auth_time": 1795420800}
+        ),
         "REMOTE_ADDR": PROXY,
     }
     _, body = call(environ, profile="kong-oidc", **TRUSTED)
@@ -259,12 +274,21 @@ def test_kong_oidc_reads_the_standard_base64_alphabet_with_padding() -> None:
     userinfo = b64({"sub": "abc", "name": "?>?>ÿÿ"})
     assert "+" in userinfo or "/" in userinfo
     assert userinfo.endswith("=")
-    _, body = call({"HTTP_X_USERINFO": userinfo, "REMOTE_ADDR": PROXY}, profile="kong-oidc", attributes={"name": "name"}, **TRUSTED)
+    _, body = call(
+        {"HTTP_X_USERINFO": userinfo, "REMOTE_ADDR": PROXY},
+        profile="kong-oidc",
+        attributes={"name": "name"},
+        **TRUSTED,
+    )
     assert body["identity"]["attributes"] == {"name": ["?>?>ÿÿ"]}
 
 
 def test_azure_provider_is_the_principal_idp() -> None:
-    environ = {"HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "u@x", "HTTP_X_MS_CLIENT_PRINCIPAL_IDP": "aad", "REMOTE_ADDR": PROXY}
+    environ = {
+        "HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "u@x",
+        "HTTP_X_MS_CLIENT_PRINCIPAL_IDP": "aad",
+        "REMOTE_ADDR": PROXY,
+    }
     _, body = call(environ, profile="azure-easy-auth", **TRUSTED)
     assert body["identity"]["provider"] == "aad"
 
@@ -313,7 +337,9 @@ def test_header_profile_from_settings_needs_trusted_proxies() -> None:
 
 
 def test_claim_type_uris_map_from_a_settings_string() -> None:
-    options = parse_settings({"SHIBWSGI_ATTRIBUTES": f"roles={ROLE}:multi email={EMAIL} groups=groups:multi:required"})
+    options = parse_settings(
+        {"SHIBWSGI_ATTRIBUTES": f"roles={ROLE}:multi email={EMAIL} groups=groups:multi:required"}
+    )
     assert options["attributes"]["roles"] == Attribute(ROLE, multi=True)
     assert options["attributes"]["email"] == Attribute(EMAIL)
     assert options["attributes"]["groups"] == Attribute("groups", multi=True, required=True)
@@ -340,9 +366,13 @@ def test_authentik_as_uwsgi_params_in_the_environ_channel() -> None:
 SPOOFED = [
     pytest.param("authelia", {"Remote-User": "admin", "Remote-Groups": "admins"}, id="authelia"),
     pytest.param("authelia", {"Remote_User": "admin", "Remote_Groups": "admins"}, id="authelia underscores"),
-    pytest.param("authentik", {"X-authentik-username": "admin", "X-authentik-groups": "admins"}, id="authentik"),
+    pytest.param(
+        "authentik", {"X-authentik-username": "admin", "X-authentik-groups": "admins"}, id="authentik"
+    ),
     pytest.param("authentik", {"X_authentik_username": "admin"}, id="authentik underscores (CVE-2025-64484)"),
-    pytest.param("authentik", {"X-Authentik-Username": "admin", "X-authentik-jwt": "e30"}, id="authentik other case"),
+    pytest.param(
+        "authentik", {"X-Authentik-Username": "admin", "X-authentik-jwt": "e30"}, id="authentik other case"
+    ),
     pytest.param("vouch", {"X-Vouch-User": "admin", "X-Vouch-IdP-Claims-Groups": '"admins"'}, id="vouch"),
     pytest.param("vouch", {"X_Vouch_User": "admin", "X-Vouch-IdP-IdToken": "e30"}, id="vouch underscores"),
     pytest.param(
@@ -351,7 +381,9 @@ SPOOFED = [
         id="azure",
     ),
     pytest.param("azure-easy-auth", {"X_MS_CLIENT_PRINCIPAL_NAME": "admin"}, id="azure underscores"),
-    pytest.param("kong-oidc", {"X-Userinfo": b64({"sub": "admin"}), "X-Access-Token": "forged"}, id="kong-oidc"),
+    pytest.param(
+        "kong-oidc", {"X-Userinfo": b64({"sub": "admin"}), "X-Access-Token": "forged"}, id="kong-oidc"
+    ),
     pytest.param("kong-oidc", {"X_ID_Token": b64({"sub": "admin"})}, id="kong-oidc underscores"),
 ]
 
@@ -361,7 +393,13 @@ def test_identity_headers_from_an_untrusted_peer_are_anonymous_and_removed(
     profile: str, headers: dict[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, "shibwsgi"):
-        status, body = call({"REMOTE_ADDR": "203.0.113.9"}, headers, profile=profile, attributes={"groups": multi("groups")}, **TRUSTED)
+        status, body = call(
+            {"REMOTE_ADDR": "203.0.113.9"},
+            headers,
+            profile=profile,
+            attributes={"groups": multi("groups")},
+            **TRUSTED,
+        )
     assert status == 200
     assert body["identity"] is None
     assert body["remote_user"] is None
@@ -372,7 +410,9 @@ def test_identity_headers_from_an_untrusted_peer_are_anonymous_and_removed(
 
 @pytest.mark.parametrize(("profile", "headers"), SPOOFED)
 def test_identity_headers_in_the_environ_channel_are_removed(profile: str, headers: dict[str, str]) -> None:
-    status, body = call({}, headers, profile=profile, channel="environ", attributes={"groups": multi("groups")})
+    status, body = call(
+        {}, headers, profile=profile, channel="environ", attributes={"groups": multi("groups")}
+    )
     assert status == 200
     assert body["identity"] is None
     assert body["http_keys"] == ["HTTP_HOST"]
@@ -424,12 +464,19 @@ MALFORMED = [
     pytest.param("azure-easy-auth", b64({"auth_typ": "aad"}), "claims", id="azure no claims"),
     pytest.param("azure-easy-auth", b64({"claims": "admin"}), "claims", id="azure claims not a list"),
     pytest.param("azure-easy-auth", b64({"claims": [{"val": "admin"}]}), "typ", id="azure claim without typ"),
-    pytest.param("azure-easy-auth", b64({"claims": [{"typ": 1, "val": "a"}]}), "typ", id="azure typ not a string"),
+    pytest.param(
+        "azure-easy-auth", b64({"claims": [{"typ": 1, "val": "a"}]}), "typ", id="azure typ not a string"
+    ),
     pytest.param("azure-easy-auth", b64({"claims": ["admin"]}), "typ", id="azure claim not an object"),
     pytest.param(
-        "azure-easy-auth", b64({"claims": [{"typ": "roles", "val": {"a": 1}}]}), "structured", id="azure object value"
+        "azure-easy-auth",
+        b64({"claims": [{"typ": "roles", "val": {"a": 1}}]}),
+        "structured",
+        id="azure object value",
     ),
-    pytest.param("azure-easy-auth", base64.b64encode(DEEP.encode()).decode(), "deeper", id="azure deep nesting"),
+    pytest.param(
+        "azure-easy-auth", base64.b64encode(DEEP.encode()).decode(), "deeper", id="azure deep nesting"
+    ),
     pytest.param("azure-easy-auth", b64({"claims": [], "x": nested(18)}), "deeper", id="azure 18 levels"),
     pytest.param("azure-easy-auth", "A" * 300_000, "bytes", id="azure oversized"),
     pytest.param("kong-oidc", "e30=!", "base64", id="kong userinfo not base64"),
@@ -457,7 +504,9 @@ def test_malformed_json_principal_is_a_clear_400(
 # -- round trips through environ_for -----------------------------------------------------------
 
 TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), min_size=1, max_size=30
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"),
+    min_size=1,
+    max_size=30,
 )
 USER = TEXT.filter(lambda user: user.isprintable() and user.strip() == user)
 

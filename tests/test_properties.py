@@ -12,6 +12,7 @@ design, are excluded here and documented in the README:
 
 from __future__ import annotations
 
+import base64
 import random
 import string
 from typing import Any
@@ -101,6 +102,11 @@ class _RandomText:
             "".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(size)),
         ]
         self.specials = ["", "1795420800", "2026-11-23T10:00:00Z", "{", '{"sub": 1}', "[]", "null"]
+        # The same, base64-encoded as the header front ends send JSON.
+        self.specials += [base64.b64encode(text.encode()).decode() for text in self.specials]
+        self.specials.append(
+            base64.b64encode(b'{"claims": [{"typ": "groups", "val": 1}, {"typ": 2}]}').decode()
+        )
 
     def __call__(self, size: int) -> str:
         if self.rng.random() < 0.2:
@@ -119,6 +125,10 @@ FUZZ_PROFILES: list[dict[str, Any]] = [
     {"profile": "adfs"},
     {"profile": "oauth2-proxy", "channel": "headers", "trusted_proxies": ["127.0.0.0/8"]},
     {"profile": "remote-user"},
+    *(
+        {"profile": name, "trusted_proxies": ["127.0.0.0/8"]}
+        for name in ("authelia", "authentik", "vouch", "azure-easy-auth", "kong-oidc")
+    ),
 ]
 FUZZ_KEYS = [
     "eppn", "REMOTE_USER", "mail", "isMemberOf", "displayName", "Shib-Session-ID",
@@ -126,7 +136,9 @@ FUZZ_KEYS = [
     "OIDC_CLAIM_sub", "OIDC_CLAIM_groups", "OIDC_id_token_payload", "OIDC_userinfo_json",
     "OIDC_access_token_expires", "MELLON_groups", "MELLON_groups_0", "MELLON_groups_1", "MELLON_IDP",
     "ADFS_LOGIN", "ADFS_GROUP", "HTTP_X_FORWARDED_USER", "HTTP_X_FORWARDED_GROUPS", "HTTP_EPPN",
-    "HTTP_ACCEPT", "REMOTE_ADDR",
+    "HTTP_ACCEPT", "REMOTE_ADDR", "HTTP_REMOTE_USER", "HTTP_REMOTE_GROUPS", "HTTP_X_AUTHENTIK_USERNAME",
+    "HTTP_X_AUTHENTIK_GROUPS", "HTTP_X_VOUCH_USER", "HTTP_X_VOUCH_IDP_CLAIMS_GROUPS", "HTTP_X_MS_CLIENT_PRINCIPAL",
+    "HTTP_X_MS_CLIENT_PRINCIPAL_NAME", "HTTP_X_USERINFO", "HTTP_X_ID_TOKEN",
 ]  # fmt: skip
 
 

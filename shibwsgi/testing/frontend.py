@@ -100,10 +100,10 @@ SOURCE_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "mellon": {"displayName": "cn", "mail": "mail", "isMemberOf": "groups"},
         "oauth2-proxy": {"displayName": "preferred-username", "mail": "email", "isMemberOf": "groups"},
         "remote-user": {},
-        **dict.fromkeys(
-            ("authelia", "authentik", "vouch", "kong-oidc"),
-            {"displayName": "name", "mail": "email", "isMemberOf": "groups"},
-        ),
+        **{
+            name: MappingProxyType({"displayName": "name", "mail": "email", "isMemberOf": "groups"})
+            for name in ("authelia", "authentik", "vouch", "kong-oidc")
+        },
         "azure-easy-auth": {
             "displayName": "name",
             "mail": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
