@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,10 +18,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from webtest import TestApp
 
+from app import make_application
 from shibwsgi import Attribute, ConfigError, SSOMiddleware
 from shibwsgi.profiles import PROFILES
 from shibwsgi.settings import parse_settings
 from shibwsgi.testing import environ_for
+from shibwsgi.testing.frontend import SOURCE_NAMES
 from tests.helpers import echo_app, mojibake
 
 PROXY = "10.0.0.5"
@@ -541,3 +544,22 @@ def test_environ_for_gives_header_keys_by_default(profile: str) -> None:
     assert environ
     assert all(key.startswith("HTTP_") for key in environ)
     assert "REMOTE_USER" not in environ
+
+
+@pytest.mark.parametrize("profile", HEADER_PROFILES)
+def test_demo_app_defaults_follow_the_header_profile(tmp_path: Path, profile: str) -> None:
+    # As with `SHIBWSGI_PROFILE=<profile> SHIBWSGI_TRUSTED_PROXIES=127.0.0.1 make demo`.
+    settings = {
+        "SHIBWSGI_PROFILE": profile,
+        "SHIBWSGI_TRUSTED_PROXIES": "127.0.0.1",
+        "MOVIES_DB": str(tmp_path / "movies.sqlite3"),
+    }
+    names = SOURCE_NAMES[profile]
+    attributes = {names["displayName"]: "Zoë", names["mail"]: "z@x", names["isMemberOf"]: ["a,b", "c"]}
+    environ = environ_for(profile, "zoe", attributes) | {"REMOTE_ADDR": "127.0.0.1"}
+    me = TestApp(make_application(settings)).get("/api/me", extra_environ=environ).json
+    assert me["user"] == "zoe"
+    assert me["attributes"]["name"] == ["Zoë"]
+    assert me["attributes"]["email"] == ["z@x"]
+    groups = ["a", "b", "c"] if profile == "authelia" else ["a,b", "c"]  # authelia's commas: lossy
+    assert me["attributes"]["groups"] == groups
