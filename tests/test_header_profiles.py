@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from webtest import TestApp
 
 from app import make_application
-from shibwsgi import Attribute, ConfigError, SSOMiddleware
+from shibwsgi import Attribute, ConfigError, Profile, SSOMiddleware
 from shibwsgi.profiles import PROFILES
 from shibwsgi.settings import parse_settings
 from shibwsgi.testing import environ_for
@@ -313,6 +313,20 @@ def test_no_identity_headers_is_anonymous(profile: str) -> None:
     assert body["identity"] is None
 
 
+@pytest.mark.parametrize(
+    ("fields", "setting"),
+    [
+        pytest.param({"json_encoding": "rot13"}, "json_encoding", id="unknown JSON encoding"),
+        pytest.param({"json_shape": "saml"}, "json_shape", id="unknown JSON shape"),
+        pytest.param({"prefixes": ()}, "prefixes", id="no prefixes and nothing else to read"),
+    ],
+)
+def test_profile_fields_are_checked(fields: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        Profile(name="corp", **fields)
+    assert error.value.setting == setting
+
+
 # -- the channel ------------------------------------------------------------------------------
 
 
@@ -515,7 +529,7 @@ USER = TEXT.filter(lambda user: user.isprintable() and user.strip() == user)
 
 LOSSLESS = [
     ("authentik", lambda value: "|" not in value),
-    ("vouch", lambda value: '","' not in value),
+    ("vouch", lambda value: '",' not in value and ',"' not in value),
     ("azure-easy-auth", lambda value: True),
     ("kong-oidc", lambda value: True),
     ("authelia", lambda value: "," not in value),
