@@ -186,14 +186,14 @@ class IdentityParser:
         if len(text) > MAX_JSON_BYTES:
             raise ValueError(f"is {len(text)} bytes, over the {MAX_JSON_BYTES} bytes read")
         decoded = self._decode_json(text)
-        # The decoders keep undecodable text as it came: say which step failed.
-        if decoded == text and self._json_encoding.startswith("base64"):
-            raise ValueError(f"is not {self._json_encoding} of UTF-8 text")
         try:
             document = json.loads(decoded)
         except RecursionError:
             raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels") from None
         except ValueError:
+            # The decoders keep undecodable text as it came (plain JSON still parses).
+            if decoded == text and self._json_encoding.startswith("base64"):
+                raise ValueError(f"is neither {self._json_encoding} of UTF-8 nor JSON") from None
             raise ValueError("is not valid JSON") from None
         if not isinstance(document, dict):
             raise ValueError("is not a JSON object")

@@ -286,6 +286,14 @@ def test_kong_oidc_reads_the_standard_base64_alphabet_with_padding() -> None:
     assert body["identity"]["attributes"] == {"name": ["?>?>ÿÿ"]}
 
 
+def test_kong_oidc_reads_the_plain_json_of_older_plugins() -> None:
+    # kong-oidc before 0234853 (2018) set X-Userinfo to cjson.encode(user), not base64.
+    environ = {"HTTP_X_USERINFO": '{"sub":"abc","email":"a@x"}', "REMOTE_ADDR": PROXY}
+    _, body = call(environ, profile="kong-oidc", attributes={"email": "email"}, **TRUSTED)
+    assert body["identity"]["user"] == "abc"
+    assert body["identity"]["attributes"] == {"email": ["a@x"]}
+
+
 def test_azure_provider_is_the_principal_idp() -> None:
     environ = {
         "HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "u@x",
