@@ -94,6 +94,7 @@ class IdentityParser:
         self._json_encoding = profile.json_encoding or profile.encoding
         self._decode_json = decoder(self._json_encoding)
         self._split_first = profile.encoding == "url"
+        self._quoted_lists = profile.quoted_lists
         self._decode = decoder(profile.encoding)
 
     def variable_names(self) -> set[str]:
@@ -197,7 +198,9 @@ class IdentityParser:
             raise ValueError("is not valid JSON") from None
         if not isinstance(document, dict):
             raise ValueError("is not a JSON object")
-        if _too_deep(document, MAX_JSON_DEPTH):
+        # Each level opens a bracket: few brackets in all, no need to walk the claims.
+        brackets = decoded.count("[") + decoded.count("{")
+        if brackets > MAX_JSON_DEPTH and _too_deep(document, MAX_JSON_DEPTH):
             raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
         if self.profile.json_shape == "ms-client-principal":
             return _principal_claims(document)
@@ -222,7 +225,7 @@ class IdentityParser:
         return tuple(values)
 
     def _split(self, raw: str) -> list[str]:
-        if self.profile.quoted_lists:
+        if self._quoted_lists:
             return split_quoted(self._decode(raw))
         delimiter, escapes = self.profile.delimiter, self.profile.backslash_escapes
         if self._split_first:
@@ -325,14 +328,12 @@ def _series(environ: WSGIEnvironment, base_key: str) -> list[str] | None:
     return values
 
 
-def _too_deep(value: Any, depth: int) -> bool:
-    if isinstance(value, dict):
-        value = list(value.values())
-    elif not isinstance(value, list):
-        return False
-    if depth == 0:
+def _too_deep(container: dict[str, Any] | list[Any], depth: int) -> bool:
+    """True when ``container`` nests containers more than ``depth`` levels down."""
+    if depth < 0:
         return True
-    return any(_too_deep(item, depth - 1) for item in value if isinstance(item, (dict, list)))
+    items = container.values() if isinstance(container, dict) else container
+    return any(_too_deep(item, depth - 1) for item in items if isinstance(item, (dict, list)))
 
 
 def _principal_claims(principal: dict[str, Any]) -> dict[str, Any]:
