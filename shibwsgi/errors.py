@@ -52,7 +52,12 @@ class InvalidUserError(RequestError):
 
 
 class InvalidClaimsError(RequestError):
-    """A front end's JSON claims document (the only source of claims) cannot be read."""
+    """A JSON claims variable is not a readable JSON object."""
+
+
+class EncodingMismatchError(RequestError):
+    """What arrives cannot be what the configured encoding produces: the front end and
+    shibwsgi disagree (for example ``OIDCPassClaimsAs ... base64url`` against the default)."""
 
 
 class SessionError(ShibwsgiError):

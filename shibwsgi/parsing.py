@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from .attributes import Attribute
-from .decoding import decoder, split_quoted, split_values
-from .errors import AttributeTooLargeError, InvalidClaimsError, InvalidUserError, MissingAttributeError
+from .decoding import UndecodableValue, decoder, repair_utf8, split_quoted, split_values, without_surrogates
+from .errors import (
+    AttributeTooLargeError,
+    EncodingMismatchError,
+    InvalidClaimsError,
+    InvalidUserError,
+    MissingAttributeError,
+)
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
 
@@ -25,11 +31,10 @@ log = logging.getLogger("shibwsgi")
 
 #: Longest user id accepted: ids are short (eppn, OIDC ``sub`` is at most 255 bytes).
 MAX_USER_LENGTH = 1024
-
-#: Largest JSON claims document read, and its deepest nesting: claims are small and
-#: shallow (``realm_access.roles`` is depth 2); anything beyond is not a front end's.
+#: Largest JSON claims document read (larger than any uwsgi packet: 64 KiB).
 MAX_JSON_BYTES = 256 * 1024
-MAX_JSON_DEPTH = 16
+#: Deepest nesting accepted in a JSON claim value that is read.
+MAX_JSON_DEPTH = 32
 
 #: A raw value: one joined string, values still encoded but apart (a list: mellon
 #: series), or values already decoded (a tuple: JSON claims).
@@ -88,14 +93,12 @@ class IdentityParser:
         }
         self._json_names = {channel_key(v, channel): v for v in profile.json_variables}
         self._json_keys = tuple(self._json_names)
-        # Without prefixes the JSON is the only source: an unreadable one is refused,
-        # not silently read as "no claims".
-        self._json_strict = not profile.prefixes
         self._json_encoding = profile.json_encoding or profile.encoding
         self._decode_json = decoder(self._json_encoding)
         self._split_first = profile.encoding == "url"
         self._quoted_lists = profile.quoted_lists
         self._decode = decoder(profile.encoding)
+        self._decode_remote_user = self._decode if profile.encodes_remote_user else repair_utf8
 
     def variable_names(self) -> set[str]:
         """Every front-end variable name this parser may read (before channel mapping)."""
@@ -111,6 +114,12 @@ class IdentityParser:
 
     def parse(self, environ: WSGIEnvironment) -> Identity | None:
         """Return the identity in ``environ``, ``None`` when there is no user."""
+        try:
+            return self._parse(environ)
+        except UndecodableValue as exc:
+            raise self._mismatch(f"a front-end variable is {exc}") from None
+
+    def _parse(self, environ: WSGIEnvironment) -> Identity | None:
         claims = self._json_claims(environ)
         user_source, user = self._user(environ, claims)
         if user is None:
@@ -155,8 +164,8 @@ class IdentityParser:
         for key in keys:
             value = environ.get(key)
             if value is not None:
-                # REMOTE_USER is one value by definition: decoded, never split.
-                return [str(value)] if source == REMOTE_USER else str(value)
+                # REMOTE_USER is one value by definition, in its front end's own encoding.
+                return (self._decode_remote_user(str(value)),) if source == REMOTE_USER else str(value)
         return None
 
     def _json_claims(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
@@ -167,43 +176,38 @@ class IdentityParser:
             text = environ.get(key)
             if not text:
                 continue
-            try:
-                document = self._json_document(str(text))
-            except ValueError as exc:
-                if self._json_strict:
-                    raise InvalidClaimsError(
-                        f"the front end's {self._json_names[key]} cannot be read",
-                        log_message=f"{key} {exc}: is the front end (or something posing as it) "
-                        f"sending {self.profile.name}'s format?",
-                    ) from None
-                log.warning("%s %s: claims are read from the joined variables", key, exc)
-                continue
+            document = self._json_document(key, str(text))
             for claim, value in document.items():
                 claims.setdefault(claim, value)
         return claims or None
 
-    def _json_document(self, text: str) -> dict[str, Any]:
-        """The claims of one JSON variable; ValueError saying what is wrong with it."""
+    def _json_document(self, key: str, text: str) -> dict[str, Any]:
+        """The claims in JSON variable ``key``; refused when too large, malformed or encoded."""
+        name = self._json_names[key]  # as the operator knows it: the header, not its WSGI key
         if len(text) > MAX_JSON_BYTES:
-            raise ValueError(f"is {len(text)} bytes, over the {MAX_JSON_BYTES} bytes read")
-        decoded = self._decode_json(text)
+            raise AttributeTooLargeError(
+                f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
+                "have the front end pass fewer or smaller claims"
+            )
         try:
-            document = json.loads(decoded)
+            document = json.loads(self._decode_json(text))
         except RecursionError:
-            raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels") from None
-        except ValueError:
-            # The decoders keep undecodable text as it came (plain JSON still parses).
-            if decoded == text and self._json_encoding.startswith("base64"):
-                raise ValueError(f"is neither {self._json_encoding} of UTF-8 nor JSON") from None
-            raise ValueError("is not valid JSON") from None
+            raise InvalidClaimsError(
+                f"the JSON claims in {name!r} are nested deeper than can be read"
+            ) from None
+        except ValueError as exc:
+            hint = _encoding_hint(text, _is_json_object, exclude=self._json_encoding)
+            if hint is not None:
+                setting = "json_encoding" if self.profile.json_encoding else "encoding"
+                raise self._mismatch(f"{name!r} arrives {hint}", setting) from None
+            problem = exc if isinstance(exc, UndecodableValue) else "not valid JSON"
+            raise InvalidClaimsError(
+                f"{name!r} is {problem}: check the front end's settings for it"
+            ) from None
         if not isinstance(document, dict):
-            raise ValueError("is not a JSON object")
-        # Each level opens a bracket: few brackets in all, no need to walk the claims.
-        brackets = decoded.count("[") + decoded.count("{")
-        if brackets > MAX_JSON_DEPTH and _too_deep(document, MAX_JSON_DEPTH):
-            raise ValueError(f"nests deeper than {MAX_JSON_DEPTH} levels")
+            raise InvalidClaimsError(f"{name!r} is JSON but not an object of claims")
         if self.profile.json_shape == "ms-client-principal":
-            return _principal_claims(document)
+            return _principal_claims(name, document)
         return document
 
     # -- decoding and caps ----------------------------------------------------------------
@@ -271,33 +275,88 @@ class IdentityParser:
             raw = self._raw(environ, claims, source)
             if raw is None:
                 continue
-            values = self._values(raw, self._user_caps)
-            if values is None:
+            user = self._one_value(raw, what=f"the user attribute {source!r}", split=True)
+            if not user:
+                continue
+            if len(user) > MAX_USER_LENGTH:
                 raise InvalidUserError(
-                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters",
+                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters"
                 )
-            if values:
-                user = values[0]
-                if not user.isprintable():
-                    raise InvalidUserError(
-                        f"the user attribute {source!r} contains control characters",
-                    )
-                return source, user
+            if not user.isprintable():
+                raise InvalidUserError(f"the user attribute {source!r} contains control characters")
+            if "\ufffd" in user:
+                raise InvalidUserError(f"the user attribute {source!r} contains undecodable characters")
+            return source, user
         return "", None
+
+    def _one_value(self, raw: Raw, *, what: str, split: bool) -> str:
+        """The single value ``raw`` holds, decoded; ``InvalidUserError`` when it holds several.
+
+        Several values are never cut down to the first: whoever chose the order would
+        choose the user. With ``split`` the profile's delimiter separates values.
+        """
+        if isinstance(raw, str):
+            if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text
+                raise InvalidUserError(f"{what} is longer than {MAX_USER_LENGTH} characters")
+            values = self._split(raw) if split else [self._decode(raw)]
+        elif isinstance(raw, tuple):
+            values = [value for value in raw if value]
+        else:
+            values = [value for value in map(self._decode, raw) if value]
+        if len(values) > 1:
+            joined = f" (joined with {self.profile.delimiter!r})" if isinstance(raw, str) else ""
+            raise InvalidUserError(
+                f"{what} holds {len(values)} values{joined}, and it must be one value",
+                log_message=(
+                    f"{what} holds {len(values)} values{joined}: refused rather than picking one. "
+                    "Map it to a single-valued attribute (eppn, sub, ...) or have the front end "
+                    "pass one value"
+                ),
+            )
+        return values[0] if values else ""
 
     def _standard(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, field: str) -> str | None:
         key = self._variable_keys.get(field)
         if key is not None:
             value = environ.get(key)
             if value:
-                return self._decode(str(value))
+                return self._checked_standard(field, key, str(value))
         source = self.profile.claims.get(field)
         if source is not None:
             raw = self._raw(environ, claims, source)
-            values = self._values(raw, self._user_caps) if raw is not None else None
-            if values:
-                return values[0]
+            if raw is not None:
+                if isinstance(raw, str):
+                    return self._checked_standard(field, source, raw) or None
+                return self._one_value(raw, what=f"the {field} claim {source!r}", split=False) or None
         return None
+
+    def _checked_standard(self, field: str, name: str, raw: str) -> str:
+        """A standard field's decoded text; a value still encoded is an encoding mismatch."""
+        value = self._decode(raw)
+        well_formed = _STANDARD_FORMS.get(field)
+        if well_formed is not None and value and not well_formed(value):
+            hint = _encoding_hint(raw, well_formed, exclude=self.profile.encoding)
+            if hint is not None:
+                raise self._mismatch(f"{name!r} arrives {hint}")
+        return value
+
+    def _mismatch(self, what: str, setting: str = "encoding") -> EncodingMismatchError:
+        configured = self._json_encoding if setting == "json_encoding" else self.profile.encoding
+        advice = (
+            "Make the profile's json_encoding match the front end "
+            "(dataclasses.replace(profile, json_encoding=...))"
+            if setting == "json_encoding"
+            else "Make SHIBWSGI_ENCODING (encoding=) match the front end: mod_auth_openidc "
+            "OIDCPassClaimsAs ... latin1 -> 'latin-1', base64url -> 'base64url', none -> "
+            "'utf-8'; Shibboleth 'encoding URL' -> 'url'"
+        )
+        return EncodingMismatchError(
+            f"the front end's encoding does not match shibwsgi's ({setting}={configured!r}): {what}",
+            log_message=(
+                f"{what}, but this profile ({self.profile.name}) is configured for "
+                f"{setting}={configured!r}: no identity is built from still-encoded text. {advice}"
+            ),
+        )
 
     def _missing(self, names: list[str], user_source: str) -> MissingAttributeError:
         sources = ", ".join(f"{name!r} (source {self.attributes[name].source!r})" for name in names)
@@ -328,50 +387,108 @@ def _series(environ: WSGIEnvironment, base_key: str) -> list[str] | None:
     return values
 
 
-def _too_deep(container: dict[str, Any] | list[Any], depth: int) -> bool:
-    """True when ``container`` nests containers more than ``depth`` levels down."""
-    if depth < 0:
-        return True
-    items = container.values() if isinstance(container, dict) else container
-    return any(_too_deep(item, depth - 1) for item in items if isinstance(item, (dict, list)))
-
-
-def _principal_claims(principal: dict[str, Any]) -> dict[str, Any]:
+def _principal_claims(name: str, principal: dict[str, Any]) -> dict[str, Any]:
     """Azure App Service's ``{"claims": [{"typ", "val"}]}`` as claims: repeated types form a list."""
     entries = principal.get("claims")
     if not isinstance(entries, list):
-        raise ValueError("has no claims list")
+        raise InvalidClaimsError(f"{name!r} has no claims list: it is not an App Service client principal")
     claims: dict[str, list[Any]] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("typ"), str) or "val" not in entry:
-            raise ValueError("has a claim that is not {typ, val}")
-        value = entry["val"]
-        if isinstance(value, (dict, list)):
-            raise ValueError(f"has a structured value for claim type {entry['typ']!r}")
-        claims.setdefault(entry["typ"], []).append(value)
+            raise InvalidClaimsError(f"{name!r} has a claim that is not {{typ, val}}")
+        if isinstance(entry["val"], (dict, list)):
+            raise InvalidClaimsError(f"{name!r} has a structured claim value, not a string")
+        claims.setdefault(entry["typ"], []).append(entry["val"])
     return claims
 
 
 def _claim_values(value: Any) -> tuple[str, ...]:
-    """A JSON claim as decoded strings (lists stay apart, losslessly)."""
+    """A JSON claim as strings (lists stay apart, losslessly; nested values as JSON text).
+
+    Lone surrogates (from ``\\ud800`` escapes) become U+FFFD: nothing in an Identity
+    may be unencodable.
+    """
     items = value if isinstance(value, list) else [value]
     return tuple(
-        item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        without_surrogates(item) if isinstance(item, str) else _nested_json(item)
         for item in items
         if item is not None
     )
 
 
-@lru_cache(maxsize=1024)
+def _nested_json(value: Any) -> str:
+    if not _within_depth(value, MAX_JSON_DEPTH):
+        raise InvalidClaimsError(f"a claim is nested deeper than {MAX_JSON_DEPTH} levels")
+    return without_surrogates(json.dumps(value, ensure_ascii=False))
+
+
+def _within_depth(value: Any, limit: int) -> bool:
+    """True when ``value`` nests containers at most ``limit`` deep (iteratively: no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return False
+                pending.append((child, depth + 1))
+    return True
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _is_moment(text: str) -> bool:
+    return _parsed_moment(text) is not None
+
+
+#: What a standard field's decoded value looks like; anything else may still be encoded.
+_STANDARD_FORMS = {
+    "provider": lambda text: ":" in text,  # an https URL or a URN (SAML entityID)
+    "authenticated_at": _is_moment,
+    "expires_at": _is_moment,
+}
+
+
+def _encoding_hint(raw: str, well_formed: Callable[[str], bool], *, exclude: str) -> str | None:
+    """How ``raw`` arrives (``"base64url-encoded"``, ...) when only another decoding makes it
+    ``well_formed``; ``None`` when no other decoding helps."""
+    for label, encoding in _OTHER_ENCODINGS:
+        if encoding == exclude or (label == "unencoded" and exclude in ("utf-8", "latin-1")):
+            continue
+        try:
+            decoded = decoder(encoding)(raw)
+        except UndecodableValue:
+            continue
+        if (decoded != raw or label == "unencoded") and well_formed(decoded):
+            return label
+    return None
+
+
+_OTHER_ENCODINGS = (("base64url-encoded", "base64url"), ("URL-encoded", "url"), ("unencoded", "utf-8"))
+
+
 def _moment(text: str | None) -> datetime | None:
     """Parse epoch seconds or ISO 8601; ``None`` (logged) when neither."""
     if not text:
         return None
+    moment = _parsed_moment(text)
+    if moment is None:
+        log.warning("ignoring a timestamp that is neither epoch seconds nor ISO 8601")
+    return moment
+
+
+@lru_cache(maxsize=1024)
+def _parsed_moment(text: str) -> datetime | None:
     try:
         if text.replace(".", "", 1).isdigit():
             return datetime.fromtimestamp(float(text), tz=UTC)
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError, OSError):
-        log.warning("ignoring a timestamp that is neither epoch seconds nor ISO 8601")
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -286,12 +286,17 @@ def test_kong_oidc_reads_the_standard_base64_alphabet_with_padding() -> None:
     assert body["identity"]["attributes"] == {"name": ["?>?>ÿÿ"]}
 
 
-def test_kong_oidc_reads_the_plain_json_of_older_plugins() -> None:
+def test_kong_oidc_plain_json_of_older_plugins_is_a_loud_encoding_mismatch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # kong-oidc before 0234853 (2018) set X-Userinfo to cjson.encode(user), not base64.
     environ = {"HTTP_X_USERINFO": '{"sub":"abc","email":"a@x"}', "REMOTE_ADDR": PROXY}
-    _, body = call(environ, profile="kong-oidc", attributes={"email": "email"}, **TRUSTED)
-    assert body["identity"]["user"] == "abc"
-    assert body["identity"]["attributes"] == {"email": ["a@x"]}
+    with caplog.at_level(logging.WARNING, "shibwsgi"):
+        status, body = call(environ, profile="kong-oidc", attributes={"email": "email"}, **TRUSTED)
+    assert status == 400
+    assert "json_encoding='base64'" in body["error"]
+    assert "'X-Userinfo' arrives unencoded" in caplog.text
+    assert "json_encoding" in caplog.text
 
 
 def test_azure_provider_is_the_principal_idp() -> None:
@@ -481,46 +486,55 @@ def nested(depth: int) -> object:
 
 
 MALFORMED = [
-    pytest.param("azure-easy-auth", "%%% not base64 %%%", "base64", id="azure not base64"),
-    pytest.param("azure-easy-auth", "eyJhdXRo", "JSON", id="azure truncated base64"),
-    pytest.param("azure-easy-auth", base64.b64encode(b"\xff\xfe{}").decode(), "base64", id="azure not UTF-8"),
-    pytest.param("azure-easy-auth", base64.b64encode(b"not json").decode(), "JSON", id="azure not JSON"),
-    pytest.param("azure-easy-auth", b64([1, 2]), "object", id="azure JSON array"),
-    pytest.param("azure-easy-auth", b64({"auth_typ": "aad"}), "claims", id="azure no claims"),
-    pytest.param("azure-easy-auth", b64({"claims": "admin"}), "claims", id="azure claims not a list"),
-    pytest.param("azure-easy-auth", b64({"claims": [{"val": "admin"}]}), "typ", id="azure claim without typ"),
+    pytest.param("azure-easy-auth", "%%% not base64 %%%", 400, "not base64", id="azure not base64"),
+    pytest.param("azure-easy-auth", "eyJhdXRo", 400, "not valid JSON", id="azure truncated base64"),
     pytest.param(
-        "azure-easy-auth", b64({"claims": [{"typ": 1, "val": "a"}]}), "typ", id="azure typ not a string"
+        "azure-easy-auth", base64.b64encode(b"\xff\xfe{}").decode(), 400, "UTF-8", id="azure not UTF-8"
     ),
-    pytest.param("azure-easy-auth", b64({"claims": ["admin"]}), "typ", id="azure claim not an object"),
+    pytest.param("azure-easy-auth", base64.b64encode(b"not json").decode(), 400, "JSON", id="azure not JSON"),
+    pytest.param("azure-easy-auth", b64([1, 2]), 400, "object", id="azure JSON array"),
+    pytest.param("azure-easy-auth", b64({"auth_typ": "aad"}), 400, "claims", id="azure no claims"),
+    pytest.param("azure-easy-auth", b64({"claims": "admin"}), 400, "claims", id="azure claims not a list"),
+    pytest.param(
+        "azure-easy-auth", b64({"claims": [{"val": "admin"}]}), 400, "typ", id="azure claim without typ"
+    ),
+    pytest.param(
+        "azure-easy-auth", b64({"claims": [{"typ": 1, "val": "a"}]}), 400, "typ", id="azure typ not a string"
+    ),
+    pytest.param("azure-easy-auth", b64({"claims": ["admin"]}), 400, "typ", id="azure claim not an object"),
     pytest.param(
         "azure-easy-auth",
         b64({"claims": [{"typ": "roles", "val": {"a": 1}}]}),
+        400,
         "structured",
         id="azure object value",
     ),
     pytest.param(
-        "azure-easy-auth", base64.b64encode(DEEP.encode()).decode(), "deeper", id="azure deep nesting"
+        "azure-easy-auth", base64.b64encode(DEEP.encode()).decode(), 400, "nested", id="azure deep nesting"
     ),
-    pytest.param("azure-easy-auth", b64({"claims": [], "x": nested(18)}), "deeper", id="azure 18 levels"),
-    pytest.param("azure-easy-auth", "A" * 300_000, "bytes", id="azure oversized"),
-    pytest.param("kong-oidc", "e30=!", "base64", id="kong userinfo not base64"),
-    pytest.param("kong-oidc", base64.b64encode(b'{"sub": ').decode(), "JSON", id="kong userinfo cut JSON"),
-    pytest.param("kong-oidc", b64("admin"), "object", id="kong userinfo a JSON string"),
+    pytest.param("azure-easy-auth", "A" * 300_000, 431, "bytes", id="azure oversized"),
+    pytest.param("kong-oidc", "e30=!", 400, "not base64", id="kong userinfo not base64"),
+    pytest.param(
+        "kong-oidc", base64.b64encode(b'{"sub": ').decode(), 400, "JSON", id="kong userinfo cut JSON"
+    ),
+    pytest.param("kong-oidc", b64("admin"), 400, "object", id="kong userinfo a JSON string"),
+    pytest.param(
+        "kong-oidc", b64({"sub": "abc", "groups": nested(40)}), 400, "nested", id="kong deep claim read"
+    ),
 ]
 
 
-@pytest.mark.parametrize(("profile", "value", "reason"), MALFORMED)
-def test_malformed_json_principal_is_a_clear_400(
-    profile: str, value: str, reason: str, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(("profile", "value", "status", "reason"), MALFORMED)
+def test_malformed_json_principal_is_a_clear_4xx(
+    profile: str, value: str, status: int, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     variable = PROFILES[profile].json_variables[0]
     key = "HTTP_" + variable.upper().replace("-", "_")
     environ = {key: value, "HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "u@x", "REMOTE_ADDR": PROXY}
     with caplog.at_level(logging.WARNING, "shibwsgi"):
-        status, body = call(environ, profile=profile, attributes={"groups": multi("groups")}, **TRUSTED)
-    assert status == 400
-    assert variable in body["error"]
+        answer, body = call(environ, profile=profile, attributes={"groups": multi("groups")}, **TRUSTED)
+    assert answer == status
+    assert reason in body["error"]
     assert value[:20] not in json.dumps(body)
     assert reason in caplog.text
     assert value[:20] not in caplog.text
