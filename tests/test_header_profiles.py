@@ -600,3 +600,19 @@ def test_demo_app_defaults_follow_the_header_profile(tmp_path: Path, profile: st
     assert me["attributes"]["email"] == ["z@x"]
     groups = ["a", "b", "c"] if profile == "authelia" else ["a,b", "c"]  # authelia's commas: lossy
     assert me["attributes"]["groups"] == groups
+
+
+@pytest.fixture
+def wsgi_app() -> SSOMiddleware:
+    """The app the ``sso_client`` fixture of shibwsgi's pytest plugin talks to."""
+    return SSOMiddleware(
+        echo_app, profile="authentik", trusted_proxies=["127.0.0.1"], attributes={"groups": multi("groups")}
+    )
+
+
+def test_pytest_plugin_signs_in_through_a_header_front_end(sso_client: Any) -> None:
+    client = sso_client("zoe", {"groups": ["a,b", "c"]}, profile="authentik")
+    identity = client.get("/").json["identity"]
+    assert identity["user"] == "zoe"
+    assert identity["attributes"] == {"groups": ["a,b", "c"]}
+    assert sso_client(None).get("/").json["identity"] is None
