@@ -49,6 +49,14 @@ class Refused(Exception):
 
 
 def ref_decode(encoding: str, text: str) -> str:
+    if encoding == "base64":
+        padded = text.strip() + "=" * (-len(text.strip()) % 4)
+        if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", padded):
+            raise Refused(400)
+        try:
+            return base64.b64decode(padded).decode("utf-8")
+        except ValueError:
+            raise Refused(400) from None
     if encoding == "base64url":
         body = text.strip()
         if len(body) % 4 == 1 or re.search(r"[^A-Za-z0-9_-]", body):
@@ -118,12 +126,17 @@ class RefProfile:
     json_variables: tuple[str, ...] = ()
     encodes_remote_user: bool = False
     channel: str = "environ"
+    json_encoding: str | None = None
+    quoted: bool = False  # vouch-proxy: "a","b" is a list, a bare value is one value
+    source_variables: dict[str, str] = field(default_factory=dict)
 
     def keys(self, source: str) -> list[str]:
         if source == "REMOTE_USER":
             return ["REMOTE_USER"]
         name = source.title() if self.header_case else source
         names = [prefix + name for prefix in self.prefixes]
+        if source in self.source_variables:
+            names = [self.source_variables[source]]
         if self.channel == "headers":
             return ["HTTP_" + n.upper().replace("-", "_") for n in names]
         return names
@@ -164,7 +177,7 @@ class RefParser:
             if len(text) > 256 * 1024:
                 raise Refused(431)
             try:
-                document = json.loads(ref_decode(self.profile.encoding, text))
+                document = json.loads(ref_decode(self.profile.json_encoding or self.profile.encoding, text))
             except (ValueError, RecursionError):
                 raise Refused(400) from None
             if not isinstance(document, dict):
@@ -209,6 +222,10 @@ class RefParser:
             return [value for value in raw if value]
         if kind == "series":
             return [value for value in (ref_decode(profile.encoding, item) for item in raw) if value]
+        if profile.quoted:
+            text = ref_decode(profile.encoding, raw)
+            quoted = len(text) >= 2 and text[0] == '"' and text[-1] == '"'
+            return [value for value in (text[1:-1].split('","') if quoted else [text]) if value]
         if profile.encoding == "url":
             parts = ref_split(raw, profile.delimiter, profile.escapes)
             return [value for value in (ref_decode("url", part) for part in parts) if value]
@@ -294,6 +311,8 @@ class Hostile:
             b64("Zoë;x"),
             "[[[[",
             "{",
+            '"g1","g,2"',
+            '"',
             "9" * 2000,
             "é" * 3000,
         ]
@@ -336,9 +355,11 @@ class Hostile:
             text = json.dumps({**claims, "big": "x" * 300_000})
         else:
             text = json.dumps(claims)
-        if encoding == "base64url" and self.rng.random() < 0.85:
+        if encoding in ("base64url", "base64") and self.rng.random() < 0.85:
+            if encoding == "base64":  # standard alphabet, padded (kong-oidc, App Service)
+                return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
             return b64(text)
-        if encoding != "base64url" and self.rng.random() < 0.05:
+        if encoding not in ("base64url", "base64") and self.rng.random() < 0.05:
             return b64(text)  # the front end encodes, the app is not told
         return text
 
@@ -414,6 +435,14 @@ def header_front_end(*keys: str) -> Callable[..., dict[str, Any]]:
     return variables
 
 
+def kong_oidc(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
+    environ: dict[str, Any] = {"REMOTE_ADDR": TRUSTED_PROXY if rng.random() < 0.8 else "203.0.113.9"}
+    for key, chance in (("HTTP_X_USERINFO", 0.7), ("HTTP_X_ID_TOKEN", 0.4)):
+        if rng.random() < chance:
+            environ[key] = hostile.document("base64")
+    return environ
+
+
 def remote_user(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
     return {"REMOTE_USER": hostile.encoded("utf-8")} if rng.random() < 0.9 else {}
 
@@ -480,6 +509,22 @@ def scenarios() -> list[Scenario]:
             {"profile": "authentik", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
             RefProfile("authentik", ("X-authentik-",), "|", False, "utf-8", ("username",), channel="headers"),
             header_front_end("HTTP_X_AUTHENTIK_USERNAME", "HTTP_X_AUTHENTIK_GROUPS", "HTTP_X_AUTHENTIK_EMAIL"),
+        ),
+        Scenario(
+            {"profile": "vouch", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile(
+                "vouch", ("X-Vouch-IdP-Claims-",), ",", False, "utf-8", ("user",), header_case=True,
+                channel="headers", quoted=True, source_variables={"user": "X-Vouch-User"},
+            ),
+            header_front_end("HTTP_X_VOUCH_USER", "HTTP_X_VOUCH_IDP_CLAIMS_GROUPS", "HTTP_X_VOUCH_IDP_CLAIMS_EMAIL"),
+        ),
+        Scenario(
+            {"profile": "kong-oidc", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile(
+                "kong-oidc", (), None, False, "utf-8", ("sub",), channel="headers", json_encoding="base64",
+                json_variables=("HTTP_X_USERINFO", "HTTP_X_ID_TOKEN"),
+            ),
+            kong_oidc,
         ),
     ]  # fmt: skip
     for encoding in ("latin-1", "utf-8", "base64url"):
