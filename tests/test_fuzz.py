@@ -103,6 +103,20 @@ def ref_split(text: str, delimiter: str | None, escapes: bool) -> list[str]:
     return [value for value in values if value]
 
 
+def principal_claims(document: dict[str, Any]) -> dict[str, list[Any]]:
+    """An App Service client principal's claims, a type given several times as a list."""
+    entries = document.get("claims")
+    if not isinstance(entries, list):
+        raise Refused(400)
+    claims: dict[str, list[Any]] = {}
+    for entry in entries:
+        well_formed = isinstance(entry, dict) and isinstance(entry.get("typ"), str) and "val" in entry
+        if not well_formed or isinstance(entry["val"], (dict, list)):
+            raise Refused(400)
+        claims.setdefault(entry["typ"], []).append(entry["val"])
+    return claims
+
+
 def depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((depth(item) for item in value.values()), default=0)
@@ -128,6 +142,7 @@ class RefProfile:
     channel: str = "environ"
     json_encoding: str | None = None
     quoted: bool = False  # vouch-proxy: "a","b" is a list, a bare value is one value
+    principal: bool = False  # App Service: {"claims": [{"typ", "val"}]}
     source_variables: dict[str, str] = field(default_factory=dict)
 
     def keys(self, source: str) -> list[str]:
@@ -182,6 +197,8 @@ class RefParser:
                 raise Refused(400) from None
             if not isinstance(document, dict):
                 raise Refused(400)
+            if self.profile.principal:
+                document = principal_claims(document)
             for claim, value in document.items():
                 merged.setdefault(claim, value)
         return merged or None
@@ -337,6 +354,28 @@ class Hostile:
             return b64(text)
         return text.encode("utf-8", "surrogatepass").decode("latin-1")  # as a PEP 3333 server hands it over
 
+    def principal(self) -> str:
+        """An X-MS-CLIENT-PRINCIPAL: base64 JSON of {auth_typ, claims: [{typ, val}]}, or not quite."""
+        entries: list[Any] = [
+            {
+                "typ": self.rng.choice(["groups", "email", "name"]),
+                "val": self.rng.choice([self.text(), 7, None]),
+            }
+            for _ in range(self.rng.randrange(0, 5))
+        ]
+        roll = self.rng.random()
+        if roll < 0.05:
+            entries.append(
+                self.rng.choice([{"val": "x"}, {"typ": 1, "val": "x"}, "x", {"typ": "groups", "val": ["x"]}])
+            )
+        document: Any = {"auth_typ": "aad", "claims": entries}
+        if 0.05 <= roll < 0.08:
+            document = self.rng.choice([{"auth_typ": "aad"}, {"claims": "x"}, [entries], "x"])
+        text = json.dumps(document, ensure_ascii=False)
+        if self.rng.random() < 0.9:
+            return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
+        return text
+
     def document(self, encoding: str) -> str:
         """A JSON claims variable."""
         roll = self.rng.random()
@@ -443,6 +482,13 @@ def kong_oidc(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
     return environ
 
 
+def azure_easy_auth(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
+    environ = header_front_end("HTTP_X_MS_CLIENT_PRINCIPAL_NAME")(hostile, rng)
+    if rng.random() < 0.7:
+        environ["HTTP_X_MS_CLIENT_PRINCIPAL"] = hostile.principal()
+    return environ
+
+
 def remote_user(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
     return {"REMOTE_USER": hostile.encoded("utf-8")} if rng.random() < 0.9 else {}
 
@@ -525,6 +571,15 @@ def scenarios() -> list[Scenario]:
                 json_variables=("HTTP_X_USERINFO", "HTTP_X_ID_TOKEN"),
             ),
             kong_oidc,
+        ),
+        Scenario(
+            {"profile": "azure-easy-auth", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile(
+                "azure-easy-auth", (), None, False, "utf-8", ("principal-name",), channel="headers",
+                json_encoding="base64", json_variables=("HTTP_X_MS_CLIENT_PRINCIPAL",), principal=True,
+                source_variables={"principal-name": "X-MS-CLIENT-PRINCIPAL-NAME"},
+            ),
+            azure_easy_auth,
         ),
     ]  # fmt: skip
     for encoding in ("latin-1", "utf-8", "base64url"):
