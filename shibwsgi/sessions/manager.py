@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..identity import Identity
-from .base import SessionStore
+from .base import SessionStore, check_store
 
 __all__ = ["Session", "SessionManager"]
 
@@ -39,7 +39,8 @@ class Session:
 class SessionManager:
     """Session lifecycle over a :class:`SessionStore`, with idle and absolute timeouts.
 
-    A session never outlives the front end's own (``Identity.expires_at``).
+    A session never outlives the front end's own (``Identity.expires_at``). ``store``
+    must have every :class:`SessionStore` method (``ConfigError`` otherwise).
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class SessionManager:
         absolute_timeout: int,
         clock: Callable[[], float],
     ) -> None:
+        check_store(store)
         self.store = store
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
@@ -81,11 +83,21 @@ class SessionManager:
             return None
         return session
 
-    def touch(self, session: Session) -> None:
-        """Record activity, writing to the store at most every ``TOUCH_INTERVAL`` seconds."""
+    def touch(self, session: Session) -> bool:
+        """Record activity, writing to the store at most every ``TOUCH_INTERVAL`` seconds.
+
+        Returns ``False`` if the write found the session ended meanwhile (a logout on
+        another request); the write never brings it back.
+        """
         now = self.clock()
-        if now - session.seen >= TOUCH_INTERVAL:
-            self._save(replace(session, seen=now))
+        if now - session.seen < TOUCH_INTERVAL:
+            return True
+        touched = replace(session, seen=now)
+        ttl = self._ttl(touched)
+        if ttl is not None and self.store.update(session.id, touched.to_data(), ttl):
+            return True
+        self._identities.pop(session.id, None)
+        return False
 
     def end(self, session_id: str) -> None:
         """Delete the session (no error if it is already gone)."""
@@ -109,11 +121,17 @@ class SessionManager:
         return min(limits) - now
 
     def _save(self, session: Session) -> None:
+        ttl = self._ttl(session)
+        if ttl is not None:
+            self.store.set(session.id, session.to_data(), ttl)
+
+    def _ttl(self, session: Session) -> int | None:
+        """Whole seconds the session may still be kept, or ``None`` (and a log line) if none."""
         remaining = self._remaining(session)
         if remaining <= 0:
             log.warning(
                 "not storing a session for %s: the front end's session has already expired",
                 session.identity.profile,
             )
-            return
-        self.store.set(session.id, session.to_data(), max(1, int(remaining + 0.999)))
+            return None
+        return max(1, int(remaining + 0.999))
