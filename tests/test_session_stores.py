@@ -11,7 +11,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,16 +28,14 @@ from shibwsgi.sessions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
 
-    MakeStore = Callable[[str], SessionStore]
+    from store_fixtures import FakeClock, MakeStore
 
-ALL_KINDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", id="redis", marks=pytest.mark.servers),
-]
+# The store, make_store, clock, prefix and redis_client fixtures.
+pytest_plugins = ["store_fixtures"]
+
 CLOCKED_KINDS = ["memory", "sqlite"]
 SHARED_KINDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -47,67 +44,6 @@ SHARED_KINDS = [
 
 WORKERS = 4
 SESSIONS_PER_WORKER = 200
-
-
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A Redis key prefix of its own, to keep tests apart on the one shared server."""
-    return f"test:{uuid.uuid4().hex}:"
-
-
-@pytest.fixture
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, prefix: str
-) -> Iterator[MakeStore]:
-    """Build a store of a given kind; SQLite and Redis stores are closed afterwards."""
-    closers: list[Callable[[], None]] = []
-
-    def make(kind: str) -> SessionStore:
-        if kind == "memory":
-            return MemoryStore(clock=clock)
-        if kind == "sqlite":
-            sqlite_store = SQLiteStore(tmp_path / "sessions.sqlite3", clock=clock)
-            closers.append(sqlite_store.close)
-            return sqlite_store
-        pytest.importorskip("redis")
-        redis_store = RedisStore(request.getfixturevalue("redis_url"), prefix=prefix)
-        closers.append(redis_store.close)
-        return redis_store
-
-    yield make
-    for close in closers:
-        close()
-
-
-@pytest.fixture(params=ALL_KINDS)
-def store(request: pytest.FixtureRequest, make_store: MakeStore) -> SessionStore:
-    return make_store(request.param)
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[Any]:
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 # --- The contract every store keeps ---------------------------------------------------------
