@@ -65,7 +65,7 @@ class RedisStore:
         self._local = threading.local()
         self._client: RedisClient
         self._close: Callable[[], object] | None = None
-        self._hidden: tuple[str, ...] = ()
+        self._hidden: tuple[str, ...] | None = ()
         if isinstance(client_or_url, str):
             self._location, self._hidden = _mask(client_or_url)
             self._client = self._client_from(redis, client_or_url)
@@ -150,6 +150,8 @@ class RedisStore:
         return cache
 
     def _scrub(self, exc: Exception) -> str:
+        if self._hidden is None:
+            return f"{type(exc).__name__} (details withheld: they may hold the password)"
         text = str(exc)
         for secret in self._hidden:
             text = text.replace(secret, _HIDDEN)
@@ -167,8 +169,9 @@ def mask_url(url: str) -> str:
     """Return ``url`` with its passwords replaced by ``***``.
 
     Hidden: the password of the user part (a lone user part too), a ``password`` setting in
-    the query, a port that is not a number, the fragment, and everything up to the last
-    ``@`` when an ``@`` follows the first ``/``, ``?`` or ``#``.
+    the query and the fragment; and everything after the scheme when an ``@`` follows the
+    first ``/``, ``?`` or ``#``, or when the port is not a number (a password before a
+    missing ``@host``).
     """
     return _mask(url)[0]
 
@@ -190,30 +193,28 @@ def _split(url: str) -> tuple[str, str, str, str] | None:
     return head, authority, parts.path, rest
 
 
-def _mask(url: str) -> tuple[str, tuple[str, ...]]:
-    """The masked URL and the texts it hid (to scrub them from error messages)."""
+def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
+    """The masked URL and the texts it hid, to scrub from error messages (``None``: all of it)."""
     split = _split(url)
     if split is None:
         scheme, colon, rest = url.partition(":")
-        return (f"{scheme}:{_HIDDEN}" if colon else _HIDDEN), (rest or url,)
+        return (f"{scheme}:{_HIDDEN}" if colon else _HIDDEN), None
     head, authority, path, rest = split
-    tail = authority + path + rest
-    if "@" in path + rest or (not authority and "@" in tail):
-        # The password ran past a '/', '?' or '#': hide up to the last '@'.
-        span, _, after = tail.rpartition("@")
-        masked, more = _mask(f"{head}//{after.removeprefix('//')}")
-        return masked.replace("//", f"//{_HIDDEN}@", 1), (span.removeprefix("//"), *more)
-    hidden: list[str] = []
     userinfo, at, hostport = authority[2:].rpartition("@")
+    port = hostport.rpartition("]")[2].partition(":")[2]
+    if (
+        "@" in path + rest
+        or (not authority and "@" in url)
+        or (port and not (port.isascii() and port.isdigit()))
+    ):
+        # Where the password ends is anyone's guess: hide everything but the scheme.
+        return f"{head}{_HIDDEN}", None
+    hidden: list[str] = []
     if at:
         user, colon, password = userinfo.partition(":")
         secret = password if colon else user
         hidden += [secret, unquote(secret)]
         userinfo = f"{user}:{_HIDDEN}" if colon else _HIDDEN
-    host, colon, port = hostport.rpartition(":")
-    if colon and port and not port.isdigit() and not hostport.endswith("]"):
-        hidden.append(port)
-        hostport = f"{host}:{_HIDDEN}"
     query, hash_, fragment = rest.partition("#")
     if fragment:
         hidden.append(fragment)
