@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ ROUNDS = 7
 
 
 def per_op(operation: Callable[[], object], seconds: float = 0.2) -> float:
-    """Median microseconds per call over ``ROUNDS`` rounds of about ``seconds`` each."""
+    """Median microseconds per call over ``ROUNDS`` rounds of about ``seconds`` each (GC off)."""
     n = 1
     while True:
         start = time.perf_counter()
@@ -40,11 +41,15 @@ def per_op(operation: Callable[[], object], seconds: float = 0.2) -> float:
         n *= 2
     n = max(1, int(n * seconds / elapsed))
     rounds = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        for _ in range(n):
-            operation()
-        rounds.append((time.perf_counter() - start) / n * 1e6)
+    gc.disable()
+    try:
+        for _ in range(ROUNDS):
+            start = time.perf_counter()
+            for _ in range(n):
+                operation()
+            rounds.append((time.perf_counter() - start) / n * 1e6)
+    finally:
+        gc.enable()
     return sorted(rounds)[ROUNDS // 2]
 
 
