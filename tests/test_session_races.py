@@ -414,3 +414,36 @@ def test_cache_replaces_and_forgets() -> None:
     cache.pop("a")
     cache.pop("never")
     assert (cache.get("a"), cache.size, len(cache)) == (None, 0, 0)
+
+
+# --- The manager's per-worker session cache -------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ALL_KINDS)
+def test_manager_reuses_the_session_while_the_store_data_is_unchanged(
+    make_store: MakeStore, clock: FakeClock, kind: str
+) -> None:
+    store_a, store_b = two_workers(make_store, kind)
+    worker_a, worker_b = manager(store_a, clock), manager(store_b, clock)
+    session_id = worker_a.start(ALICE).id
+    first = worker_a.load(session_id)
+    assert first is not None and worker_a.load(session_id) is first
+
+    clock.advance(TOUCH_INTERVAL)
+    worker_b_session = worker_b.load(session_id)
+    assert worker_b_session is not None and worker_b.touch(worker_b_session)
+    touched = worker_a.load(session_id)
+    assert touched is not None and touched is not first
+    assert touched.seen == clock.now and touched.identity is first.identity
+
+
+def test_manager_cache_is_bounded_by_bytes(make_store: MakeStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shibwsgi.sessions import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "SESSION_CACHE_BYTES", 300_000)
+    worker = manager(make_store("memory"), time.time)
+    for n in range(10):
+        big = Identity(f"user{n}", {"groups": tuple(f"group-{n}-{i:05d}" for i in range(5_000))})
+        session = worker.load(worker.start(big).id)
+        assert session is not None and session.identity == big
+        assert worker._sessions.size <= 300_000

@@ -11,6 +11,7 @@ over tombstones because it needs no extra keys, no extra reads and no tombstone 
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any, Generic, Protocol, TypeVar
 
 from ..errors import ConfigError, SessionError
@@ -95,16 +96,17 @@ class BoundedCache(Generic[K, V]):
     """A per-worker dict bounded by entries and by the bytes its values stand for.
 
     When full it starts again empty: cheaper than tracking recency on every hit, and a
-    miss only costs what the cache saves. Not thread-safe; give each thread its own.
+    miss only costs what the cache saves. Thread-safe; reads take no lock.
     """
 
-    __slots__ = ("_entries", "_size", "max_bytes", "max_entries")
+    __slots__ = ("_entries", "_lock", "_size", "max_bytes", "max_entries")
 
     def __init__(self, *, max_entries: int, max_bytes: int) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._entries: dict[K, tuple[V, int]] = {}
         self._size = 0
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -120,19 +122,26 @@ class BoundedCache(Generic[K, V]):
 
     def put(self, key: K, value: V, size: int) -> None:
         """Remember ``value`` (standing for ``size`` bytes); too large a value is not kept."""
-        self.pop(key)
-        if size > self.max_bytes:
-            return
-        if len(self._entries) >= self.max_entries or self._size + size > self.max_bytes:
-            self.clear()
-        self._entries[key] = (value, size)
-        self._size += size
+        with self._lock:
+            self._pop(key)
+            if size > self.max_bytes:
+                return
+            if len(self._entries) >= self.max_entries or self._size + size > self.max_bytes:
+                self._entries.clear()
+                self._size = 0
+            self._entries[key] = (value, size)
+            self._size += size
 
     def pop(self, key: K) -> None:
+        with self._lock:
+            self._pop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
+
+    def _pop(self, key: K) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:
             self._size -= entry[1]
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._size = 0

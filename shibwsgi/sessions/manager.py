@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..identity import Identity
-from .base import SessionStore, check_store
+from .base import BoundedCache, SessionStore, check_store
 
 __all__ = ["Session", "SessionManager"]
 
@@ -18,9 +18,12 @@ log = logging.getLogger("shibwsgi")
 #: ``seen`` is written back at most this often (seconds): a store write on every
 #: request would cost more than the idle timeout's precision is worth.
 TOUCH_INTERVAL = 60
-#: Identities rebuilt from the store, kept per session id (a session's identity never
-#: changes: a new login is a new id). The store is still asked on every request.
-IDENTITY_CACHE_SIZE = 1024
+#: Sessions rebuilt from the store, kept per session id; bounded by entries and by the
+#: characters of their identities. The store is still asked on every request: while it
+#: hands back the very data it gave last time (its own cache), the session is reused
+#: whole; otherwise only the identity is (a new login is a new id, so it never changes).
+SESSION_CACHE_ENTRIES = 1024
+SESSION_CACHE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,9 @@ class SessionManager:
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.clock = clock
-        self._identities: dict[str, Identity] = {}
+        self._sessions: BoundedCache[str, tuple[dict[str, Any], Session]] = BoundedCache(
+            max_entries=SESSION_CACHE_ENTRIES, max_bytes=SESSION_CACHE_BYTES
+        )
 
     def start(self, identity: Identity) -> Session:
         """Store a new session, under a new id, for ``identity``."""
@@ -70,14 +75,16 @@ class SessionManager:
         data = self.store.get(session_id)
         if data is None:
             return None
-        try:
-            session = Session(
-                session_id, self._identity(session_id, data), float(data["created"]), float(data["seen"])
-            )
-        except (KeyError, TypeError, ValueError):
-            log.warning("discarding a session whose stored data is not readable")
-            self.end(session_id)
-            return None
+        cached = self._sessions.get(session_id)
+        if cached is not None and cached[0] is data:
+            session = cached[1]
+        else:
+            try:
+                session = self._rebuild(session_id, data, cached[1].identity if cached else None)
+            except (KeyError, TypeError, ValueError):
+                log.warning("discarding a session whose stored data is not readable")
+                self.end(session_id)
+                return None
         if self._remaining(session) <= 0:
             self.end(session_id)
             return None
@@ -96,22 +103,20 @@ class SessionManager:
         ttl = self._ttl(touched)
         if ttl is not None and self.store.update(session.id, touched.to_data(), ttl):
             return True
-        self._identities.pop(session.id, None)
+        self._sessions.pop(session.id)
         return False
 
     def end(self, session_id: str) -> None:
         """Delete the session (no error if it is already gone)."""
-        self._identities.pop(session_id, None)
+        self._sessions.pop(session_id)
         self.store.delete(session_id)
 
-    def _identity(self, session_id: str, data: dict[str, Any]) -> Identity:
-        identity = self._identities.get(session_id)
+    def _rebuild(self, session_id: str, data: dict[str, Any], identity: Identity | None) -> Session:
         if identity is None:
             identity = Identity.from_dict(data["identity"])
-            if len(self._identities) >= IDENTITY_CACHE_SIZE:
-                self._identities.clear()
-            self._identities[session_id] = identity
-        return identity
+        session = Session(session_id, identity, float(data["created"]), float(data["seen"]))
+        self._sessions.put(session_id, (data, session), _size(identity))
+        return session
 
     def _remaining(self, session: Session) -> float:
         now = self.clock()
@@ -135,3 +140,8 @@ class SessionManager:
             )
             return None
         return max(1, int(remaining + 0.999))
+
+
+def _size(identity: Identity) -> int:
+    """Characters an identity holds, for the cache's bound."""
+    return len(identity.user) + sum(len(value) for values in identity.attributes.values() for value in values)

@@ -1,10 +1,13 @@
 """A session store in Redis, shared by every process and machine that can reach it.
 
-Every read is one ``GET``: redis-py's client-side cache (RESP3 ``CLIENT TRACKING``) would
-save that round trip, but it refuses servers older than 7.4 (Debian 12 ships 7.0) and a
-cache fed by invalidation messages serves stale sessions while its connection is silently
-cut. So the round trip stays, and what it saves is the JSON decode: each thread keeps the
-bytes it last decoded per session and reuses the result while Redis returns the same bytes.
+Every read is one ``GET``. redis-py's client-side cache (RESP3 ``CLIENT TRACKING``) would
+save that round trip, but it refuses servers older than 7.4 (Debian 12 ships 7.0), and on
+7.0 with that check lifted (``python -m bench.redis_cache``) it is not safe for sessions:
+a read right after another worker's delete still returned the deleted value in 8-18 % of
+tries (the invalidation had not been read yet), and processes forked after the parent had
+cached a key served it after it was deleted. So the round trip stays; what is saved is the
+JSON decode: the store keeps the bytes it last decoded per session and reuses the result
+while Redis returns the same bytes.
 
 Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
 racing ``/logout`` cannot bring the session back.
@@ -12,13 +15,13 @@ racing ``/logout`` cannot bring the session back.
 URLs are read the way redis-py reads them (:func:`urllib.parse.urlsplit`: the user part
 ends at the first ``/``, ``?`` or ``#`` and is split at its last ``@``), and
 :func:`mask_url` hides what redis-py would send as a password. A URL with an ``@`` after
-that point is refused: its password was meant to contain ``/``, ``?`` or ``#`` unescaped,
-and redis-py would connect elsewhere with part of it.
+that point, or a port that is not a number, is refused and shown as ``redis:***``: its
+password most likely holds an unescaped ``/``, ``?`` or ``#``, and redis-py would connect
+elsewhere with part of it.
 """
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -30,9 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisClient", "RedisStore", "mask_url"]
 
-#: Bounds of each thread's decode cache (bytes of stored JSON).
+#: Bounds of the decode cache (bytes of stored JSON).
 CACHE_ENTRIES = 1024
-CACHE_BYTES = 4 * 1024 * 1024
+CACHE_BYTES = 2 * 1024 * 1024
 _HIDDEN = "***"
 _ESCAPES = "percent-encode '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 
@@ -62,7 +65,9 @@ class RedisStore:
             raise ConfigError("session", "RedisStore needs redis-py: pip install shibwsgi[redis]") from exc
         self._errors = redis.RedisError
         self._prefix = prefix
-        self._local = threading.local()
+        self._cache: BoundedCache[str, tuple[bytes, dict[str, Any]]] = BoundedCache(
+            max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES
+        )
         self._client: RedisClient
         self._close: Callable[[], object] | None = None
         self._hidden: tuple[str, ...] | None = ()
@@ -83,7 +88,7 @@ class RedisStore:
             text = self._client.get(self._prefix + session_id)
         except self._errors as exc:
             raise self._error("read a session", exc) from exc
-        cache = self._cache()
+        cache = self._cache
         if text is None:
             cache.pop(session_id)
             return None
@@ -142,12 +147,6 @@ class RedisStore:
         except (TypeError, ValueError) as exc:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
         return client  # type: ignore[no-any-return]
-
-    def _cache(self) -> BoundedCache[str, tuple[bytes, dict[str, Any]]]:
-        cache: BoundedCache[str, tuple[bytes, dict[str, Any]]] | None = getattr(self._local, "cache", None)
-        if cache is None:
-            cache = self._local.cache = BoundedCache(max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES)
-        return cache
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:

@@ -29,7 +29,7 @@ __all__ = ["SQLiteStore"]
 PURGE_EVERY = 100
 #: Bounds of each connection's read cache (bytes of stored JSON).
 CACHE_ENTRIES = 1024
-CACHE_BYTES = 4 * 1024 * 1024
+CACHE_BYTES = 2 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shibwsgi_sessions (
