@@ -159,12 +159,13 @@ def test_session_expires_after_ttl(make_store: MakeStore, clock: FakeClock, kind
     assert store.get("abc") is None
 
 
+@pytest.mark.parametrize("write", ["set", "update"])
 @pytest.mark.parametrize("kind", CLOCKED_KINDS)
-def test_overwrite_renews_ttl(make_store: MakeStore, clock: FakeClock, kind: str) -> None:
+def test_overwrite_renews_ttl(make_store: MakeStore, clock: FakeClock, kind: str, write: str) -> None:
     store = make_store(kind)
     store.set("abc", {"v": 1}, ttl=60)
     clock.advance(50)
-    store.set("abc", {"v": 2}, ttl=60)
+    getattr(store, write)("abc", {"v": 2}, ttl=60)
     clock.advance(50)
     assert store.get("abc") == {"v": 2}
 

@@ -101,21 +101,11 @@ class RedisStore:
 
     def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         """Store ``data`` for ``ttl`` seconds, replacing any previous data."""
-        check_ttl(ttl)
-        text = dump(data)
-        try:
-            self._client.set(self._prefix + session_id, text, ex=ttl)
-        except self._errors as exc:
-            raise self._error("write a session", exc) from exc
+        self._write(session_id, data, ttl, xx=False)
 
     def update(self, session_id: str, data: dict[str, Any], ttl: int) -> bool:
         """Replace the data of a live session; ``False`` (nothing written) if it is gone."""
-        check_ttl(ttl)
-        text = dump(data)
-        try:
-            return bool(self._client.set(self._prefix + session_id, text, ex=ttl, xx=True))
-        except self._errors as exc:
-            raise self._error("write a session", exc) from exc
+        return self._write(session_id, data, ttl, xx=True)
 
     def delete(self, session_id: str) -> None:
         """Forget the session; absent sessions are not an error."""
@@ -128,6 +118,15 @@ class RedisStore:
         """Close the client if the store made it from a URL; a client passed in is left open."""
         if self._close is not None:
             self._close()
+
+    def _write(self, session_id: str, data: dict[str, Any], ttl: int, *, xx: bool) -> bool:
+        check_ttl(ttl)
+        text = dump(data)
+        try:
+            # XX: only if the key exists, so a renewal never recreates a deleted session.
+            return bool(self._client.set(self._prefix + session_id, text, ex=ttl, xx=xx))
+        except self._errors as exc:
+            raise self._error("write a session", exc) from exc
 
     def _client_from(self, redis: Any, url: str) -> RedisClient:
         parts = _split(url)

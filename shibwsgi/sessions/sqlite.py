@@ -111,32 +111,11 @@ class SQLiteStore:
 
     def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         """Store ``data`` for ``ttl`` seconds, replacing any previous data."""
-        check_ttl(ttl)
-        text = dump(data)
-        now = self._clock()
-        try:
-            handle = self._handle()
-            # This connection's own commits leave data_version as it is.
-            handle.cache.pop(session_id)
-            handle.connection.execute(_SET, (session_id, text, now + ttl))
-            # Sessions that are never read again would otherwise stay forever.
-            if next(self._sets) % PURGE_EVERY == 0:
-                handle.connection.execute(_PURGE, (now,))
-        except sqlite3.Error as exc:
-            raise self._error("write a session", exc) from exc
+        self._write(session_id, data, ttl, only_if_live=False)
 
     def update(self, session_id: str, data: dict[str, Any], ttl: int) -> bool:
         """Replace the data of a live session; ``False`` (nothing written) if it is gone."""
-        check_ttl(ttl)
-        text = dump(data)
-        now = self._clock()
-        try:
-            handle = self._handle()
-            handle.cache.pop(session_id)
-            cursor = handle.connection.execute(_UPDATE, (text, now + ttl, session_id, now))
-        except sqlite3.Error as exc:
-            raise self._error("write a session", exc) from exc
-        return cursor.rowcount == 1
+        return self._write(session_id, data, ttl, only_if_live=True)
 
     def delete(self, session_id: str) -> None:
         """Forget the session; absent sessions are not an error."""
@@ -146,6 +125,25 @@ class SQLiteStore:
             handle.connection.execute(_DELETE, (session_id,))
         except sqlite3.Error as exc:
             raise self._error("delete a session", exc) from exc
+
+    def _write(self, session_id: str, data: dict[str, Any], ttl: int, *, only_if_live: bool) -> bool:
+        check_ttl(ttl)
+        text = dump(data)
+        now = self._clock()
+        try:
+            handle = self._handle()
+            # This connection's own commits leave data_version as it is.
+            handle.cache.pop(session_id)
+            if only_if_live:
+                cursor = handle.connection.execute(_UPDATE, (text, now + ttl, session_id, now))
+                return cursor.rowcount == 1
+            handle.connection.execute(_SET, (session_id, text, now + ttl))
+            # Sessions that are never read again would otherwise stay forever.
+            if next(self._sets) % PURGE_EVERY == 0:
+                handle.connection.execute(_PURGE, (now,))
+        except sqlite3.Error as exc:
+            raise self._error("write a session", exc) from exc
+        return True
 
     def close(self) -> None:
         """Close this process's connections; using the store again reopens them.
