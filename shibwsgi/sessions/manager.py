@@ -59,7 +59,8 @@ class SessionManager:
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.clock = clock
-        self._sessions: BoundedCache[str, tuple[dict[str, Any], Session]] = BoundedCache(
+        # session id -> (the store's data, the session built from it, when it ends)
+        self._sessions: BoundedCache[str, tuple[dict[str, Any], Session, float]] = BoundedCache(
             max_entries=SESSION_CACHE_ENTRIES, max_bytes=SESSION_CACHE_BYTES
         )
 
@@ -77,15 +78,15 @@ class SessionManager:
             return None
         cached = self._sessions.get(session_id)
         if cached is not None and cached[0] is data:
-            session = cached[1]
+            _, session, deadline = cached
         else:
             try:
-                session = self._rebuild(session_id, data, cached[1].identity if cached else None)
+                session, deadline = self._rebuild(session_id, data, cached[1].identity if cached else None)
             except (KeyError, TypeError, ValueError):
                 log.warning("discarding a session whose stored data is not readable")
                 self.end(session_id)
                 return None
-        if self._remaining(session) <= 0:
+        if deadline <= self.clock():
             self.end(session_id)
             return None
         return session
@@ -111,19 +112,22 @@ class SessionManager:
         self._sessions.pop(session_id)
         self.store.delete(session_id)
 
-    def _rebuild(self, session_id: str, data: dict[str, Any], identity: Identity | None) -> Session:
+    def _rebuild(
+        self, session_id: str, data: dict[str, Any], identity: Identity | None
+    ) -> tuple[Session, float]:
         if identity is None:
             identity = Identity.from_dict(data["identity"])
         session = Session(session_id, identity, float(data["created"]), float(data["seen"]))
-        self._sessions.put(session_id, (data, session), _size(identity))
-        return session
+        deadline = self._deadline(session)
+        self._sessions.put(session_id, (data, session, deadline), _size(identity))
+        return session, deadline
 
-    def _remaining(self, session: Session) -> float:
-        now = self.clock()
+    def _deadline(self, session: Session) -> float:
+        """When the session ends: idle, absolute or the front end's expiry, whichever first."""
         limits = [session.seen + self.idle_timeout, session.created + self.absolute_timeout]
         if session.identity.expires_at is not None:
             limits.append(session.identity.expires_at.timestamp())
-        return min(limits) - now
+        return min(limits)
 
     def _save(self, session: Session) -> None:
         ttl = self._ttl(session)
@@ -132,7 +136,7 @@ class SessionManager:
 
     def _ttl(self, session: Session) -> int | None:
         """Whole seconds the session may still be kept, or ``None`` (and a log line) if none."""
-        remaining = self._remaining(session)
+        remaining = self._deadline(session) - self.clock()
         if remaining <= 0:
             log.warning(
                 "not storing a session for %s: the front end's session has already expired",
