@@ -3,11 +3,12 @@
 Every read is one ``GET``. redis-py's client-side cache (RESP3 ``CLIENT TRACKING``) would
 save that round trip, but it refuses servers older than 7.4 (Debian 12 ships 7.0), and on
 7.0 with that check lifted (``python -m bench.redis_cache``) it is not safe for sessions:
-a read right after another worker's delete still returned the deleted value in 8-18 % of
-tries (the invalidation had not been read yet), and processes forked after the parent had
-cached a key served it after it was deleted. So the round trip stays; what is saved is the
-JSON decode: the store keeps the bytes it last decoded per session and reuses the result
-while Redis returns the same bytes.
+a read right after another worker's delete still returned the deleted value in 6-18 % of
+tries (the invalidation had not been read yet), processes forked after the parent had
+cached a key served it after it was deleted, and a cached read, which polls the socket
+for invalidations, was no cheaper than a loopback ``GET``. So the round trip stays; what
+is saved is the JSON decode: the store keeps the bytes it last decoded per session and
+reuses the result while Redis returns the same bytes.
 
 Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
 racing ``/logout`` cannot bring the session back.
