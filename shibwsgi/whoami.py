@@ -81,7 +81,7 @@ class WhoAmI:
         session = sessions.load(session_id) if session_id else None
         if session is None or session.identity.user != identity.user:
             return None
-        return datetime.fromtimestamp(sessions.expires(session), UTC)
+        return datetime.fromtimestamp(sessions.deadline(session), UTC)
 
 
 def _iso(moment: datetime | None) -> str | None:

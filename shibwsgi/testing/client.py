@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from webtest import TestApp
 
 from ..middleware import SSOMiddleware
+from ..profiles import get_profile
 from .environ import environ_for
 
 if TYPE_CHECKING:
@@ -67,10 +68,11 @@ def front_end_environ(
 
     Its profile (with its encoding and prefix), channel and user sources are the
     defaults; ``options`` (``profile=``, ``channel=``, ... of :func:`environ_for`) win.
-    In the headers channel ``REMOTE_ADDR`` is its first trusted proxy (a
-    ``proxy_secret`` is not known here: send its header with the request).
+    In the headers channel ``REMOTE_ADDR`` is its first trusted proxy, or
+    127.0.0.1 without a middleware (a ``proxy_secret`` is not known here: send
+    its header with the request).
     """
-    peer: dict[str, str] = {}
+    proxies: tuple[Any, ...] = ()
     if middleware is not None:
         profile = middleware.profile
         if middleware.parser.user_sources != profile.user:
@@ -78,10 +80,12 @@ def front_end_environ(
         options.setdefault("profile", profile)
         options.setdefault("channel", middleware.channel)
         proxies = middleware.gate.trusted_proxies
-        if options["channel"] == "headers" and proxies:
-            # The request comes from the proxy that sets the headers.
-            peer["REMOTE_ADDR"] = str(proxies[0].network_address)
-    return {**peer, **environ_for(options.pop("profile", "shibboleth"), user, attributes, **options)}
+    spec = get_profile(options.pop("profile", "shibboleth"))
+    environ = environ_for(spec, user, attributes, **options)
+    if options.get("channel", spec.channel) == "headers":
+        # The request comes from the proxy that sets the headers (by default one on this machine).
+        environ["REMOTE_ADDR"] = str(proxies[0].network_address) if proxies else "127.0.0.1"
+    return environ
 
 
 def sso_test_app(

@@ -107,6 +107,15 @@ SOURCE_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "mellon": {"displayName": "cn", "mail": "mail", "isMemberOf": "groups"},
         "oauth2-proxy": {"displayName": "preferred-username", "mail": "email", "isMemberOf": "groups"},
         "remote-user": {},
+        **{
+            name: MappingProxyType({"displayName": "name", "mail": "email", "isMemberOf": "groups"})
+            for name in ("authelia", "authentik", "vouch", "kong-oidc")
+        },
+        "azure-easy-auth": {
+            "displayName": "name",
+            "mail": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+            "isMemberOf": "groups",
+        },
     }
 )
 
@@ -118,13 +127,14 @@ _GROUP_SOURCES = tuple(
     dict.fromkeys(row["isMemberOf"] for row in SOURCE_NAMES.values() if "isMemberOf" in row)
 )
 
-#: Front ends that pass identity as request headers to the application.
+#: Front ends that pass identity as request headers, beyond those whose profile says so.
 _HEADER_PROFILES = frozenset({"oauth2-proxy"})
 
 
 def default_channel(profile: str | Profile) -> str:
-    """How ``profile``'s front end passes identity: ``"headers"`` (oauth2-proxy) or ``"environ"``."""
-    return "headers" if get_profile(profile).name in _HEADER_PROFILES else "environ"
+    """How ``profile``'s front end passes identity: ``"headers"`` (oauth2-proxy) or its profile's channel."""
+    spec = get_profile(profile)
+    return "headers" if spec.name in _HEADER_PROFILES else spec.channel
 
 
 _SALT = "shibwsgi.testing.frontend"
@@ -167,8 +177,9 @@ class DevFrontEnd:
     :func:`users_for_profile`); ``secret_key`` signs the session cookie (default:
     random per process, so with several worker processes pass one);
     ``channel``: ``"environ"`` (server variables), or ``"headers"``, the default
-    for oauth2-proxy, whose inner :class:`~shibwsgi.SSOMiddleware` must then
-    trust ``127.0.0.1``; ``protected_paths``: locations the front end itself
+    for oauth2-proxy and the profiles whose front ends pass headers (authelia,
+    authentik, vouch, azure-easy-auth, kong-oidc), whose inner
+    :class:`~shibwsgi.SSOMiddleware` must then trust ``127.0.0.1``; ``protected_paths``: locations the front end itself
     protects (``Require shib-session``): without a front-end session, requests
     there are sent to the sign-in form. Elsewhere they pass on anonymously.
     """
