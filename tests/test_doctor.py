@@ -473,7 +473,7 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             id="apache proxies to a uwsgi socket off loopback",
         ),
         pytest.param(
-            Case(apache=edited("shibboleth.conf", "    SSLSessionCache shmcb:ssl_scache(512000)\n", "")),
+            Case(apache=edited("shibboleth.conf", "\nSSLSessionCache shmcb:ssl_scache(512000)\n", "\n")),
             "ssl-session-cache",
             WARNING,
             "SSLEngine on",
