@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
 from .authz import Rule, Rules, deny
-from .errors import ConfigError, RequestError, SessionError
+from .errors import ConfigError, InvalidAssertionError, RequestError, SessionError
 from .flows import Flows, adding, session_binding
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
@@ -34,10 +34,12 @@ from .parsing import IdentityParser
 from .profiles import Profile, get_profile
 from .sessions.base import SessionStore
 from .settings import parse_settings
-from .trust import CHANNELS, DEFAULT_SECRET_HEADER, TrustGate, parse_networks
+from .trust import CHANNELS, DEFAULT_SECRET_HEADER, SIGNED, TrustGate, parse_networks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .assertions import AssertionVerifier
 
 __all__ = ["ENVIRON_KEY", "LOGIN_PATH_KEY", "SSOMiddleware"]
 
@@ -90,13 +92,24 @@ class SSOMiddleware:
         login_url: str | None = None,
         logout_url: str | None = None,
         rules: Iterable[Rule] = (),
+        assertion_header: str | None = None,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | str | None = None,
+        issuer: str | None = None,
+        audience: str | Iterable[str] | None = None,
+        algorithms: str | Iterable[str] | None = None,
+        leeway: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
-        self.channel = one_of("channel", channel, CHANNELS)
+        self.channel = SIGNED if self.profile.signed else one_of("channel", channel, CHANNELS)
+        if self.profile.signed and channel != "environ":
+            raise ConfigError(
+                "channel", f"profile {self.profile.name!r} is signed: the signature is the trust"
+            )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret)
         user_sources = strings("user", user) if user is not None else self.profile.user
@@ -117,10 +130,23 @@ class SSOMiddleware:
             max_bytes=positive("max_attribute_bytes", max_attribute_bytes),
             max_values=positive("max_attribute_values", max_attribute_values),
         )
+        self.verifier = _verifier(
+            self.profile,
+            user=user_sources,
+            clock=clock,
+            assertion_header=assertion_header,
+            jwks_url=jwks_url,
+            jwks=jwks,
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            leeway=leeway,
+        )
+        signed_keys = {self.verifier.key} if self.profile.signed and self.verifier else set()
         self.gate = TrustGate(
             channel=self.channel,
-            variables=self.parser.variable_names(),
-            read_keys=self.parser.read_keys(),
+            variables={*self.parser.variable_names(), *self.profile.companions, *signed_keys},
+            read_keys=signed_keys or self.parser.read_keys(),
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
@@ -203,7 +229,19 @@ class SSOMiddleware:
         """Scrub ``environ`` and return the front end's identity in it, if any."""
         if not self.gate.admit(environ):
             return None
-        return self.parser.parse(environ)
+        if self.verifier is None:
+            return self.parser.parse(environ)
+        claims = self.verifier.claims(environ)
+        if claims is None and self.profile.signed:
+            return None
+        identity = self.parser.parse(environ, claims)
+        if identity is not None and claims is None:
+            raise InvalidAssertionError(
+                "the front end's signed ID token is missing",
+                log_message=f"{self.verifier.key} is missing while a user is present: set "
+                "OIDCPassIDTokenAs serialized (or remove jwks_url)",
+            )
+        return identity
 
 
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:
@@ -213,6 +251,16 @@ def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:
         environ.pop("REMOTE_USER", None)
     else:
         environ["REMOTE_USER"] = identity.user
+
+
+def _verifier(profile: Profile, **options: Any) -> AssertionVerifier | None:
+    """The signed-assertion verifier, when the profile is signed or assertion options are set."""
+    assertion_options = ("assertion_header", "jwks_url", "jwks", "issuer", "audience", "algorithms")
+    if not profile.signed and all(options[name] is None for name in assertion_options):
+        return None
+    from .assertions import build_verifier  # PyJWT is an optional dependency
+
+    return build_verifier(profile, **options)
 
 
 def _endpoints(settings: Mapping[str, tuple[str | None, Endpoint]]) -> dict[str, Endpoint]:
