@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -39,6 +39,7 @@ __all__ = [
     "AssertionVerifier",
     "build_verifier",
     "flatten",
+    "load_jwks",
 ]
 
 #: Asymmetric algorithms only: with a public key as an HMAC secret anyone could sign.
@@ -75,7 +76,6 @@ class AssertionVerifier:
         audience_field: str | None = None,
         bearer: bool = False,
         verify_exp: bool = True,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.key = key
         self.keys = keys
@@ -86,7 +86,6 @@ class AssertionVerifier:
         self._audience_field = audience_field
         self._bearer = bearer
         self._verify_exp = verify_exp
-        self._clock = clock
         self._cache = _TokenCache(CACHE_ENTRIES, CACHE_BYTES)
 
     def __repr__(self) -> str:
@@ -100,13 +99,13 @@ class AssertionVerifier:
         token = self._token(environ.get(self.key))
         if token is None:
             return None
-        now = self._clock()
         cached = self._cache.get(token, self.keys.generation)
         if cached is not None:
             claims, expires = cached
-            if expires is None or now <= expires + self.leeway:
+            # PyJWT's own rule (and clock): expired once exp + leeway has passed.
+            if expires is None or time.time() < expires + self.leeway:
                 return claims
-        claims = self._verify(token, now)
+        claims = self._verify(token)
         exp = claims.get("exp")
         self._cache.put(token, claims, exp if self._verify_exp else None, self.keys.generation)
         return claims
@@ -126,7 +125,7 @@ class AssertionVerifier:
             raise _refused("malformed: not a compact JWS (three base64url parts)")
         return token
 
-    def _verify(self, token: str, now: float) -> dict[str, Any]:
+    def _verify(self, token: str) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
@@ -235,7 +234,6 @@ def build_verifier(
     audience: str | Iterable[str] | None = None,
     algorithms: str | Iterable[str] | None = None,
     leeway: int = 0,
-    clock: Callable[[], float] = time.time,
 ) -> AssertionVerifier:
     """The verifier for ``profile`` and the middleware's assertion options (validated here)."""
     if profile.signed:
@@ -262,7 +260,7 @@ def build_verifier(
     chosen = _algorithms(algorithms if algorithms is not None else profile.algorithms or ("RS256",))
     return AssertionVerifier(
         key=key,
-        keys=_key_source(jwks_url or profile.jwks_url, jwks),
+        keys=_key_source(jwks_url or (profile.jwks_url if jwks is None else None), jwks),
         audience=_audience(audience),
         algorithms=chosen,
         issuer=_issuer(issuer if issuer is not None else profile.issuer),
@@ -270,7 +268,6 @@ def build_verifier(
         audience_field=profile.audience_field,
         bearer=bearer,
         verify_exp=verify_exp,
-        clock=clock,
     )
 
 
@@ -315,7 +312,7 @@ def _key_source(
     if (jwks_url is None) == (jwks is None):
         raise ConfigError("jwks_url", "give exactly one of jwks_url (fetched) and jwks (a static JWKS)")
     if jwks_url is not None:
-        return RemoteKeys(jwks_url, _pem_key if "{kid}" in jwks_url else _jwks_document)
+        return RemoteKeys(jwks_url, _pem_key if "{kid}" in jwks_url else load_jwks)
     try:
         document = json.loads(jwks) if isinstance(jwks, str) else jwks
         keys = _jwks_keys(document)
@@ -326,7 +323,8 @@ def _key_source(
     return StaticKeys(keys)
 
 
-def _jwks_document(document: bytes) -> dict[str | None, PublicKey]:
+def load_jwks(document: bytes) -> dict[str | None, PublicKey]:
+    """``kid -> public key`` from a JWKS document fetched from a key URL."""
     return _jwks_keys(json.loads(document))
 
 

@@ -133,7 +133,6 @@ class SSOMiddleware:
         self.verifier = _verifier(
             self.profile,
             user=user_sources,
-            clock=clock,
             assertion_header=assertion_header,
             jwks_url=jwks_url,
             jwks=jwks,

@@ -96,6 +96,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOGOUT_PATH": ("logout_path", optional_path),
     "LOGIN_URL": ("login_url", text),
     "LOGOUT_URL": ("logout_url", text),
+    "ASSERTION_HEADER": ("assertion_header", text),
+    "JWKS_URL": ("jwks_url", text),
+    "JWKS": ("jwks", text),
+    "ISSUER": ("issuer", text),
+    "AUDIENCE": ("audience", words),
+    "ALGORITHMS": ("algorithms", words),
+    "LEEWAY": ("leeway", integer),
 }
 
 

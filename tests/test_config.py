@@ -81,8 +81,12 @@ def test_bad_profile_raises(fields: dict[str, Any]) -> None:
 
 
 def test_every_builtin_profile_builds() -> None:
-    for name in PROFILES:
-        assert SSOMiddleware(echo_app, profile=name).profile.name == name
+    from shibwsgi.testing.signed import TestSigner
+
+    signed = {"jwks": TestSigner().jwks, "audience": "app"}
+    for name, profile in PROFILES.items():
+        options = {**signed, "assertion_header": profile.assertion_header or "X-A"} if profile.signed else {}
+        assert SSOMiddleware(echo_app, profile=name, **options).profile.name == name
 
 
 def test_custom_profile() -> None:
