@@ -14,8 +14,8 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 try:
     import jwt
@@ -37,6 +37,7 @@ __all__ = [
     "ALLOWED_ALGORITHMS",
     "MAX_ASSERTION_BYTES",
     "AssertionVerifier",
+    "TokenCache",
     "build_verifier",
     "flatten",
     "load_jwks",
@@ -53,6 +54,7 @@ CACHE_ENTRIES = 4096
 CACHE_BYTES = 8 << 20
 
 PublicKey = Any  # a cryptography public key object
+T = TypeVar("T")
 _PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
 
 
@@ -86,7 +88,7 @@ class AssertionVerifier:
         self._audience_field = audience_field
         self._bearer = bearer
         self._verify_exp = verify_exp
-        self._cache = _TokenCache(CACHE_ENTRIES, CACHE_BYTES)
+        self.cache = TokenCache(CACHE_ENTRIES, CACHE_BYTES)
 
     def __repr__(self) -> str:
         return (
@@ -96,19 +98,27 @@ class AssertionVerifier:
 
     def claims(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
         """The verified, flattened claims of this request's assertion; ``None`` without one."""
+        return self.verified(environ, _same)
+
+    def verified(self, environ: WSGIEnvironment, derive: Callable[[dict[str, Any]], T]) -> T | None:
+        """``derive(claims)`` for this request's assertion, memoised per token until its ``exp``.
+
+        ``None`` when no assertion came. ``derive`` must be a pure function of the
+        claims (the middleware passes the parser, so a repeated token costs a lookup).
+        """
         token = self._token(environ.get(self.key))
         if token is None:
             return None
-        cached = self._cache.get(token, self.keys.generation)
+        cached = self.cache.get(token, self.keys.generation)
         if cached is not None:
-            claims, expires = cached
+            value, expires = cached
             # PyJWT's own rule (and clock): expired once exp + leeway has passed.
             if expires is None or time.time() < expires + self.leeway:
-                return claims
+                return cast("T", value)
         claims = self._verify(token)
-        exp = claims.get("exp")
-        self._cache.put(token, claims, exp if self._verify_exp else None, self.keys.generation)
-        return claims
+        value = derive(claims)
+        self.cache.put(token, value, claims.get("exp") if self._verify_exp else None, self.keys.generation)
+        return value
 
     def _token(self, raw: object) -> str | None:
         if not raw or not isinstance(raw, str):
@@ -171,6 +181,10 @@ class AssertionVerifier:
         return flatten(claims)
 
 
+def _same(claims: dict[str, Any]) -> dict[str, Any]:
+    return claims
+
+
 def flatten(claims: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``claims`` plus a dotted name for every nested claim: ``realm_access.roles``."""
     flat: dict[str, Any] = {}
@@ -189,23 +203,29 @@ def _refused(reason: str) -> InvalidAssertionError:
     )
 
 
-class _TokenCache:
+class TokenCache:
     """Verified tokens until their ``exp``: a repeated token costs a lookup, not a signature check."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._entries: OrderedDict[str, tuple[dict[str, Any], float | None, int, int]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[object, float | None, int, int]] = OrderedDict()
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, token: str, generation: int) -> tuple[dict[str, Any], float | None] | None:
+    def clear(self) -> None:
+        """Forget every verified token (the next request with each is verified again)."""
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def get(self, token: str, generation: int) -> tuple[object, float | None] | None:
         entry = self._entries.get(token)
         if entry is None or entry[2] != generation:
             return None  # the keys changed since: a retired key must not keep a token alive
         return entry[0], entry[1]
 
-    def put(self, token: str, claims: dict[str, Any], expires: float | None, generation: int) -> None:
+    def put(self, token: str, value: object, expires: float | None, generation: int) -> None:
         size = 2 * len(token) + 256
         if size > self._max_bytes:
             return
@@ -213,7 +233,7 @@ class _TokenCache:
             old = self._entries.pop(token, None)
             if old is not None:
                 self._bytes -= old[3]
-            self._entries[token] = (claims, expires, generation, size)
+            self._entries[token] = (value, expires, generation, size)
             self._bytes += size
             while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
                 _, evicted = self._entries.popitem(last=False)

@@ -427,3 +427,65 @@ def test_cached_token_expires_with_its_exp(signer: TestSigner) -> None:
     assert app.get("/", extra_environ={POMERIUM: token}).json["remote_user"] == "alice"
     time.sleep(2.1)
     app.get("/", extra_environ={POMERIUM: token}, status=401)
+
+
+# -- defense in depth for mod_auth_openidc ------------------------------------------------------
+
+
+def openidc_app(signer: TestSigner) -> TestApp:
+    return TestApp(
+        SSOMiddleware(
+            echo_app,
+            profile="openidc",
+            jwks=signer.jwks,
+            issuer=signer.issuer,
+            audience=signer.audience,
+            attributes={"groups": Attribute("groups", multi=True)},
+        )
+    )
+
+
+def test_openidc_id_token_is_verified_and_wins(rsa_signer: TestSigner) -> None:
+    token = rsa_signer.sign(rsa_signer.claims("alice", {"groups": ["staff"]}))
+    environ = {**environ_for("openidc", "admin", {"groups": ["root"]}), "OIDC_id_token": token}
+    body = openidc_app(rsa_signer).get("/", extra_environ=environ).json
+    assert body["remote_user"] == "alice"
+    assert body["identity"]["attributes"] == {"groups": ["staff"]}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(lambda s: tampered_payload(s, s), id="tampered id token"),
+        pytest.param(
+            lambda s: s.sign(s.claims("alice", {"aud": "another-client"})), id="another client's id token"
+        ),
+        pytest.param(lambda s: TestSigner("RS256").sign(s.claims("alice")), id="id token from another key"),
+        pytest.param(lambda s: None, id="id token missing while a user is present"),
+    ],
+)
+def test_openidc_bad_id_token_is_refused(
+    rsa_signer: TestSigner, token: Callable[[TestSigner], str | None]
+) -> None:
+    value = token(rsa_signer)
+    environ = {**environ_for("openidc", "alice"), **({"OIDC_id_token": value} if value else {})}
+    openidc_app(rsa_signer).get("/", extra_environ=environ, status=401)
+
+
+def test_openidc_expired_id_token_still_proves_the_login(rsa_signer: TestSigner) -> None:
+    # mod_auth_openidc keeps its session for hours after the ID token's exp: it owns the lifetime.
+    now = int(time.time())
+    token = rsa_signer.sign(rsa_signer.claims("alice", {"iat": now - 7200, "exp": now - 3600}))
+    environ = {**environ_for("openidc", "alice"), "OIDC_id_token": token}
+    assert openidc_app(rsa_signer).get("/", extra_environ=environ).json["remote_user"] == "alice"
+
+
+def test_openidc_anonymous_without_id_token(rsa_signer: TestSigner) -> None:
+    assert openidc_app(rsa_signer).get("/").json["identity"] is None
+
+
+def test_openidc_client_cannot_send_the_id_token(rsa_signer: TestSigner) -> None:
+    token = rsa_signer.sign(rsa_signer.claims("alice"))
+    response = openidc_app(rsa_signer).get("/", extra_environ={"HTTP_OIDC_ID_TOKEN": token})
+    assert response.json["identity"] is None
+    assert "HTTP_OIDC_ID_TOKEN" not in response.json["http_keys"]
