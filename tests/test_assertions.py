@@ -146,6 +146,11 @@ def non_ascii_bytes(signer: TestSigner, rsa: TestSigner) -> str:
     return token[:20] + "Ã©" + token[20:]  # UTF-8 "é" as the WSGI server hands it over
 
 
+def deeply_nested_header(signer: TestSigner, rsa: TestSigner) -> str:
+    token = signer.sign(signer.claims("alice"))
+    return b64(b"[" * 4000 + b"]" * 4000) + token[token.index(".") :]
+
+
 def json_array_payload(signer: TestSigner, rsa: TestSigner) -> str:
     header = b64(json.dumps({"alg": "ES256", "kid": signer.kid}).encode())
     payload = b64(b'["alice"]')
@@ -176,6 +181,7 @@ ATTACKS = [
     pytest.param(garbage, id="random garbage"),
     pytest.param(garbage_without_dots, id="garbage without dots"),
     pytest.param(non_ascii_bytes, id="non-ASCII bytes"),
+    pytest.param(deeply_nested_header, id="deeply nested JSON header"),
     pytest.param(json_array_payload, id="payload not a JSON object"),
     pytest.param(no_exp, id="no exp: a token valid forever"),
 ]
