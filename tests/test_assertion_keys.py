@@ -91,6 +91,17 @@ def pomerium(server: KeyServer, signer: TestSigner) -> TestApp:
     return TestApp(middleware)
 
 
+def verifier_over(
+    server: KeyServer, signer: TestSigner, clock: FakeClock
+) -> tuple[AssertionVerifier, RemoteKeys[Any]]:
+    """A Pomerium verifier whose keys come from ``server``, refetched at most once a minute of ``clock``."""
+    keys = RemoteKeys(server.url + "/jwks.json", load_jwks, refetch_interval=60, clock=clock)
+    verifier = AssertionVerifier(
+        key=POMERIUM, keys=keys, audience=(signer.audience,), algorithms=("ES256",), issuer=signer.issuer
+    )
+    return verifier, keys
+
+
 def user_of(app: TestApp, token: str, status: int = 200) -> str | None:
     response = app.get("/", extra_environ={POMERIUM: token}, status=status)
     return response.json.get("remote_user") if status == 200 else None
@@ -122,10 +133,7 @@ def test_rotation_retires_removed_keys_and_admits_new_ones(key_server: KeyServer
     old, new = signer_for(key_server), signer_for(key_server)
     key_server.publish(old)
     clock = FakeClock()
-    keys = RemoteKeys(key_server.url + "/jwks.json", load_jwks, refetch_interval=60, clock=clock)
-    verifier = AssertionVerifier(
-        key=POMERIUM, keys=keys, audience=(old.audience,), algorithms=("ES256",), issuer=old.issuer
-    )
+    verifier, keys = verifier_over(key_server, old, clock)
     old_token = old.sign(old.claims("alice"))
     assert verifier.claims({POMERIUM: old_token})["sub"] == "alice"
 
@@ -171,10 +179,7 @@ def test_jwks_down_later_keeps_cached_keys_and_refuses_unknown_ones_with_503(key
     signer, stranger = signer_for(key_server), signer_for(key_server)
     key_server.publish(signer)
     clock = FakeClock()
-    keys = RemoteKeys(key_server.url + "/jwks.json", load_jwks, refetch_interval=60, clock=clock)
-    verifier = AssertionVerifier(
-        key=POMERIUM, keys=keys, audience=(signer.audience,), algorithms=("ES256",), issuer=signer.issuer
-    )
+    verifier, _ = verifier_over(key_server, signer, clock)
     assert verifier.claims({POMERIUM: signer.sign(signer.claims("alice"))})
     key_server.down = True
     clock.now += 61

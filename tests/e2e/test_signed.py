@@ -15,7 +15,6 @@ another peer identifies nobody (the apps keep ``trusted_proxies`` = nginx's addr
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import secrets
 import threading
@@ -27,27 +26,18 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 from stack import (
-    OAUTH2_PROXY_COOKIE,
     TLS,
-    nginx_variables,
     running_fake_oauth2_proxy,
-    running_nginx,
-    running_uwsgi,
     self_signed_certificate,
-    shared_directory,
-    wait_for_log,
-    watching,
 )
-from support import free_port, wait_for_port
 
 from shibwsgi.testing.signed import TestSigner
 
 from .oidc_provider import Provider, running_provider
-from .test_headers import ATTACKER_ADDRESS, NGINX_ADDRESS, PoolOptions
+from .test_headers import ATTACKER_ADDRESS, NGINX_ADDRESS, Stack, direct_http, movie_stack, through_nginx
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from pathlib import Path
 
 pytestmark = pytest.mark.servers
 
@@ -56,56 +46,20 @@ ATTRIBUTES = "name=name email=email groups=groups:multi"
 ROUTE = "movies.example.org"  # Pomerium's aud and iss: the route's domain
 
 
-@dataclass(frozen=True)
-class Site:
-    https: str  # nginx
-    http_socket: int  # uWSGI's plain-HTTP socket on 127.0.0.1
-    tls: TLS
-
-    def get(
-        self, path: str, headers: Mapping[str, str] | None = None, cookie: str | None = None
-    ) -> requests.Response:
-        with requests.Session() as session:
-            session.trust_env = False
-            session.verify = str(self.tls.cert)
-            session.mount("https://", PoolOptions(assert_hostname="127.0.0.1"))
-            if cookie is not None:
-                session.headers["Cookie"] = cookie
-            return session.get(self.https + path, headers=headers, allow_redirects=False, timeout=30)
-
-    def direct(
-        self, path: str, headers: Mapping[str, str], source: str = ATTACKER_ADDRESS
-    ) -> requests.Response:
-        """Straight to uWSGI, skipping nginx, from ``source``."""
-        with requests.Session() as session:
-            session.trust_env = False
-            session.mount("http://", PoolOptions(source_address=(source, 0)))
-            url = f"http://127.0.0.1:{self.http_socket}{path}"
-            return session.get(url, headers=headers, allow_redirects=False, timeout=30)
+def signed_settings(**settings: str) -> dict[str, str]:
+    """App settings for a signed profile; ``trusted_proxies`` (nginx) stays, to refuse replays."""
+    return {"SHIBWSGI_CHANNEL": "environ", "SHIBWSGI_ATTRIBUTES": ATTRIBUTES, **settings}
 
 
-@contextlib.contextmanager
-def movie_site(tls: TLS, oauth2_proxy: str, folder: Path, settings: Mapping[str, str]) -> Iterator[Site]:
-    """The movie app under uWSGI (plus a plain-HTTP socket) behind nginx on 127.0.0.2, lazy protection."""
-    http_port = free_port()
-    variables = {
-        "UWSGI_PROCESSES": "2",
-        "UWSGI_HTTP_SOCKET": f"127.0.0.1:{http_port}",
-        "SHIBWSGI_TRUSTED_PROXIES": NGINX_ADDRESS,
-        "SHIBWSGI_ATTRIBUTES": ATTRIBUTES,
-        "MOVIES_DB": str(folder / "movies.sqlite3"),
-        **settings,
-    }
-    with (
-        running_uwsgi(folder, None, **variables) as uwsgi,
-        watching(uwsgi.log),
-        shared_directory("shibwsgi-nginx-") as root,
-    ):
-        wait_for_port(http_port, process=uwsgi.process)
-        wait_for_log(uwsgi.log, r"WSGI app 0 \(mountpoint=''\) ready", count=2)
-        nginx = {**nginx_variables(tls, "lazy", oauth2_proxy, uwsgi.socket), "LISTEN_ADDRESS": NGINX_ADDRESS}
-        with running_nginx(root, nginx):
-            yield Site(f"https://{NGINX_ADDRESS}:{nginx['HTTPS_PORT']}", http_port, tls)
+def me(stack: Stack, headers: Mapping[str, str], user: str | None = None) -> requests.Response:
+    return through_nginx(stack, user, "GET", "/api/me", headers=headers)
+
+
+def me_directly(
+    stack: Stack, headers: Mapping[str, str], source: str = ATTACKER_ADDRESS
+) -> requests.Response:
+    """Straight to uWSGI, skipping nginx, from ``source``."""
+    return direct_http(stack, source, "GET", "/api/me", headers=headers)
 
 
 @pytest.fixture(scope="module")
@@ -158,51 +112,51 @@ def oidc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcSetup]:
 
 
 @pytest.fixture(scope="module")
-def oauth2_site(tls: TLS, oidc: OidcSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+def oauth2_site(tls: TLS, oidc: OidcSetup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     users = {"alice": {"X-Auth-Request-User": "alice", "Authorization": f"Bearer {oidc.id_token}"}}
-    settings = {
-        "SHIBWSGI_PROFILE": "oauth2-proxy-jwt",
-        "SHIBWSGI_JWKS_URL": f"{oidc.provider.url}/jwks",
-        "SHIBWSGI_ISSUER": oidc.provider.url,
-        "SHIBWSGI_AUDIENCE": oidc.client_id,
-    }
+    settings = signed_settings(
+        SHIBWSGI_PROFILE="oauth2-proxy-jwt",
+        SHIBWSGI_JWKS_URL=f"{oidc.provider.url}/jwks",
+        SHIBWSGI_ISSUER=oidc.provider.url,
+        SHIBWSGI_AUDIENCE=oidc.client_id,
+    )
+    folder = tmp_path_factory.mktemp("oauth2-jwt")
     with (
         running_fake_oauth2_proxy(users) as oauth2_proxy,
-        movie_site(tls, oauth2_proxy, tmp_path_factory.mktemp("oauth2-jwt"), settings) as site,
+        movie_stack(tls, oauth2_proxy, folder, overrides=settings) as stack,
     ):
-        yield site
+        yield stack
 
 
-def test_oauth2_proxy_id_token_through_nginx_is_verified(oauth2_site: Site) -> None:
-    me = oauth2_site.get("/api/me", cookie=f"{OAUTH2_PROXY_COOKIE}=alice")
-    assert me.status_code == 200, me.text
-    body = me.json()
+def test_oauth2_proxy_id_token_through_nginx_is_verified(oauth2_site: Stack) -> None:
+    answer = me(oauth2_site, {}, user="alice")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
     assert body["user"] == "alice"
     assert body["attributes"]["groups"] == ["movie-editors", "staff"]
 
 
 def test_oauth2_proxy_without_session_is_anonymous_even_with_a_client_token(
-    oauth2_site: Site, oidc: OidcSetup
+    oauth2_site: Stack, oidc: OidcSetup
 ) -> None:
     # nginx never passes a client's own Authorization header.
-    me = oauth2_site.get("/api/me", headers={"Authorization": f"Bearer {oidc.id_token}"})
-    assert me.status_code == 401
+    assert me(oauth2_site, {"Authorization": f"Bearer {oidc.id_token}"}).status_code == 401
 
 
-def test_forged_id_token_straight_to_uwsgi_is_refused(oauth2_site: Site, oidc: OidcSetup) -> None:
+def test_forged_id_token_straight_to_uwsgi_is_refused(oauth2_site: Stack, oidc: OidcSetup) -> None:
     header, payload, signature = oidc.id_token.split(".")
     claims = json.loads(_b64decode(payload))
     forged = _b64encode(json.dumps({**claims, "sub": "mallory"}).encode())
     # Even from nginx's own address the signature decides.
-    answer = oauth2_site.direct(
-        "/api/me", {"Authorization": f"Bearer {header}.{forged}.{signature}"}, NGINX_ADDRESS
+    answer = me_directly(
+        oauth2_site, {"Authorization": f"Bearer {header}.{forged}.{signature}"}, NGINX_ADDRESS
     )
     assert answer.status_code == 401, answer.text
     assert "signed identity assertion was refused" in answer.json()["error"]
 
 
-def test_replayed_id_token_straight_to_uwsgi_identifies_nobody(oauth2_site: Site, oidc: OidcSetup) -> None:
-    answer = oauth2_site.direct("/api/me", {"Authorization": f"Bearer {oidc.id_token}"})
+def test_replayed_id_token_straight_to_uwsgi_identifies_nobody(oauth2_site: Stack, oidc: OidcSetup) -> None:
+    answer = me_directly(oauth2_site, {"Authorization": f"Bearer {oidc.id_token}"})
     assert answer.status_code == 401  # the app's own answer to an anonymous /api/me
     assert "alice" not in answer.text
 
@@ -252,31 +206,34 @@ def pomerium() -> Iterator[PomeriumStandIn]:
 @pytest.fixture(scope="module")
 def pomerium_site(
     tls: TLS, pomerium: PomeriumStandIn, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Site]:
-    settings = {
-        "SHIBWSGI_PROFILE": "pomerium",
-        "SHIBWSGI_JWKS_URL": pomerium.jwks_url,
-        "SHIBWSGI_ISSUER": ROUTE,
-        "SHIBWSGI_AUDIENCE": ROUTE,
-    }
+) -> Iterator[Stack]:
+    settings = signed_settings(
+        SHIBWSGI_PROFILE="pomerium",
+        SHIBWSGI_JWKS_URL=pomerium.jwks_url,
+        SHIBWSGI_ISSUER=ROUTE,
+        SHIBWSGI_AUDIENCE=ROUTE,
+    )
     # The oauth2-proxy stand-in is only nginx's auth_request target here: nobody has a session.
+    folder = tmp_path_factory.mktemp("pomerium")
     with (
         running_fake_oauth2_proxy() as oauth2_proxy,
-        movie_site(tls, oauth2_proxy, tmp_path_factory.mktemp("pomerium"), settings) as site,
+        movie_stack(tls, oauth2_proxy, folder, overrides=settings) as stack,
     ):
-        yield site
+        yield stack
 
 
-def test_pomerium_assertion_through_nginx_is_verified(pomerium_site: Site, pomerium: PomeriumStandIn) -> None:
+def test_pomerium_assertion_through_nginx_is_verified(
+    pomerium_site: Stack, pomerium: PomeriumStandIn
+) -> None:
     headers = {
         "X-Pomerium-Jwt-Assertion": pomerium.assertion(ALICE),
         "X-Pomerium-Claim-Groups": "admins",  # an unsigned copy: never read
     }
     for _ in range(3):
-        me = pomerium_site.get("/api/me", headers=headers)
-        assert me.status_code == 200, me.text
-        assert me.json()["user"] == "alice"
-        assert me.json()["attributes"]["groups"] == ["movie-editors", "staff"]
+        answer = me(pomerium_site, headers)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["user"] == "alice"
+        assert answer.json()["attributes"]["groups"] == ["movie-editors", "staff"]
     # Each of the two workers fetched the key set once, then served from its cache.
     assert 1 <= len(pomerium.fetches) <= 2
 
@@ -293,22 +250,22 @@ def test_pomerium_assertion_through_nginx_is_verified(pomerium_site: Site, pomer
     ],
 )
 def test_forged_pomerium_assertion_is_refused(
-    pomerium_site: Site, pomerium: PomeriumStandIn, token: Any
+    pomerium_site: Stack, pomerium: PomeriumStandIn, token: Any
 ) -> None:
     forger: TestSigner = token(pomerium.signer)
     forged = forger.sign(forger.claims("mallory"))
     for answer in (
-        pomerium_site.get("/api/me", headers={"X-Pomerium-Jwt-Assertion": forged}),
-        pomerium_site.direct("/api/me", {"X-Pomerium-Jwt-Assertion": forged}, NGINX_ADDRESS),
+        me(pomerium_site, {"X-Pomerium-Jwt-Assertion": forged}),
+        me_directly(pomerium_site, {"X-Pomerium-Jwt-Assertion": forged}, NGINX_ADDRESS),
     ):
         assert answer.status_code == 401, answer.text
         assert "signed identity assertion was refused" in answer.json()["error"]
 
 
 def test_genuine_pomerium_assertion_straight_to_uwsgi_identifies_nobody(
-    pomerium_site: Site, pomerium: PomeriumStandIn
+    pomerium_site: Stack, pomerium: PomeriumStandIn
 ) -> None:
-    answer = pomerium_site.direct("/api/me", {"X-Pomerium-Jwt-Assertion": pomerium.assertion(ALICE)})
+    answer = me_directly(pomerium_site, {"X-Pomerium-Jwt-Assertion": pomerium.assertion(ALICE)})
     assert answer.status_code == 401
     assert "alice" not in answer.text
 
