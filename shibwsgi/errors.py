@@ -51,6 +51,15 @@ class InvalidUserError(RequestError):
     """The user attribute cannot be used as an identifier."""
 
 
+class InvalidClaimsError(RequestError):
+    """A JSON claims variable is not a readable JSON object."""
+
+
+class EncodingMismatchError(RequestError):
+    """What arrives cannot be what the configured encoding produces: the front end and
+    shibwsgi disagree (for example ``OIDCPassClaimsAs ... base64url`` against the default)."""
+
+
 class InvalidAssertionError(RequestError):
     """A signed identity assertion (JWT) did not verify: no identity at all (401)."""
 
