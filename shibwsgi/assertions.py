@@ -27,6 +27,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("signed assertions need PyJWT with cryptography: pip install 'shibwsgi[jwt]'") from exc
 
+from .decoding import decoder
 from .errors import ConfigError, InvalidAssertionError, KeysUnavailableError
 from .keys import KeysUnavailable, RemoteKeys, StaticKeys
 from .logs import loggable
@@ -82,6 +83,7 @@ class AssertionVerifier:
         leeway: int = 0,
         audience_field: str | None = None,
         bearer: bool = False,
+        decode: Callable[[str], str] | None = None,
         verify_exp: bool = True,
     ) -> None:
         self.key = key
@@ -92,6 +94,7 @@ class AssertionVerifier:
         self.leeway = leeway
         self._audience_field = audience_field
         self._bearer = bearer
+        self._decode = decode
         self._verify_exp = verify_exp
         self.cache = TokenCache(CACHE_ENTRIES, CACHE_BYTES)
 
@@ -129,6 +132,11 @@ class AssertionVerifier:
         if not raw or not isinstance(raw, str):
             return None
         token = raw.strip()
+        if self._decode is not None:
+            try:
+                token = self._decode(token)
+            except ValueError as exc:
+                raise _refused(f"malformed: {exc}") from None
         if self._bearer:
             scheme, _, credentials = token.partition(" ")
             if scheme.lower() != "bearer":
@@ -285,14 +293,21 @@ def build_verifier(
             raise ConfigError(
                 "assertion_header", f"profile {profile.name!r} needs the header that carries the JWT"
             )
-        key, bearer, verify_exp = channel_key(header, "headers"), header.lower() == "authorization", True
+        key, bearer, verify_exp, decode = (
+            channel_key(header, "headers"),
+            header.lower() == "authorization",
+            True,
+            None,
+        )
     elif profile.id_token_variable:
         if assertion_header is not None:
             raise ConfigError(
                 "assertion_header", f"profile {profile.name!r} verifies {profile.id_token_variable}"
             )
-        # mod_auth_openidc ends its own sessions; its ID token expires long before them.
+        # mod_auth_openidc ends its own sessions; its ID token expires long before them. It
+        # encodes the token like every value it sets (OIDCPassClaimsAs ... base64url).
         key, bearer, verify_exp = profile.id_token_variable, False, False
+        decode = decoder(profile.encoding)
     else:
         raise ConfigError("jwks_url", f"profile {profile.name!r} passes no signed assertion")
     chosen = _algorithms(algorithms if algorithms is not None else profile.algorithms or ("RS256",))
@@ -306,6 +321,7 @@ def build_verifier(
         audience_field=profile.audience_field,
         bearer=bearer,
         verify_exp=verify_exp,
+        decode=decode,
     )
 
 

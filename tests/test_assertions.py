@@ -495,3 +495,22 @@ def test_openidc_client_cannot_send_the_id_token(rsa_signer: TestSigner) -> None
     response = openidc_app(rsa_signer).get("/", extra_environ={"HTTP_OIDC_ID_TOKEN": token})
     assert response.json["identity"] is None
     assert "HTTP_OIDC_ID_TOKEN" not in response.json["http_keys"]
+
+
+def test_openidc_id_token_in_base64url_like_every_module_value(rsa_signer: TestSigner) -> None:
+    # OIDCPassClaimsAs environment base64url encodes OIDC_id_token too.
+    token = rsa_signer.sign(rsa_signer.claims("alice"))
+    app = TestApp(
+        SSOMiddleware(
+            echo_app,
+            profile="openidc",
+            encoding="base64url",
+            jwks=rsa_signer.jwks,
+            issuer=rsa_signer.issuer,
+            audience=rsa_signer.audience,
+        )
+    )
+    environ = {**environ_for("openidc", "alice", encoding="base64url"), "OIDC_id_token": b64(token.encode())}
+    assert app.get("/", extra_environ=environ).json["remote_user"] == "alice"
+    environ["OIDC_id_token"] = token  # not what the module sends in this encoding
+    app.get("/", extra_environ=environ, status=401)
