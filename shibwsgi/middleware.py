@@ -106,11 +106,8 @@ class SSOMiddleware:
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
+        # A signed profile reads its assertion header whatever the channel: the signature is the trust.
         self.channel = SIGNED if self.profile.signed else one_of("channel", channel, CHANNELS)
-        if self.profile.signed and channel != "environ":
-            raise ConfigError(
-                "channel", f"profile {self.profile.name!r} is signed: the signature is the trust"
-            )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret)
         user_sources = strings("user", user) if user is not None else self.profile.user

@@ -327,8 +327,9 @@ def test_authorization_bearer_token(rsa_signer: TestSigner) -> None:
     assert basic.json["identity"] is None
 
 
-def test_trusted_proxies_still_narrow_who_may_send_the_assertion(signer: TestSigner) -> None:
-    app = pomerium_app(signer, trusted_proxies=["10.0.0.1"])
+@pytest.mark.parametrize("channel", ["environ", "headers"])
+def test_trusted_proxies_still_narrow_who_may_send_the_assertion(signer: TestSigner, channel: str) -> None:
+    app = pomerium_app(signer, trusted_proxies=["10.0.0.1"], channel=channel)
     environ = environ_for("pomerium", "alice", signer=signer)
     assert app.get("/", extra_environ={**environ, "REMOTE_ADDR": "10.0.0.1"}).json["remote_user"] == "alice"
     assert app.get("/", extra_environ={**environ, "REMOTE_ADDR": "10.0.0.2"}).json["identity"] is None
@@ -351,7 +352,6 @@ def test_trusted_proxies_still_narrow_who_may_send_the_assertion(signer: TestSig
         pytest.param({"jwks": "{not json"}, "jwks", id="JWKS not JSON"),
         pytest.param({"leeway": -1}, "leeway", id="negative leeway"),
         pytest.param({"user": "REMOTE_USER"}, "user", id="REMOTE_USER is no claim"),
-        pytest.param({"channel": "headers"}, "channel", id="signed profiles have no channel choice"),
     ],
 )
 def test_bad_signed_configuration_raises(signer: TestSigner, options: dict[str, Any], setting: str) -> None:
@@ -514,3 +514,32 @@ def test_openidc_id_token_in_base64url_like_every_module_value(rsa_signer: TestS
     assert app.get("/", extra_environ=environ).json["remote_user"] == "alice"
     environ["OIDC_id_token"] = token  # not what the module sends in this encoding
     app.get("/", extra_environ=environ, status=401)
+
+
+def test_verified_token_cache_is_bounded_by_entries_and_bytes() -> None:
+    from shibwsgi.assertions import TokenCache
+
+    cache = TokenCache(max_entries=3, max_bytes=10_000)
+    for index in range(5):
+        cache.put(f"token-{index}", index, None, 0)
+    assert [cache.get(f"token-{index}", 0) is not None for index in range(5)] == [
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    small = TokenCache(max_entries=100, max_bytes=2 * (2 * 1000 + 256))
+    for index in range(3):
+        small.put(f"{index}" * 1000, index, None, 0)
+    assert small.get("0" * 1000, 0) is None
+    assert small.get("2" * 1000, 0) is not None
+    small.put("x" * 100_000, "huge", None, 0)  # larger than the whole cache: not kept
+    assert small.get("x" * 100_000, 0) is None
+    assert small.get("2" * 1000, 0) is not None
+
+
+def test_test_signer_is_importable_from_shibwsgi_testing() -> None:
+    from shibwsgi import testing
+
+    assert testing.TestSigner is TestSigner
