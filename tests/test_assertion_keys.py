@@ -76,7 +76,7 @@ def key_server() -> Iterator[KeyServer]:
         thread.join()
 
 
-def signer_for(server: KeyServer) -> TestSigner:
+def new_signer() -> TestSigner:
     return TestSigner("ES256", issuer="https://authenticate.example.org", audience="movies.example.org")
 
 
@@ -108,7 +108,7 @@ def user_of(app: TestApp, token: str, status: int = 200) -> str | None:
 
 
 def test_keys_fetched_on_first_use_then_cached(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.publish(signer)
     app = pomerium(key_server, signer)
     assert key_server.requests == []  # nothing fetched at start-up
@@ -118,7 +118,7 @@ def test_keys_fetched_on_first_use_then_cached(key_server: KeyServer) -> None:
 
 
 def test_a_flood_of_random_kids_cannot_hammer_the_identity_provider(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.publish(signer)
     app = pomerium(key_server, signer)
     assert user_of(app, signer.sign(signer.claims("alice"))) == "alice"
@@ -130,7 +130,7 @@ def test_a_flood_of_random_kids_cannot_hammer_the_identity_provider(key_server: 
 
 
 def test_rotation_retires_removed_keys_and_admits_new_ones(key_server: KeyServer) -> None:
-    old, new = signer_for(key_server), signer_for(key_server)
+    old, new = new_signer(), new_signer()
     key_server.publish(old)
     clock = FakeClock()
     verifier, keys = verifier_over(key_server, old, clock)
@@ -154,7 +154,7 @@ def test_rotation_retires_removed_keys_and_admits_new_ones(key_server: KeyServer
 
 
 def test_key_set_is_refetched_when_it_gets_old(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.publish(signer)
     clock = FakeClock()
     keys = RemoteKeys(key_server.url + "/jwks.json", load_jwks, max_age=3600, clock=clock)
@@ -167,7 +167,7 @@ def test_key_set_is_refetched_when_it_gets_old(key_server: KeyServer) -> None:
 def test_jwks_down_at_first_use_is_503_not_500(caplog: pytest.LogCaptureFixture) -> None:
     server = KeyServer()
     server.httpd.server_close()  # nothing listens there
-    signer = signer_for(server)
+    signer = new_signer()
     app = pomerium(server, signer)
     with caplog.at_level(logging.WARNING, logger="shibwsgi"):
         response = app.get("/", extra_environ={POMERIUM: signer.sign(signer.claims("alice"))}, status=503)
@@ -176,7 +176,7 @@ def test_jwks_down_at_first_use_is_503_not_500(caplog: pytest.LogCaptureFixture)
 
 
 def test_jwks_down_later_keeps_cached_keys_and_refuses_unknown_ones_with_503(key_server: KeyServer) -> None:
-    signer, stranger = signer_for(key_server), signer_for(key_server)
+    signer, stranger = new_signer(), new_signer()
     key_server.publish(signer)
     clock = FakeClock()
     verifier, _ = verifier_over(key_server, signer, clock)
@@ -190,7 +190,7 @@ def test_jwks_down_later_keeps_cached_keys_and_refuses_unknown_ones_with_503(key
 
 
 def test_jwks_answering_garbage_is_503(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.jwks = {"not": "a key set"}
     app = pomerium(key_server, signer)
     app.get("/", extra_environ={POMERIUM: signer.sign(signer.claims("alice"))}, status=503)
@@ -218,7 +218,7 @@ def alb_token(signer: TestSigner, signer_arn: str = ARN, **headers: Any) -> str:
 
 
 def test_alb_padded_token_verifies_against_the_pem_for_its_kid(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.pems[signer.kid] = signer.public_pem
     app = alb(key_server, signer)
     token = alb_token(signer)
@@ -241,13 +241,13 @@ def signer_with_arn(signer: TestSigner) -> TestSigner:
     ],
 )
 def test_alb_token_from_another_load_balancer_is_refused(key_server: KeyServer, signer_arn: str) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.pems[signer.kid] = signer.public_pem
     alb(key_server, signer).get("/", extra_environ={ALB: alb_token(signer, signer_arn)}, status=401)
 
 
 def test_alb_unknown_kid_is_401_and_fetched_once(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     app = alb(key_server, signer)
     for _ in range(10):
         app.get("/", extra_environ={ALB: alb_token(signer, kid=secrets.token_hex(8))}, status=401)
@@ -255,7 +255,7 @@ def test_alb_unknown_kid_is_401_and_fetched_once(key_server: KeyServer) -> None:
 
 
 def test_alb_kid_cannot_walk_the_key_url(key_server: KeyServer) -> None:
-    signer = signer_for(key_server)
+    signer = new_signer()
     key_server.pems[signer.kid] = signer.public_pem
     app = alb(key_server, signer)
     for kid in ("../admin", "x/../../y", "a?b=c", "%2e%2e"):
