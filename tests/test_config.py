@@ -85,8 +85,9 @@ def test_every_builtin_profile_builds() -> None:
 
     signed = {"jwks": TestSigner().jwks, "audience": "app"}
     for name, profile in PROFILES.items():
+        proxies = ["127.0.0.1"] if profile.channel == "headers" else []
         options = {**signed, "assertion_header": profile.assertion_header or "X-A"} if profile.signed else {}
-        assert SSOMiddleware(echo_app, profile=name, **options).profile.name == name
+        assert SSOMiddleware(echo_app, profile=name, trusted_proxies=proxies, **options).profile.name == name
 
 
 def test_custom_profile() -> None:
