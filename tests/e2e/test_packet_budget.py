@@ -1,0 +1,202 @@
+"""The uwsgi packet budget: client headers and the identity share 65535 bytes.
+
+mod_proxy_uwsgi sends every client header (as ``HTTP_*``), the request line (path and query,
+more than once) and the identity's variables in one uwsgi packet, whose size field has 16
+bits; over it Apache answers 500 itself (AH10259). The shipped configs bound the client's
+share (``LimitRequestFields``, ``LimitRequestFieldSize``, ``LimitRequestLine``) so that an
+identity within the budget docs/deployment.md gives plus the largest request Apache admits
+still fits, and anything larger is refused by Apache with a 4xx.
+
+Through the shipped apache/openidc.conf (whole site) and uwsgi.ini, a real login at
+oidc-provider-mock, and a stub app answering with its environ.
+"""
+
+from __future__ import annotations
+
+import http.client
+import re
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+from stack import CONFIGS, TLS, self_signed_certificate, wait_for_log
+
+from .oidc_provider import Provider, running_provider
+from .test_oidc import ECHO_APP, Site, movie_site
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+pytestmark = pytest.mark.servers
+
+#: The identity's share of the packet (docs/deployment.md, "The uwsgi packet budget").
+IDENTITY_BUDGET = 24 * 1024
+PACKET_MAX = 65535
+#: Claims whose variables (three base64url copies of the groups) fill the identity budget.
+BIG = {
+    "sub": "big",
+    "name": "Big Groups",
+    "email": "big@example.org",
+    "groups": [f"group-{n:05d}" for n in range(435)],
+}
+MODULE_COOKIE = "mod_auth_openidc_session"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The shipped configs' limits on what a client sends."""
+
+    fields: int  # LimitRequestFields: header lines, Host included
+    field_size: int  # LimitRequestFieldSize: Apache admits lines of one byte more
+    line: int  # LimitRequestLine: "GET <target> HTTP/1.1"
+
+    @classmethod
+    def shipped(cls) -> Limits:
+        text = (CONFIGS / "openidc.conf").read_text()
+
+        def value(name: str) -> int:
+            (found,) = re.findall(rf"^{name} (\d+)$", text, re.MULTILINE)
+            return int(found)
+
+        return cls(value("LimitRequestFields"), value("LimitRequestFieldSize"), value("LimitRequestLine"))
+
+    @property
+    def longest_field(self) -> int:
+        return self.field_size + 1
+
+    @property
+    def longest_target(self) -> int:
+        return self.line - len("GET  HTTP/1.1") + 1  # one byte more, as for fields
+
+
+LIMITS = Limits.shipped()
+
+
+@pytest.fixture(scope="module")
+def big_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Provider]]:
+    folder = tmp_path_factory.mktemp("budget")
+    with (
+        self_signed_certificate() as tls,
+        running_provider(folder, [BIG]) as provider,
+        movie_site(folder, tls, provider, app_source=ECHO_APP, UWSGI_PROCESSES="1") as site,
+    ):
+        yield site, provider
+
+
+@pytest.fixture(scope="module")
+def session_cookie(big_site: tuple[Site, Provider]) -> str:
+    """The module session of ``big``, logged in for real; its identity fills the budget."""
+    site, _ = big_site
+    with site.browser() as browser:
+        environ = site.log_in(browser, "/", "big").json()
+        cookie: str = browser.cookies[MODULE_COOKIE]
+    identity = sum(
+        4 + len(name) + len(value.encode("latin-1"))
+        for name, value in environ.items()
+        if name.startswith("OIDC_") or name in ("REMOTE_USER", "AUTH_TYPE")
+    )
+    assert IDENTITY_BUDGET - 1024 < identity <= IDENTITY_BUDGET, identity
+    return cookie
+
+
+def send(site: Site, tls: TLS, target: str, headers: Sequence[tuple[str, str]]) -> tuple[int, bytes]:
+    """One request exactly as given: no header added (http.client adds none with these flags)."""
+    port = int(site.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(tls.cert))
+    connection = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=30)
+    try:
+        connection.putrequest("GET", target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def largest_request(
+    site: Site, cookie: str, *, fields: int, field_length: int, target_length: int
+) -> tuple[str, list[tuple[str, str]]]:
+    """A request line of ``target_length`` and ``fields`` header lines of ``field_length`` bytes.
+
+    Host and the session cookie are two of them; the cookie line is padded with another
+    cookie. Every line counts ``Name: value`` without its CRLF.
+    """
+    host = ("Host", site.url.removeprefix("https://"))
+    padding = field_length - len(f"Cookie: {MODULE_COOKIE}={cookie}; p=")
+    headers = [host, ("Cookie", f"{MODULE_COOKIE}={cookie}; p={'c' * padding}")]
+    for n in range(fields - len(headers)):
+        name = f"X-Pad-{n:02d}"
+        headers.append((name, "h" * (field_length - len(name) - 2)))
+    target = "/" + "p" * (target_length - 1)
+    return target, headers
+
+
+def packet_sizes(site: Site) -> list[int]:
+    """Sizes of the uwsgi packets uWSGI received, from its request log."""
+    log = site.uwsgi.log.read_text(errors="replace")
+    return [int(size) for size in re.findall(r"\{\d+ vars in (\d+) bytes\}", log)]
+
+
+def test_largest_identity_and_largest_admitted_request_fit_the_packet(
+    big_site: tuple[Site, Provider], session_cookie: str
+) -> None:
+    site, _ = big_site
+    target, headers = largest_request(
+        site,
+        session_cookie,
+        fields=LIMITS.fields,
+        field_length=LIMITS.longest_field,
+        target_length=LIMITS.longest_target,
+    )
+    seen = len(packet_sizes(site))
+    status, body = send(site, site.tls, target, headers)
+    assert status == 200, body[:500]
+    assert b'"OIDC_CLAIM_groups"' in body
+    assert b'"HTTP_X_PAD_29"' in body
+    wait_for_log(site.uwsgi.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
+    size = packet_sizes(site)[seen]
+    # Near the limit, so the budget is real: a little more identity or client would not fit.
+    assert PACKET_MAX - 4096 < size <= PACKET_MAX, size
+
+
+OVER_BUDGET = [
+    pytest.param({"fields": LIMITS.fields + 1}, 400, id="one header too many"),
+    pytest.param({"field_length": LIMITS.longest_field + 1}, 400, id="one header one byte too long"),
+    pytest.param({"target_length": LIMITS.longest_target + 1}, 414, id="request line one byte too long"),
+]
+
+
+@pytest.mark.parametrize(("change", "status"), OVER_BUDGET)
+def test_a_client_over_the_limits_gets_a_4xx_from_apache(
+    big_site: tuple[Site, Provider], session_cookie: str, change: dict[str, int], status: int
+) -> None:
+    site, _ = big_site
+    shape = {"fields": LIMITS.fields, "field_length": LIMITS.longest_field, "target_length": 64}
+    target, headers = largest_request(site, session_cookie, **{**shape, **change})
+    seen = len(packet_sizes(site))
+    assert send(site, site.tls, target, headers)[0] == status
+    assert len(packet_sizes(site)) == seen, "the request reached uWSGI"
+    assert "AH10259" not in (site.root / "error.log").read_text(errors="replace")
+
+
+CLIENT_FLOODS = [
+    # What used to push the packet past 65535 and get a 500 (AH10259).
+    pytest.param([(f"X-Big-{n}", "b" * 8000) for n in range(9)], id="72 KB in nine headers"),
+    pytest.param([("Cookie", f"c{n}=" + "v" * 1000) for n in range(40)], id="forty Cookie lines"),
+    pytest.param([(f"X-{n}", "") for n in range(200)], id="200 empty headers"),
+]
+
+
+@pytest.mark.parametrize("flood", CLIENT_FLOODS)
+def test_client_header_flood_gets_400_never_500(
+    big_site: tuple[Site, Provider], session_cookie: str, flood: list[tuple[str, str]]
+) -> None:
+    site, _ = big_site
+    headers = [("Host", site.url.removeprefix("https://")), ("Cookie", f"{MODULE_COOKIE}={session_cookie}")]
+    assert send(site, site.tls, "/", headers + flood)[0] == 400
+    assert "AH10259" not in (site.root / "error.log").read_text(errors="replace")
+
+
