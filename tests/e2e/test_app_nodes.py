@@ -17,9 +17,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import itertools
+import os
 import re
 import random
 import secrets
+import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +39,7 @@ from stack import (
     running_uwsgi,
     self_signed_certificate,
     shared_directory,
+    stop,
     wait_for_log,
     watching,
 )
@@ -270,3 +274,103 @@ def test_eight_clients_mixed_requests_over_two_nodes_never_mix_identities(cluste
     print(f"\n{CLIENTS} x {REQUESTS_PER_CLIENT} mixed requests: node A served {shares[0]}, node B {shares[1]}")
     assert sum(shares) == CLIENTS * REQUESTS_PER_CLIENT
     assert min(shares) > CLIENTS * REQUESTS_PER_CLIENT // 4
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def visiting(visitors: list[Visitor], tag: str) -> Iterator[dict[Visitor, list[Outcome]]]:
+    """Every visitor sends mixed requests in its own thread until the block ends.
+
+    The dict yielded is filled with each visitor's outcomes when the block ends.
+    """
+    stop = threading.Event()
+    outcomes: dict[Visitor, list[Outcome]] = {}
+
+    def run(visitor: Visitor) -> list[Outcome]:
+        done = []
+        while not stop.is_set():
+            done.append(visitor.request(tag))
+        return done
+
+    with concurrent.futures.ThreadPoolExecutor(len(visitors)) as pool:
+        futures = {visitor: pool.submit(run, visitor) for visitor in visitors}
+        try:
+            time.sleep(1)  # the load is running before the fault
+            yield outcomes
+        finally:
+            stop.set()
+            outcomes.update({visitor: future.result() for visitor, future in futures.items()})
+
+
+def stored_movies(cluster: Cluster) -> dict[int, str]:
+    """Movie id -> created_by, read from the database file both nodes share."""
+    with contextlib.closing(sqlite3.connect(cluster.folder / "movies.sqlite3")) as database:
+        return dict(database.execute("SELECT id, created_by FROM movies").fetchall())
+
+
+def test_redis_stopped_mid_run_gives_503_then_service_resumes(cluster: Cluster) -> None:
+    visitors = logged_in_visitors(cluster, 4)
+    before = stored_movies(cluster)
+    with visiting(visitors, "R") as outcomes:
+        stop(cluster.redis.process)
+        time.sleep(3)
+        restarted = cluster.later.enter_context(running_redis(cluster.folder, cluster.redis.port, persist=True))
+        time.sleep(3)
+    assert restarted.port == cluster.redis.port
+    answers = [(v, o) for v, done in outcomes.items() for o in done]
+    unavailable = [o for _, o in answers if o.status == 503]
+    assert unavailable, "no request met the stopped redis-server"
+    for visitor, outcome in answers:
+        assert outcome.status in (EXPECTED[outcome.kind], 503), outcome
+        if outcome.status == 503:
+            assert "the session store is unavailable" in outcome.body, outcome
+        else:
+            assert outcome.seen == visitor.user, outcome
+    # A refused write wrote nothing (not even as anonymous); an accepted one is there, as its user.
+    created = {o.movie: v.user for v, o in answers if o.kind == "create" and o.status == 201}
+    assert {movie: user for movie, user in stored_movies(cluster).items() if movie not in before} == created
+    # Service resumed without restarting uWSGI: the sessions (saved by redis-server) work again.
+    for visitor in visitors:
+        assert [visitor.request("S").status for _ in range(6)].count(503) == 0
+    assert all("Traceback" not in node.log.read_text(errors="replace") for node in cluster.nodes)
+
+
+def worker_pids(node: Uwsgi) -> list[int]:
+    """The node's live worker processes, from its log."""
+    pids = [int(pid) for pid in re.findall(r"uWSGI worker \d+ \(pid: (\d+)", node.log.read_text(errors="replace"))]
+    return [pid for pid in pids if _alive(pid)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_kill_9_of_a_worker_under_write_load_loses_no_acknowledged_write(cluster: Cluster) -> None:
+    visitors = logged_in_visitors(cluster, CLIENTS)
+    node = cluster.nodes[0]
+    victim = worker_pids(node)[0]
+    with visiting(visitors, "K") as outcomes:
+        os.kill(victim, signal.SIGKILL)
+        wait_for_log(node.log, rf"worker \d+ \(pid: {victim}\) died, killed by signal 9", timeout=30)
+        time.sleep(2)
+    answers = [(v, o) for v, done in outcomes.items() for o in done]
+    stored = stored_movies(cluster)
+    acknowledged = [(v, o) for v, o in answers if o.kind == "create" and o.status == 201]
+    assert acknowledged
+    assert [(v.user, o) for v, o in acknowledged if stored.get(o.movie) != v.user] == []
+    lost = [o for _, o in answers if o.status != EXPECTED[o.kind]]
+    for outcome in lost:
+        # Only the requests the dead worker held fail, answered by Apache itself: mod_proxy_uwsgi
+        # says 500 when the connection closes before the status line, 502 when it cannot read.
+        assert outcome.status in (500, 502), outcome
+        assert outcome.body.startswith("<!DOCTYPE HTML PUBLIC"), outcome  # Apache's page, not the app's
+    assert len(lost) <= 2 * 2, lost  # at most the dead worker's two threads, then a retry or two
+    assert [(v.user, o) for v, o in answers if o.status < 300 and o.seen != v.user] == []
+    assert all("Traceback" not in node.log.read_text(errors="replace") for node in cluster.nodes)
+    print(f"\nkill -9 of worker {victim}: {len(answers)} requests, {len(lost)} failed at Apache")
