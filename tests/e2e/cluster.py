@@ -48,7 +48,12 @@ if TYPE_CHECKING:
     from .oidc_provider import Provider
 
 USERS = [
-    {"sub": f"node-user-{n}", "name": f"Node User {n}", "email": f"u{n}@example.org", "groups": ["movie-editors"]}
+    {
+        "sub": f"node-user-{n}",
+        "name": f"Node User {n}",
+        "email": f"u{n}@example.org",
+        "groups": ["movie-editors"],
+    }
     for n in range(8)
 ]
 _markers = itertools.count()
@@ -163,7 +168,10 @@ class Visitor:
             return Outcome("page", answer.status_code, seen, answer.text[:300])
         if roll < 0.75 or not self.movies:
             answer = self.client.post(
-                f"{site.url}/api/movies?n={mark}", json={"title": f"{self.user} {mark}"}, headers=API, timeout=30
+                f"{site.url}/api/movies?n={mark}",
+                json={"title": f"{self.user} {mark}"},
+                headers=API,
+                timeout=30,
             )
             return self._outcome("create", answer, lambda d: d.get("created_by"))
         movie = self.random.choice(self.movies)
@@ -174,6 +182,23 @@ class Visitor:
             return self._outcome("update", answer, lambda d: d.get("updated_by"))
         answer = site.get(self.client, f"/api/movies/{movie}?n={mark}", headers=API)
         return self._outcome("read", answer, lambda d: d.get("created_by"))
+
+    def delete(self) -> Outcome:
+        """Delete one of this visitor's movies (204 names nobody: checked by status only)."""
+        movie = self.movies.pop(self.random.randrange(len(self.movies)))
+        answer = self.client.delete(f"{self.cluster.site.url}/api/movies/{movie}?n=D{marker()}", timeout=30)
+        return Outcome(
+            "delete", answer.status_code, self.user if answer.status_code == 204 else None, answer.text
+        )
+
+    def log_out(self) -> Outcome:
+        """The app's /logout, then the old cookie must be anonymous (401)."""
+        site = self.cluster.site
+        out = site.get(self.client, f"/logout?n=O{marker()}")
+        after = site.get(self.client, f"/api/me?n=A{marker()}", headers=API)
+        self.client.close()
+        ok = out.status_code == 302 and after.status_code == 401
+        return Outcome("logout", 302 if ok else out.status_code, self.user if ok else None, after.text[:300])
 
     def _outcome(self, kind: str, answer: requests.Response, named: Callable[[Any], Any]) -> Outcome:
         seen, movie = None, None
@@ -192,12 +217,14 @@ def logged_in_visitors(cluster: Cluster, count: int) -> list[Visitor]:
     return [Visitor(cluster, USERS[n]["sub"], cookies[n], seed=n) for n in range(count)]
 
 
-EXPECTED = {"me": 200, "page": 200, "create": 201, "update": 200, "read": 200}
+EXPECTED = {"me": 200, "page": 200, "create": 201, "update": 200, "read": 200, "delete": 204, "logout": 302}
 
 
 def worker_pids(node: Uwsgi) -> list[int]:
     """The node's live worker processes, from its log."""
-    pids = [int(pid) for pid in re.findall(r"uWSGI worker \d+ \(pid: (\d+)", node.log.read_text(errors="replace"))]
+    pids = [
+        int(pid) for pid in re.findall(r"uWSGI worker \d+ \(pid: (\d+)", node.log.read_text(errors="replace"))
+    ]
     return [pid for pid in pids if _alive(pid)]
 
 

@@ -45,6 +45,8 @@ pytestmark = pytest.mark.servers
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 500
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("nodes")
@@ -114,7 +116,9 @@ def test_eight_clients_mixed_requests_over_two_nodes_never_mix_identities(cluste
     assert errors == []
     assert strangers == []
     shares = [len(re.findall(r"[?&]n=L\d", node.log.read_text(errors="replace"))) for node in cluster.nodes]
-    print(f"\n{CLIENTS} x {REQUESTS_PER_CLIENT} mixed requests: node A served {shares[0]}, node B {shares[1]}")
+    print(
+        f"\n{CLIENTS} x {REQUESTS_PER_CLIENT} mixed requests: node A served {shares[0]}, node B {shares[1]}"
+    )
     assert sum(shares) == CLIENTS * REQUESTS_PER_CLIENT
     assert min(shares) > CLIENTS * REQUESTS_PER_CLIENT // 4
 
@@ -159,7 +163,9 @@ def test_redis_stopped_mid_run_gives_503_then_service_resumes(cluster: Cluster) 
     with visiting(visitors, "R") as outcomes:
         stop(cluster.redis.process)
         time.sleep(3)
-        restarted = cluster.later.enter_context(running_redis(cluster.folder, cluster.redis.port, persist=True))
+        restarted = cluster.later.enter_context(
+            running_redis(cluster.folder, cluster.redis.port, persist=True)
+        )
         time.sleep(3)
     assert restarted.port == cluster.redis.port
     answers = [(v, o) for v, done in outcomes.items() for o in done]

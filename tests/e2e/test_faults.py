@@ -52,7 +52,9 @@ def tiny_tmpfs(folder: Path) -> Iterator[Path]:
     mount = require_program("mount", "mount")
     if os.geteuid() != 0:
         unavailable("mounting a tmpfs needs root")
-    subprocess.run([mount, "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(folder)], check=True)
+    subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(folder)], check=True
+    )
     try:
         yield folder
     finally:
@@ -101,7 +103,9 @@ def assert_store_refused(site: Site, path: Path, refused: list[requests.Response
     assert [answer.status_code for answer in refused] == [503] * len(refused), [a.text[:300] for a in refused]
     assert all(STORE_DOWN in answer.text for answer in refused)
     assert str(path) not in refused[0].text  # the path is for the operator's log, not the user
-    wait_for_log(site.uwsgi.log, rf"SQLite session store {re.escape(repr(str(path)))} could not", count=len(refused))
+    wait_for_log(
+        site.uwsgi.log, rf"SQLite session store {re.escape(repr(str(path)))} could not", count=len(refused)
+    )
 
 
 def test_sqlite_session_store_on_a_read_only_file_system_gives_503_naming_the_path(

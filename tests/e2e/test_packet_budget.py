@@ -198,5 +198,3 @@ def test_client_header_flood_gets_400_never_500(
     headers = [("Host", site.url.removeprefix("https://")), ("Cookie", f"{MODULE_COOKIE}={session_cookie}")]
     assert send(site, site.tls, "/", headers + flood)[0] == 400
     assert "AH10259" not in (site.root / "error.log").read_text(errors="replace")
-
-
