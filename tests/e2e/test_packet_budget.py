@@ -15,18 +15,32 @@ from __future__ import annotations
 
 import http.client
 import re
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from unittest import mock
 
 import pytest
-from stack import CONFIGS, TLS, self_signed_certificate, wait_for_log
+from stack import (
+    CONFIGS,
+    TLS,
+    Uwsgi,
+    nginx_variables,
+    running_fake_oauth2_proxy,
+    running_nginx,
+    running_uwsgi,
+    self_signed_certificate,
+    shared_directory,
+    wait_for_log,
+    watching,
+)
 
 from .oidc_provider import Provider, running_provider
 from .test_oidc import ECHO_APP, Site, movie_site
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
 pytestmark = pytest.mark.servers
 
@@ -198,3 +212,101 @@ def test_client_header_flood_gets_400_never_500(
     headers = [("Host", site.url.removeprefix("https://")), ("Cookie", f"{MODULE_COOKIE}={session_cookie}")]
     assert send(site, site.tls, "/", headers + flood)[0] == 400
     assert "AH10259" not in (site.root / "error.log").read_text(errors="replace")
+
+
+# --- nginx: the template caps the whole request head --------------------------------------------
+
+NGINX_HEAD_MAX = 12288  # nginx-oauth2-proxy.conf: $request_head_too_large
+#: Empty headers in the largest admitted head (nginx itself refuses some 900 or more with 400).
+NGINX_TINY_HEADERS = 800
+#: oauth2-proxy's answer for "big": the identity headers nginx passes on fill the budget.
+NGINX_BIG = {
+    "X-Auth-Request-User": "big",
+    "X-Auth-Request-Email": "big@example.org",
+    "X-Auth-Request-Groups": ",".join(f"group-{n:05d}" for n in range(2220)),
+    "X-Auth-Request-Preferred-Username": "Big",
+}
+
+
+@pytest.fixture(scope="module")
+def nginx_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, TLS, Uwsgi]]:
+    """nginx from the template (site protection) in front of an echo app; "big" signed in."""
+    folder = tmp_path_factory.mktemp("nginx-budget")
+    with (
+        self_signed_certificate() as tls,
+        shared_directory("shibwsgi-nginx-budget-") as root,
+        running_uwsgi(folder, ECHO_APP, UWSGI_PROCESSES="1") as app,
+        running_fake_oauth2_proxy({"big": NGINX_BIG}) as oauth2_proxy,
+        # auth_request passes every client header on; the real oauth2-proxy (Go's net/http)
+        # takes any number of them, Python's http.server at most 100.
+        mock.patch.object(http.client, "_MAXHEADERS", 100_000),
+    ):
+        variables = nginx_variables(tls, "site", oauth2_proxy, app.socket)
+        with watching(app.log), running_nginx(root, variables):
+            yield variables["HTTPS_PORT"], tls, app
+
+
+def raw_request(port: str, tls: TLS, head: bytes) -> int:
+    """Send ``head`` byte for byte over TLS; return the status code."""
+    context = ssl.create_default_context(cafile=str(tls.cert))
+    with (
+        socket.create_connection(("127.0.0.1", int(port)), timeout=30) as plain,
+        context.wrap_socket(plain, server_hostname="127.0.0.1") as connection,
+    ):
+        connection.sendall(head)
+        reply = connection.makefile("rb").readline()
+    return int(reply.split()[1])
+
+
+def head_of(port: str, length: int, *, tiny: int) -> bytes:
+    """A request head of exactly ``length`` bytes: ``tiny`` empty headers ``A:`` (the costliest
+    per byte in the packet: 4 bytes on the wire, 10 in the packet), then padding headers."""
+    start = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: _oauth2_proxy=big\r\n".encode()
+    start += b"A:\r\n" * tiny
+    end = b"Connection: close\r\n\r\n"
+    padding = b""
+    while (room := length - len(start) - len(padding) - len(end)) > 0:
+        name = f"P{len(padding)}:".encode()
+        value = b"p" * max(0, min(8000, room - len(name) - 2))
+        padding += name + value + b"\r\n"
+    head = start + padding + end
+    assert len(head) == length, len(head)
+    return head
+
+
+def test_nginx_largest_identity_and_largest_admitted_head_fit_the_packet(
+    nginx_site: tuple[str, TLS, Uwsgi],
+) -> None:
+    port, tls, app = nginx_site
+    seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace")))
+    assert raw_request(port, tls, head_of(port, NGINX_HEAD_MAX, tiny=NGINX_TINY_HEADERS)) == 200
+    wait_for_log(app.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
+    size = [int(s) for s in re.findall(r"\{\d+ vars in (\d+) bytes\}", app.log.read_text(errors="replace"))][seen]
+    assert 40000 < size <= PACKET_MAX, size
+
+
+NGINX_OVER_BUDGET = [
+    pytest.param(
+        lambda port: head_of(port, NGINX_HEAD_MAX + 1, tiny=NGINX_TINY_HEADERS), id="one byte over the head cap"
+    ),
+    pytest.param(
+        lambda port: (
+            f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: _oauth2_proxy=big\r\n"
+            + "".join(f"X-Big-{n}: {'b' * 8000}\r\n" for n in range(9))
+            + "\r\n"
+        ).encode(),
+        id="72 KB in nine headers",
+    ),
+    pytest.param(lambda port: head_of(port, 60000, tiny=14000), id="14000 empty headers"),
+    pytest.param(lambda port: head_of(port, 8000, tiny=1900), id="1900 empty headers within the cap"),
+]
+
+
+@pytest.mark.parametrize("head", NGINX_OVER_BUDGET)
+def test_nginx_client_over_the_head_cap_gets_4xx_never_500(
+    nginx_site: tuple[str, TLS, Uwsgi], head: Callable[[str], bytes]
+) -> None:
+    port, tls, app = nginx_site
+    seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace")))
+    assert raw_request(port, tls, head(port)) in (400, 431)  # nginx's own 400 past ~900 headers
+    assert len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace"))) == seen
