@@ -52,6 +52,7 @@ class Worker:
     node: str
     pid: int
     rss_start_kb: int
+    rss_middle_kb: int = 0
     rss_end_kb: int = 0
 
     @property
@@ -83,9 +84,10 @@ class SoakReport:
             f"soak: {self.seconds:.0f} s, {self.clients} clients, 2 uWSGI nodes x 2 workers, Redis sessions",
             f"requests {self.requests} (logins {self.logins}), errors {len(self.errors)}, "
             f"{self.requests / self.seconds:.0f} req/s, p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms",
-            "worker RSS (KiB)   start      end   growth",
+            "worker RSS (KiB)   start   middle      end   growth",
             *(
-                f"  {w.node} pid {w.pid:<7} {w.rss_start_kb:>8} {w.rss_end_kb:>8} {w.growth_kb:>+8}"
+                f"  {w.node} pid {w.pid:<7} {w.rss_start_kb:>8} {w.rss_middle_kb:>8} {w.rss_end_kb:>8}"
+                f" {w.growth_kb:>+8}"
                 for w in self.workers
             ),
         ]
@@ -164,15 +166,22 @@ def soak(seconds: float, *, clients: int = 6, folder: Path | None = None) -> Soa
             time.sleep(WARM_UP_SECONDS)
             for name, node in zip("AB", cluster.nodes, strict=True):
                 report.workers += [Worker(name, pid, rss_kb(pid)) for pid in worker_pids(node)]
+            time.sleep(max(0.0, (until - time.monotonic()) / 2))
+            _sample(report, "rss_middle_kb")
             for run in runs:
                 run.result()
         report.seconds = time.monotonic() - began
-        for worker in report.workers:
-            try:
-                worker.rss_end_kb = rss_kb(worker.pid)
-            except (OSError, LookupError):
-                report.respawned.append(worker.pid)
+        _sample(report, "rss_end_kb")
     return report
+
+
+def _sample(report: SoakReport, attribute: str) -> None:
+    for worker in report.workers:
+        try:
+            setattr(worker, attribute, rss_kb(worker.pid))
+        except (OSError, LookupError):
+            if worker.pid not in report.respawned:
+                report.respawned.append(worker.pid)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -215,14 +215,8 @@ def running_uwsgi(folder: Path, app_source: str | None, **variables: str) -> Ite
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    try:
-        try:
-            wait_for_port(port, process=process)
-        except RuntimeError as exc:
-            raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
+    with listening(process, port, log):
         yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
-    finally:
-        stop(process)
 
 
 @dataclass(frozen=True)
@@ -247,12 +241,20 @@ def running_redis(folder: Path, port: int | None = None, *, persist: bool = Fals
     command += ["--save", "3600 1" if persist else "", "--appendonly", "no"]
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
+    with listening(process, port, log):
+        yield Redis(f"redis://127.0.0.1:{port}/0", port, log, process)
+
+
+@contextlib.contextmanager
+def listening(process: subprocess.Popen[bytes], port: int, log: Path) -> Iterator[None]:
+    """Wait until ``process`` listens on ``port`` (its ``log`` in the error if it never does);
+    stop it at exit."""
     try:
         try:
             wait_for_port(port, process=process)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
-        yield Redis(f"redis://127.0.0.1:{port}/0", port, log, process)
+        yield
     finally:
         stop(process)
 

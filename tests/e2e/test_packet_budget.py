@@ -281,13 +281,16 @@ def test_nginx_largest_identity_and_largest_admitted_head_fit_the_packet(
     seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace")))
     assert raw_request(port, tls, head_of(port, NGINX_HEAD_MAX, tiny=NGINX_TINY_HEADERS)) == 200
     wait_for_log(app.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
-    size = [int(s) for s in re.findall(r"\{\d+ vars in (\d+) bytes\}", app.log.read_text(errors="replace"))][seen]
+    size = [int(s) for s in re.findall(r"\{\d+ vars in (\d+) bytes\}", app.log.read_text(errors="replace"))][
+        seen
+    ]
     assert 40000 < size <= PACKET_MAX, size
 
 
 NGINX_OVER_BUDGET = [
     pytest.param(
-        lambda port: head_of(port, NGINX_HEAD_MAX + 1, tiny=NGINX_TINY_HEADERS), id="one byte over the head cap"
+        lambda port: head_of(port, NGINX_HEAD_MAX + 1, tiny=NGINX_TINY_HEADERS),
+        id="one byte over the head cap",
     ),
     pytest.param(
         lambda port: (
