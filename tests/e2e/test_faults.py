@@ -52,9 +52,13 @@ def tiny_tmpfs(folder: Path) -> Iterator[Path]:
     mount = require_program("mount", "mount")
     if os.geteuid() != 0:
         unavailable("mounting a tmpfs needs root")
-    subprocess.run(
-        [mount, "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(folder)], check=True
+    mounted = subprocess.run(
+        [mount, "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
     )
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs (a container without CAP_SYS_ADMIN?): {mounted.stderr}")
     try:
         yield folder
     finally:
