@@ -148,10 +148,16 @@ def largest_request(
     return target, headers
 
 
-def packet_sizes(site: Site) -> list[int]:
+def packet_sizes(app: Uwsgi) -> list[int]:
     """Sizes of the uwsgi packets uWSGI received, from its request log."""
-    log = site.uwsgi.log.read_text(errors="replace")
+    log = app.log.read_text(errors="replace")
     return [int(size) for size in re.findall(r"\{\d+ vars in (\d+) bytes\}", log)]
+
+
+def packet_after(app: Uwsgi, seen: int) -> int:
+    """The size of the packet uWSGI logs after the ``seen`` it had logged before."""
+    wait_for_log(app.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
+    return packet_sizes(app)[seen]
 
 
 def test_largest_identity_and_largest_admitted_request_fit_the_packet(
@@ -165,13 +171,12 @@ def test_largest_identity_and_largest_admitted_request_fit_the_packet(
         field_length=LIMITS.longest_field,
         target_length=LIMITS.longest_target,
     )
-    seen = len(packet_sizes(site))
+    seen = len(packet_sizes(site.uwsgi))
     status, body = send(site, site.tls, target, headers)
     assert status == 200, body[:500]
     assert b'"OIDC_CLAIM_groups"' in body
     assert b'"HTTP_X_PAD_29"' in body
-    wait_for_log(site.uwsgi.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
-    size = packet_sizes(site)[seen]
+    size = packet_after(site.uwsgi, seen)
     # Near the limit, so the budget is real: a little more identity or client would not fit.
     assert PACKET_MAX - 4096 < size <= PACKET_MAX, size
 
@@ -190,9 +195,9 @@ def test_a_client_over_the_limits_gets_a_4xx_from_apache(
     site, _ = big_site
     shape = {"fields": LIMITS.fields, "field_length": LIMITS.longest_field, "target_length": 64}
     target, headers = largest_request(site, session_cookie, **{**shape, **change})
-    seen = len(packet_sizes(site))
+    seen = len(packet_sizes(site.uwsgi))
     assert send(site, site.tls, target, headers)[0] == status
-    assert len(packet_sizes(site)) == seen, "the request reached uWSGI"
+    assert len(packet_sizes(site.uwsgi)) == seen, "the request reached uWSGI"
     assert "AH10259" not in (site.root / "error.log").read_text(errors="replace")
 
 
@@ -278,12 +283,9 @@ def test_nginx_largest_identity_and_largest_admitted_head_fit_the_packet(
     nginx_site: tuple[str, TLS, Uwsgi],
 ) -> None:
     port, tls, app = nginx_site
-    seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace")))
+    seen = len(packet_sizes(app))
     assert raw_request(port, tls, head_of(port, NGINX_HEAD_MAX, tiny=NGINX_TINY_HEADERS)) == 200
-    wait_for_log(app.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
-    size = [int(s) for s in re.findall(r"\{\d+ vars in (\d+) bytes\}", app.log.read_text(errors="replace"))][
-        seen
-    ]
+    size = packet_after(app, seen)
     assert 40000 < size <= PACKET_MAX, size
 
 
@@ -310,6 +312,6 @@ def test_nginx_client_over_the_head_cap_gets_4xx_never_500(
     nginx_site: tuple[str, TLS, Uwsgi], head: Callable[[str], bytes]
 ) -> None:
     port, tls, app = nginx_site
-    seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace")))
+    seen = len(packet_sizes(app))
     assert raw_request(port, tls, head(port)) in (400, 431)  # nginx's own 400 past ~900 headers
-    assert len(re.findall(r"\{\d+ vars in \d+ bytes\}", app.log.read_text(errors="replace"))) == seen
+    assert len(packet_sizes(app)) == seen
