@@ -98,6 +98,7 @@ def _logged(node: Uwsgi, pattern: str) -> bool:
 
 
 def marker() -> str:
+    """A value unique to one request, for its ``n=`` query parameter."""
     return f"{next(_markers)}x{secrets.token_hex(3)}"
 
 
@@ -105,6 +106,7 @@ def marker() -> str:
 def running_cluster(
     folder: Path, provider: Provider, redis: Redis, later: contextlib.ExitStack
 ) -> Iterator[Cluster]:
+    """Two uWSGI nodes (the movie database in ``folder``, sessions in ``redis``) behind Apache."""
     settings = {
         **APP_SETTINGS,
         "UWSGI_PROCESSES": "2",
