@@ -215,12 +215,46 @@ def running_uwsgi(folder: Path, app_source: str | None, **variables: str) -> Ite
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    with listening(process, port, log):
+        yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
+
+
+@dataclass(frozen=True)
+class Redis:
+    url: str  # redis://127.0.0.1:<port>/0
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def running_redis(folder: Path, port: int | None = None, *, persist: bool = False) -> Iterator[Redis]:
+    """A throwaway redis-server on 127.0.0.1 (``port`` or a free one), its files in ``folder``.
+
+    With ``persist`` it saves its data when stopped and loads it when started again in
+    the same folder, as a production server configured to save does.
+    """
+    program = require_program("redis-server", "redis-server")
+    port = port or free_port()
+    log = folder / f"redis-{port}.log"
+    command = [program, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    command += ["--save", "3600 1" if persist else "", "--appendonly", "no"]
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
+    with listening(process, port, log):
+        yield Redis(f"redis://127.0.0.1:{port}/0", port, log, process)
+
+
+@contextlib.contextmanager
+def listening(process: subprocess.Popen[bytes], port: int, log: Path) -> Iterator[None]:
+    """Wait until ``process`` listens on ``port`` (its ``log`` in the error if it never does);
+    stop it at exit."""
     try:
         try:
             wait_for_port(port, process=process)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
-        yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
+        yield
     finally:
         stop(process)
 
