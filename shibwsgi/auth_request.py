@@ -10,12 +10,12 @@ Values are percent-encoded where a comma-joined header could not carry them as t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
 from . import responses
-from .authz import LoggedIn, Requirement, Rules
+from .authz import LoggedIn, Rules
 from .errors import ConfigError, RequestError
 from .identity import Identity
 
@@ -32,6 +32,10 @@ DEFAULT_AUTH_HEADERS: Mapping[str, str] = {
     "X-Auth-Request-Groups": "groups",
 }
 METHODS = ("GET", "HEAD")
+
+Header = tuple[str, str]
+#: (environ, front-end identity) -> (the request's identity, Set-Cookie headers)
+Resolve = Callable[["WSGIEnvironment", "Identity | None"], "tuple[Identity | None, list[Header]]"]
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 # Headers whose meaning belongs to HTTP or to the session, never to an identity value.
@@ -71,12 +75,36 @@ def header_value(values: tuple[str, ...]) -> str:
 
 
 class AuthEndpoint:
-    """The ``auth_path`` endpoint: the rules applied to the request nginx names."""
+    """The ``auth_path`` endpoint: the rules applied to the request nginx names.
 
-    def __init__(self, path: str, headers: Mapping[str, str], rules: Rules) -> None:
-        self.path = path
+    ``resolve`` gives the request's identity from the front end's (a session cookie
+    or the front end's own variables) and any Set-Cookie headers, as for any request.
+    """
+
+    def __init__(self, *, headers: Mapping[str, str], rules: Rules, resolve: Resolve) -> None:
         self.headers = _headers(headers)
         self.rules = rules
+        self.resolve = resolve
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
+    ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in METHODS:
+            message = "the auth_request endpoint answers GET only (nginx's auth_request subrequest)"
+            return responses.error(environ, start_response, 405, message, headers=[("Allow", "GET, HEAD")])
+        path, original_method = self.original_request(environ)
+        identity, headers = self.resolve(environ, front)
+        found = self.rules.requirement_for(path, original_method)
+        requirement = LoggedIn() if found is None else found
+        if requirement.allows(identity):
+            body: Iterable[bytes] = self.allowed(start_response, identity, headers)
+        elif identity is None:
+            body = responses.error(environ, start_response, 401, "authentication required", headers=headers)
+        else:
+            message = f"access denied: requires {requirement.describe()}"
+            body = responses.error(environ, start_response, 403, message, headers=headers)
+        return [] if method == "HEAD" else body
 
     def original_request(self, environ: WSGIEnvironment) -> tuple[str, str]:
         """The original request's path (percent-decoded, as PATH_INFO) and method.
@@ -87,11 +115,12 @@ class AuthEndpoint:
         uri = environ.get("HTTP_X_ORIGINAL_URI")
         method = environ.get("HTTP_X_ORIGINAL_METHOD")
         if not uri or not method:
+            missing = "X-Original-URI" if not uri else "X-Original-Method"
             raise RequestError(
                 "X-Original-URI and X-Original-Method are required: the auth_request location "
                 "must send them ($request_uri and $request_method)",
-                log_message=f"auth request without {'X-Original-URI' if not uri else 'X-Original-Method'}: "
-                "set it in nginx's auth_request location ($request_uri, $request_method)",
+                log_message=f"auth request without {missing}: set it in nginx's auth_request "
+                "location ($request_uri, $request_method)",
             )
         if not _ORIGINAL_URI.fullmatch(uri) or "#" in uri:
             raise RequestError(
@@ -108,53 +137,24 @@ class AuthEndpoint:
         path = unquote_to_bytes(uri.partition("?")[0]).decode("latin-1")
         return path, method.upper()
 
-    def requirement(self, path: str, method: str) -> Requirement:
-        """The rules' requirement for the original request; a login where no rule says."""
-        found = self.rules.requirement_for(path, method)
-        return LoggedIn() if found is None else found
+    def allowed(
+        self, start_response: StartResponse, identity: Identity | None, headers: list[Header]
+    ) -> list[bytes]:
+        """Answer 200 with who the user is (no identity headers for an allowed anonymous request)."""
+        described = [] if identity is None else self.identity_headers(identity)
+        start_response(
+            "200 OK", [("Content-Length", "0"), ("Cache-Control", "no-store"), *described, *headers]
+        )
+        return []
 
-    def identity_headers(self, identity: Identity | None) -> list[tuple[str, str]]:
-        """The ``X-Auth-Request-*`` headers describing ``identity`` (none when anonymous)."""
-        if identity is None:
-            return []
+    def identity_headers(self, identity: Identity) -> list[Header]:
+        """``X-Auth-Request-User`` and the ``auth_headers`` describing ``identity``."""
         headers = [(USER_HEADER, header_value((identity.user,)))]
         for header, source in self.headers.items():
             values = _values(identity, source)
             if values:
                 headers.append((header, header_value(values)))
         return headers
-
-    def allowed(
-        self,
-        start_response: StartResponse,
-        identity: Identity | None,
-        headers: list[tuple[str, str]],
-    ) -> list[bytes]:
-        """Answer 200 with who the user is."""
-        start_response(
-            "200 OK",
-            [
-                ("Content-Length", "0"),
-                ("Cache-Control", "no-store"),
-                *self.identity_headers(identity),
-                *headers,
-            ],
-        )
-        return []
-
-    def refused(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        identity: Identity | None,
-        requirement: Requirement,
-        headers: list[tuple[str, str]],
-    ) -> list[bytes]:
-        """Answer 401 (nobody logged in) or 403 (the rules refuse), never a redirect."""
-        if identity is None:
-            return responses.error(environ, start_response, 401, "authentication required", headers=headers)
-        message = f"access denied: requires {requirement.describe()}"
-        return responses.error(environ, start_response, 403, message, headers=headers)
 
 
 def _values(identity: Identity, source: str) -> tuple[str, ...]:

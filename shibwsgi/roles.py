@@ -128,7 +128,9 @@ class RolesResolver:
             )
         (result,) = outcome
         if isinstance(result, _NotRoles):
-            raise self._failure("returned something that is not roles", f"the roles hook {self.name} {result}")
+            raise self._failure(
+                "returned something that is not roles", f"the roles hook {self.name} {result}"
+            )
         if isinstance(result, BaseException):
             log.error("the roles hook %s raised an exception", self.name, exc_info=result)
             raise self._failure(
