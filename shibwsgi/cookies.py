@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, TimestampSigner
-from werkzeug.http import dump_cookie, parse_cookie
+from werkzeug.http import dump_cookie
 
 from .errors import ConfigError
 
@@ -48,14 +48,23 @@ class SessionCookie:
         return f"SessionCookie(name={self.name!r}, secure={self.secure}, secret_key='***')"
 
     def read(self, environ: WSGIEnvironment) -> tuple[bool, str | None]:
-        """Return (cookie present, valid session id or None)."""
-        value = parse_cookie(environ).get(self.name)
-        if value is None:
+        """Return (cookie present, valid session id or None).
+
+        Only this cookie is read, so other cookies in the header (another app's, in
+        any bytes) cannot break it. When the name occurs several times, the first
+        value that verifies wins.
+        """
+        header = environ.get("HTTP_COOKIE")
+        if not header or self.name not in header:
             return False, None
-        try:
-            return True, self._signer.unsign(value, max_age=self.max_age).decode("ascii")
-        except (BadSignature, UnicodeDecodeError):
-            return True, None
+        present = False
+        for value in _values_named(header, self.name):
+            present = True
+            try:
+                return True, self._signer.unsign(value, max_age=self.max_age).decode("ascii")
+            except (BadSignature, UnicodeError, ValueError):
+                continue
+        return present, None
 
     def set_header(self, session_id: str) -> tuple[str, str]:
         """``Set-Cookie`` carrying ``session_id``, for the browser's session only."""
@@ -70,3 +79,16 @@ class SessionCookie:
         return dump_cookie(
             self.name, value, max_age=max_age, path="/", secure=self.secure, httponly=True, samesite="Lax"
         )
+
+
+def _values_named(header: str, name: str) -> list[str]:
+    """The values of the cookies called ``name`` in a ``Cookie`` header (RFC 6265 syntax)."""
+    values = []
+    for pair in header.split(";"):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            values.append(value)
+    return values
