@@ -35,7 +35,7 @@ from .db import init_app
 from .movies import create_blueprint
 from .pages import blueprint as pages
 from .roles import create_blueprint as create_roles_blueprint
-from .roles import roles_hook
+from .roles import roles_hook, rules
 
 __all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_EDITOR_GROUP", "create_app", "default_settings", "make_application"]
 
@@ -101,12 +101,13 @@ def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
     """The app inside the middleware, configured from ``environ`` (default ``os.environ``).
 
     The middleware's roles come from the movie database's ``roles`` table unless
-    ``SHIBWSGI_ROLES`` names another hook.
+    ``SHIBWSGI_ROLES`` names another hook; its rules are the views' own checks, which
+    the auth_request endpoint (``SHIBWSGI_AUTH_PATH``) applies for nginx.
     """
     settings = {**default_settings(environ), **(os.environ if environ is None else environ)}
     app = create_app(environ=settings)
     own_roles = {} if "SHIBWSGI_ROLES" in settings else {"roles": roles_hook(app.config["DATABASE"])}
-    return SSOMiddleware.from_mapping(app, settings, **own_roles)
+    return SSOMiddleware.from_mapping(app, settings, rules=rules(app.config["EDITOR_GROUP"]), **own_roles)
 
 
 def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:

@@ -23,11 +23,11 @@ from flask import Blueprint, Response, jsonify
 from werkzeug.exceptions import BadRequest
 
 from shibwsgi import Identity
-from shibwsgi.authz import HasRole
+from shibwsgi.authz import HasRole, Rule
 from shibwsgi.flask import get_identity, requires
 
 from .db import all_roles, connect, get_db, roles_of, set_roles
-from .movies import EDITOR_ROLE, json_body
+from .movies import EDITOR_ROLE, json_body, writers
 
 __all__ = [
     "ADMIN_ROLE",
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_ROLES",
     "create_blueprint",
     "roles_hook",
+    "rules",
     "valid_role",
     "valid_user",
 ]
@@ -50,6 +51,14 @@ MAX_ROLES = 50
 MAX_USER_LENGTH = 1024
 
 _ROLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+
+
+def rules(editor_group: str) -> list[Rule]:
+    """The middleware's rules: what the views check, so that nginx's auth_request asks the same."""
+    return [
+        Rule("/api/roles", HasRole(ADMIN_ROLE)),
+        Rule("/api/movies", writers(editor_group), methods=["POST", "PUT", "PATCH", "DELETE"]),
+    ]
 
 
 def roles_hook(database: str) -> Callable[[Identity], list[str]]:
