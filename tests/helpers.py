@@ -22,6 +22,16 @@ def echo_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [data]
 
 
+class Clock:
+    """A clock for the middleware's ``clock=`` option that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def mojibake(text: str) -> str:
     """UTF-8 text as a WSGI server hands it over (PEP 3333: bytes decoded as latin-1)."""
     return text.encode("utf-8").decode("latin-1")

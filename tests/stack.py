@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import requests
 from support import apt_install, free_port, require_pip_program, require_program, unavailable, wait_for_port
 
 if TYPE_CHECKING:
@@ -111,6 +112,14 @@ def shared_directory(prefix: str) -> Iterator[Path]:
 class TLS:
     cert: Path
     key: Path
+
+
+def https_client(tls: TLS) -> requests.Session:
+    """A fresh client (no cookies) trusting ``tls``'s certificate, ignoring REQUESTS_CA_BUNDLE & co."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(tls.cert)
+    return session
 
 
 def common_variables(tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:

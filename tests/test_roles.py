@@ -24,20 +24,12 @@ from shibwsgi.authz import AnyOf, HasAttribute, HasRole, LoggedIn, Rule
 from shibwsgi.flask import requires
 from shibwsgi.sessions import MemoryStore, SQLiteStore
 from shibwsgi.testing import environ_for
-from tests.helpers import ROLES_TABLE, echo_app, table_roles
+from tests.helpers import ROLES_TABLE, Clock, echo_app, table_roles
 
 KEY = "k" * 32
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
 START = 1_795_400_000.0
 ATTRIBUTES = {"groups": Attribute("isMemberOf", multi=True)}
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Hook:
@@ -64,7 +56,7 @@ def roles_seen(app: TestApp, environ: dict[str, str] | None = None, path: str = 
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from stack import (
     TLS,
     Uwsgi,
     common_variables,
+    https_client,
     running_fake_oauth2_proxy,
     running_nginx,
     running_uwsgi,
@@ -63,11 +64,7 @@ class Site:
     tls: TLS
 
     def client(self) -> requests.Session:
-        """A fresh client (no cookies) trusting the test certificate, ignoring REQUESTS_CA_BUNDLE."""
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(self.tls.cert)
-        return session
+        return https_client(self.tls)
 
     def get(self, client: requests.Session, path: str, **kwargs: Any) -> requests.Response:
         return client.get(self.url + path, allow_redirects=False, timeout=30, **kwargs)
