@@ -9,6 +9,7 @@ from .errors import (
     InvalidUserError,
     MissingAttributeError,
     RequestError,
+    RolesError,
     SessionError,
     ShibwsgiError,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "MissingAttributeError",
     "Profile",
     "RequestError",
+    "RolesError",
     "SSOMiddleware",
     "SessionError",
     "ShibwsgiError",

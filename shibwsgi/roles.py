@@ -15,7 +15,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError, RolesError
 from .identity import Identity
@@ -48,6 +48,15 @@ MAX_RUNNING = 16
 _Key = tuple[str, str, str | None, tuple[tuple[str, tuple[str, ...]], ...]]
 
 
+class _Entry(NamedTuple):
+    asked_at: float
+    roles: tuple[str, ...]
+    # The last identity given these roles, and the result: the same front-end login comes
+    # back on every request, and comparing is far cheaper than building a new Identity.
+    source: Identity
+    result: Identity
+
+
 class RolesResolver:
     """Adds the hook's roles to identities: cached for ``ttl`` seconds, bounded by ``timeout``."""
 
@@ -75,7 +84,7 @@ class RolesResolver:
         self.ttl = ttl
         self.timeout = float(timeout)
         self.clock = clock
-        self._cache: dict[_Key, tuple[float, tuple[str, ...]]] = {}
+        self._cache: dict[_Key, _Entry] = {}
         self._running = threading.BoundedSemaphore(MAX_RUNNING)
 
     def __repr__(self) -> str:
@@ -89,15 +98,18 @@ class RolesResolver:
         key = _key(identity)
         now = self.clock()
         cached = None if fresh else self._cache.get(key)
-        if cached is not None and cached[0] <= now < cached[0] + self.ttl:
-            roles = cached[1]
+        if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
+            if cached.source == identity:
+                return cached.result
+            asked_at, roles = cached.asked_at, cached.roles
         else:
-            roles = self._ask(identity)
-            if self.ttl:
-                if len(self._cache) >= CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = (now, roles)
-        return identity if roles == identity.roles else replace(identity, roles=roles)
+            asked_at, roles = now, self._ask(identity)
+        result = identity if roles == identity.roles else replace(identity, roles=roles)
+        if self.ttl:
+            if len(self._cache) >= CACHE_SIZE and key not in self._cache:
+                self._cache.clear()
+            self._cache[key] = _Entry(asked_at, roles, identity, result)
+        return result
 
     def _ask(self, identity: Identity) -> tuple[str, ...]:
         if not self._running.acquire(blocking=False):

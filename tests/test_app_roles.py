@@ -17,6 +17,7 @@ from webtest import TestApp
 from app.__main__ import main
 from app.db import connect, grant_role, roles_of
 from shibwsgi import SSOMiddleware
+from tests.helpers import ROLES_TABLE
 
 REPO = Path(__file__).resolve().parent.parent
 ADA = "ada@example.org"  # the admin
@@ -111,6 +112,16 @@ def test_roles_table_change_is_seen_after_the_ttl_by_default(db_path: Path) -> N
     assert rita.get("/api/me").json["roles"] == []  # cached
     wsgi_app.roles.clock = lambda: float("inf")  # the TTL is over
     assert rita.get("/api/me").json["roles"] == ["editor"]
+
+
+def test_shibwsgi_roles_setting_replaces_the_roles_table(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(ROLES_TABLE, RITA, ["editor"])
+    wsgi_app = sso_app(db_path, {"SHIBWSGI_ROLES": "tests.helpers:table_roles"})
+    rita = client(wsgi_app, RITA, person("Rita", RITA, ["staff"]))
+    assert rita.get("/api/me").json["roles"] == ["editor"]
+    rita.post_json("/api/movies", MOVIE, status=201)
 
 
 def test_database_gone_is_503_not_500(make_client: Callable[..., TestApp], db_path: Path) -> None:
