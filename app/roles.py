@@ -4,9 +4,10 @@ Roles live in the movie database's ``roles`` table. The middleware asks
 :func:`roles_hook` for a user's roles (``identity.roles``); ``python -m app roles``
 and the admin API below change them::
 
-    GET /api/roles           every user holding a role: [{"user": ..., "roles": [...]}]
+    GET /api/roles           every user holding a role: {"alice@example.org": ["admin", "editor"]}
     GET /api/roles/<user>    one user's roles: {"user": ..., "roles": [...]}
-    PUT /api/roles/<user>    replace them: body {"roles": ["editor"]}; [] removes all
+    PUT /api/roles/<user>    replace them: body {"roles": ["editor"]} (or just ["editor"]);
+                             an empty list removes them all
 
 Only the ``admin`` role may use the API (403 for others, 401 when not logged in).
 A change reaches a signed-in user within ``roles_ttl`` (60 s) when the front end
@@ -106,7 +107,7 @@ def create_blueprint() -> Blueprint:
     @api.get("/roles")
     @admin
     def every_holder() -> Response:
-        return jsonify([{"user": user, "roles": roles} for user, roles in all_roles(get_db()).items()])
+        return jsonify(all_roles(get_db()))
 
     @api.get("/roles/<path:user>")
     @admin
@@ -133,11 +134,9 @@ def _user(user: str) -> str:
 
 
 def _roles(body: object) -> list[str]:
-    if not isinstance(body, dict) or set(body) != {"roles"}:
-        raise BadRequest('the body must be a JSON object with one key, "roles": {"roles": ["editor"]}')
-    roles = body["roles"]
+    roles = body["roles"] if isinstance(body, dict) and set(body) == {"roles"} else body
     if not isinstance(roles, list):
-        raise BadRequest('"roles" must be an array of role names')
+        raise BadRequest('the body must be {"roles": [role names]} or an array of role names')
     if len(roles) > MAX_ROLES:
         raise BadRequest(f'"roles" may hold at most {MAX_ROLES} role names')
     try:
