@@ -69,7 +69,10 @@ def header_value(values: tuple[str, ...]) -> str:
     on "," and percent-decodes each value (shibwsgi: ``encoding="url"``).
     """
     return ",".join(
-        _EDGE_SPACES.sub(lambda spaces: "%20" * len(spaces.group()), quote(value, safe=_VERBATIM))
+        # errors="replace": a value no identity should hold (a lone surrogate) is no reason for a 500.
+        _EDGE_SPACES.sub(
+            lambda spaces: "%20" * len(spaces.group()), quote(value, safe=_VERBATIM, errors="replace")
+        )
         for value in values
     )
 

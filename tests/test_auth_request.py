@@ -328,6 +328,7 @@ def test_auth_headers_change_the_mapping(app: App, auth_headers: dict[str, str],
         pytest.param(("a\r\nSet-Cookie: x",), "a%0D%0ASet-Cookie: x", id="CRLF cannot split the header"),
         pytest.param((" padded ",), "%20padded%20", id="edge spaces survive list parsing"),
         pytest.param(("cn=x;y", "a b"), "cn=x;y,a b", id="other separators untouched"),
+        pytest.param(("a\ud800",), "a?", id="a lone surrogate cannot make a 500"),
     ],
 )
 def test_header_values_are_joined_with_commas_and_percent_encoded(values: tuple[str, ...], sent: str) -> None:
