@@ -15,6 +15,8 @@ import os
 import re
 import secrets
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -185,6 +187,25 @@ def test_auth_endpoint_is_not_reachable_from_outside(site: Site) -> None:
         )
         assert response.status_code in (400, 404), (path, response.status_code)
         assert "X-Auth-Request-User" not in response.headers
+
+
+def test_absolute_form_request_target_is_judged_by_its_path(site: Site) -> None:
+    """``GET https://host/api/me``: nginx's $request_uri is the path, which the endpoint takes."""
+    session = log_in(site, "bob").cookies[SESSION_COOKIE]
+    port = int(site.url.rsplit(":", 1)[1])
+    context = ssl.create_default_context(cafile=str(site.tls.cert))
+    request = (
+        f"GET {site.url}/api/me HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Cookie: {SESSION_COOKIE}={session}\r\nConnection: close\r\n\r\n"
+    )
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as connection,
+    ):
+        connection.sendall(request.encode())
+        response = b"".join(iter(lambda: connection.recv(65536), b""))
+    assert response.startswith(b"HTTP/1.1 200 "), response[:300]
+    assert b'"user":"bob"' in response.replace(b" ", b"")
 
 
 def test_forged_identity_and_original_request_headers_change_nothing(site: Site) -> None:
