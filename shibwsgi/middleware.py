@@ -8,6 +8,7 @@ the answer to nginx's ``auth_request`` in :mod:`shibwsgi.auth_request`.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
 from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
 from .authz import Rule, Rules, deny
-from .errors import ConfigError, RequestError, SessionError
+from .errors import ConfigError, InvalidAssertionError, RequestError, SessionError
 from .flows import Flows, Header, adding, session_binding
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
@@ -37,10 +38,12 @@ from .profiles import Profile, get_profile
 from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
 from .settings import parse_settings
-from .trust import CHANNELS, DEFAULT_SECRET_HEADER, TrustGate, parse_networks
+from .trust import CHANNELS, DEFAULT_SECRET_HEADER, SIGNED, TrustGate, parse_networks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .assertions import AssertionVerifier
 
 __all__ = ["ENVIRON_KEY", "LOGIN_PATH_KEY", "SSOMiddleware"]
 
@@ -98,13 +101,22 @@ class SSOMiddleware:
         roles_timeout: float = DEFAULT_ROLES_TIMEOUT,
         auth_path: str | None = None,
         auth_headers: Mapping[str, str] = DEFAULT_AUTH_HEADERS,
+        assertion_header: str | None = None,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | str | None = None,
+        issuer: str | None = None,
+        audience: str | Iterable[str] | None = None,
+        algorithms: str | Iterable[str] | None = None,
+        leeway: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
-        self.channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
+        channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
+        # A signed profile reads its assertion header whatever the channel: the signature is the trust.
+        self.channel = SIGNED if self.profile.signed else channel
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
@@ -130,10 +142,23 @@ class SSOMiddleware:
             max_bytes=positive("max_attribute_bytes", max_attribute_bytes),
             max_values=positive("max_attribute_values", max_attribute_values),
         )
+        self.verifier = _verifier(
+            self.profile,
+            user=user_sources,
+            assertion_header=assertion_header,
+            jwks_url=jwks_url,
+            jwks=jwks,
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            leeway=leeway,
+        )
+        self._parse_claims = functools.partial(self.parser.parse, {})
+        signed_keys = {self.verifier.key} if self.profile.signed and self.verifier else set()
         self.gate = TrustGate(
             channel=self.channel,
-            variables=self.parser.variable_names(),
-            read_keys=self.parser.read_keys(),
+            variables={*self.parser.variable_names(), *self.profile.companions, *signed_keys},
+            read_keys=signed_keys or self.parser.read_keys(),
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
@@ -222,7 +247,20 @@ class SSOMiddleware:
         """Scrub ``environ`` and return the front end's identity in it, if any."""
         if not self.gate.admit(environ):
             return None
-        return self.parser.parse(environ)
+        if self.verifier is None:
+            return self.parser.parse(environ)
+        if self.profile.signed:
+            # Claims are all a signed profile reads: the identity is memoised with the token.
+            return self.verifier.verified(environ, self._parse_claims)
+        claims = self.verifier.claims(environ)
+        identity = self.parser.parse(environ, claims)
+        if identity is not None and claims is None:
+            raise InvalidAssertionError(
+                "the front end's signed ID token is missing",
+                log_message=f"{self.verifier.key} is missing while a user is present: set "
+                "OIDCPassIDTokenAs serialized (or remove jwks_url)",
+            )
+        return identity
 
     def _resolve(
         self, environ: WSGIEnvironment, front: Identity | None
@@ -248,6 +286,16 @@ def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:
         environ.pop("REMOTE_USER", None)
     else:
         environ["REMOTE_USER"] = identity.user
+
+
+def _verifier(profile: Profile, **options: Any) -> AssertionVerifier | None:
+    """The signed-assertion verifier, when the profile is signed or assertion options are set."""
+    assertion_options = ("assertion_header", "jwks_url", "jwks", "issuer", "audience", "algorithms")
+    if not profile.signed and all(options[name] is None for name in assertion_options):
+        return None
+    from .assertions import build_verifier  # PyJWT is an optional dependency
+
+    return build_verifier(profile, **options)
 
 
 def _endpoints(settings: Mapping[str, tuple[str | None, Endpoint]]) -> dict[str, Endpoint]:

@@ -133,6 +133,13 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ROLES_TIMEOUT": ("roles_timeout", number),
     "AUTH_PATH": ("auth_path", optional_path),
     "AUTH_HEADERS": ("auth_headers", headers),
+    "ASSERTION_HEADER": ("assertion_header", text),
+    "JWKS_URL": ("jwks_url", text),
+    "JWKS": ("jwks", text),
+    "ISSUER": ("issuer", text),
+    "AUDIENCE": ("audience", words),
+    "ALGORITHMS": ("algorithms", words),
+    "LEEWAY": ("leeway", integer),
 }
 
 
