@@ -12,6 +12,7 @@ from .errors import (
     KeysUnavailableError,
     MissingAttributeError,
     RequestError,
+    RolesError,
     SessionError,
     ShibwsgiError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "MissingAttributeError",
     "Profile",
     "RequestError",
+    "RolesError",
     "SSOMiddleware",
     "SessionError",
     "ShibwsgiError",

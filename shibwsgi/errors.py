@@ -76,3 +76,10 @@ class KeysUnavailableError(RequestError):
 
 class SessionError(ShibwsgiError):
     """A session store failed or refused a session (raised at login time)."""
+
+
+class RolesError(RequestError):
+    """The application's roles hook failed, hung or returned something that is not roles (503)."""
+
+    status = 503
+    title = "Service Unavailable"

@@ -1,8 +1,9 @@
 """The WSGI middleware: wires the request path, in one direction.
 
-profile -> trust gate -> parser (decode, map, Identity) -> session -> rules -> app.
+profile -> trust gate -> parser (decode, map, Identity) -> roles -> session -> rules -> app.
 Option validation lives in :mod:`shibwsgi.options`, the session, login and
-logout flows in :mod:`shibwsgi.flows`.
+logout flows in :mod:`shibwsgi.flows`, the roles hook in :mod:`shibwsgi.roles` and
+the answer to nginx's ``auth_request`` in :mod:`shibwsgi.auth_request`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
+from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
 from .authz import Rule, Rules, deny
 from .errors import ConfigError, InvalidAssertionError, RequestError, SessionError
-from .flows import Flows, adding, session_binding
+from .flows import Flows, Header, adding, session_binding
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
 from .logs import log_refusal
@@ -33,6 +35,7 @@ from .options import (
 )
 from .parsing import IdentityParser
 from .profiles import Profile, get_profile
+from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
 from .settings import parse_settings
 from .trust import CHANNELS, DEFAULT_SECRET_HEADER, SIGNED, TrustGate, parse_networks
@@ -93,6 +96,11 @@ class SSOMiddleware:
         login_url: str | None = None,
         logout_url: str | None = None,
         rules: Iterable[Rule] = (),
+        roles: RolesHook | None = None,
+        roles_ttl: int = DEFAULT_ROLES_TTL,
+        roles_timeout: float = DEFAULT_ROLES_TIMEOUT,
+        auth_path: str | None = None,
+        auth_headers: Mapping[str, str] = DEFAULT_AUTH_HEADERS,
         assertion_header: str | None = None,
         jwks_url: str | None = None,
         jwks: Mapping[str, Any] | str | None = None,
@@ -159,6 +167,9 @@ class SSOMiddleware:
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)
         self.rules = rules if isinstance(rules, Rules) else Rules(rules)
+        self.roles = (
+            None if roles is None else RolesResolver(roles, ttl=roles_ttl, timeout=roles_timeout, clock=clock)
+        )
         self.sessions, self.cookie = session_binding(
             session, secret_key, idle_timeout, absolute_timeout, cookie_name, cookie_secure, clock
         )
@@ -172,10 +183,13 @@ class SSOMiddleware:
             login_path=self.login_path,
             profile_name=self.profile.name,
         )
+        self.auth_path = endpoint_path("auth_path", auth_path)
+        auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {
-                "login_path": (self.login_path, self.flows.login),
+                "login_path": (self.login_path, self._login),
                 "logout_path": (self.logout_path, self.flows.logout),
+                "auth_path": (self.auth_path, auth),
             }
         )
 
@@ -210,7 +224,7 @@ class SSOMiddleware:
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 return endpoint(environ, start_response, front)
-            identity, headers = self.flows.resolve(environ, front)
+            identity, headers = self._resolve(environ, front)
         except RequestError as exc:
             log_refusal(environ, exc.status, exc.log_message)
             expose(environ, None)
@@ -247,6 +261,22 @@ class SSOMiddleware:
                 "OIDCPassIDTokenAs serialized (or remove jwks_url)",
             )
         return identity
+
+    def _resolve(
+        self, environ: WSGIEnvironment, front: Identity | None
+    ) -> tuple[Identity | None, list[Header]]:
+        # roles -> session: a session keeps the roles its identity had when it started.
+        if front is not None and self.roles is not None:
+            front = self.roles.with_roles(front)
+        return self.flows.resolve(environ, front)
+
+    def _login(
+        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
+    ) -> Iterable[bytes]:
+        # Logging in again is how a user picks up changed roles: never the cached answer.
+        if front is not None and self.roles is not None:
+            front = self.roles.with_roles(front, fresh=True)
+        return self.flows.login(environ, start_response, front)
 
 
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:

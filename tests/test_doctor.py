@@ -23,6 +23,8 @@ NGINX_VARIABLES = {
     "UWSGI_SOCKET": "127.0.0.1:3031",
     "OAUTH2_PROXY": "127.0.0.1:4180",
     "PROXY_SECRET": "a-long-shared-secret-value",
+    "STATIC_ROOT": "/opt/movies/app/static",
+    "AUTH_PATH": "/_auth",
 }
 SHIBBOLETH = {"SHIBWSGI_PROFILE": "shibboleth"}
 LAZY = {
@@ -160,6 +162,19 @@ DEBIAN_MODULES = {
             id="nginx oauth2-proxy headers",
         ),
         pytest.param(
+            Case(
+                nginx=shipped("nginx-auth-request.conf"),
+                uwsgi=shipped("uwsgi.ini"),
+                settings={
+                    **HEADERS,
+                    "SHIBWSGI_SESSION": "memory:",
+                    "SHIBWSGI_SECRET_KEY": "k" * 32,
+                    "SHIBWSGI_AUTH_PATH": "/_auth",
+                },
+            ),
+            id="nginx auth_request to shibwsgi (only the cookie reaches the auth endpoint)",
+        ),
+        pytest.param(
             Case(apache=shipped("shibboleth.conf"), uwsgi=shipped("uwsgi.ini")), id="no settings given"
         ),
         pytest.param(
@@ -280,6 +295,16 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             ERROR,
             None,
             id="nginx passes a client X-Forwarded-User",
+        ),
+        pytest.param(
+            Case(
+                nginx=edited("nginx-auth-request.conf", "uwsgi_pass_request_headers off;", ""),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            ERROR,
+            None,
+            id="nginx auth_request endpoint receives the client's identity headers",
         ),
         pytest.param(
             Case(
