@@ -357,14 +357,14 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             Case(apache=edited("shibboleth.conf", "    ProxyPass /Shibboleth.sso !", "")),
             "handler-proxied",
             ERROR,
-            "ProxyPass / uwsgi",
+            "ProxyPass / ${SHIBWSGI_APP}/",
             id="Shibboleth handler proxied to the app",
         ),
         pytest.param(
             Case(apache=edited("mellon.conf", "    ProxyPass /mellon !", "")),
             "handler-proxied",
             ERROR,
-            "ProxyPass / uwsgi",
+            "ProxyPass / ${SHIBWSGI_APP}/",
             id="mellon endpoints proxied to the app",
         ),
         pytest.param(
@@ -474,7 +474,7 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             Case(
                 apache=edited(
                     "shibboleth.conf",
-                    "ProxyPass / uwsgi://${UWSGI_SOCKET}/",
+                    "ProxyPass / ${SHIBWSGI_APP}/",
                     "ProxyPass / http://127.0.0.1:8000/",
                 ),
                 settings=SHIBBOLETH,
@@ -488,13 +488,13 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             Case(
                 apache=edited(
                     "shibboleth.conf",
-                    "ProxyPass / uwsgi://${UWSGI_SOCKET}/",
-                    "ProxyPass / uwsgi://10.0.0.5:3031/",
+                    "Define SHIBWSGI_APP uwsgi://${UWSGI_SOCKET}",
+                    "Define SHIBWSGI_APP uwsgi://10.0.0.5:3031",
                 )
             ),
             "socket-beyond-loopback",
             WARNING,
-            "10.0.0.5",
+            "ProxyPass / ${SHIBWSGI_APP}/",  # where the Define'd address is used
             id="apache proxies to a uwsgi socket off loopback",
         ),
         pytest.param(
