@@ -15,12 +15,12 @@ from werkzeug.exceptions import NotFound, Unauthorized
 from werkzeug.wrappers import Response
 
 from shibwsgi import Identity
-from shibwsgi.authz import HasAttribute
+from shibwsgi.authz import Requirement
 from shibwsgi.flask import get_identity, requires
 
 from . import csrf
 from .db import FIELDS, delete_movie, get_db, get_movie, insert_movie, list_movies, update_movie
-from .movies import InvalidMovie, validate
+from .movies import InvalidMovie, validate, writers
 
 __all__ = ["NOTICES", "blueprint"]
 
@@ -30,8 +30,8 @@ blueprint = Blueprint("pages", __name__)
 NOTICES = {"added": "Movie added.", "updated": "Movie updated.", "deleted": "Movie deleted."}
 
 
-def _editor() -> HasAttribute:
-    return HasAttribute("groups", current_app.config["EDITOR_GROUP"])
+def _editor() -> Requirement:
+    return writers(current_app.config["EDITOR_GROUP"])
 
 
 def editor_required(view: Any) -> Any:

@@ -112,15 +112,20 @@ class IdentityParser:
         keys = {key for source_keys in self._keys.values() for key in source_keys}
         return keys | set(self._variable_keys.values()) | set(self._json_keys)
 
-    def parse(self, environ: WSGIEnvironment) -> Identity | None:
-        """Return the identity in ``environ``, ``None`` when there is no user."""
+    def parse(self, environ: WSGIEnvironment, verified: Mapping[str, Any] | None = None) -> Identity | None:
+        """Return the identity in ``environ``, ``None`` when there is no user.
+
+        ``verified``: claims of a signed assertion, read before anything else.
+        """
         try:
-            return self._parse(environ)
+            return self._parse(environ, verified)
         except UndecodableValue as exc:
             raise self._mismatch(f"a front-end variable is {exc}") from None
 
-    def _parse(self, environ: WSGIEnvironment) -> Identity | None:
+    def _parse(self, environ: WSGIEnvironment, verified: Mapping[str, Any] | None) -> Identity | None:
         claims = self._json_claims(environ)
+        if verified is not None:
+            claims = {**claims, **verified} if claims else dict(verified)
         user_source, user = self._user(environ, claims)
         if user is None:
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,10 +27,21 @@ __all__ = ["WhoAmI"]
 _METHODS = ("GET", "HEAD")
 
 
-class WhoAmI:
-    """The endpoint; ``attributes`` are the middleware's (app name -> :class:`Attribute`)."""
+#: The middleware's own resolution of a request's identity (session and roles included).
+Resolve = Callable[["WSGIEnvironment", "Identity | None"], "tuple[Identity | None, list[Header]]"]
 
-    def __init__(self, *, flows: Flows, channel: str, attributes: Mapping[str, Attribute]) -> None:
+
+class WhoAmI:
+    """The endpoint; ``attributes`` are the middleware's (app name -> :class:`Attribute`).
+
+    ``resolve`` is how the middleware turns the front end's identity into the
+    request's (:meth:`SSOMiddleware._resolve`): the page shows what the app would get.
+    """
+
+    def __init__(
+        self, *, resolve: Resolve, flows: Flows, channel: str, attributes: Mapping[str, Attribute]
+    ) -> None:
+        self.resolve = resolve
         self.flows = flows
         self.channel = channel
         self.sources = {name: attribute.source for name, attribute in attributes.items()}
@@ -42,7 +53,7 @@ class WhoAmI:
             return responses.error(
                 environ, start_response, 405, "only GET and HEAD", headers=[("Allow", ", ".join(_METHODS))]
             )
-        identity, headers = self.flows.resolve(environ, front)
+        identity, headers = self.resolve(environ, front)
         if identity is None:
             login = self.flows.login_path
             where = f": sign in at {login} first" if login else ""
@@ -66,7 +77,7 @@ class WhoAmI:
             "sources": self.sources,
             "not_released": sorted(name for name in self.sources if name not in present),
             "dropped": list(identity.dropped),
-            "roles": sorted(getattr(identity, "roles", ())),
+            "roles": list(identity.roles),
             "authenticated_at": _iso(identity.authenticated_at),
             "front_end_session_expires": _iso(identity.expires_at),
             "session_expires": _iso(session_expires),

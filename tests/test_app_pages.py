@@ -193,8 +193,8 @@ def test_seed_movies_show_no_made_up_author(login_as: Login) -> None:
 
 def test_page_has_its_stylesheet(login_as: Login) -> None:
     page = login_as(ROB).get("/", headers=HTML)
-    assert '<link rel="stylesheet" href="/static/style.css">' in page.text
-    css = login_as(ROB).get("/static/style.css")
+    assert '<link rel="stylesheet" href="/static/pages.css">' in page.text
+    css = login_as(ROB).get("/static/pages.css")
     assert css.content_type == "text/css"
 
 
