@@ -172,3 +172,9 @@ def test_whoami_path_from_settings() -> None:
 def test_bad_whoami_path_is_a_config_error(options: dict[str, str], setting: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(setting)):
         SSOMiddleware(echo_app, **options)
+
+
+def test_whoami_shows_the_apps_roles_for_the_user() -> None:
+    middleware = app(roles=lambda identity: ["editor", "admin"] if identity.user == "zoe@example.org" else [])
+    assert sso_test_app(middleware, "zoe@example.org").get("/whoami").json["roles"] == ["admin", "editor"]
+    assert sso_test_app(middleware, "rob@example.org").get("/whoami").json["roles"] == []
