@@ -1,0 +1,139 @@
+"""A per-worker memo of parsed identities: a repeat request costs a comparison of its raw values.
+
+An identity is a pure function of the environ values the parser reads (the
+configuration is fixed per parser). On a miss the memo records every key the
+parser read and what it found there, absent keys included, so dynamic keys such
+as mellon's ``_0 .. _N`` series are covered too. A later request hits only when
+its short key fields (the user and front-end session variables) match an entry
+and every recorded value is equal again, compared as strings: length, then
+bytes. Nothing long is ever hashed. Entries are bounded in number and in
+estimated bytes, least recently used out first; a refusal is never stored.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import repeat
+from typing import Any
+
+from .identity import Identity
+from .lru import BoundedLRU
+
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "IdentityMemo"]
+
+#: 16 MiB: about 70 identities carrying a 64 KB attribute, or thousands of ordinary ones.
+DEFAULT_MAX_BYTES = 16 * 1024 * 1024
+DEFAULT_MAX_ENTRIES = 10_000
+
+#: What the environ gave for a key that is not there (``None`` could be a value).
+_ABSENT: Any = object()
+#: Bytes an entry costs beyond its strings: the entry, its tuples, the dict slot.
+_ENTRY_OVERHEAD = 400
+_STR_OVERHEAD = sys.getsizeof("") + 8  # the object header and the tuple slot pointing at it
+
+Parse = Callable[[Mapping[str, Any]], Identity | None]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    keys: tuple[str, ...]
+    values: tuple[Any, ...]
+    identity: Identity
+    size: int
+
+
+class _Reads(Mapping[str, Any]):
+    """A view of the environ that records every key read and the value found."""
+
+    __slots__ = ("complete", "environ", "keys", "values")
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        self.environ = environ
+        self.keys: list[str] = []
+        self.values: list[Any] = []
+        self.complete = True
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self.environ.get(key, _ABSENT)
+        self.keys.append(key)
+        self.values.append(value)
+        return default if value is _ABSENT else value
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.get(key, _ABSENT)
+        if value is _ABSENT:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _ABSENT) is not _ABSENT
+
+    def __iter__(self) -> Iterator[str]:
+        # Which keys exist is an input too, and not one a few values can confirm.
+        self.complete = False
+        return iter(self.environ)
+
+    def __len__(self) -> int:
+        self.complete = False
+        return len(self.environ)
+
+
+class IdentityMemo:
+    """Memoises ``parse(environ)`` per worker, keyed on the values of ``key_names``.
+
+    ``max_bytes`` bounds the estimated memory of the entries (the raw values kept
+    for the comparison plus the identities); ``max_entries`` their number. Either
+    at 0 turns the memo off. Thread-safe.
+    """
+
+    def __init__(
+        self,
+        parse: Parse,
+        *,
+        key_names: Sequence[str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        max_entries: int = DEFAULT_MAX_ENTRIES,
+    ) -> None:
+        self._parse = parse
+        self._key_names = tuple(key_names)
+        self.entries: BoundedLRU[tuple[Any, ...], _Entry] = BoundedLRU(
+            max_entries=max_entries, max_bytes=max_bytes
+        )
+        self.hits = 0
+        self.misses = 0
+
+    def __repr__(self) -> str:
+        return f"<IdentityMemo {self.entries!r}, {self.hits} hits, {self.misses} misses>"
+
+    def parse(self, environ: Mapping[str, Any]) -> Identity | None:
+        """``parse(environ)``, from the memo when the raw values are the same."""
+        if not self.entries.enabled:
+            return self._parse(environ)
+        get = environ.get
+        key = tuple(map(get, self._key_names))
+        entry = self.entries.get(key)
+        if entry is not None and tuple(map(get, entry.keys, repeat(_ABSENT))) == entry.values:
+            self.hits += 1
+            return entry.identity
+        self.misses += 1
+        reads = _Reads(environ)
+        identity = self._parse(reads)  # a refusal raises: nothing is stored
+        if identity is not None and reads.complete:
+            entry = _entry(reads, identity)
+            self.entries.put(key, entry, entry.size + sum(map(_bytes_of, key)))
+        return identity
+
+
+def _entry(reads: _Reads, identity: Identity) -> _Entry:
+    values = tuple(reads.values)
+    size = _ENTRY_OVERHEAD + sum(map(_bytes_of, values))
+    for attribute in identity.attributes.values():
+        # One join (in C) sizes the values' text at the widest character any of them needs.
+        size += sys.getsizeof("".join(attribute)) + _STR_OVERHEAD * len(attribute)
+    return _Entry(tuple(reads.keys), values, identity, size)
+
+
+def _bytes_of(value: object) -> int:
+    return 0 if value is None or value is _ABSENT else sys.getsizeof(value)
