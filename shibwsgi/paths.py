@@ -1,0 +1,32 @@
+"""Paths in one representation: the WSGI string, which carries the request's bytes.
+
+PEP 3333 servers put the URL path in ``PATH_INFO`` as its raw bytes decoded as
+latin-1, so ``/café`` arrives as ``"/caf\\xc3\\xa9"``. Every path the middleware
+matches (rules, login, logout and other endpoints) is turned into that form once,
+at construction, and compared with ``PATH_INFO`` as it comes: byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["text_path", "wsgi_path"]
+
+_PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def wsgi_path(path: str) -> str:
+    """``path`` (text, as the app's routes spell it) in the WSGI representation of ``PATH_INFO``.
+
+    Raises ``ValueError`` for a percent-escape (servers decode those before
+    ``PATH_INFO``, so a path written escaped would never match) and for text
+    that is not encodable as UTF-8.
+    """
+    if _PERCENT_ESCAPE.search(path):
+        raise ValueError("write the decoded path ('/café'), not its percent-escaped form")
+    return path.encode("utf-8").decode("latin-1")
+
+
+def text_path(path: str) -> str:
+    """The inverse of :func:`wsgi_path`, for messages (undecodable bytes are escaped)."""
+    return path.encode("latin-1", "replace").decode("utf-8", "backslashreplace")
