@@ -47,18 +47,18 @@ class _Entry:
 class _Reads(Mapping[str, Any]):
     """A view of the environ that records every key read and the value found."""
 
-    __slots__ = ("complete", "environ", "keys", "values")
+    __slots__ = ("complete", "environ", "read_keys", "read_values")
 
     def __init__(self, environ: Mapping[str, Any]) -> None:
         self.environ = environ
-        self.keys: list[str] = []
-        self.values: list[Any] = []
+        self.read_keys: list[str] = []
+        self.read_values: list[Any] = []
         self.complete = True
 
     def get(self, key: str, default: Any = None) -> Any:
         value = self.environ.get(key, _ABSENT)
-        self.keys.append(key)
-        self.values.append(value)
+        self.read_keys.append(key)
+        self.read_values.append(value)
         return default if value is _ABSENT else value
 
     def __getitem__(self, key: str) -> Any:
@@ -127,12 +127,12 @@ class IdentityMemo:
 
 
 def _entry(reads: _Reads, identity: Identity) -> _Entry:
-    values = tuple(reads.values)
+    values = tuple(reads.read_values)
     size = _ENTRY_OVERHEAD + sum(map(_bytes_of, values))
     for attribute in identity.attributes.values():
         # One join (in C) sizes the values' text at the widest character any of them needs.
         size += sys.getsizeof("".join(attribute)) + _STR_OVERHEAD * len(attribute)
-    return _Entry(tuple(reads.keys), values, identity, size)
+    return _Entry(tuple(reads.read_keys), values, identity, size)
 
 
 def _bytes_of(value: object) -> int:

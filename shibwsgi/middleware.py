@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING, Any
 from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
 from .authz import Rule, Rules, deny
+from .cookies import DEFAULT_CACHE_ENTRIES
 from .errors import ConfigError, RequestError, SessionError
 from .flows import Flows, adding, session_binding
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
 from .logs import log_refusal
+from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
+from .memo import IdentityMemo
 from .options import (
     attribute_map,
     check_channel_options,
     check_source_names,
     customised,
     endpoint_path,
+    non_negative,
     one_of,
     positive,
     strings,
@@ -90,6 +94,8 @@ class SSOMiddleware:
         login_url: str | None = None,
         logout_url: str | None = None,
         rules: Iterable[Rule] = (),
+        identity_cache_bytes: int = DEFAULT_IDENTITY_CACHE_BYTES,
+        cookie_cache_entries: int = DEFAULT_CACHE_ENTRIES,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(app):
@@ -117,6 +123,11 @@ class SSOMiddleware:
             max_bytes=positive("max_attribute_bytes", max_attribute_bytes),
             max_values=positive("max_attribute_values", max_attribute_values),
         )
+        self.memo = IdentityMemo(
+            self.parser.parse,
+            key_names=self.parser.key_names(),
+            max_bytes=non_negative("identity_cache_bytes", identity_cache_bytes),
+        )
         self.gate = TrustGate(
             channel=self.channel,
             variables=self.parser.variable_names(),
@@ -130,7 +141,14 @@ class SSOMiddleware:
         self.logout_path = endpoint_path("logout_path", logout_path)
         self.rules = rules if isinstance(rules, Rules) else Rules(rules)
         self.sessions, self.cookie = session_binding(
-            session, secret_key, idle_timeout, absolute_timeout, cookie_name, cookie_secure, clock
+            session,
+            secret_key,
+            idle_timeout,
+            absolute_timeout,
+            cookie_name,
+            cookie_secure,
+            clock,
+            cookie_cache_entries,
         )
         self.flows = Flows(
             sessions=self.sessions,
@@ -203,7 +221,7 @@ class SSOMiddleware:
         """Scrub ``environ`` and return the front end's identity in it, if any."""
         if not self.gate.admit(environ):
             return None
-        return self.parser.parse(environ)
+        return self.memo.parse(environ)
 
 
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:

@@ -8,16 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .attributes import Attribute
 from .decoding import decoder, split_values
 from .errors import AttributeTooLargeError, InvalidUserError, MissingAttributeError
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = ["IdentityParser", "channel_key"]
 
@@ -29,6 +26,8 @@ MAX_USER_LENGTH = 1024
 #: A raw value: one joined string, values still encoded but apart (a list: mellon
 #: series), or values already decoded (a tuple: JSON claims).
 Raw = str | list[str] | tuple[str, ...]
+#: The parser only looks values up (``get``): the identity memo records what it read.
+Environ = Mapping[str, Any]
 
 
 def channel_key(variable: str, channel: str) -> str:
@@ -97,7 +96,13 @@ class IdentityParser:
         keys = {key for source_keys in self._keys.values() for key in source_keys}
         return keys | set(self._variable_keys.values()) | set(self._json_keys)
 
-    def parse(self, environ: WSGIEnvironment) -> Identity | None:
+    def key_names(self) -> tuple[str, ...]:
+        """The environ keys of the user and of the front-end session: short, and they tell logins apart."""
+        keys = [key for source in self.user_sources for key in self._keys[source]]
+        session = self._variable_keys.get("session_id")
+        return (*keys, *([session] if session else []))
+
+    def parse(self, environ: Environ) -> Identity | None:
         """Return the identity in ``environ``, ``None`` when there is no user."""
         claims = self._json_claims(environ)
         user_source, user = self._user(environ, claims)
@@ -132,7 +137,7 @@ class IdentityParser:
     def _keys_for(self, source: str) -> tuple[str, ...]:
         return tuple(channel_key(v, self.channel) for v in self.profile.variables_for(source))
 
-    def _raw(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, source: str) -> Raw | None:
+    def _raw(self, environ: Environ, claims: dict[str, Any] | None, source: str) -> Raw | None:
         if claims is not None and source in claims:
             return _claim_values(claims[source])
         keys = self._keys[source]
@@ -147,7 +152,7 @@ class IdentityParser:
                 return [str(value)] if source == REMOTE_USER else str(value)
         return None
 
-    def _json_claims(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
+    def _json_claims(self, environ: Environ) -> dict[str, Any] | None:
         if not self._json_keys:
             return None
         claims: dict[str, Any] = {}
@@ -192,7 +197,7 @@ class IdentityParser:
 
     def _attribute(
         self,
-        environ: WSGIEnvironment,
+        environ: Environ,
         claims: dict[str, Any] | None,
         name: str,
         attribute: Attribute,
@@ -223,7 +228,7 @@ class IdentityParser:
 
     # -- user and standard fields --------------------------------------------------------
 
-    def _user(self, environ: WSGIEnvironment, claims: dict[str, Any] | None) -> tuple[str, str | None]:
+    def _user(self, environ: Environ, claims: dict[str, Any] | None) -> tuple[str, str | None]:
         for source in self.user_sources:
             raw = self._raw(environ, claims, source)
             if raw is None:
@@ -242,7 +247,7 @@ class IdentityParser:
                 return source, user
         return "", None
 
-    def _standard(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, field: str) -> str | None:
+    def _standard(self, environ: Environ, claims: dict[str, Any] | None, field: str) -> str | None:
         key = self._variable_keys.get(field)
         if key is not None:
             value = environ.get(key)
@@ -272,7 +277,7 @@ class IdentityParser:
         )
 
 
-def _series(environ: WSGIEnvironment, base_key: str) -> list[str] | None:
+def _series(environ: Environ, base_key: str) -> list[str] | None:
     """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent."""
     first = environ.get(base_key + "_0")
     if first is None:
