@@ -6,6 +6,7 @@ caller estimates per entry; an entry bigger than the whole budget is not kept.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -41,11 +42,14 @@ class BoundedLRU(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """The value under ``key`` (now the most recently used), or ``None``."""
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            self._entries.move_to_end(key)
+        # No lock on the hot path: each OrderedDict call is atomic under the GIL, and a
+        # key evicted between the two calls is simply not refreshed.
+        entries = self._entries
+        found = entries.get(key)
+        if found is None:
+            return None
+        with contextlib.suppress(KeyError):
+            entries.move_to_end(key)
         return found[0]
 
     def put(self, key: K, value: V, size: int) -> None:

@@ -30,7 +30,7 @@ DEFAULT_MAX_ENTRIES = 10_000
 #: What the environ gave for a key that is not there (``None`` could be a value).
 _ABSENT: Any = object()
 #: Bytes an entry costs beyond its strings: the entry, its tuples, the dict slot.
-_ENTRY_OVERHEAD = 400
+_ENTRY_OVERHEAD = 1024
 _STR_OVERHEAD = sys.getsizeof("") + 8  # the object header and the tuple slot pointing at it
 
 Parse = Callable[[Mapping[str, Any]], Identity | None]
@@ -101,23 +101,20 @@ class IdentityMemo:
         self.entries: BoundedLRU[tuple[Any, ...], _Entry] = BoundedLRU(
             max_entries=max_entries, max_bytes=max_bytes
         )
-        self.hits = 0
-        self.misses = 0
+        self._enabled = self.entries.enabled
 
     def __repr__(self) -> str:
-        return f"<IdentityMemo {self.entries!r}, {self.hits} hits, {self.misses} misses>"
+        return f"<IdentityMemo {self.entries!r}>"
 
     def parse(self, environ: Mapping[str, Any]) -> Identity | None:
         """``parse(environ)``, from the memo when the raw values are the same."""
-        if not self.entries.enabled:
+        if not self._enabled:
             return self._parse(environ)
         get = environ.get
         key = tuple(map(get, self._key_names))
         entry = self.entries.get(key)
         if entry is not None and tuple(map(get, entry.keys, repeat(_ABSENT))) == entry.values:
-            self.hits += 1
             return entry.identity
-        self.misses += 1
         reads = _Reads(environ)
         identity = self._parse(reads)  # a refusal raises: nothing is stored
         if identity is not None and reads.complete:

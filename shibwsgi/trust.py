@@ -9,6 +9,7 @@ are deleted and the request is anonymous.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -39,6 +40,8 @@ _WARNED_PEERS_LIMIT = 1024
 #: same few dozen on every request; beyond this many (made-up headers) new ones are checked
 #: every time, as before.
 _SAFE_KEYS_LIMIT = 512
+#: How many peer addresses keep their trusted-or-not verdict.
+_PEERS_REMEMBERED = 256
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -81,6 +84,8 @@ class TrustGate:
         # Keys found harmless; the second set adds the identity keys a trusted proxy may send.
         self._safe_keys: set[str] = set()
         self._safe_from_proxy: set[str] = set(self._read_keys)
+        # The proxies send from a few addresses: parse each once, not on every request.
+        self._peer_trusted = functools.lru_cache(maxsize=_PEERS_REMEMBERED)(self._peer_in_networks)
 
     def __repr__(self) -> str:
         secret = "'***'" if self._secret else "None"
@@ -102,7 +107,7 @@ class TrustGate:
         return False
 
     def _scrub(self, environ: WSGIEnvironment, *, from_proxy: bool = False) -> bool:
-        """Delete headers that look like identity variables (a trusted proxy's own stay); True if any went."""
+        """Delete identity lookalikes (a trusted proxy's own stay); True if any went."""
         # Whether a key is a lookalike depends on the key alone, so keys once found harmless
         # need no second look: the common request is one C-level subset test (the dict
         # already holds each key's hash). Only keys not seen before get the prefix pass.
@@ -121,7 +126,7 @@ class TrustGate:
             del environ[key]
         return bool(doomed)
 
-    def _peer_trusted(self, peer: str) -> bool:
+    def _peer_in_networks(self, peer: str) -> bool:
         try:
             address = ipaddress.ip_address(peer)
         except ValueError:
