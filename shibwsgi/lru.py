@@ -6,7 +6,6 @@ caller estimates per entry; an entry bigger than the whole budget is not kept.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
@@ -48,8 +47,10 @@ class BoundedLRU(Generic[K, V]):
         found = entries.get(key)
         if found is None:
             return None
-        with contextlib.suppress(KeyError):
+        try:  # noqa: SIM105 (contextlib.suppress would cost a context manager per hit)
             entries.move_to_end(key)
+        except KeyError:
+            pass
         return found[0]
 
     def put(self, key: K, value: V, size: int) -> None:

@@ -102,6 +102,7 @@ class IdentityMemo:
             max_entries=max_entries, max_bytes=max_bytes
         )
         self._enabled = self.entries.enabled
+        self._anonymous = (None,) * len(self._key_names)
 
     def __repr__(self) -> str:
         return f"<IdentityMemo {self.entries!r}>"
@@ -112,6 +113,8 @@ class IdentityMemo:
             return self._parse(environ)
         get = environ.get
         key = tuple(map(get, self._key_names))
+        if key == self._anonymous:  # no user, no front-end session: nothing worth keeping
+            return self._parse(environ)
         entry = self.entries.get(key)
         if entry is not None and tuple(map(get, entry.keys, repeat(_ABSENT))) == entry.values:
             return entry.identity

@@ -198,7 +198,8 @@ class SSOMiddleware:
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 return endpoint(environ, start_response, front)
-            identity, headers = self.flows.resolve(environ, front)
+            # Stateless (the whole-site style): nothing to bind, the common request.
+            identity, headers = (front, []) if self.sessions is None else self.flows.resolve(environ, front)
         except RequestError as exc:
             log_refusal(environ, exc.status, exc.log_message)
             expose(environ, None)
@@ -210,7 +211,8 @@ class SSOMiddleware:
                 environ, start_response, 503, "the session store is unavailable; try again later"
             )
         expose(environ, identity)
-        start_response = adding(start_response, headers)
+        if headers:
+            start_response = adding(start_response, headers)
         if self.rules.rules:
             requirement = self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
             if requirement is not None and not requirement.allows(identity):
