@@ -115,7 +115,10 @@ class IdentityMemo:
         key = tuple(map(get, self._key_names))
         if key == self._anonymous:  # no user, no front-end session: nothing worth keeping
             return self._parse(environ)
-        entry = self.entries.get(key)
+        try:
+            entry = self.entries.get(key)
+        except TypeError:  # an unhashable value where a string belongs: parse it as it is
+            return self._parse(environ)
         if entry is not None and tuple(map(get, entry.keys, repeat(_ABSENT))) == entry.values:
             return entry.identity
         reads = _Reads(environ)

@@ -17,6 +17,7 @@ from shibwsgi.memo import DEFAULT_MAX_BYTES
 from shibwsgi.sessions import MemoryStore, SQLiteStore
 from shibwsgi.testing import environ_for
 from tests.helpers import echo_app
+from tests.test_session_flows import START, Clock
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
@@ -276,16 +277,6 @@ def capture_threadsafe(middleware: SSOMiddleware, environ: dict[str, Any]) -> Id
 
 
 # -- the verified-cookie cache ----------------------------------------------------------
-
-START = 1_795_400_000.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _front(user: str) -> dict[str, str]:
