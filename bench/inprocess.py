@@ -128,7 +128,7 @@ def _lazy_session(
 def cache_bytes(middleware: SSOMiddleware) -> dict[str, int]:
     """What the middleware's caches hold (estimated bytes, entries)."""
     sizes = {
-        "identity_cache_bytes": middleware.memo.entries.size,
+        "identity_cache_bytes": middleware.memo.size,
         "identity_cache_entries": len(middleware.memo.entries),
     }
     if middleware.cookie is not None:

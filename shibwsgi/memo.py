@@ -8,15 +8,16 @@ its short key fields (the user and front-end session variables) match an entry
 and every recorded value is equal again, compared as strings: length, then
 bytes. Nothing long is ever hashed. Entries are bounded in number and in
 estimated bytes, least recently used out first; a refusal is never stored.
+An identity is kept from its second sight on: a one-off request (a crawler, a
+single visit) costs only its parse, not the keeping of its raw values.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import repeat
-from typing import Any
+from typing import Any, NamedTuple
 
 from .identity import Identity
 from .lru import BoundedLRU
@@ -26,6 +27,8 @@ __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_ENTRIES", "IdentityMemo"]
 #: 16 MiB: about 70 identities carrying a 64 KB attribute, or thousands of ordinary ones.
 DEFAULT_MAX_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_ENTRIES = 10_000
+#: Share of the byte budget for the short keys seen once (the rest holds identities).
+_SEEN_SHARE = 16
 
 #: What the environ gave for a key that is not there (``None`` could be a value).
 _ABSENT: Any = object()
@@ -36,8 +39,7 @@ _STR_OVERHEAD = sys.getsizeof("") + 8  # the object header and the tuple slot po
 Parse = Callable[[Mapping[str, Any]], Identity | None]
 
 
-@dataclass(frozen=True)
-class _Entry:
+class _Entry(NamedTuple):
     keys: tuple[str, ...]
     values: tuple[Any, ...]
     identity: Identity
@@ -98,14 +100,23 @@ class IdentityMemo:
     ) -> None:
         self._parse = parse
         self._key_names = tuple(key_names)
+        seen_bytes = max_bytes // _SEEN_SHARE
         self.entries: BoundedLRU[tuple[Any, ...], _Entry] = BoundedLRU(
-            max_entries=max_entries, max_bytes=max_bytes
+            max_entries=max_entries, max_bytes=max_bytes - seen_bytes
+        )
+        self.seen: BoundedLRU[tuple[Any, ...], bool] = BoundedLRU(
+            max_entries=max_entries, max_bytes=seen_bytes
         )
         self._enabled = self.entries.enabled
         self._anonymous = (None,) * len(self._key_names)
 
     def __repr__(self) -> str:
-        return f"<IdentityMemo {self.entries!r}>"
+        return f"<IdentityMemo {self.entries!r}, seen once {self.seen!r}>"
+
+    @property
+    def size(self) -> int:
+        """Estimated bytes held: identities, their raw values, the keys seen once."""
+        return self.entries.size + self.seen.size
 
     def parse(self, environ: Mapping[str, Any]) -> Identity | None:
         """``parse(environ)``, from the memo when the raw values are the same."""
@@ -121,22 +132,22 @@ class IdentityMemo:
             return self._parse(environ)
         if entry is not None and tuple(map(get, entry.keys, repeat(_ABSENT))) == entry.values:
             return entry.identity
+        if entry is None and self.seen.get(key) is None:
+            self.seen.put(key, True, _ENTRY_OVERHEAD // 4 + sum(map(sys.getsizeof, key)))
+            return self._parse(environ)
         reads = _Reads(environ)
         identity = self._parse(reads)  # a refusal raises: nothing is stored
         if identity is not None and reads.complete:
             entry = _entry(reads, identity)
-            self.entries.put(key, entry, entry.size + sum(map(_bytes_of, key)))
+            self.entries.put(key, entry, entry.size + sum(map(sys.getsizeof, key)))
         return identity
 
 
 def _entry(reads: _Reads, identity: Identity) -> _Entry:
     values = tuple(reads.read_values)
-    size = _ENTRY_OVERHEAD + sum(map(_bytes_of, values))
+    # Absent keys count as a small object each: harmless, and the sum stays in C.
+    size = _ENTRY_OVERHEAD + sum(map(sys.getsizeof, values))
     for attribute in identity.attributes.values():
         # One join (in C) sizes the values' text at the widest character any of them needs.
         size += sys.getsizeof("".join(attribute)) + _STR_OVERHEAD * len(attribute)
     return _Entry(tuple(reads.read_keys), values, identity, size)
-
-
-def _bytes_of(value: object) -> int:
-    return 0 if value is None or value is _ABSENT else sys.getsizeof(value)

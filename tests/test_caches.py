@@ -59,6 +59,12 @@ def fresh(environ: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def seen_twice(middleware: SSOMiddleware, environ: dict[str, Any]) -> Identity | None:
+    """Two requests: the memo keeps an identity from its second sight on."""
+    capture(middleware, environ)
+    return capture(middleware, environ)[1]
+
+
 def shib(user: str = "alice@example.org", **values: str | list[str]) -> dict[str, str]:
     attributes: dict[str, str | list[str]] = {
         "mail": user,
@@ -117,7 +123,7 @@ def test_memo_never_serves_an_identity_for_other_raw_input(
     first: dict[str, str], second: dict[str, str]
 ) -> None:
     middleware = stateless()
-    _, cached = capture(middleware, first)
+    cached = seen_twice(middleware, first)
     _, again = capture(middleware, first)
     assert again is cached  # a hit: the same immutable Identity
     _, other = capture(middleware, second)
@@ -164,7 +170,7 @@ def test_memo_covers_dynamic_keys_and_json_claims(
     middleware = stateless(profile=profile, attributes={"groups": Attribute("groups", multi=True)})
     if profile == "mellon":
         middleware = stateless(profile=profile, attributes={"groups": Attribute("isMemberOf", multi=True)})
-    _, cached = capture(middleware, first)
+    cached = seen_twice(middleware, first)
     assert capture(middleware, first)[1] is cached
     _, other = capture(middleware, second)
     assert other is not None and cached is not None
@@ -189,10 +195,10 @@ def test_a_refusal_is_never_cached_and_never_hides_behind_a_cached_identity() ->
     good = shib()
     missing = _without(good, "mail")
     assert capture(middleware, missing)[0].startswith("4")
-    assert capture(middleware, good)[1] is not None
+    assert seen_twice(middleware, good) is not None
     assert capture(middleware, missing)[0].startswith("4")
     assert capture(middleware, missing)[0].startswith("4")
-    assert middleware.memo.entries.size > 0 and len(middleware.memo.entries) == 1
+    assert len(middleware.memo.entries) == 1
 
 
 def test_memo_bound_holds_with_2000_users_carrying_64_kb_each() -> None:
@@ -202,10 +208,15 @@ def test_memo_bound_holds_with_2000_users_carrying_64_kb_each() -> None:
         user = f"user{index}@example.org"
         # Each user's own 64 KB: the memo must keep the raw values to compare them.
         environ = {**shib(user), "isMemberOf": f"{index:05d}" + groups[5:]}
-        assert capture(middleware, environ)[1] is not None
-    memo = middleware.memo.entries
-    assert 0 < memo.size <= DEFAULT_MAX_BYTES
-    assert 10 < len(memo) < 2000  # it keeps what fits, least recently used out first
+        assert seen_twice(middleware, environ) is not None
+    assert 0 < middleware.memo.size <= DEFAULT_MAX_BYTES
+    assert 10 < len(middleware.memo.entries) < 2000  # what fits, least recently used out first
+
+
+def test_a_one_off_request_costs_no_memory_beyond_its_key() -> None:
+    middleware = stateless()
+    capture(middleware, BIG)
+    assert len(middleware.memo.entries) == 0 and 0 < middleware.memo.size < 1000
 
 
 def test_memo_bound_in_entries() -> None:
@@ -248,7 +259,7 @@ def test_cache_sizes_from_settings() -> None:
         {"SHIBWSGI_IDENTITY_CACHE_BYTES": "1048576", "SHIBWSGI_SECRET_KEY": KEY},
         session=MemoryStore(),
     )
-    assert middleware.memo.entries.max_bytes == 1048576
+    assert middleware.memo.entries.max_bytes + middleware.memo.seen.max_bytes == 1048576
 
 
 def test_memo_under_threads_never_mixes_users() -> None:
