@@ -30,6 +30,7 @@ from shibwsgi import ConfigError
 __all__ = [
     "BUSY_TIMEOUT",
     "FIELDS",
+    "MAX_ID",
     "SEED_MOVIES",
     "Movie",
     "connect",
@@ -50,6 +51,8 @@ Movie = dict[str, Any]
 
 #: Seconds a connection waits for another process's write lock.
 BUSY_TIMEOUT = 10.0
+#: SQLite's largest integer, and so the largest movie id.
+MAX_ID = 2**63 - 1
 
 #: The fields a client may set, in column order.
 FIELDS = ("title", "director", "main_actor", "published")
@@ -179,8 +182,15 @@ def list_movies(db: sqlite3.Connection) -> list[Movie]:
     return [dict(row) for row in db.execute("SELECT * FROM movies ORDER BY id")]
 
 
+def is_storable_id(movie_id: int) -> bool:
+    """True when SQLite can hold ``movie_id`` (a larger id names no movie: querying it overflows)."""
+    return 0 < movie_id <= MAX_ID
+
+
 def get_movie(db: sqlite3.Connection, movie_id: int) -> Movie | None:
     """The movie ``movie_id``, or ``None``."""
+    if not is_storable_id(movie_id):
+        return None
     row: sqlite3.Row | None = db.execute("SELECT * FROM movies WHERE id = ?", (movie_id,)).fetchone()
     return None if row is None else dict(row)
 
@@ -219,5 +229,7 @@ def update_movie(
 
 def delete_movie(db: sqlite3.Connection, movie_id: int) -> bool:
     """Delete ``movie_id``; ``False`` if there was no such movie."""
+    if not is_storable_id(movie_id):
+        return False
     with _transaction(db):
         return db.execute("DELETE FROM movies WHERE id = ?", (movie_id,)).rowcount == 1

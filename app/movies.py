@@ -59,7 +59,8 @@ YEARS = range(1870, 2101)
 
 _READ_ONLY = frozenset({"id", "created_by", "created_at", "updated_by", "updated_at"})
 _FOUR_DIGITS = re.compile(r"[0-9]{4}")
-_ID = re.compile(r"[0-9]{1,18}")
+_ID = re.compile(r"[0-9]{1,19}")
+_MOVIE = "/movies/<int:movie_id>"
 
 
 class InvalidMovie(BadRequest):
@@ -84,7 +85,7 @@ def create_blueprint(editor_group: str) -> Blueprint:
     def all_movies() -> Response:
         return jsonify(list_movies(get_db()))
 
-    @api.get("/movies/<int:movie_id>")
+    @api.get(_MOVIE)
     @login_required
     def movie(movie_id: int) -> Response:
         return _one(movie_id)
@@ -96,13 +97,13 @@ def create_blueprint(editor_group: str) -> Blueprint:
         created = insert_movie(get_db(), fields, _user())
         return jsonify(created), 201, {"Location": url_for(".movie", movie_id=created["id"])}
 
-    @api.put("/movies/<int:movie_id>")
+    @api.put(_MOVIE)
     @editor
     def update(movie_id: int) -> Response:
         changes = validate(_json_body(), partial=True)
         return _found(update_movie(get_db(), movie_id, changes, _user()), movie_id)
 
-    @api.delete("/movies/<int:movie_id>")
+    @api.delete(_MOVIE)
     @editor
     def delete(movie_id: int) -> Response:
         if not delete_movie(get_db(), movie_id):

@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from .errors import ConfigError
 from .identity import Identity
+from .paths import wsgi_path
 from .redirects import safe_next
 from .responses import error, redirect, wants_html
 
@@ -194,12 +195,15 @@ class Rule:
 
     ``/api`` matches ``/api`` and ``/api/x`` but not ``/apix``; ``/`` matches
     every path. A trailing slash on the prefix is ignored. A rule for ``GET``
-    also covers ``HEAD``, which frameworks route to the same view.
+    also covers ``HEAD``, which frameworks route to the same view. ``prefix`` is
+    the decoded path as the app's routes spell it (``/café``); it is matched
+    against ``PATH_INFO`` byte for byte, in the WSGI representation.
     """
 
     prefix: str
     requirement: Requirement
     methods: frozenset[str] | None
+    wsgi_prefix: str
 
     def __init__(
         self,
@@ -208,6 +212,7 @@ class Rule:
         methods: Iterable[str] | None = None,
     ) -> None:
         object.__setattr__(self, "prefix", _prefix(prefix))
+        object.__setattr__(self, "wsgi_prefix", wsgi_path(self.prefix))
         if not isinstance(requirement, Requirement):
             raise ConfigError(_SETTING, f"rule {prefix!r}: {requirement!r} is not a requirement")
         object.__setattr__(self, "requirement", requirement)
@@ -217,7 +222,7 @@ class Rule:
         """True when this rule applies to a request for ``path`` with ``method``."""
         if self.methods is not None and method.upper() not in self.methods:
             return False
-        return _under(path, self.prefix)
+        return _under(path, self.wsgi_prefix)
 
     def covers(self, other: Rule) -> bool:
         """True when this rule matches every request ``other`` matches."""
@@ -235,6 +240,10 @@ def _prefix(prefix: object) -> str:
         raise ConfigError(_SETTING, f"rule prefix {prefix!r} must be a plain path")
     if any(segment in (".", "..") for segment in prefix.split("/")):
         raise ConfigError(_SETTING, f"rule prefix {prefix!r} must not contain '.' or '..'")
+    try:
+        wsgi_path(prefix)
+    except ValueError as exc:
+        raise ConfigError(_SETTING, f"rule prefix {prefix!r}: {exc}") from None
     return prefix.rstrip("/") or "/"
 
 

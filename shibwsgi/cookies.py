@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from itsdangerous import BadSignature, TimestampSigner
-from werkzeug.http import dump_cookie, parse_cookie
+from werkzeug.http import dump_cookie
 
 from .errors import ConfigError
 from .lru import BoundedLRU
@@ -63,8 +63,8 @@ class SessionCookie:
             raise ConfigError("cookie_name", "a __Host- cookie must be Secure (cookie_secure=True)")
         self.max_age = max_age
         self._signer = TimestampSigner(keys, salt="shibwsgi.session")
-        #: Cookie header -> (session id, signed at, epoch seconds), for verified cookies only.
-        self.verified: BoundedLRU[str, tuple[str, int]] = BoundedLRU(
+        #: Cookie header -> its verified (session id, signed at) pairs, in header order.
+        self.verified: BoundedLRU[str, tuple[tuple[str, int], ...]] = BoundedLRU(
             max_entries=cache_entries, max_bytes=CACHE_BYTES
         )
 
@@ -72,29 +72,37 @@ class SessionCookie:
         return f"SessionCookie(name={self.name!r}, secure={self.secure}, secret_key='***')"
 
     def read(self, environ: WSGIEnvironment) -> tuple[bool, str | None]:
-        """Return (cookie present, valid session id or None)."""
+        """Return (cookie present, valid session id or None).
+
+        Only this cookie is read, so other cookies in the header (another app's, in
+        any bytes) cannot break it. When the name occurs several times, the first
+        value that verifies (and is not too old) wins.
+        """
         header = environ.get("HTTP_COOKIE")
-        if not header or not isinstance(header, str):
+        if not header or self.name not in header:
             return False, None
         verified = self.verified.get(header)
         if verified is None:
-            value = parse_cookie(header).get(self.name)
-            if value is None:
+            values = _values_named(header, self.name)
+            if not values:
                 return False, None
-            verified = self._verify(value)
-            if verified is None:
+            verified = tuple(found for found in map(self._verify, values) if found is not None)
+            if not verified:
                 return True, None
-            self.verified.put(header, verified, sys.getsizeof(header) + _ENTRY_OVERHEAD)
-        session_id, signed_at = verified
+            self.verified.put(header, verified, sys.getsizeof(header) + _ENTRY_OVERHEAD * len(verified))
         # itsdangerous's own rule and clock, so a cached cookie expires exactly like a fresh one.
-        age = self._signer.get_timestamp() - signed_at
-        return True, (session_id if 0 <= age <= self.max_age else None)
+        now = self._signer.get_timestamp()
+        for session_id, signed_at in verified:
+            if 0 <= now - signed_at <= self.max_age:
+                return True, session_id
+        return True, None
 
     def _verify(self, value: str) -> tuple[str, int] | None:
+        """(session id, signed at) when ``value``'s signature checks out, else ``None``."""
         try:
             session_id, signed_at = self._signer.unsign(value, return_timestamp=True)
             return session_id.decode("ascii"), int(signed_at.timestamp())
-        except (BadSignature, UnicodeDecodeError):
+        except (BadSignature, UnicodeError, ValueError):
             return None
 
     def set_header(self, session_id: str) -> tuple[str, str]:
@@ -110,3 +118,16 @@ class SessionCookie:
         return dump_cookie(
             self.name, value, max_age=max_age, path="/", secure=self.secure, httponly=True, samesite="Lax"
         )
+
+
+def _values_named(header: str, name: str) -> list[str]:
+    """The values of the cookies called ``name`` in a ``Cookie`` header (RFC 6265 syntax)."""
+    values = []
+    for pair in header.split(";"):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip() == name:
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            values.append(value)
+    return values

@@ -13,7 +13,15 @@ from collections.abc import Callable
 from functools import cache
 from urllib.parse import unquote_to_bytes
 
-__all__ = ["ENCODINGS", "decode", "decoder", "repair_utf8", "split_values"]
+__all__ = [
+    "ENCODINGS",
+    "UndecodableValue",
+    "decode",
+    "decoder",
+    "repair_utf8",
+    "split_values",
+    "without_surrogates",
+]
 
 #: Value encodings a front end may use (see ``Profile.encoding``).
 #:
@@ -23,22 +31,42 @@ __all__ = ["ENCODINGS", "decode", "decoder", "repair_utf8", "split_values"]
 #: ``base64url``: base64url of UTF-8 (mod_auth_openidc ``base64url``).
 ENCODINGS = ("utf-8", "latin-1", "url", "base64url")
 
+# Lone UTF-16 surrogates: JSON's "\ud800" escape makes them, and no store can encode them.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+class UndecodableValue(ValueError):
+    """A value is not in the encoding the front end is configured to use."""
+
+
+def without_surrogates(value: str) -> str:
+    """``value`` with each lone surrogate replaced by U+FFFD, so that it encodes as UTF-8."""
+    if value.isascii():
+        return value
+    return _SURROGATES.sub("\ufffd", value)
+
 
 def repair_utf8(value: str) -> str:
     """Undo PEP 3333's latin-1 decoding of UTF-8 bytes ("ZoÃ«" -> "Zoë").
 
-    Text that is not valid UTF-8 once re-encoded is returned unchanged.
+    Text that is not valid UTF-8 once re-encoded is returned unchanged (it may be
+    real latin-1 text), but for lone surrogates, which become U+FFFD.
     """
     if value.isascii():
         return value
     try:
         return value.encode("latin-1").decode("utf-8")
     except UnicodeError:
-        return value
+        return without_surrogates(value)
 
 
 def decode(value: str, encoding: str) -> str:
-    """Decode one raw value sent in ``encoding``; undecodable input is kept as it came."""
+    """Decode one raw value sent in ``encoding``.
+
+    ``url`` and ``base64url`` raise :class:`UndecodableValue` for text their front end
+    cannot have produced; ``utf-8`` keeps text that is not UTF-8 as it came.
+    """
     return decoder(encoding)(value)
 
 
@@ -50,10 +78,12 @@ def decoder(encoding: str) -> Callable[[str], str]:
 def _url_decode(value: str) -> str:
     if "%" not in value:
         return repair_utf8(value)
+    if _STRAY_PERCENT.search(value):
+        raise UndecodableValue("a '%' that does not start a percent-escape")
     try:
         return unquote_to_bytes(value).decode("utf-8")
     except UnicodeError:
-        return value
+        raise UndecodableValue("percent-escapes that are not UTF-8") from None
 
 
 def _base64url_decode(value: str) -> str:
@@ -62,11 +92,12 @@ def _base64url_decode(value: str) -> str:
         raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True)
         return raw.decode("utf-8")
     except (binascii.Error, ValueError):
-        return value
+        raise UndecodableValue("not base64url-encoded UTF-8") from None
 
 
 def _as_is(value: str) -> str:
-    return value
+    # Only text that did not come from a PEP 3333 server can hold surrogates here.
+    return value if value.isascii() else without_surrogates(value)
 
 
 _DECODERS: dict[str, Callable[[str], str]] = {

@@ -51,5 +51,14 @@ class InvalidUserError(RequestError):
     """The user attribute cannot be used as an identifier."""
 
 
+class InvalidClaimsError(RequestError):
+    """A JSON claims variable is not a readable JSON object."""
+
+
+class EncodingMismatchError(RequestError):
+    """What arrives cannot be what the configured encoding produces: the front end and
+    shibwsgi disagree (for example ``OIDCPassClaimsAs ... base64url`` against the default)."""
+
+
 class SessionError(ShibwsgiError):
     """A session store failed or refused a session (raised at login time)."""

@@ -110,9 +110,14 @@ class SSOMiddleware:
         check_source_names(
             self.channel,
             {
-                "user": user_sources,
-                "attributes": [spec.source for spec in attribute_specs.values()],
                 "prefix": self.profile.prefixes,
+                "user": [name for source in user_sources for name in self.profile.variables_for(source)],
+                "attributes": [
+                    name
+                    for spec in attribute_specs.values()
+                    for name in self.profile.variables_for(spec.source)
+                ],
+                "profile": [*self.profile.variables.values(), *self.profile.json_variables],
             },
         )
         self.parser = IdentityParser(

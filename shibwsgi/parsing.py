@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from .attributes import Attribute
-from .decoding import decoder, split_values
-from .errors import AttributeTooLargeError, InvalidUserError, MissingAttributeError
+from .decoding import UndecodableValue, decoder, repair_utf8, split_values, without_surrogates
+from .errors import (
+    AttributeTooLargeError,
+    EncodingMismatchError,
+    InvalidClaimsError,
+    InvalidUserError,
+    MissingAttributeError,
+)
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
 
@@ -22,6 +28,10 @@ log = logging.getLogger("shibwsgi")
 
 #: Longest user id accepted: ids are short (eppn, OIDC ``sub`` is at most 255 bytes).
 MAX_USER_LENGTH = 1024
+#: Largest JSON claims document read (larger than any uwsgi packet: 64 KiB).
+MAX_JSON_BYTES = 256 * 1024
+#: Deepest nesting accepted in a JSON claim value that is read.
+MAX_JSON_DEPTH = 32
 
 #: A raw value: one joined string, values still encoded but apart (a list: mellon
 #: series), or values already decoded (a tuple: JSON claims).
@@ -83,6 +93,7 @@ class IdentityParser:
         self._json_keys = tuple(channel_key(v, channel) for v in profile.json_variables)
         self._split_first = profile.encoding == "url"
         self._decode = decoder(profile.encoding)
+        self._decode_remote_user = self._decode if profile.encodes_remote_user else repair_utf8
 
     def variable_names(self) -> set[str]:
         """Every front-end variable name this parser may read (before channel mapping)."""
@@ -104,6 +115,12 @@ class IdentityParser:
 
     def parse(self, environ: Environ) -> Identity | None:
         """Return the identity in ``environ``, ``None`` when there is no user."""
+        try:
+            return self._parse(environ)
+        except UndecodableValue as exc:
+            raise self._mismatch(f"a front-end variable is {exc}") from None
+
+    def _parse(self, environ: Environ) -> Identity | None:
         claims = self._json_claims(environ)
         user_source, user = self._user(environ, claims)
         if user is None:
@@ -148,8 +165,8 @@ class IdentityParser:
         for key in keys:
             value = environ.get(key)
             if value is not None:
-                # REMOTE_USER is one value by definition: decoded, never split.
-                return [str(value)] if source == REMOTE_USER else str(value)
+                # REMOTE_USER is one value by definition, in its front end's own encoding.
+                return (self._decode_remote_user(str(value)),) if source == REMOTE_USER else str(value)
         return None
 
     def _json_claims(self, environ: Environ) -> dict[str, Any] | None:
@@ -160,15 +177,34 @@ class IdentityParser:
             text = environ.get(key)
             if not text:
                 continue
-            try:
-                document = json.loads(self._decode(str(text)))
-            except ValueError:
-                log.warning("%s is not valid JSON: claims are read from the joined variables", key)
-                continue
-            if isinstance(document, dict):
-                for claim, value in document.items():
-                    claims.setdefault(claim, value)
+            document = self._json_document(key, str(text))
+            for claim, value in document.items():
+                claims.setdefault(claim, value)
         return claims or None
+
+    def _json_document(self, key: str, text: str) -> dict[str, Any]:
+        """The JSON object in variable ``key``; refused when too large, malformed or encoded."""
+        if len(text) > MAX_JSON_BYTES:
+            raise AttributeTooLargeError(
+                f"the JSON claims in {key!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
+                "have the front end pass fewer or smaller claims"
+            )
+        try:
+            document = json.loads(self._decode(text))
+        except RecursionError:
+            raise InvalidClaimsError(
+                f"the JSON claims in {key!r} are nested deeper than can be read"
+            ) from None
+        except ValueError:
+            hint = _encoding_hint(text, _is_json_object, exclude=self.profile.encoding)
+            if hint is not None:
+                raise self._mismatch(f"{key!r} arrives {hint}") from None
+            raise InvalidClaimsError(
+                f"{key!r} is not valid JSON: check the front end's settings for it"
+            ) from None
+        if not isinstance(document, dict):
+            raise InvalidClaimsError(f"{key!r} is JSON but not an object of claims")
+        return document
 
     # -- decoding and caps ----------------------------------------------------------------
 
@@ -233,33 +269,83 @@ class IdentityParser:
             raw = self._raw(environ, claims, source)
             if raw is None:
                 continue
-            values = self._values(raw, self._user_caps)
-            if values is None:
+            user = self._one_value(raw, what=f"the user attribute {source!r}", split=True)
+            if not user:
+                continue
+            if len(user) > MAX_USER_LENGTH:
                 raise InvalidUserError(
-                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters",
+                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters"
                 )
-            if values:
-                user = values[0]
-                if not user.isprintable():
-                    raise InvalidUserError(
-                        f"the user attribute {source!r} contains control characters",
-                    )
-                return source, user
+            if not user.isprintable():
+                raise InvalidUserError(f"the user attribute {source!r} contains control characters")
+            if "\ufffd" in user:
+                raise InvalidUserError(f"the user attribute {source!r} contains undecodable characters")
+            return source, user
         return "", None
+
+    def _one_value(self, raw: Raw, *, what: str, split: bool) -> str:
+        """The single value ``raw`` holds, decoded; ``InvalidUserError`` when it holds several.
+
+        Several values are never cut down to the first: whoever chose the order would
+        choose the user. With ``split`` the profile's delimiter separates values.
+        """
+        if isinstance(raw, str):
+            if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text
+                raise InvalidUserError(f"{what} is longer than {MAX_USER_LENGTH} characters")
+            values = self._split(raw) if split else [self._decode(raw)]
+        elif isinstance(raw, tuple):
+            values = [value for value in raw if value]
+        else:
+            values = [value for value in map(self._decode, raw) if value]
+        if len(values) > 1:
+            joined = f" (joined with {self.profile.delimiter!r})" if isinstance(raw, str) else ""
+            raise InvalidUserError(
+                f"{what} holds {len(values)} values{joined}, and it must be one value",
+                log_message=(
+                    f"{what} holds {len(values)} values{joined}: refused rather than picking one. "
+                    "Map it to a single-valued attribute (eppn, sub, ...) or have the front end "
+                    "pass one value"
+                ),
+            )
+        return values[0] if values else ""
 
     def _standard(self, environ: Environ, claims: dict[str, Any] | None, field: str) -> str | None:
         key = self._variable_keys.get(field)
         if key is not None:
             value = environ.get(key)
             if value:
-                return self._decode(str(value))
+                return self._checked_standard(field, key, str(value))
         source = self.profile.claims.get(field)
         if source is not None:
             raw = self._raw(environ, claims, source)
-            values = self._values(raw, self._user_caps) if raw is not None else None
-            if values:
-                return values[0]
+            if raw is not None:
+                if isinstance(raw, str):
+                    return self._checked_standard(field, source, raw) or None
+                return self._one_value(raw, what=f"the {field} claim {source!r}", split=False) or None
         return None
+
+    def _checked_standard(self, field: str, name: str, raw: str) -> str:
+        """A standard field's decoded text; a value still encoded is an encoding mismatch."""
+        value = self._decode(raw)
+        well_formed = _STANDARD_FORMS.get(field)
+        if well_formed is not None and value and not well_formed(value):
+            hint = _encoding_hint(raw, well_formed, exclude=self.profile.encoding)
+            if hint is not None:
+                raise self._mismatch(f"{name!r} arrives {hint}")
+        return value
+
+    def _mismatch(self, what: str) -> EncodingMismatchError:
+        configured = self.profile.encoding
+        return EncodingMismatchError(
+            f"the front end's encoding does not match shibwsgi's (encoding={configured!r}): {what}",
+            log_message=(
+                f"{what}, but this profile ({self.profile.name}) is configured for "
+                f"encoding={configured!r}: no identity is built from still-encoded text. Make "
+                "SHIBWSGI_ENCODING (encoding=) match the front end: mod_auth_openidc "
+                "OIDCPassClaimsAs ... latin1 -> 'latin-1', base64url -> 'base64url', none -> "
+                "'utf-8'; Shibboleth 'encoding URL' -> 'url'"
+            ),
+        )
 
     def _missing(self, names: list[str], user_source: str) -> MissingAttributeError:
         sources = ", ".join(f"{name!r} (source {self.attributes[name].source!r})" for name in names)
@@ -291,25 +377,92 @@ def _series(environ: Environ, base_key: str) -> list[str] | None:
 
 
 def _claim_values(value: Any) -> tuple[str, ...]:
-    """A JSON claim as decoded strings (lists stay apart, losslessly)."""
+    """A JSON claim as strings (lists stay apart, losslessly; nested values as JSON text).
+
+    Lone surrogates (from ``\\ud800`` escapes) become U+FFFD: nothing in an Identity
+    may be unencodable.
+    """
     items = value if isinstance(value, list) else [value]
     return tuple(
-        item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+        without_surrogates(item) if isinstance(item, str) else _nested_json(item)
         for item in items
         if item is not None
     )
 
 
-@lru_cache(maxsize=1024)
+def _nested_json(value: Any) -> str:
+    if not _within_depth(value, MAX_JSON_DEPTH):
+        raise InvalidClaimsError(f"a claim is nested deeper than {MAX_JSON_DEPTH} levels")
+    return without_surrogates(json.dumps(value, ensure_ascii=False))
+
+
+def _within_depth(value: Any, limit: int) -> bool:
+    """True when ``value`` nests containers at most ``limit`` deep (iteratively: no recursion)."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return False
+                pending.append((child, depth + 1))
+    return True
+
+
+def _is_json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _is_moment(text: str) -> bool:
+    return _parsed_moment(text) is not None
+
+
+#: What a standard field's decoded value looks like; anything else may still be encoded.
+_STANDARD_FORMS = {
+    "provider": lambda text: ":" in text,  # an https URL or a URN (SAML entityID)
+    "authenticated_at": _is_moment,
+    "expires_at": _is_moment,
+}
+
+
+def _encoding_hint(raw: str, well_formed: Callable[[str], bool], *, exclude: str) -> str | None:
+    """How ``raw`` arrives (``"base64url-encoded"``, ...) when only another decoding makes it
+    ``well_formed``; ``None`` when no other decoding helps."""
+    for label, encoding in _OTHER_ENCODINGS:
+        if encoding == exclude or (label == "unencoded" and exclude in ("utf-8", "latin-1")):
+            continue
+        try:
+            decoded = decoder(encoding)(raw)
+        except UndecodableValue:
+            continue
+        if (decoded != raw or label == "unencoded") and well_formed(decoded):
+            return label
+    return None
+
+
+_OTHER_ENCODINGS = (("base64url-encoded", "base64url"), ("URL-encoded", "url"), ("unencoded", "utf-8"))
+
+
 def _moment(text: str | None) -> datetime | None:
     """Parse epoch seconds or ISO 8601; ``None`` (logged) when neither."""
     if not text:
         return None
+    moment = _parsed_moment(text)
+    if moment is None:
+        log.warning("ignoring a timestamp that is neither epoch seconds nor ISO 8601")
+    return moment
+
+
+@lru_cache(maxsize=1024)
+def _parsed_moment(text: str) -> datetime | None:
     try:
         if text.replace(".", "", 1).isdigit():
             return datetime.fromtimestamp(float(text), tz=UTC)
         moment = datetime.fromisoformat(text)
     except (ValueError, OverflowError, OSError):
-        log.warning("ignoring a timestamp that is neither epoch seconds nor ISO 8601")
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -44,6 +44,9 @@ class Profile:
     headers that look like them are removed in the environ channel.
     ``login_url`` / ``logout_url``: templates with ``{target}`` (or ``{target_path}``) /
     ``{return_to}`` (or ``{return_path}``); see :class:`~shibwsgi.frontend_urls.FrontEndURLs`.
+    ``encodes_remote_user``: ``REMOTE_USER`` is sent in ``encoding`` too (the Shibboleth SP
+    URL-encodes it with the attributes); otherwise it is plain UTF-8, as mod_auth_openidc
+    sends it in every claim encoding.
     """
 
     name: str
@@ -60,6 +63,7 @@ class Profile:
     owned_prefixes: tuple[str, ...] = ()
     login_url: str | None = None
     logout_url: str | None = None
+    encodes_remote_user: bool = False
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -104,6 +108,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 owned_prefixes=("Shib-",),
                 login_url="/Shibboleth.sso/Login?target={target}",
                 logout_url="/Shibboleth.sso/Logout?return={return_to}",
+                encodes_remote_user=True,
             ),
             Profile(
                 name="adfs",
@@ -114,6 +119,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 owned_prefixes=("ADFS_", "Shib-"),
                 login_url="/Shibboleth.sso/Login?target={target}",
                 logout_url="/Shibboleth.sso/Logout?return={return_to}",
+                encodes_remote_user=True,
             ),
             Profile(
                 name="openidc",

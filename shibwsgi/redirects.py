@@ -45,7 +45,8 @@ def safe_next(value: str | None, default: str = "/") -> str:
     """Return ``value`` if it is a same-site path reference, else ``default``.
 
     Accepted values look like ``/movies?id=3#x``. Refused: absolute and
-    scheme-relative URLs, backslashes, control characters, non-ASCII
+    scheme-relative URLs (also when only resolving ``.`` and ``..`` makes them
+    so, as in ``/.//evil.example``), backslashes, control characters, non-ASCII
     characters, relative paths, values over :data:`MAX_LENGTH`, and anything
     whose percent-decoding (repeated up to three times) would turn it into one
     of those. ``default`` is trusted and returned as is.
@@ -83,6 +84,19 @@ def absolute_url(environ: WSGIEnvironment, path: str) -> str:
     return f"{scheme}://{host}{path}"
 
 
+def _without_dot_segments(text: str) -> str:
+    """The path part of ``text`` with ``.`` and ``..`` resolved (RFC 3986, 5.2.4)."""
+    path = text.split("?", 1)[0].split("#", 1)[0]
+    resolved: list[str] = []
+    for segment in path.split("/")[1:]:
+        if segment == "..":
+            if resolved:
+                resolved.pop()
+        elif segment != ".":
+            resolved.append(segment)
+    return "/" + "/".join(resolved)
+
+
 def _decode(text: str) -> str:
     raw = unquote_to_bytes(text)
     try:
@@ -95,6 +109,8 @@ def _decode(text: str) -> str:
 def _is_local(text: str) -> bool:
     if not text.startswith("/") or text[1:2] in ("/", "\\"):
         return False
+    if "/." in text and _without_dot_segments(text).startswith("//"):
+        return False  # "/.//evil.example": a layer that resolves dot segments makes it off-site
     for char in text:
         if char == "\\" or char in _SLASH_LOOKALIKES:
             return False

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError
+from .logs import loggable
 from .parsing import channel_key
 
 if TYPE_CHECKING:
@@ -148,5 +149,5 @@ class TrustGate:
         log.warning(
             "identity headers from %s ignored: not a trusted proxy (or wrong proxy secret); "
             "the request is anonymous. If this peer is your proxy, add it to trusted_proxies.",
-            peer or "an unknown peer",
+            loggable(peer) or "an unknown peer",
         )

@@ -112,6 +112,9 @@ def test_get_one_movie(reader: TestApp) -> None:
         pytest.param("id=abc", 400, None, id="not a number"),
         pytest.param("id=-1", 400, None, id="negative"),
         pytest.param("id=", 400, None, id="empty"),
+        pytest.param("id=9223372036854775807", 404, None, id="largest sqlite integer"),
+        pytest.param("id=9223372036854775808", 404, None, id="past 64 bits"),
+        pytest.param("id=" + "9" * 30, 400, None, id="far past 64 bits"),
     ],
 )
 def test_old_query_form(reader: TestApp, query: str, status: int, title: str | None) -> None:
@@ -121,6 +124,20 @@ def test_old_query_form(reader: TestApp, query: str, status: int, title: str | N
         _error(response)
     else:
         assert response.json["title"] == title
+
+
+@pytest.mark.parametrize("movie_id", ["9223372036854775808", "18446744073709551616", "9" * 40])
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+def test_movie_id_past_64_bits_is_404_not_500(editor: TestApp, method: str, movie_id: str) -> None:
+    response = editor.request(
+        f"/api/movies/{movie_id}",
+        method=method,
+        body=b'{"title": "x"}',
+        content_type="application/json",
+        expect_errors=True,
+    )
+    assert response.status_int == 404
+    _error(response)
 
 
 # Writing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shibwsgi.decoding import decode, repair_utf8, split_values
+from shibwsgi.decoding import UndecodableValue, decode, repair_utf8, split_values, without_surrogates
 from tests.helpers import mojibake
 
 
@@ -48,12 +48,34 @@ def test_split_values(raw: str, delimiter: str | None, escapes: bool, expected: 
     [
         pytest.param("Zo%C3%AB", "url", "Zoë", id="url"),
         pytest.param("a+b", "url", "a+b", id="url plus is not space"),
-        pytest.param("%FF%FE", "url", "%FF%FE", id="url not utf-8 kept"),
         pytest.param("WsO2", "base64url", "Zö", id="base64url without padding"),
         pytest.param("WsO2", "latin-1", "WsO2", id="latin-1 untouched"),
-        pytest.param("!!!", "base64url", "!!!", id="base64url garbage kept"),
-        pytest.param("_w", "base64url", "_w", id="base64url not utf-8 kept"),
+        pytest.param("Al\ud800ice", "latin-1", "Al\ufffdice", id="latin-1 lone surrogate replaced"),
+        pytest.param("Al\udfffice", "utf-8", "Al\ufffdice", id="utf-8 lone surrogate replaced"),
     ],
 )
 def test_decode(raw: str, encoding: str, expected: str) -> None:
     assert decode(raw, encoding) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "encoding"),
+    [
+        pytest.param("%FF%FE", "url", id="url escapes that are not utf-8"),
+        pytest.param("100%", "url", id="url stray percent"),
+        pytest.param("%zz", "url", id="url bad escape"),
+        pytest.param("!!!", "base64url", id="base64url garbage"),
+        pytest.param("_w", "base64url", id="base64url not utf-8"),
+        pytest.param("admin", "base64url", id="base64url plain text"),
+    ],
+)
+def test_undecodable_value_is_refused_not_kept(raw: str, encoding: str) -> None:
+    with pytest.raises(UndecodableValue):
+        decode(raw, encoding)
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udbffb", "\udc00\ud800", "ok \U0001f642 \ud83d"])
+def test_without_surrogates_makes_text_utf8_encodable(text: str) -> None:
+    cleaned = without_surrogates(text)
+    cleaned.encode("utf-8")
+    assert "\ufffd" in cleaned

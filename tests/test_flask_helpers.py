@@ -132,3 +132,22 @@ def test_requires_without_requirements_is_a_config_error() -> None:
 def test_requires_rejects_non_requirement() -> None:
     with pytest.raises(ConfigError):
         requires("movie-editors")  # type: ignore[arg-type]
+
+
+def test_non_ascii_flask_route_cannot_be_bypassed() -> None:
+    """The decorator guards the view whatever spelling of the path routes to it."""
+    app = Flask(__name__)
+
+    @app.get("/café/édition")
+    @requires(HasAttribute("groups", "movie-editors"))
+    def edit() -> str:
+        return "edited"
+
+    client = TestApp(app)
+    for path in ("/caf%C3%A9/%C3%A9dition", "/caf%C3%A9/%C3%A9dition/", "//caf%C3%A9/%C3%A9dition"):
+        response = client.get(path, headers=JSON, extra_environ=_env(VIEWER), expect_errors=True)
+        assert response.status_int in (403, 404, 308), path
+        assert response.text != "edited"
+    assert client.get("/caf%C3%A9/%C3%A9dition", extra_environ=_env(EDITOR)).text == "edited"
+    browser = client.get("/caf%C3%A9/%C3%A9dition?x=1", headers=HTML, extra_environ=_env(None), status=302)
+    assert browser.headers["Location"] == "/login?next=%2Fcaf%25C3%25A9%2F%25C3%25A9dition%3Fx%3D1"

@@ -12,13 +12,10 @@ design, are excluded here and documented in the README:
 
 from __future__ import annotations
 
-import random
-import string
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from werkzeug.wrappers import Response
 
 from shibwsgi import Attribute, SSOMiddleware
 from shibwsgi.testing import environ_for
@@ -87,67 +84,3 @@ def test_comma_joined_lists_round_trip_without_commas(user: str, values: list[st
     identity = middleware.identify(environ)
     assert identity is not None
     assert identity.attributes["groups"] == tuple(values)
-
-
-class _RandomText:
-    """Random values cut from pools made once: delimiters and escapes, raw bytes, wide unicode."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        size = 140_000
-        self.pools = [
-            "".join(rng.choice(";,\\%=_-" + string.printable) for _ in range(size)),
-            rng.randbytes(size).decode("latin-1"),
-            "".join(chr(rng.randrange(0x20, 0x3000)) for _ in range(size)),
-        ]
-        self.specials = ["", "1795420800", "2026-11-23T10:00:00Z", "{", '{"sub": 1}', "[]", "null"]
-
-    def __call__(self, size: int) -> str:
-        if self.rng.random() < 0.2:
-            return self.rng.choice(self.specials)
-        pool = self.rng.choice(self.pools)
-        start = self.rng.randrange(len(pool) - size)
-        return pool[start : start + size]
-
-
-FUZZ_PROFILES: list[dict[str, Any]] = [
-    {"profile": "shibboleth"},
-    {"profile": "shibboleth", "encoding": "url"},
-    {"profile": "openidc"},
-    {"profile": "openidc", "encoding": "base64url"},
-    {"profile": "mellon"},
-    {"profile": "adfs"},
-    {"profile": "oauth2-proxy", "channel": "headers", "trusted_proxies": ["127.0.0.0/8"]},
-    {"profile": "remote-user"},
-]
-FUZZ_KEYS = [
-    "eppn", "REMOTE_USER", "mail", "isMemberOf", "displayName", "Shib-Session-ID",
-    "Shib-Authentication-Instant", "Shib-Session-Expires", "Shib-Identity-Provider",
-    "OIDC_CLAIM_sub", "OIDC_CLAIM_groups", "OIDC_id_token_payload", "OIDC_userinfo_json",
-    "OIDC_access_token_expires", "MELLON_groups", "MELLON_groups_0", "MELLON_groups_1", "MELLON_IDP",
-    "ADFS_LOGIN", "ADFS_GROUP", "HTTP_X_FORWARDED_USER", "HTTP_X_FORWARDED_GROUPS", "HTTP_EPPN",
-    "HTTP_ACCEPT", "REMOTE_ADDR",
-]  # fmt: skip
-
-
-def test_fuzz_random_environs_never_raise_or_500() -> None:
-    rng = random.Random(20261123)
-    random_text = _RandomText(rng)
-    apps = [
-        SSOMiddleware(echo_app, attributes={"email": "mail", "groups": Attribute(
-            "isMemberOf" if "shib" in str(o["profile"]) else "groups", multi=True, required=rng.random() < 0.5,
-            max_bytes=rng.choice([None, 50]))}, **o)
-        for o in FUZZ_PROFILES
-    ]  # fmt: skip
-    statuses: dict[str, int] = {}
-    for _ in range(10_000):
-        environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "127.0.0.1"}
-        for key in rng.sample(FUZZ_KEYS, rng.randrange(1, 8)):
-            environ[key] = random_text(rng.choice([0, 3, 40, 2000, 70_000]))
-        if rng.random() < 0.2:
-            environ[random_text(12)] = random_text(20)
-        response = Response.from_app(rng.choice(apps), environ)
-        status = str(response.status_code)
-        statuses[status] = statuses.get(status, 0) + 1
-    assert set(statuses) <= {"200", "400", "403", "431"}
-    assert statuses["200"] > 1000

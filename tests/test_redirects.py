@@ -74,6 +74,12 @@ MALICIOUS = [
     pytest.param("/%EF%B9%A8evil.example", id="encoded small reverse solidus"),
     pytest.param("/films/am\u00e9lie", id="raw non-ASCII"),
     pytest.param("/" + "a" * MAX_LENGTH, id="overlong"),
+    pytest.param("/.//evil.example", id="dot segment then double slash"),
+    pytest.param("/..//evil.example", id="dot-dot segment then double slash"),
+    pytest.param("/a/..//evil.example", id="dot-dot back to root then double slash"),
+    pytest.param("/%2e//evil.example", id="encoded dot then double slash"),
+    pytest.param("/%2E%2E//evil.example", id="encoded dot-dot then double slash"),
+    pytest.param("/./%2fevil.example", id="dot then encoded slash"),
 ]
 
 GOOD = [
@@ -88,6 +94,8 @@ GOOD = [
     pytest.param("/x?u=https://other.example/", id="url inside query"),
     pytest.param("/a%2Fb", id="encoded slash mid-path"),
     pytest.param("/list?ids[]=1&ids[]=2", id="brackets in query"),
+    pytest.param("/movies/../admin", id="dot-dot that stays on site"),
+    pytest.param("/a/./b?next=//x", id="dot segment, double slash only in the query"),
     pytest.param("/" + "a" * (MAX_LENGTH - 1), id="longest allowed"),
 ]
 

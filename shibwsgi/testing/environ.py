@@ -64,7 +64,7 @@ def environ_for(
     for field, variable in spec.variables.items():
         builder.variable(variable, _format(standard[field], epoch=field == "expires_at"))
     if channel == "environ" and spec.user[0] != REMOTE_USER:
-        builder.set(REMOTE_USER, user)
+        builder.remote_user(user)
     if id_token:
         builder.json("OIDC_id_token_payload", values)
     return builder.environ
@@ -76,9 +76,10 @@ class _Builder:
         self.channel = channel
         self.environ: dict[str, str] = {}
 
-    def set(self, variable: str, text: str) -> None:
-        """A server variable, not encoded by the front end (``REMOTE_USER``)."""
-        self.environ[channel_key(variable, self.channel)] = _wire(text)
+    def remote_user(self, user: str) -> None:
+        """``REMOTE_USER``: plain, but where the front end encodes it too (Shibboleth's URL encoding)."""
+        encoded = self.profile.encodes_remote_user and self.profile.encoding == "url"
+        self.environ[REMOTE_USER] = quote(user, safe="") if encoded else _wire(user)
 
     def variable(self, variable: str, text: str) -> None:
         """One of the front end's own variables, encoded as it encodes them."""
