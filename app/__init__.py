@@ -46,6 +46,11 @@ DEFAULT_ATTRIBUTES: Mapping[str, str] = {
     "mellon": "name=cn email=mail groups=groups:multi",
     "oauth2-proxy": "name=preferred-username email=email groups=groups:multi",
     "remote-user": "",
+    **dict.fromkeys(
+        ("authelia", "authentik", "vouch", "kong-oidc"), "name=name email=email groups=groups:multi"
+    ),
+    "azure-easy-auth": "name=name "
+    "email=http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress groups=groups:multi",
 }
 #: Largest request body accepted; a movie is a few hundred bytes.
 MAX_CONTENT_LENGTH = 64 * 1024

@@ -6,6 +6,7 @@ from .attributes import Attribute
 from .errors import (
     AttributeTooLargeError,
     ConfigError,
+    InvalidClaimsError,
     InvalidUserError,
     MissingAttributeError,
     RequestError,
@@ -25,6 +26,7 @@ __all__ = [
     "AttributeTooLargeError",
     "ConfigError",
     "Identity",
+    "InvalidClaimsError",
     "InvalidUserError",
     "MissingAttributeError",
     "Profile",

@@ -19,6 +19,7 @@ __all__ = [
     "decode",
     "decoder",
     "repair_utf8",
+    "split_quoted",
     "split_values",
     "without_surrogates",
 ]
@@ -29,7 +30,8 @@ __all__ = [
 #: ``latin-1``: the front end converted values to latin-1 (mod_auth_openidc ``latin1``).
 #: ``url``: percent-encoded UTF-8 (``ShibRequestSetting encoding URL``).
 #: ``base64url``: base64url of UTF-8 (mod_auth_openidc ``base64url``).
-ENCODINGS = ("utf-8", "latin-1", "url", "base64url")
+#: ``base64``: standard base64 of UTF-8 (Azure App Service, kong-oidc).
+ENCODINGS = ("utf-8", "latin-1", "url", "base64url", "base64")
 
 # Lone UTF-16 surrogates: JSON's "\ud800" escape makes them, and no store can encode them.
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -64,7 +66,7 @@ def repair_utf8(value: str) -> str:
 def decode(value: str, encoding: str) -> str:
     """Decode one raw value sent in ``encoding``.
 
-    ``url`` and ``base64url`` raise :class:`UndecodableValue` for text their front end
+    ``url``, ``base64url`` and ``base64`` raise :class:`UndecodableValue` for text their front end
     cannot have produced; ``utf-8`` keeps text that is not UTF-8 as it came.
     """
     return decoder(encoding)(value)
@@ -86,13 +88,16 @@ def _url_decode(value: str) -> str:
         raise UndecodableValue("percent-escapes that are not UTF-8") from None
 
 
-def _base64url_decode(value: str) -> str:
-    stripped = value.strip()
-    try:
-        raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=b"-_", validate=True)
-        return raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        raise UndecodableValue("not base64url-encoded UTF-8") from None
+def _base64_decoder(encoding: str, altchars: bytes) -> Callable[[str], str]:
+    def decode_base64(value: str) -> str:
+        stripped = value.strip()
+        try:
+            raw = base64.b64decode(stripped + "=" * (-len(stripped) % 4), altchars=altchars, validate=True)
+            return raw.decode("utf-8")
+        except (binascii.Error, ValueError):
+            raise UndecodableValue(f"not {encoding}-encoded UTF-8") from None
+
+    return decode_base64
 
 
 def _as_is(value: str) -> str:
@@ -104,7 +109,8 @@ _DECODERS: dict[str, Callable[[str], str]] = {
     "utf-8": repair_utf8,
     "latin-1": _as_is,
     "url": _url_decode,
-    "base64url": _base64url_decode,
+    "base64url": _base64_decoder("base64url", b"-_"),
+    "base64": _base64_decoder("base64", b"+/"),
 }
 
 
@@ -124,6 +130,16 @@ def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) ->
     else:
         parts = raw.split(delimiter)
     return [part for part in parts if part]
+
+
+def split_quoted(raw: str) -> list[str]:
+    """Split vouch-proxy's lists: ``"a","b"`` is two values, an unquoted value is one.
+
+    Values are not escaped, so a value with a quote next to a comma splits: lossy at the source.
+    """
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return [part for part in raw[1:-1].split('","') if part]
+    return [raw] if raw else []
 
 
 @cache

@@ -21,7 +21,7 @@ from .identity import Identity
 from .logs import log, log_refusal, loggable
 from .options import non_negative, positive
 from .redirects import safe_next
-from .sessions.base import SessionStore
+from .sessions.base import SessionStore, check_store
 from .sessions.manager import SessionManager
 
 if TYPE_CHECKING:
@@ -141,8 +141,7 @@ def session_binding(
         if secret_key is not None:
             raise ConfigError("secret_key", "only used with a session store (session=...)")
         return None, None
-    if not all(callable(getattr(store, method, None)) for method in ("get", "set", "delete")):
-        raise ConfigError("session", f"{store!r} is not a session store (get/set/delete)")
+    check_store(store)
     if secret_key is None:
         raise ConfigError("secret_key", "a session store needs secret_key to sign the session cookie")
     cookie = SessionCookie(

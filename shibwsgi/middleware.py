@@ -75,7 +75,7 @@ class SSOMiddleware:
         profile: str | Profile = "shibboleth",
         user: str | Iterable[str] | None = None,
         attributes: Mapping[str, str | Attribute] | None = None,
-        channel: str = "environ",
+        channel: str | None = None,
         trusted_proxies: Iterable[str] = (),
         proxy_secret: str | None = None,
         proxy_secret_header: str = DEFAULT_SECRET_HEADER,
@@ -102,9 +102,9 @@ class SSOMiddleware:
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
-        self.channel = one_of("channel", channel, CHANNELS)
+        self.channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
-        check_channel_options(self.channel, networks, proxy_secret)
+        check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
         attribute_specs = attribute_map(attributes or {})
         check_source_names(

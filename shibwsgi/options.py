@@ -99,13 +99,15 @@ def customised(profile: Profile, *, encoding: str | None, prefix: str | Iterable
     return profile
 
 
-def check_channel_options(channel: str, networks: tuple[object, ...], proxy_secret: str | None) -> None:
+def check_channel_options(
+    channel: str, networks: tuple[object, ...], proxy_secret: str | None, profile: str
+) -> None:
     """The headers channel needs trusted proxies; the environ channel takes none."""
     if channel == "headers" and not networks:
         raise ConfigError(
             "trusted_proxies",
-            "channel='headers' needs the addresses of the proxies that set the identity headers; "
-            "anyone else could send them",
+            f"channel='headers' (profile {profile!r}) needs the addresses of the proxies that set "
+            "the identity headers; anyone else could send them",
         )
     if channel == "environ" and (networks or proxy_secret):
         raise ConfigError(

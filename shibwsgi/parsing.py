@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from .attributes import Attribute
-from .decoding import UndecodableValue, decoder, repair_utf8, split_values, without_surrogates
+from .decoding import UndecodableValue, decoder, repair_utf8, split_quoted, split_values, without_surrogates
 from .errors import (
     AttributeTooLargeError,
     EncodingMismatchError,
@@ -90,8 +90,12 @@ class IdentityParser:
         self._variable_keys = {
             name: channel_key(variable, channel) for name, variable in profile.variables.items()
         }
-        self._json_keys = tuple(channel_key(v, channel) for v in profile.json_variables)
+        self._json_names = {channel_key(v, channel): v for v in profile.json_variables}
+        self._json_keys = tuple(self._json_names)
+        self._json_encoding = profile.json_encoding or profile.encoding
+        self._decode_json = decoder(self._json_encoding)
         self._split_first = profile.encoding == "url"
+        self._quoted_lists = profile.quoted_lists
         self._decode = decoder(profile.encoding)
         self._decode_remote_user = self._decode if profile.encodes_remote_user else repair_utf8
 
@@ -183,27 +187,32 @@ class IdentityParser:
         return claims or None
 
     def _json_document(self, key: str, text: str) -> dict[str, Any]:
-        """The JSON object in variable ``key``; refused when too large, malformed or encoded."""
+        """The claims in JSON variable ``key``; refused when too large, malformed or encoded."""
+        name = self._json_names[key]  # as the operator knows it: the header, not its WSGI key
         if len(text) > MAX_JSON_BYTES:
             raise AttributeTooLargeError(
-                f"the JSON claims in {key!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
+                f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
                 "have the front end pass fewer or smaller claims"
             )
         try:
-            document = json.loads(self._decode(text))
+            document = json.loads(self._decode_json(text))
         except RecursionError:
             raise InvalidClaimsError(
-                f"the JSON claims in {key!r} are nested deeper than can be read"
+                f"the JSON claims in {name!r} are nested deeper than can be read"
             ) from None
-        except ValueError:
-            hint = _encoding_hint(text, _is_json_object, exclude=self.profile.encoding)
+        except ValueError as exc:
+            hint = _encoding_hint(text, _is_json_object, exclude=self._json_encoding)
             if hint is not None:
-                raise self._mismatch(f"{key!r} arrives {hint}") from None
+                setting = "json_encoding" if self.profile.json_encoding else "encoding"
+                raise self._mismatch(f"{name!r} arrives {hint}", setting) from None
+            problem = exc if isinstance(exc, UndecodableValue) else "not valid JSON"
             raise InvalidClaimsError(
-                f"{key!r} is not valid JSON: check the front end's settings for it"
+                f"{name!r} is {problem}: check the front end's settings for it"
             ) from None
         if not isinstance(document, dict):
-            raise InvalidClaimsError(f"{key!r} is JSON but not an object of claims")
+            raise InvalidClaimsError(f"{name!r} is JSON but not an object of claims")
+        if self.profile.json_shape == "ms-client-principal":
+            return _principal_claims(name, document)
         return document
 
     # -- decoding and caps ----------------------------------------------------------------
@@ -225,6 +234,8 @@ class IdentityParser:
         return tuple(values)
 
     def _split(self, raw: str) -> list[str]:
+        if self._quoted_lists:
+            return split_quoted(self._decode(raw))
         delimiter, escapes = self.profile.delimiter, self.profile.backslash_escapes
         if self._split_first:
             parts = split_values(raw, delimiter, backslash_escapes=escapes)
@@ -334,16 +345,21 @@ class IdentityParser:
                 raise self._mismatch(f"{name!r} arrives {hint}")
         return value
 
-    def _mismatch(self, what: str) -> EncodingMismatchError:
-        configured = self.profile.encoding
+    def _mismatch(self, what: str, setting: str = "encoding") -> EncodingMismatchError:
+        configured = self._json_encoding if setting == "json_encoding" else self.profile.encoding
+        advice = (
+            "Make the profile's json_encoding match the front end "
+            "(dataclasses.replace(profile, json_encoding=...))"
+            if setting == "json_encoding"
+            else "Make SHIBWSGI_ENCODING (encoding=) match the front end: mod_auth_openidc "
+            "OIDCPassClaimsAs ... latin1 -> 'latin-1', base64url -> 'base64url', none -> "
+            "'utf-8'; Shibboleth 'encoding URL' -> 'url'"
+        )
         return EncodingMismatchError(
-            f"the front end's encoding does not match shibwsgi's (encoding={configured!r}): {what}",
+            f"the front end's encoding does not match shibwsgi's ({setting}={configured!r}): {what}",
             log_message=(
                 f"{what}, but this profile ({self.profile.name}) is configured for "
-                f"encoding={configured!r}: no identity is built from still-encoded text. Make "
-                "SHIBWSGI_ENCODING (encoding=) match the front end: mod_auth_openidc "
-                "OIDCPassClaimsAs ... latin1 -> 'latin-1', base64url -> 'base64url', none -> "
-                "'utf-8'; Shibboleth 'encoding URL' -> 'url'"
+                f"{setting}={configured!r}: no identity is built from still-encoded text. {advice}"
             ),
         )
 
@@ -374,6 +390,21 @@ def _series(environ: Environ, base_key: str) -> list[str] | None:
         values.append(str(value))
         index += 1
     return values
+
+
+def _principal_claims(name: str, principal: dict[str, Any]) -> dict[str, Any]:
+    """Azure App Service's ``{"claims": [{"typ", "val"}]}`` as claims: repeated types form a list."""
+    entries = principal.get("claims")
+    if not isinstance(entries, list):
+        raise InvalidClaimsError(f"{name!r} has no claims list: it is not an App Service client principal")
+    claims: dict[str, list[Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, dict) or not isinstance(entry.get("typ"), str) or "val" not in entry:
+            raise InvalidClaimsError(f"{name!r} has a claim that is not {{typ, val}}")
+        if isinstance(entry["val"], (dict, list)):
+            raise InvalidClaimsError(f"{name!r} has a structured claim value, not a string")
+        claims.setdefault(entry["typ"], []).append(entry["val"])
+    return claims
 
 
 def _claim_values(value: Any) -> tuple[str, ...]:

@@ -14,7 +14,7 @@ from types import MappingProxyType
 from .decoding import ENCODINGS
 from .errors import ConfigError
 
-__all__ = ["PROFILES", "REMOTE_USER", "Profile", "get_profile"]
+__all__ = ["JSON_SHAPES", "PROFILES", "REMOTE_USER", "Profile", "get_profile"]
 
 #: The CGI variable set by the web server for the authenticated user. As a source
 #: name it is read as that variable, never with a profile prefix.
@@ -22,6 +22,9 @@ REMOTE_USER = "REMOTE_USER"
 
 #: The fields of :class:`~shibwsgi.Identity` a profile can fill from standard variables.
 STANDARD_FIELDS = ("session_id", "provider", "authenticated_at", "expires_at")
+
+#: How a JSON variable lays out its claims (see ``Profile.json_shape``).
+JSON_SHAPES = ("claims", "ms-client-principal")
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,20 @@ class Profile:
     ``series``: values may also come as ``<name>_0 .. <name>_N`` (mod_auth_mellon).
     ``header_case``: source names are written in header case in variable names
     (``preferred-username`` -> ``X-Forwarded-Preferred-Username``).
+    ``quoted_lists``: a list arrives as ``"a","b"`` and a single value bare, never
+    split (vouch-proxy); otherwise values are joined with ``delimiter``.
+    ``source_variables``: sources read from one fixed variable instead of a prefixed
+    name (``{"user": "X-Vouch-User"}``).
     ``json_variables``: variables holding a JSON object of claims, preferred over the
-    joined variables because JSON lists are lossless (mod_auth_openidc).
+    joined variables because JSON lists are lossless (mod_auth_openidc). With no
+    ``prefixes`` they are the only source of claims, and an unreadable one is refused.
+    ``json_encoding``: how the JSON variables are encoded (default: ``encoding``).
+    ``json_shape``: ``"claims"`` (an object of claims) or ``"ms-client-principal"``
+    (Azure App Service: ``{"claims": [{"typ": ..., "val": ...}]}``, repeated types
+    forming one multi-valued claim).
+    ``channel``: where the front end puts identity unless the application says
+    otherwise: ``"environ"`` (server variables) or ``"headers"`` (request headers
+    from a proxy; the middleware then needs ``trusted_proxies``).
     ``variables`` / ``claims``: standard identity fields read from a plain variable or
     from a claim (looked up like an attribute), keyed by a name in ``STANDARD_FIELDS``.
     ``owned_prefixes``: variable-name prefixes that belong to the front end; client
@@ -57,7 +72,12 @@ class Profile:
     user: tuple[str, ...] = (REMOTE_USER,)
     series: bool = False
     header_case: bool = False
+    quoted_lists: bool = False
+    source_variables: Mapping[str, str] = field(default_factory=dict)
     json_variables: tuple[str, ...] = ()
+    json_encoding: str | None = None
+    json_shape: str = "claims"
+    channel: str = "environ"
     variables: Mapping[str, str] = field(default_factory=dict)
     claims: Mapping[str, str] = field(default_factory=dict)
     owned_prefixes: tuple[str, ...] = ()
@@ -68,8 +88,15 @@ class Profile:
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("profile", "a profile needs a name")
-        if self.encoding not in ENCODINGS:
-            raise ConfigError("encoding", f"{self.encoding!r} is not one of {', '.join(ENCODINGS)}")
+        for setting, encoding in (("encoding", self.encoding), ("json_encoding", self.json_encoding)):
+            if encoding is not None and encoding not in ENCODINGS:
+                raise ConfigError(setting, f"{encoding!r} is not one of {', '.join(ENCODINGS)}")
+        if self.json_shape not in JSON_SHAPES:
+            raise ConfigError("json_shape", f"{self.json_shape!r} is not one of {', '.join(JSON_SHAPES)}")
+        if not self.prefixes and not self.json_variables and not self.source_variables:
+            raise ConfigError(
+                "prefixes", "a profile without prefixes reads json_variables or source_variables"
+            )
         if self.delimiter == "":
             raise ConfigError("delimiter", "use None for single-valued variables, not ''")
         if not self.user:
@@ -78,13 +105,15 @@ class Profile:
             unknown = set(mapping) - set(STANDARD_FIELDS)
             if unknown:
                 raise ConfigError("profile", f"unknown fields {sorted(unknown)}: use {STANDARD_FIELDS}")
-        object.__setattr__(self, "variables", MappingProxyType(dict(self.variables)))
-        object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
+        for name in ("variables", "claims", "source_variables"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def variables_for(self, source: str) -> tuple[str, ...]:
         """The variable names that may carry ``source``, in the order they are tried."""
         if source == REMOTE_USER:
             return (REMOTE_USER,)
+        if source in self.source_variables:
+            return (self.source_variables[source],)
         name = source.title() if self.header_case else source
         return tuple(prefix + name for prefix in self.prefixes)
 
@@ -155,6 +184,66 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 logout_url="/oauth2/sign_out?rd={return_path}",
             ),
             Profile(name="remote-user", delimiter=None),
+            # The header front ends below pass identity only as request headers.
+            Profile(
+                name="authelia",
+                prefixes=("Remote-",),
+                delimiter=",",
+                header_case=True,
+                user=("user",),
+                owned_prefixes=("Remote-",),
+                channel="headers",
+            ),
+            Profile(
+                name="authentik",
+                prefixes=("X-authentik-",),
+                delimiter="|",
+                user=("username",),
+                owned_prefixes=("X-authentik-",),
+                channel="headers",
+            ),
+            Profile(
+                name="vouch",
+                prefixes=("X-Vouch-IdP-Claims-",),
+                delimiter=",",
+                header_case=True,
+                quoted_lists=True,
+                user=("user",),
+                source_variables={"user": "X-Vouch-User"},
+                owned_prefixes=("X-Vouch-",),
+                channel="headers",
+            ),
+            Profile(
+                name="azure-easy-auth",
+                prefixes=(),
+                delimiter=None,
+                user=("principal-name",),
+                source_variables={
+                    "principal-name": "X-MS-CLIENT-PRINCIPAL-NAME",
+                    "principal-id": "X-MS-CLIENT-PRINCIPAL-ID",
+                    "principal-idp": "X-MS-CLIENT-PRINCIPAL-IDP",
+                },
+                json_variables=("X-MS-CLIENT-PRINCIPAL",),
+                json_encoding="base64",
+                json_shape="ms-client-principal",
+                variables={"provider": "X-MS-CLIENT-PRINCIPAL-IDP"},
+                owned_prefixes=("X-MS-CLIENT-PRINCIPAL",),
+                login_url="/.auth/login/aad?post_login_redirect_uri={target_path}",
+                logout_url="/.auth/logout?post_logout_redirect_uri={return_path}",
+                channel="headers",
+            ),
+            Profile(
+                name="kong-oidc",
+                prefixes=(),
+                delimiter=None,
+                user=("sub",),
+                source_variables={"access-token": "X-Access-Token"},
+                json_variables=("X-Userinfo", "X-ID-Token"),
+                json_encoding="base64",
+                claims={"provider": "iss", "session_id": "sid", "authenticated_at": "auth_time"},
+                owned_prefixes=("X-Userinfo", "X-ID-Token", "X-Access-Token"),
+                channel="headers",
+            ),
         )
     }
 )

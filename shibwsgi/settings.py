@@ -42,12 +42,16 @@ def boolean(text: str) -> bool:
 def attributes(text: str) -> dict[str, Attribute]:
     """``name=source[:multi][:required]`` entries, separated by commas or white space.
 
-    Example: ``email=mail name=displayName groups=isMemberOf:multi``.
+    Example: ``email=mail name=displayName groups=isMemberOf:multi``. A source may
+    be a URI (``roles=http://schemas.microsoft.com/ws/2008/06/identity/claims/role:multi``):
+    only trailing ``:word`` parts are flags.
     """
     result = {}
     for entry in words(text):
-        name, equals, spec = entry.partition("=")
-        source, *flags = spec.split(":")
+        name, equals, source = entry.partition("=")
+        flags: list[str] = []
+        while (parts := source.rpartition(":"))[1] and parts[2].isalpha():
+            source, flags = parts[0], [parts[2], *flags]
         unknown = set(flags) - {"multi", "required"}
         if not equals or not name or not source or unknown:
             raise ValueError(f"{entry!r} is not name=source[:multi][:required]")

@@ -81,8 +81,9 @@ def test_bad_profile_raises(fields: dict[str, Any]) -> None:
 
 
 def test_every_builtin_profile_builds() -> None:
-    for name in PROFILES:
-        assert SSOMiddleware(echo_app, profile=name).profile.name == name
+    for name, profile in PROFILES.items():
+        proxies = ["127.0.0.1"] if profile.channel == "headers" else []
+        assert SSOMiddleware(echo_app, profile=name, trusted_proxies=proxies).profile.name == name
 
 
 def test_custom_profile() -> None:

@@ -13,6 +13,7 @@ import pytest
 from webtest import TestApp
 
 from shibwsgi import Attribute, ConfigError, Profile, SSOMiddleware
+from shibwsgi.profiles import PROFILES as BUILTIN
 from shibwsgi.testing import environ_for, frontend
 from shibwsgi.testing.frontend import SAMPLE_USERS, SOURCE_NAMES, DevFrontEnd, SampleUser, users_for_profile
 from tests.helpers import echo_app
@@ -20,7 +21,14 @@ from tests.helpers import echo_app
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 KEY = "k" * 32
 ZOE = SAMPLE_USERS["zoe"]
-PROFILES = ["shibboleth", "openidc", "oauth2-proxy", "mellon", "adfs"]
+PROFILES = [
+    "shibboleth", "openidc", "oauth2-proxy", "mellon", "adfs",
+    "authelia", "authentik", "vouch", "azure-easy-auth", "kong-oidc",
+]  # fmt: skip
+
+
+def passes_headers(profile: str) -> bool:
+    return profile == "oauth2-proxy" or BUILTIN[profile].channel == "headers"
 
 
 def sso(profile: str) -> SSOMiddleware:
@@ -31,9 +39,9 @@ def sso(profile: str) -> SSOMiddleware:
         "email": names["mail"],
         "groups": Attribute(names["isMemberOf"], multi=True),
     }
-    # oauth2-proxy passes headers: the app trusts the front end's address.
+    # Header front ends: the app trusts the front end's address.
     headers: dict[str, Any] = (
-        {"channel": "headers", "trusted_proxies": ["127.0.0.1"]} if profile == "oauth2-proxy" else {}
+        {"channel": "headers", "trusted_proxies": ["127.0.0.1"]} if passes_headers(profile) else {}
     )
     return SSOMiddleware(echo_app, profile=profile, attributes=attributes, **headers)
 
@@ -81,6 +89,14 @@ def me(client: TestApp) -> dict[str, Any] | None:
         pytest.param("mellon", "/mellon/login", "ReturnTo", "/mellon/logout", "ReturnTo"),
         pytest.param("oauth2-proxy", "/oauth2/start", "rd", "/oauth2/sign_out", "rd"),
         pytest.param("adfs", "/Shibboleth.sso/Login", "target", "/Shibboleth.sso/Logout", "return"),
+        pytest.param(
+            "azure-easy-auth",
+            "/.auth/login/aad",
+            "post_login_redirect_uri",
+            "/.auth/logout",
+            "post_logout_redirect_uri",
+        ),
+        pytest.param("authelia", "/devfrontend/login", "target", "/devfrontend/logout", "return"),
     ],
 )
 def test_paths_and_parameters_follow_the_profile(
@@ -203,7 +219,7 @@ def test_injected_environ_is_exactly_environ_for(
 
     (args, kwargs, injected) = calls[-1]
     assert args == (client.app.profile, "zoe@example.org", users_for_profile(profile)["zoe"].attributes)
-    assert kwargs["channel"] == ("headers" if profile == "oauth2-proxy" else "environ")
+    assert kwargs["channel"] == ("headers" if passes_headers(profile) else "environ")
     added = {key: value for key, value in recorder.environ.items() if key not in baseline}
     added.pop("HTTP_COOKIE")
     assert added == injected
@@ -231,6 +247,11 @@ def test_app_sees_the_utf8_name_and_every_group(make_client: Callable[..., TestA
         pytest.param("oauth2-proxy", {"X-Forwarded-User": "admin"}, id="oauth2-proxy user header"),
         pytest.param("oauth2-proxy", {"X-Auth-Request-User": "admin"}, id="oauth2-proxy xauthrequest"),
         pytest.param("shibboleth", {"eppn": "admin", "Remote-User": "admin"}, id="shibboleth eppn header"),
+        pytest.param("authelia", {"Remote-User": "admin", "Remote_Groups": "admins"}, id="authelia headers"),
+        pytest.param("authentik", {"X_authentik_username": "admin"}, id="authentik underscore header"),
+        pytest.param("vouch", {"X-Vouch-User": "admin"}, id="vouch user header"),
+        pytest.param("azure-easy-auth", {"X-MS-CLIENT-PRINCIPAL-NAME": "admin"}, id="azure principal name"),
+        pytest.param("kong-oidc", {"X-Userinfo": "eyJzdWIiOiJhZG1pbiJ9"}, id="kong-oidc userinfo"),
     ],
 )
 def test_client_header_cannot_sign_in_through_the_front_end(

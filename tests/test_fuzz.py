@@ -49,6 +49,14 @@ class Refused(Exception):
 
 
 def ref_decode(encoding: str, text: str) -> str:
+    if encoding == "base64":
+        padded = text.strip() + "=" * (-len(text.strip()) % 4)
+        if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", padded):
+            raise Refused(400)
+        try:
+            return base64.b64decode(padded).decode("utf-8")
+        except ValueError:
+            raise Refused(400) from None
     if encoding == "base64url":
         body = text.strip()
         if len(body) % 4 == 1 or re.search(r"[^A-Za-z0-9_-]", body):
@@ -95,6 +103,20 @@ def ref_split(text: str, delimiter: str | None, escapes: bool) -> list[str]:
     return [value for value in values if value]
 
 
+def principal_claims(document: dict[str, Any]) -> dict[str, list[Any]]:
+    """An App Service client principal's claims, a type given several times as a list."""
+    entries = document.get("claims")
+    if not isinstance(entries, list):
+        raise Refused(400)
+    claims: dict[str, list[Any]] = {}
+    for entry in entries:
+        well_formed = isinstance(entry, dict) and isinstance(entry.get("typ"), str) and "val" in entry
+        if not well_formed or isinstance(entry["val"], (dict, list)):
+            raise Refused(400)
+        claims.setdefault(entry["typ"], []).append(entry["val"])
+    return claims
+
+
 def depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((depth(item) for item in value.values()), default=0)
@@ -118,12 +140,18 @@ class RefProfile:
     json_variables: tuple[str, ...] = ()
     encodes_remote_user: bool = False
     channel: str = "environ"
+    json_encoding: str | None = None
+    quoted: bool = False  # vouch-proxy: "a","b" is a list, a bare value is one value
+    principal: bool = False  # App Service: {"claims": [{"typ", "val"}]}
+    source_variables: dict[str, str] = field(default_factory=dict)
 
     def keys(self, source: str) -> list[str]:
         if source == "REMOTE_USER":
             return ["REMOTE_USER"]
         name = source.title() if self.header_case else source
         names = [prefix + name for prefix in self.prefixes]
+        if source in self.source_variables:
+            names = [self.source_variables[source]]
         if self.channel == "headers":
             return ["HTTP_" + n.upper().replace("-", "_") for n in names]
         return names
@@ -164,11 +192,13 @@ class RefParser:
             if len(text) > 256 * 1024:
                 raise Refused(431)
             try:
-                document = json.loads(ref_decode(self.profile.encoding, text))
+                document = json.loads(ref_decode(self.profile.json_encoding or self.profile.encoding, text))
             except (ValueError, RecursionError):
                 raise Refused(400) from None
             if not isinstance(document, dict):
                 raise Refused(400)
+            if self.profile.principal:
+                document = principal_claims(document)
             for claim, value in document.items():
                 merged.setdefault(claim, value)
         return merged or None
@@ -209,6 +239,10 @@ class RefParser:
             return [value for value in raw if value]
         if kind == "series":
             return [value for value in (ref_decode(profile.encoding, item) for item in raw) if value]
+        if profile.quoted:
+            text = ref_decode(profile.encoding, raw)
+            quoted = len(text) >= 2 and text[0] == '"' and text[-1] == '"'
+            return [value for value in (text[1:-1].split('","') if quoted else [text]) if value]
         if profile.encoding == "url":
             parts = ref_split(raw, profile.delimiter, profile.escapes)
             return [value for value in (ref_decode("url", part) for part in parts) if value]
@@ -294,6 +328,8 @@ class Hostile:
             b64("Zoë;x"),
             "[[[[",
             "{",
+            '"g1","g,2"',
+            '"',
             "9" * 2000,
             "é" * 3000,
         ]
@@ -318,6 +354,28 @@ class Hostile:
             return b64(text)
         return text.encode("utf-8", "surrogatepass").decode("latin-1")  # as a PEP 3333 server hands it over
 
+    def principal(self) -> str:
+        """An X-MS-CLIENT-PRINCIPAL: base64 JSON of {auth_typ, claims: [{typ, val}]}, or not quite."""
+        entries: list[Any] = [
+            {
+                "typ": self.rng.choice(["groups", "email", "name"]),
+                "val": self.rng.choice([self.text(), 7, None]),
+            }
+            for _ in range(self.rng.randrange(0, 5))
+        ]
+        roll = self.rng.random()
+        if roll < 0.05:
+            entries.append(
+                self.rng.choice([{"val": "x"}, {"typ": 1, "val": "x"}, "x", {"typ": "groups", "val": ["x"]}])
+            )
+        document: Any = {"auth_typ": "aad", "claims": entries}
+        if 0.05 <= roll < 0.08:
+            document = self.rng.choice([{"auth_typ": "aad"}, {"claims": "x"}, [entries], "x"])
+        text = json.dumps(document, ensure_ascii=False)
+        if self.rng.random() < 0.9:
+            return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
+        return text
+
     def document(self, encoding: str) -> str:
         """A JSON claims variable."""
         roll = self.rng.random()
@@ -336,9 +394,11 @@ class Hostile:
             text = json.dumps({**claims, "big": "x" * 300_000})
         else:
             text = json.dumps(claims)
-        if encoding == "base64url" and self.rng.random() < 0.85:
+        if encoding in ("base64url", "base64") and self.rng.random() < 0.85:
+            if encoding == "base64":  # standard alphabet, padded (kong-oidc, App Service)
+                return base64.b64encode(text.encode("utf-8", "surrogatepass")).decode()
             return b64(text)
-        if encoding != "base64url" and self.rng.random() < 0.05:
+        if encoding not in ("base64url", "base64") and self.rng.random() < 0.05:
             return b64(text)  # the front end encodes, the app is not told
         return text
 
@@ -403,6 +463,32 @@ def oauth2_proxy(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
     return environ
 
 
+def header_front_end(*keys: str) -> Callable[..., dict[str, Any]]:
+    """A proxy's identity headers (authelia, authentik), from it or from another peer."""
+
+    def variables(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
+        environ: dict[str, Any] = {"REMOTE_ADDR": TRUSTED_PROXY if rng.random() < 0.8 else "203.0.113.9"}
+        environ.update((key, hostile.encoded("utf-8")) for key in keys if rng.random() < 0.6)
+        return environ
+
+    return variables
+
+
+def kong_oidc(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
+    environ: dict[str, Any] = {"REMOTE_ADDR": TRUSTED_PROXY if rng.random() < 0.8 else "203.0.113.9"}
+    for key, chance in (("HTTP_X_USERINFO", 0.7), ("HTTP_X_ID_TOKEN", 0.4)):
+        if rng.random() < chance:
+            environ[key] = hostile.document("base64")
+    return environ
+
+
+def azure_easy_auth(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
+    environ = header_front_end("HTTP_X_MS_CLIENT_PRINCIPAL_NAME")(hostile, rng)
+    if rng.random() < 0.7:
+        environ["HTTP_X_MS_CLIENT_PRINCIPAL"] = hostile.principal()
+    return environ
+
+
 def remote_user(hostile: Hostile, rng: random.Random) -> dict[str, Any]:
     return {"REMOTE_USER": hostile.encoded("utf-8")} if rng.random() < 0.9 else {}
 
@@ -460,6 +546,41 @@ def scenarios() -> list[Scenario]:
             oauth2_proxy,
         ),
         Scenario({"profile": "remote-user"}, RefProfile("remote-user", ("",), None, False, "utf-8", ("REMOTE_USER",)), remote_user),
+        Scenario(
+            {"profile": "authelia", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile("authelia", ("Remote-",), ",", False, "utf-8", ("user",), header_case=True, channel="headers"),
+            header_front_end("HTTP_REMOTE_USER", "HTTP_REMOTE_GROUPS", "HTTP_REMOTE_EMAIL"),
+        ),
+        Scenario(
+            {"profile": "authentik", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile("authentik", ("X-authentik-",), "|", False, "utf-8", ("username",), channel="headers"),
+            header_front_end("HTTP_X_AUTHENTIK_USERNAME", "HTTP_X_AUTHENTIK_GROUPS", "HTTP_X_AUTHENTIK_EMAIL"),
+        ),
+        Scenario(
+            {"profile": "vouch", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile(
+                "vouch", ("X-Vouch-IdP-Claims-",), ",", False, "utf-8", ("user",), header_case=True,
+                channel="headers", quoted=True, source_variables={"user": "X-Vouch-User"},
+            ),
+            header_front_end("HTTP_X_VOUCH_USER", "HTTP_X_VOUCH_IDP_CLAIMS_GROUPS", "HTTP_X_VOUCH_IDP_CLAIMS_EMAIL"),
+        ),
+        Scenario(
+            {"profile": "kong-oidc", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile(
+                "kong-oidc", (), None, False, "utf-8", ("sub",), channel="headers", json_encoding="base64",
+                json_variables=("HTTP_X_USERINFO", "HTTP_X_ID_TOKEN"),
+            ),
+            kong_oidc,
+        ),
+        Scenario(
+            {"profile": "azure-easy-auth", "trusted_proxies": [TRUSTED_PROXY], "attributes": oidc_attributes},
+            RefProfile(
+                "azure-easy-auth", (), None, False, "utf-8", ("principal-name",), channel="headers",
+                json_encoding="base64", json_variables=("HTTP_X_MS_CLIENT_PRINCIPAL",), principal=True,
+                source_variables={"principal-name": "X-MS-CLIENT-PRINCIPAL-NAME"},
+            ),
+            azure_easy_auth,
+        ),
     ]  # fmt: skip
     for encoding in ("latin-1", "utf-8", "base64url"):
         result.append(

@@ -11,7 +11,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,16 +28,14 @@ from shibwsgi.sessions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
 
-    MakeStore = Callable[[str], SessionStore]
+    from store_fixtures import FakeClock, MakeStore
 
-ALL_KINDS = [
-    pytest.param("memory", id="memory"),
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("redis", id="redis", marks=pytest.mark.servers),
-]
+# The store, make_store, clock, prefix and redis_client fixtures.
+pytest_plugins = ["store_fixtures"]
+
 CLOCKED_KINDS = ["memory", "sqlite"]
 SHARED_KINDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -47,67 +44,6 @@ SHARED_KINDS = [
 
 WORKERS = 4
 SESSIONS_PER_WORKER = 200
-
-
-class FakeClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A Redis key prefix of its own, to keep tests apart on the one shared server."""
-    return f"test:{uuid.uuid4().hex}:"
-
-
-@pytest.fixture
-def make_store(
-    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock, prefix: str
-) -> Iterator[MakeStore]:
-    """Build a store of a given kind; SQLite and Redis stores are closed afterwards."""
-    closers: list[Callable[[], None]] = []
-
-    def make(kind: str) -> SessionStore:
-        if kind == "memory":
-            return MemoryStore(clock=clock)
-        if kind == "sqlite":
-            sqlite_store = SQLiteStore(tmp_path / "sessions.sqlite3", clock=clock)
-            closers.append(sqlite_store.close)
-            return sqlite_store
-        pytest.importorskip("redis")
-        redis_store = RedisStore(request.getfixturevalue("redis_url"), prefix=prefix)
-        closers.append(redis_store.close)
-        return redis_store
-
-    yield make
-    for close in closers:
-        close()
-
-
-@pytest.fixture(params=ALL_KINDS)
-def store(request: pytest.FixtureRequest, make_store: MakeStore) -> SessionStore:
-    return make_store(request.param)
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[Any]:
-    redis = pytest.importorskip("redis")
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 # --- The contract every store keeps ---------------------------------------------------------
@@ -130,17 +66,11 @@ def test_round_trip(store: SessionStore, data: dict[str, Any]) -> None:
     assert store.get("abc") == data
 
 
-def test_get_returns_a_fresh_copy(store: SessionStore) -> None:
+def test_set_keeps_its_own_copy(store: SessionStore) -> None:
     data = {"groups": ["a"]}
     store.set("abc", data, ttl=60)
     data["groups"].append("changed after set")
-
-    first = store.get("abc")
-    assert first == {"groups": ["a"]}
-    first["groups"].append("changed after get")
-    second = store.get("abc")
-    assert second == {"groups": ["a"]}
-    assert second is not first
+    assert store.get("abc") == {"groups": ["a"]}
 
 
 def test_set_overwrites(store: SessionStore) -> None:
@@ -229,12 +159,13 @@ def test_session_expires_after_ttl(make_store: MakeStore, clock: FakeClock, kind
     assert store.get("abc") is None
 
 
+@pytest.mark.parametrize("write", ["set", "update"])
 @pytest.mark.parametrize("kind", CLOCKED_KINDS)
-def test_overwrite_renews_ttl(make_store: MakeStore, clock: FakeClock, kind: str) -> None:
+def test_overwrite_renews_ttl(make_store: MakeStore, clock: FakeClock, kind: str, write: str) -> None:
     store = make_store(kind)
     store.set("abc", {"v": 1}, ttl=60)
     clock.advance(50)
-    store.set("abc", {"v": 2}, ttl=60)
+    getattr(store, write)("abc", {"v": 2}, ttl=60)
     clock.advance(50)
     assert store.get("abc") == {"v": 2}
 
@@ -344,7 +275,7 @@ def test_forked_workers_share_sessions(make_store: MakeStore, kind: str) -> None
 
 def _report_connection(store: SQLiteStore, parents: sqlite3.Connection, results: Connection) -> None:
     """Runs in a forked process: say whether the store gave it the parent's connection."""
-    results.send(store._connection() is parents)
+    results.send(store._handle().connection is parents)
     store.set("child", {"ok": True}, ttl=60)
     results.close()
 
@@ -357,7 +288,7 @@ def test_forked_child_never_uses_parents_sqlite_connection(tmp_path: Path) -> No
         receiver, sender = context.Pipe(duplex=False)
         with receiver, sender:
             child = context.Process(
-                target=_report_connection, args=(store, store._connection(), sender), daemon=True
+                target=_report_connection, args=(store, store._handle().connection, sender), daemon=True
             )
             child.start()
             child.join(timeout=30)

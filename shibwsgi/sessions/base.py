@@ -1,20 +1,36 @@
-"""The interface every session store implements, and the JSON encoding they share."""
+"""The interface every session store implements, and the JSON encoding and cache they share.
+
+A store writes a session in two ways. ``set`` creates or replaces it (a login). ``update``
+writes only if the session still exists, atomically in the backend (Redis ``SET ... XX``, an
+SQLite ``UPDATE`` whose row count is checked, a check under the lock in memory): a request
+that loaded a session just before ``/logout`` deleted it must not write it back when it
+records activity, or the logged-out cookie would work again. A conditional write was chosen
+over tombstones because it needs no extra keys, no extra reads and no tombstone expiry.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Protocol
+import threading
+from typing import Any, Generic, Protocol, TypeVar
 
-from ..errors import SessionError
+from ..errors import ConfigError, SessionError
 
 __all__ = ["SessionStore"]
+
+#: The methods a session store must have.
+STORE_METHODS = ("get", "set", "update", "delete")
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 class SessionStore(Protocol):
     """Server-side storage of session data, keyed by opaque URL-safe session ids.
 
-    Data is kept as JSON text, so :meth:`get` returns a fresh dict equal to what
-    was stored, never the same object. Backend failures raise ``SessionError``.
+    Data is kept as JSON text. :meth:`get` returns data equal to what was stored; a store
+    may hand the same dict to several callers, so treat it as read-only. Backend failures
+    raise ``SessionError``.
     """
 
     def get(self, session_id: str) -> dict[str, Any] | None:
@@ -25,9 +41,25 @@ class SessionStore(Protocol):
         """Store ``data`` for ``ttl`` seconds (> 0), replacing any previous data."""
         ...
 
+    def update(self, session_id: str, data: dict[str, Any], ttl: int) -> bool:
+        """Like :meth:`set`, but only if the session still exists and has not expired.
+
+        Returns whether it was written. Never brings back a deleted session.
+        """
+        ...
+
     def delete(self, session_id: str) -> None:
         """Forget the session; absent sessions are not an error."""
         ...
+
+
+def check_store(store: object) -> None:
+    """Raise ``ConfigError`` unless ``store`` has every method of :class:`SessionStore`."""
+    missing = [name for name in STORE_METHODS if not callable(getattr(store, name, None))]
+    if missing:
+        raise ConfigError(
+            "session", f"{store!r} is not a session store: it lacks {', '.join(missing)} (see SessionStore)"
+        )
 
 
 def check_ttl(ttl: int) -> None:
@@ -37,9 +69,14 @@ def check_ttl(ttl: int) -> None:
 
 
 def dump(data: dict[str, Any]) -> str:
-    """Encode session data as compact JSON text."""
+    """Encode session data as compact, pure-ASCII JSON text.
+
+    Escaping every non-ASCII character keeps any Python string storable, lone surrogates
+    (``"Al\\ud800ice"``) included, in backends that only take valid UTF-8 (SQLite, Redis),
+    and it round-trips exactly.
+    """
     try:
-        return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return json.dumps(data, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise SessionError(f"session data is not JSON-serialisable: {exc}") from exc
 
@@ -53,3 +90,58 @@ def load(text: str | bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SessionError("stored session data is not a JSON object")
     return data
+
+
+class BoundedCache(Generic[K, V]):
+    """A per-worker dict bounded by entries and by the bytes its values stand for.
+
+    When full it starts again empty: cheaper than tracking recency on every hit, and a
+    miss only costs what the cache saves. Thread-safe; reads take no lock.
+    """
+
+    __slots__ = ("_entries", "_lock", "_size", "max_bytes", "max_entries")
+
+    def __init__(self, *, max_entries: int, max_bytes: int) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._entries: dict[K, tuple[V, int]] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def size(self) -> int:
+        """Bytes accounted for by the cached values."""
+        return self._size
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        return None if entry is None else entry[0]
+
+    def put(self, key: K, value: V, size: int) -> None:
+        """Remember ``value`` (standing for ``size`` bytes); too large a value is not kept."""
+        with self._lock:
+            self._pop(key)
+            if size > self.max_bytes:
+                return
+            if len(self._entries) >= self.max_entries or self._size + size > self.max_bytes:
+                self._entries.clear()
+                self._size = 0
+            self._entries[key] = (value, size)
+            self._size += size
+
+    def pop(self, key: K) -> None:
+        with self._lock:
+            self._pop(key)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
+
+    def _pop(self, key: K) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._size -= entry[1]

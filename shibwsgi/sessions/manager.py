@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..identity import Identity
-from .base import SessionStore
+from .base import BoundedCache, SessionStore, check_store
 
 __all__ = ["Session", "SessionManager"]
 
@@ -18,9 +18,12 @@ log = logging.getLogger("shibwsgi")
 #: ``seen`` is written back at most this often (seconds): a store write on every
 #: request would cost more than the idle timeout's precision is worth.
 TOUCH_INTERVAL = 60
-#: Identities rebuilt from the store, kept per session id (a session's identity never
-#: changes: a new login is a new id). The store is still asked on every request.
-IDENTITY_CACHE_SIZE = 1024
+#: Sessions rebuilt from the store, kept per session id; bounded by entries and by the
+#: characters of their identities. The store is still asked on every request: while it
+#: hands back the very data it gave last time (its own cache), the session is reused
+#: whole; otherwise only the identity is (a new login is a new id, so it never changes).
+SESSION_CACHE_ENTRIES = 1024
+SESSION_CACHE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class Session:
 class SessionManager:
     """Session lifecycle over a :class:`SessionStore`, with idle and absolute timeouts.
 
-    A session never outlives the front end's own (``Identity.expires_at``).
+    A session never outlives the front end's own (``Identity.expires_at``). ``store``
+    must have every :class:`SessionStore` method (``ConfigError`` otherwise).
     """
 
     def __init__(
@@ -50,11 +54,15 @@ class SessionManager:
         absolute_timeout: int,
         clock: Callable[[], float],
     ) -> None:
+        check_store(store)
         self.store = store
         self.idle_timeout = idle_timeout
         self.absolute_timeout = absolute_timeout
         self.clock = clock
-        self._identities: dict[str, Identity] = {}
+        # session id -> (the store's data, the session built from it, when it ends)
+        self._sessions: BoundedCache[str, tuple[dict[str, Any], Session, float]] = BoundedCache(
+            max_entries=SESSION_CACHE_ENTRIES, max_bytes=SESSION_CACHE_BYTES
+        )
 
     def start(self, identity: Identity) -> Session:
         """Store a new session, under a new id, for ``identity``."""
@@ -68,52 +76,76 @@ class SessionManager:
         data = self.store.get(session_id)
         if data is None:
             return None
-        try:
-            session = Session(
-                session_id, self._identity(session_id, data), float(data["created"]), float(data["seen"])
-            )
-        except (KeyError, TypeError, ValueError):
-            log.warning("discarding a session whose stored data is not readable")
-            self.end(session_id)
-            return None
-        if self._remaining(session) <= 0:
+        cached = self._sessions.get(session_id)
+        if cached is not None and cached[0] is data:
+            _, session, deadline = cached
+        else:
+            try:
+                session, deadline = self._rebuild(session_id, data, cached[1].identity if cached else None)
+            except (KeyError, TypeError, ValueError):
+                log.warning("discarding a session whose stored data is not readable")
+                self.end(session_id)
+                return None
+        if deadline <= self.clock():
             self.end(session_id)
             return None
         return session
 
-    def touch(self, session: Session) -> None:
-        """Record activity, writing to the store at most every ``TOUCH_INTERVAL`` seconds."""
+    def touch(self, session: Session) -> bool:
+        """Record activity, writing to the store at most every ``TOUCH_INTERVAL`` seconds.
+
+        Returns ``False`` if the write found the session ended meanwhile (a logout on
+        another request); the write never brings it back.
+        """
         now = self.clock()
-        if now - session.seen >= TOUCH_INTERVAL:
-            self._save(replace(session, seen=now))
+        if now - session.seen < TOUCH_INTERVAL:
+            return True
+        touched = replace(session, seen=now)
+        ttl = self._ttl(touched)
+        if ttl is not None and self.store.update(session.id, touched.to_data(), ttl):
+            return True
+        self._sessions.pop(session.id)
+        return False
 
     def end(self, session_id: str) -> None:
         """Delete the session (no error if it is already gone)."""
-        self._identities.pop(session_id, None)
+        self._sessions.pop(session_id)
         self.store.delete(session_id)
 
-    def _identity(self, session_id: str, data: dict[str, Any]) -> Identity:
-        identity = self._identities.get(session_id)
+    def _rebuild(
+        self, session_id: str, data: dict[str, Any], identity: Identity | None
+    ) -> tuple[Session, float]:
         if identity is None:
             identity = Identity.from_dict(data["identity"])
-            if len(self._identities) >= IDENTITY_CACHE_SIZE:
-                self._identities.clear()
-            self._identities[session_id] = identity
-        return identity
+        session = Session(session_id, identity, float(data["created"]), float(data["seen"]))
+        deadline = self._deadline(session)
+        self._sessions.put(session_id, (data, session, deadline), _size(identity))
+        return session, deadline
 
-    def _remaining(self, session: Session) -> float:
-        now = self.clock()
+    def _deadline(self, session: Session) -> float:
+        """When the session ends: idle, absolute or the front end's expiry, whichever first."""
         limits = [session.seen + self.idle_timeout, session.created + self.absolute_timeout]
         if session.identity.expires_at is not None:
             limits.append(session.identity.expires_at.timestamp())
-        return min(limits) - now
+        return min(limits)
 
     def _save(self, session: Session) -> None:
-        remaining = self._remaining(session)
+        ttl = self._ttl(session)
+        if ttl is not None:
+            self.store.set(session.id, session.to_data(), ttl)
+
+    def _ttl(self, session: Session) -> int | None:
+        """Whole seconds the session may still be kept, or ``None`` (and a log line) if none."""
+        remaining = self._deadline(session) - self.clock()
         if remaining <= 0:
             log.warning(
                 "not storing a session for %s: the front end's session has already expired",
                 session.identity.profile,
             )
-            return
-        self.store.set(session.id, session.to_data(), max(1, int(remaining + 0.999)))
+            return None
+        return max(1, int(remaining + 0.999))
+
+
+def _size(identity: Identity) -> int:
+    """Characters an identity holds, for the cache's bound."""
+    return len(identity.user) + sum(len(value) for values in identity.attributes.values() for value in values)

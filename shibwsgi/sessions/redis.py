@@ -1,20 +1,44 @@
-"""A session store in Redis, shared by every process and machine that can reach it."""
+"""A session store in Redis, shared by every process and machine that can reach it.
+
+Every read is one ``GET``. redis-py's client-side cache (RESP3 ``CLIENT TRACKING``) would
+save that round trip, but it refuses servers older than 7.4 (Debian 12 ships 7.0), and on
+7.0 with that check lifted (``python -m bench.redis_cache``) it is not safe for sessions:
+a read right after another worker's delete still returned the deleted value in 6-18 % of
+tries (the invalidation had not been read yet), processes forked after the parent had
+cached a key served it after it was deleted, and a cached read, which polls the socket
+for invalidations, was no cheaper than a loopback ``GET``. So the round trip stays; what
+is saved is the JSON decode: the store keeps the bytes it last decoded per session and
+reuses the result while Redis returns the same bytes.
+
+Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
+racing ``/logout`` cannot bring the session back.
+
+URLs are read the way redis-py reads them (:func:`urllib.parse.urlsplit`: the user part
+ends at the first ``/``, ``?`` or ``#`` and is split at its last ``@``), and
+:func:`mask_url` hides what redis-py would send as a password. A URL with an ``@`` after
+that point, or a port that is not a number, is refused and shown as ``redis:***``: its
+password most likely holds an unescaped ``/``, ``?`` or ``#``, and redis-py would connect
+elsewhere with part of it.
+"""
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from ..errors import ConfigError, SessionError
-from .base import check_ttl, dump, load
+from .base import BoundedCache, check_ttl, dump, load
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = ["RedisClient", "RedisStore", "mask_url"]
 
-_USERINFO = re.compile(r"^(?P<head>[^:/?#]+://)(?P<userinfo>[^/?#]*)@")
-_QUERY_PASSWORD = re.compile(r"(?P<key>[?&]password=)[^&#]*", re.IGNORECASE)
+#: Bounds of the decode cache (bytes of stored JSON).
+CACHE_ENTRIES = 1024
+CACHE_BYTES = 2 * 1024 * 1024
+_HIDDEN = "***"
+_ESCAPES = "percent-encode '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 
 
 class RedisClient(Protocol):
@@ -22,7 +46,7 @@ class RedisClient(Protocol):
 
     def get(self, name: str) -> Any: ...
 
-    def set(self, name: str, value: str, ex: int) -> Any: ...
+    def set(self, name: str, value: str, ex: int, xx: bool = False) -> Any: ...
 
     def delete(self, *names: str) -> Any: ...
 
@@ -42,15 +66,16 @@ class RedisStore:
             raise ConfigError("session", "RedisStore needs redis-py: pip install shibwsgi[redis]") from exc
         self._errors = redis.RedisError
         self._prefix = prefix
+        self._cache: BoundedCache[str, tuple[bytes, dict[str, Any]]] = BoundedCache(
+            max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES
+        )
         self._client: RedisClient
         self._close: Callable[[], object] | None = None
+        self._hidden: tuple[str, ...] | None = ()
         if isinstance(client_or_url, str):
-            self._location = mask_url(client_or_url)
-            try:
-                client = redis.Redis.from_url(client_or_url)
-            except ValueError as exc:
-                raise ConfigError("session", f"bad Redis URL {self._location!r}: {exc}") from exc
-            self._client, self._close = client, client.close
+            self._location, self._hidden = _mask(client_or_url)
+            self._client = self._client_from(redis, client_or_url)
+            self._close = self._client.close  # type: ignore[attr-defined]
         else:
             self._location = _describe(client_or_url)
             self._client = client_or_url
@@ -64,16 +89,24 @@ class RedisStore:
             text = self._client.get(self._prefix + session_id)
         except self._errors as exc:
             raise self._error("read a session", exc) from exc
-        return None if text is None else load(text)
+        cache = self._cache
+        if text is None:
+            cache.pop(session_id)
+            return None
+        entry = cache.get(session_id)
+        if entry is not None and entry[0] == text:
+            return entry[1]
+        data = load(text)
+        cache.put(session_id, (text, data), len(text))
+        return data
 
     def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         """Store ``data`` for ``ttl`` seconds, replacing any previous data."""
-        check_ttl(ttl)
-        text = dump(data)
-        try:
-            self._client.set(self._prefix + session_id, text, ex=ttl)
-        except self._errors as exc:
-            raise self._error("write a session", exc) from exc
+        self._write(session_id, data, ttl, xx=False)
+
+    def update(self, session_id: str, data: dict[str, Any], ttl: int) -> bool:
+        """Replace the data of a live session; ``False`` (nothing written) if it is gone."""
+        return self._write(session_id, data, ttl, xx=True)
 
     def delete(self, session_id: str) -> None:
         """Forget the session; absent sessions are not an error."""
@@ -87,23 +120,114 @@ class RedisStore:
         if self._close is not None:
             self._close()
 
+    def _write(self, session_id: str, data: dict[str, Any], ttl: int, *, xx: bool) -> bool:
+        check_ttl(ttl)
+        text = dump(data)
+        try:
+            # XX: only if the key exists, so a renewal never recreates a deleted session.
+            return bool(self._client.set(self._prefix + session_id, text, ex=ttl, xx=xx))
+        except self._errors as exc:
+            raise self._error("write a session", exc) from exc
+
+    def _client_from(self, redis: Any, url: str) -> RedisClient:
+        parts = _split(url)
+        if parts is None:
+            raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
+        if "@" in parts[2] + parts[3]:
+            raise ConfigError(
+                "session",
+                f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
+                f"so redis-py would use part of the password and another host; {_ESCAPES}",
+            )
+        try:
+            client = redis.Redis.from_url(url)
+            pool = client.connection_pool
+            # An unknown query setting otherwise fails only at the first request.
+            pool.connection_class(**pool.connection_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+        return client  # type: ignore[no-any-return]
+
+    def _scrub(self, exc: Exception) -> str:
+        if self._hidden is None:
+            return f"{type(exc).__name__} (details withheld: they may hold the password)"
+        text = str(exc)
+        for secret in self._hidden:
+            text = text.replace(secret, _HIDDEN)
+        return text
+
     def _error(self, action: str, exc: Exception) -> SessionError:
         return SessionError(
-            f"Redis session store {self._location!r} could not {action}: {exc}. Check that "
-            "the Redis server is running and reachable from this host, and the URL's "
+            f"Redis session store {self._location!r} could not {action}: {self._scrub(exc)}. Check "
+            "that the Redis server is running and reachable from this host, and the URL's "
             "password, database number and TLS settings."
         )
 
 
 def mask_url(url: str) -> str:
-    """Return ``url`` with any password (in the user part or the query) replaced by ``***``."""
+    """Return ``url`` with its passwords replaced by ``***``.
 
-    def userinfo(match: re.Match[str]) -> str:
-        user, colon, _ = match["userinfo"].partition(":")
-        # A lone user part may be a password to servers without users.
-        return f"{match['head']}{user}:***@" if colon else f"{match['head']}***@"
+    Hidden: the password of the user part (a lone user part too), a ``password`` setting in
+    the query and the fragment; and everything after the scheme when an ``@`` follows the
+    first ``/``, ``?`` or ``#``, or when the port is not a number (a password before a
+    missing ``@host``).
+    """
+    return _mask(url)[0]
 
-    return _QUERY_PASSWORD.sub(r"\g<key>***", _USERINFO.sub(userinfo, url, count=1))
+
+def _split(url: str) -> tuple[str, str, str, str] | None:
+    """``(scheme + ':', '//' + netloc or '', path, '?query#fragment')`` as urlsplit reads them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    # urlsplit drops leading blanks and every tab and newline before splitting.
+    cleaned = url.lstrip("".join(map(chr, range(33)))).replace("\t", "").replace("\r", "").replace("\n", "")
+    head = f"{parts.scheme}:" if parts.scheme else ""
+    authority = "//" + parts.netloc if cleaned[len(head) : len(head) + 2] == "//" else ""
+    before_fragment = cleaned[len(head) + len(authority) :].partition("#")[0]
+    rest = (f"?{parts.query}" if "?" in before_fragment else "") + (
+        f"#{parts.fragment}" if parts.fragment else ""
+    )
+    return head, authority, parts.path, rest
+
+
+def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
+    """The masked URL and the texts it hid, to scrub from error messages (``None``: all of it)."""
+    split = _split(url)
+    if split is None:
+        scheme, colon, rest = url.partition(":")
+        return (f"{scheme}:{_HIDDEN}" if colon else _HIDDEN), None
+    head, authority, path, rest = split
+    userinfo, at, hostport = authority[2:].rpartition("@")
+    port = hostport.rpartition("]")[2].partition(":")[2]
+    if (
+        "@" in path + rest
+        or (not authority and "@" in url)
+        or (port and not (port.isascii() and port.isdigit()))
+    ):
+        # Where the password ends is anyone's guess: hide everything but the scheme.
+        return f"{head}{_HIDDEN}", None
+    hidden: list[str] = []
+    if at:
+        user, colon, password = userinfo.partition(":")
+        secret = password if colon else user
+        hidden += [secret, unquote(secret)]
+        userinfo = f"{user}:{_HIDDEN}" if colon else _HIDDEN
+    query, hash_, fragment = rest.partition("#")
+    if fragment:
+        hidden.append(fragment)
+    fields = []
+    for field in query[1:].split("&") if query else ():
+        name, equals, value = field.partition("=")
+        if equals and value and "password" in unquote_plus(name).lower():
+            hidden += [value, unquote_plus(value)]
+            field = f"{name}={_HIDDEN}"
+        fields.append(field)
+    masked_query = "?" + "&".join(fields) if query else ""
+    masked_authority = ("//" + userinfo + at + hostport) if authority else ""
+    masked = head + masked_authority + path + masked_query + (hash_ + _HIDDEN if fragment else hash_)
+    return masked, tuple(sorted({text for text in hidden if text}, key=len, reverse=True))
 
 
 def _describe(client: object) -> str:

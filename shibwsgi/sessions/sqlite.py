@@ -1,4 +1,12 @@
-"""A session store in an SQLite file, shared by the worker processes of one machine."""
+"""A session store in an SQLite file, shared by the worker processes of one machine.
+
+Reads are cached per connection (one per thread of each process) and validated with
+``PRAGMA data_version``, which changes when any other connection, in this process or
+another, commits to the file. While nothing has changed, a load costs that pragma instead
+of a ``SELECT`` and a JSON decode; after any change the cache starts again empty, so a
+logout, a data change or a new session written elsewhere is seen by the very next read.
+Expiry is checked against the clock on every read, cached or not.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
-from .base import check_ttl, dump, load
+from .base import BoundedCache, check_ttl, dump, load
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -19,6 +27,9 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteStore"]
 
 PURGE_EVERY = 100
+#: Bounds of each connection's read cache (bytes of stored JSON).
+CACHE_ENTRIES = 1024
+CACHE_BYTES = 2 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shibwsgi_sessions (
@@ -28,11 +39,13 @@ CREATE TABLE IF NOT EXISTS shibwsgi_sessions (
 );
 CREATE INDEX IF NOT EXISTS shibwsgi_sessions_expires ON shibwsgi_sessions (expires);
 """
-_GET = "SELECT data FROM shibwsgi_sessions WHERE id = ? AND expires > ?"
+_GET = "SELECT data, expires FROM shibwsgi_sessions WHERE id = ? AND expires > ?"
+_VERSION = "PRAGMA data_version"
 _SET = (
     "INSERT INTO shibwsgi_sessions (id, data, expires) VALUES (?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET data = excluded.data, expires = excluded.expires"
 )
+_UPDATE = "UPDATE shibwsgi_sessions SET data = ?, expires = ? WHERE id = ? AND expires > ?"
 _DELETE = "DELETE FROM shibwsgi_sessions WHERE id = ?"
 _PURGE = "DELETE FROM shibwsgi_sessions WHERE expires <= ?"
 
@@ -73,32 +86,64 @@ class SQLiteStore:
 
     def get(self, session_id: str) -> dict[str, Any] | None:
         """Return the session's data, or ``None`` if it is absent or expired."""
+        now = self._clock()
         try:
-            row = self._connection().execute(_GET, (session_id, self._clock())).fetchone()
+            handle = self._handle()
+            connection, cache = handle.connection, handle.cache
+            version = connection.execute(_VERSION).fetchone()[0]
+            if version == handle.version:
+                entry = cache.get(session_id)
+                if entry is not None and entry[0] > now:
+                    return entry[1]
+            else:
+                cache.clear()
+                handle.version = version
+            row = connection.execute(_GET, (session_id, now)).fetchone()
         except sqlite3.Error as exc:
             raise self._error("read a session", exc) from exc
-        return None if row is None else load(row[0])
+        if row is None:
+            cache.pop(session_id)
+            return None
+        text, expires = row
+        data = load(text)
+        cache.put(session_id, (expires, data), len(text))
+        return data
 
     def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
         """Store ``data`` for ``ttl`` seconds, replacing any previous data."""
-        check_ttl(ttl)
-        text = dump(data)
-        now = self._clock()
-        try:
-            connection = self._connection()
-            connection.execute(_SET, (session_id, text, now + ttl))
-            # Sessions that are never read again would otherwise stay forever.
-            if next(self._sets) % PURGE_EVERY == 0:
-                connection.execute(_PURGE, (now,))
-        except sqlite3.Error as exc:
-            raise self._error("write a session", exc) from exc
+        self._write(session_id, data, ttl, only_if_live=False)
+
+    def update(self, session_id: str, data: dict[str, Any], ttl: int) -> bool:
+        """Replace the data of a live session; ``False`` (nothing written) if it is gone."""
+        return self._write(session_id, data, ttl, only_if_live=True)
 
     def delete(self, session_id: str) -> None:
         """Forget the session; absent sessions are not an error."""
         try:
-            self._connection().execute(_DELETE, (session_id,))
+            handle = self._handle()
+            handle.cache.pop(session_id)
+            handle.connection.execute(_DELETE, (session_id,))
         except sqlite3.Error as exc:
             raise self._error("delete a session", exc) from exc
+
+    def _write(self, session_id: str, data: dict[str, Any], ttl: int, *, only_if_live: bool) -> bool:
+        check_ttl(ttl)
+        text = dump(data)
+        now = self._clock()
+        try:
+            handle = self._handle()
+            # This connection's own commits leave data_version as it is.
+            handle.cache.pop(session_id)
+            if only_if_live:
+                cursor = handle.connection.execute(_UPDATE, (text, now + ttl, session_id, now))
+                return cursor.rowcount == 1
+            handle.connection.execute(_SET, (session_id, text, now + ttl))
+            # Sessions that are never read again would otherwise stay forever.
+            if next(self._sets) % PURGE_EVERY == 0:
+                handle.connection.execute(_PURGE, (now,))
+        except sqlite3.Error as exc:
+            raise self._error("write a session", exc) from exc
+        return True
 
     def close(self) -> None:
         """Close this process's connections; using the store again reopens them.
@@ -109,15 +154,15 @@ class SQLiteStore:
         for handle in list(self._handles):
             handle.close()
 
-    def _connection(self) -> sqlite3.Connection:
+    def _handle(self) -> _Handle:
         pid = os.getpid()
         handle: _Handle | None = getattr(self._local, "handle", None)
         if handle is not None and handle.pid == pid:
-            return handle.connection
+            return handle
         handle = _Handle(self._open(), pid)
         self._handles.add(handle)
         self._local.handle = handle
-        return handle.connection
+        return handle
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -148,13 +193,17 @@ class SQLiteStore:
 
 
 class _Handle:
-    """One thread's connection, closed when the thread ends and frees it."""
+    """One thread's connection and read cache; the connection closes when the thread ends."""
 
-    __slots__ = ("__weakref__", "close", "connection", "pid")
+    __slots__ = ("__weakref__", "cache", "close", "connection", "pid", "version")
 
     def __init__(self, connection: sqlite3.Connection, pid: int) -> None:
         self.connection = connection
         self.pid = pid
+        self.cache: BoundedCache[str, tuple[float, dict[str, Any]]] = BoundedCache(
+            max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES
+        )
+        self.version: int | None = None
         self.close = weakref.finalize(self, _close_in_owner, connection, pid)
 
 

@@ -25,7 +25,7 @@ def environ_for(
     user: str = "alice@example.org",
     attributes: Mapping[str, str | Iterable[str]] | None = None,
     *,
-    channel: str = "environ",
+    channel: str | None = None,
     encoding: str | None = None,
     prefix: str | None = None,
     provider: str = DEFAULT_PROVIDER,
@@ -39,7 +39,11 @@ def environ_for(
     ``attributes`` maps the front end's source names (``isMemberOf``, ``groups``)
     to a value or a list of values. Values are joined, escaped and encoded the
     way that front end does it (UTF-8 arrives as latin-1 mojibake, PEP 3333).
-    ``id_token`` adds mod_auth_openidc's ``OIDC_id_token_payload`` JSON.
+    Front ends that pass claims only as JSON (Azure App Service's principal,
+    kong-oidc's ``X-Userinfo`` / ``X-ID-Token``) get them there, encoded as they
+    encode it. ``channel`` defaults to the profile's: ``"headers"`` gives the
+    ``HTTP_*`` keys a proxy's request headers arrive as. ``id_token`` adds
+    mod_auth_openidc's ``OIDC_id_token_payload`` JSON.
     """
     spec = get_profile(profile)
     if encoding is not None:
@@ -58,9 +62,16 @@ def environ_for(
     for field, claim in spec.claims.items():
         values.setdefault(claim, [_format(standard[field], epoch=True)])
 
+    channel = spec.channel if channel is None else channel
     builder = _Builder(spec, channel)
+    claims: dict[str, list[str]] = {}
     for source, items in values.items():
-        builder.attribute(source, items)
+        if spec.variables_for(source):
+            builder.attribute(source, items)
+        else:
+            claims[source] = items
+    if spec.json_variables and not spec.prefixes:
+        builder.json_claims(claims)
     for field, variable in spec.variables.items():
         builder.variable(variable, _format(standard[field], epoch=field == "expires_at"))
     if channel == "environ" and spec.user[0] != REMOTE_USER:
@@ -96,6 +107,26 @@ class _Builder:
         claims = {source: items[0] if len(items) == 1 else items for source, items in values.items()}
         self.environ[channel_key(variable, self.channel)] = self._encode(json.dumps(claims))
 
+    def json_claims(self, claims: Mapping[str, list[str]]) -> None:
+        """Claims in the front end's JSON variables, the only place it passes them.
+
+        The first variable gets every claim (kong-oidc's userinfo); later ones the
+        user and the standard claims (its ID token).
+        """
+        profile = self.profile
+        first, *others = profile.json_variables
+        standard = {profile.user[0], *profile.claims.values()}
+        documents = [(first, claims)]
+        documents += [(other, {k: v for k, v in claims.items() if k in standard}) for other in others]
+        for variable, subset in documents:
+            if profile.json_shape == "ms-client-principal":
+                text = json.dumps(_principal(subset), ensure_ascii=False)
+            else:
+                single = {k: v[0] if len(v) == 1 else v for k, v in subset.items()}
+                text = json.dumps(single, ensure_ascii=False)
+            encoding = profile.json_encoding or profile.encoding
+            self.environ[channel_key(variable, self.channel)] = self._encode(text, encoding)
+
     def _series(self, variable: str, values: list[str]) -> None:
         key = channel_key(variable, self.channel)
         if values:
@@ -106,6 +137,10 @@ class _Builder:
 
     def _joined(self, values: list[str]) -> str:
         profile = self.profile
+        if profile.quoted_lists:
+            # vouch-proxy: a list as "a","b"; one value bare (quoted if it looks like a list).
+            single = len(values) == 1 and not (values[0].startswith('"') and values[0].endswith('"'))
+            return self._encode(values[0] if single else '"' + '","'.join(values) + '"')
         delimiter = profile.delimiter
         if profile.encoding == "url":
             return (delimiter or "").join(quote(value, safe="") for value in values)
@@ -115,14 +150,27 @@ class _Builder:
             values = [value.replace(delimiter, "\\" + delimiter) for value in values]
         return self._encode(delimiter.join(values))
 
-    def _encode(self, text: str) -> str:
-        encoding = self.profile.encoding
+    def _encode(self, text: str, encoding: str | None = None) -> str:
+        encoding = encoding or self.profile.encoding
         if encoding == "base64url":
             return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+        if encoding == "base64":
+            return base64.b64encode(text.encode()).decode()
         if encoding == "latin-1":
             # mod_auth_openidc's latin1 mode turns what latin-1 cannot hold into "?".
             return text.encode("latin-1", "replace").decode("latin-1")
         return _wire(text)
+
+
+#: What Azure App Service names the principal's name and role claim types.
+_NAME_TYPE = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+_ROLE_TYPE = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
+
+
+def _principal(claims: Mapping[str, list[str]]) -> dict[str, object]:
+    """Azure App Service's client principal: one ``{typ, val}`` entry per value."""
+    entries = [{"typ": typ, "val": value} for typ, items in claims.items() for value in items]
+    return {"auth_typ": "aad", "claims": entries, "name_typ": _NAME_TYPE, "role_typ": _ROLE_TYPE}
 
 
 def _wire(text: str) -> str:

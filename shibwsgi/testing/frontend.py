@@ -100,6 +100,15 @@ SOURCE_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
         "mellon": {"displayName": "cn", "mail": "mail", "isMemberOf": "groups"},
         "oauth2-proxy": {"displayName": "preferred-username", "mail": "email", "isMemberOf": "groups"},
         "remote-user": {},
+        **{
+            name: MappingProxyType({"displayName": "name", "mail": "email", "isMemberOf": "groups"})
+            for name in ("authelia", "authentik", "vouch", "kong-oidc")
+        },
+        "azure-easy-auth": {
+            "displayName": "name",
+            "mail": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+            "isMemberOf": "groups",
+        },
     }
 )
 
@@ -111,7 +120,7 @@ _GROUP_SOURCES = tuple(
     dict.fromkeys(row["isMemberOf"] for row in SOURCE_NAMES.values() if "isMemberOf" in row)
 )
 
-#: Front ends that pass identity as request headers to the application.
+#: Front ends that pass identity as request headers, beyond those whose profile says so.
 _HEADER_PROFILES = frozenset({"oauth2-proxy"})
 
 _SALT = "shibwsgi.testing.frontend"
@@ -154,8 +163,9 @@ class DevFrontEnd:
     :func:`users_for_profile`); ``secret_key`` signs the session cookie (default:
     random per process, so with several worker processes pass one);
     ``channel``: ``"environ"`` (server variables), or ``"headers"``, the default
-    for oauth2-proxy, whose inner :class:`~shibwsgi.SSOMiddleware` must then
-    trust ``127.0.0.1``; ``protected_paths``: locations the front end itself
+    for oauth2-proxy and the profiles whose front ends pass headers (authelia,
+    authentik, vouch, azure-easy-auth, kong-oidc), whose inner
+    :class:`~shibwsgi.SSOMiddleware` must then trust ``127.0.0.1``; ``protected_paths``: locations the front end itself
     protects (``Require shib-session``): without a front-end session, requests
     there are sent to the sign-in form. Elsewhere they pass on anonymously.
     """
@@ -175,7 +185,7 @@ class DevFrontEnd:
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = get_profile(profile)
-        default_channel = "headers" if self.profile.name in _HEADER_PROFILES else "environ"
+        default_channel = "headers" if self.profile.name in _HEADER_PROFILES else self.profile.channel
         self.channel = default_channel if channel is None else channel
         if self.channel not in CHANNELS:
             raise ConfigError("channel", f"{self.channel!r} is not one of {', '.join(CHANNELS)}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ..profiles import get_profile
 from .environ import environ_for
 
 __all__ = ["sso_client", "sso_environ"]
@@ -31,7 +32,8 @@ def sso_client(request: pytest.FixtureRequest) -> Callable[..., Any]:
     """Factory: a WebTest ``TestApp`` of the ``wsgi_app`` fixture, logged in as someone.
 
     ``sso_client(user, attributes, **environ_for_options)``; ``sso_client(None)`` is
-    an anonymous client.
+    an anonymous client. In the headers channel the requests come from 127.0.0.1, as
+    from a proxy on the same machine: put it in the app's ``trusted_proxies``.
     """
     from webtest import TestApp
 
@@ -42,11 +44,12 @@ def sso_client(request: pytest.FixtureRequest) -> Callable[..., Any]:
         attributes: Mapping[str, str | Iterable[str]] | None = None,
         **options: Any,
     ) -> TestApp:
-        extra = (
-            {}
-            if user is None
-            else environ_for(options.pop("profile", "shibboleth"), user, attributes, **options)
-        )
+        if user is None:
+            return TestApp(app)
+        profile = get_profile(options.pop("profile", "shibboleth"))
+        extra = environ_for(profile, user, attributes, **options)
+        if options.get("channel", profile.channel) == "headers":
+            extra["REMOTE_ADDR"] = "127.0.0.1"
         return TestApp(app, extra_environ=extra)
 
     return make

@@ -1,0 +1,74 @@
+"""What the ``SHIBWSGI_*`` settings decide, for the checks: profile, channel, encoding, sizes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..attributes import DEFAULT_MAX_BYTES
+from ..errors import ConfigError
+from ..middleware import SSOMiddleware
+from ..settings import PREFIX, boolean, parse_settings
+from .findings import ERROR, Finding, Location
+
+__all__ = ["AppSettings", "read_settings"]
+
+#: Bytes a request carries besides the mapped attributes: CGI variables, headers, cookies
+#: and the front end's own variables (Shibboleth's alone are ~0.55 KB; measured ~1.8 KB in all).
+OVERHEAD = 4096
+#: The uwsgi packet's vars block size is a 16-bit number.
+UWSGI_MAX = 65535
+#: Settings the doctor must not turn into objects: they would open databases or connect.
+_SIDE_EFFECTS = ("SHIBWSGI_SESSION", "SHIBWSGI_SECRET_KEY")
+
+
+@dataclass(frozen=True)
+class AppSettings:
+    """The middleware's configuration as far as the deployment files must agree with it."""
+
+    profile: str
+    channel: str
+    encoding: str
+    header_keys: frozenset[str]  # HTTP_* keys the app reads identity from (headers channel)
+    sessions: bool
+    cookie_secure: bool
+    needed_buffer: int
+    where: Mapping[str, Location]  # setting -> where it was set
+
+
+def _noop_app(environ: object, start_response: object) -> list[bytes]:
+    return []
+
+
+def read_settings(
+    settings: Mapping[str, str], where: Mapping[str, Location]
+) -> tuple[AppSettings | None, list[Finding]]:
+    """Validate ``settings`` as the middleware would; ``None`` (and the error) when invalid."""
+    ours = {key: value for key, value in settings.items() if key.startswith(PREFIX)}
+    inert = {key: value for key, value in ours.items() if key not in _SIDE_EFFECTS}
+    try:
+        options = parse_settings(inert)
+        middleware = SSOMiddleware(_noop_app, **options)
+        secure = boolean(ours.get("SHIBWSGI_COOKIE_SECURE", "true"))
+    except (ConfigError, ValueError) as exc:
+        setting = getattr(exc, "setting", "SHIBWSGI_*")
+        setting = setting if setting.startswith(PREFIX) else PREFIX + setting.upper()
+        location = where.get(setting, Location("settings"))
+        fix = "correct it: the app will not start (see the README's configuration reference)."
+        return None, [Finding(ERROR, "invalid-setting", location, f"{exc}.", fix)]
+    caps = [
+        attribute.max_bytes or options.get("max_attribute_bytes", DEFAULT_MAX_BYTES)
+        for attribute in options.get("attributes", {}).values()
+    ] or [options.get("max_attribute_bytes", DEFAULT_MAX_BYTES)]
+    header_keys = frozenset(key for key in middleware.parser.read_keys() if key.startswith("HTTP_"))
+    app = AppSettings(
+        profile=middleware.profile.name,
+        channel=middleware.channel,
+        encoding=middleware.profile.encoding,
+        header_keys=header_keys if middleware.channel == "headers" else frozenset(),
+        sessions="SHIBWSGI_SESSION" in ours,
+        cookie_secure=secure,
+        needed_buffer=min(UWSGI_MAX, sum(caps) + OVERHEAD),
+        where=where,
+    )
+    return app, []
