@@ -1,6 +1,6 @@
 """A thread-safe least-recently-used map bounded both in entries and in bytes.
 
-The per-worker caches (identities, verified cookies) share it. Sizes are what the
+The per-worker caches (identities, verified cookies, the session stores') share it. Sizes are what the
 caller estimates per entry; an entry bigger than the whole budget is not kept.
 """
 
@@ -54,28 +54,32 @@ class BoundedLRU(Generic[K, V]):
         return found[0]
 
     def put(self, key: K, value: V, size: int) -> None:
-        """Keep ``value`` under ``key``, evicting the least recently used beyond the bounds."""
-        if size > self.max_bytes or not self.enabled:
-            return
+        """Keep ``value`` under ``key``, evicting the least recently used beyond the bounds.
+
+        Any older value under ``key`` goes first, even when ``value`` is too large to keep.
+        """
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
+            self._pop(key)
+            if size > self.max_bytes or not self.enabled:
+                return
             self._entries[key] = (value, size)
             self._bytes += size
             while self._bytes > self.max_bytes or len(self._entries) > self.max_entries:
                 _, (_, evicted) = self._entries.popitem(last=False)
                 self._bytes -= evicted
 
-    def discard(self, key: K) -> None:
+    def pop(self, key: K) -> None:
         """Forget ``key`` if it is there."""
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old[1]
+            self._pop(key)
 
     def clear(self) -> None:
         """Forget every entry."""
         with self._lock:
             self._entries.clear()
             self._bytes = 0
+
+    def _pop(self, key: K) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[1]
