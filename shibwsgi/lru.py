@@ -1,7 +1,8 @@
 """A thread-safe least-recently-used map bounded both in entries and in bytes.
 
-The per-worker caches (identities, verified cookies, the session stores') share it. Sizes are what the
-caller estimates per entry; an entry bigger than the whole budget is not kept.
+The per-worker caches (identities, verified cookies, the session stores') share
+it. Sizes are what the caller estimates per entry; an entry bigger than the whole
+budget is not kept.
 """
 
 from __future__ import annotations
