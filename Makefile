@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint demo bench clean
+.PHONY: test lint demo bench soak clean
 
 $(BIN)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,10 @@ demo: $(BIN)/.installed
 # Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~4 minutes.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
+
+# Soak, not part of the test suite: Apache + mod_auth_openidc, two uWSGI nodes, redis-server and
+# a provider on loopback under mixed load for SOAK_SECONDS (default 180); prints requests,
+# errors, p50/p99 and each worker's RSS at start and end; fails on an error or RSS growth.
+SOAK_SECONDS ?= 180
+soak: $(BIN)/.installed
+	$(BIN)/python -m bench.soak --seconds $(SOAK_SECONDS)

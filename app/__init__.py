@@ -9,6 +9,8 @@ environment and may be overridden by ``create_app``'s ``config`` (tests):
   in the Flask instance folder.
 - ``MOVIES_EDITOR_GROUP`` (config ``EDITOR_GROUP``): the value of the ``groups``
   attribute that may create, change and delete movies; default ``movie-editors``.
+  The ``editor`` role in the database's ``roles`` table may too (:mod:`app.roles`,
+  ``python -m app roles``).
 
 The middleware's ``SHIBWSGI_*`` settings default to :func:`default_settings`
 (a Shibboleth SP releasing eduPersonPrincipalName, displayName, mail and
@@ -32,6 +34,8 @@ from shibwsgi import ConfigError, SSOMiddleware
 from .db import init_app
 from .movies import create_blueprint
 from .pages import blueprint as pages
+from .roles import create_blueprint as create_roles_blueprint
+from .roles import roles_hook, rules
 
 __all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_EDITOR_GROUP", "create_app", "default_settings", "make_application"]
 
@@ -80,6 +84,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
 
     init_app(app)
     app.register_blueprint(create_blueprint(editor_group))
+    app.register_blueprint(create_roles_blueprint())
     app.register_blueprint(pages)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(sqlite3.OperationalError, _database_error)
@@ -98,9 +103,16 @@ def default_settings(environ: Mapping[str, str] | None = None) -> dict[str, str]
 
 
 def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
-    """The app inside the middleware, configured from ``environ`` (default ``os.environ``)."""
+    """The app inside the middleware, configured from ``environ`` (default ``os.environ``).
+
+    The middleware's roles come from the movie database's ``roles`` table unless
+    ``SHIBWSGI_ROLES`` names another hook; its rules are the views' own checks, which
+    the auth_request endpoint (``SHIBWSGI_AUTH_PATH``) applies for nginx.
+    """
     settings = {**default_settings(environ), **(os.environ if environ is None else environ)}
-    return SSOMiddleware.from_mapping(create_app(environ=settings), settings)
+    app = create_app(environ=settings)
+    own_roles = {} if "SHIBWSGI_ROLES" in settings else {"roles": roles_hook(app.config["DATABASE"])}
+    return SSOMiddleware.from_mapping(app, settings, rules=rules(app.config["EDITOR_GROUP"]), **own_roles)
 
 
 def _http_error(exc: HTTPException) -> BaseResponse | HTTPException:

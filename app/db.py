@@ -11,6 +11,9 @@ runs in one ``BEGIN IMMEDIATE`` transaction, so it takes the write lock before
 reading anything and never meets a stale snapshot. Ids come from
 ``INTEGER PRIMARY KEY AUTOINCREMENT``: SQLite never hands out an id twice, even
 after the newest movie is deleted, and never two processes the same one.
+
+The ``roles`` table holds the app's own roles (``editor``, ``admin``), one row per
+user and role; :mod:`app.roles` manages it and feeds it to the middleware.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -33,14 +36,19 @@ __all__ = [
     "MAX_ID",
     "SEED_MOVIES",
     "Movie",
+    "all_roles",
     "connect",
     "delete_movie",
     "get_db",
     "get_movie",
+    "grant_role",
     "init_app",
     "init_db",
     "insert_movie",
     "list_movies",
+    "revoke_role",
+    "roles_of",
+    "set_roles",
     "update_movie",
     "utc_now",
 ]
@@ -83,6 +91,15 @@ _SCHEMA = (
     )
     """,
     "CREATE TABLE IF NOT EXISTS app_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """
+    CREATE TABLE IF NOT EXISTS roles (
+        user TEXT NOT NULL,
+        role TEXT NOT NULL,
+        granted_by TEXT,
+        granted_at TEXT NOT NULL,
+        PRIMARY KEY (user, role)
+    )
+    """,
 )
 
 _INSERT = """
@@ -233,3 +250,48 @@ def delete_movie(db: sqlite3.Connection, movie_id: int) -> bool:
         return False
     with _transaction(db):
         return db.execute("DELETE FROM movies WHERE id = ?", (movie_id,)).rowcount == 1
+
+
+def roles_of(db: sqlite3.Connection, user: str) -> list[str]:
+    """The roles ``user`` holds, sorted."""
+    return [row[0] for row in db.execute("SELECT role FROM roles WHERE user = ? ORDER BY role", (user,))]
+
+
+def all_roles(db: sqlite3.Connection) -> dict[str, list[str]]:
+    """Every user holding a role -> their roles, sorted by user then role."""
+    holders: dict[str, list[str]] = {}
+    for user, role in db.execute("SELECT user, role FROM roles ORDER BY user, role"):
+        holders.setdefault(user, []).append(role)
+    return holders
+
+
+def grant_role(db: sqlite3.Connection, user: str, role: str, by: str | None) -> bool:
+    """Give ``user`` the ``role`` (``by``: who did it); ``False`` if they held it already."""
+    with _transaction(db):
+        added = db.execute(
+            "INSERT OR IGNORE INTO roles (user, role, granted_by, granted_at) VALUES (?, ?, ?, ?)",
+            (user, role, by, utc_now()),
+        )
+        return added.rowcount == 1
+
+
+def revoke_role(db: sqlite3.Connection, user: str, role: str) -> bool:
+    """Take the ``role`` from ``user``; ``False`` if they did not hold it."""
+    with _transaction(db):
+        return db.execute("DELETE FROM roles WHERE user = ? AND role = ?", (user, role)).rowcount == 1
+
+
+def set_roles(db: sqlite3.Connection, user: str, roles: Iterable[str], by: str | None) -> list[str]:
+    """Make ``roles`` exactly the roles of ``user``; return them, sorted."""
+    wanted = sorted(set(roles))
+    with _transaction(db):
+        db.execute(
+            f"DELETE FROM roles WHERE user = ? AND role NOT IN ({', '.join('?' * len(wanted))})",  # noqa: S608
+            (user, *wanted),
+        )
+        now = utc_now()
+        db.executemany(
+            "INSERT OR IGNORE INTO roles (user, role, granted_by, granted_at) VALUES (?, ?, ?, ?)",
+            [(user, role, by, now) for role in wanted],
+        )
+        return roles_of(db, user)

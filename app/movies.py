@@ -1,7 +1,8 @@
 """The JSON API: ``/api/movies`` and ``/api/me``.
 
 Reading needs a login; creating, changing and deleting need the editor group
-in the ``groups`` attribute (``MOVIES_EDITOR_GROUP``)::
+in the ``groups`` attribute (``MOVIES_EDITOR_GROUP``) or the ``editor`` role
+(the app's own ``roles`` table, see :mod:`app.roles`)::
 
     GET    /api/movies           every movie (also GET /api/movies/all)
     GET    /api/movies/<id>      one movie (also GET /api/movies?id=<id>)
@@ -45,13 +46,24 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 
-from shibwsgi.authz import HasAttribute
+from shibwsgi.authz import AnyOf, HasAttribute, HasRole, Requirement
 from shibwsgi.flask import get_identity, login_required, requires
 
 from .db import FIELDS, Movie, delete_movie, get_db, get_movie, insert_movie, list_movies, update_movie
 
-__all__ = ["MAX_LENGTH", "YEARS", "InvalidMovie", "create_blueprint", "validate"]
+__all__ = [
+    "EDITOR_ROLE",
+    "MAX_LENGTH",
+    "YEARS",
+    "InvalidMovie",
+    "create_blueprint",
+    "json_body",
+    "validate",
+    "writers",
+]
 
+#: The app's own role (``roles`` table) that may write, as the editor group may.
+EDITOR_ROLE = "editor"
 #: Longest string accepted in any field.
 MAX_LENGTH = 500
 #: Years accepted for ``published``.
@@ -68,9 +80,9 @@ class InvalidMovie(BadRequest):
 
 
 def create_blueprint(editor_group: str) -> Blueprint:
-    """The API's routes, with writing reserved to members of ``editor_group``."""
+    """The API's routes, with writing reserved to ``editor_group`` and the editor role."""
     api = Blueprint("movies", __name__, url_prefix="/api")
-    editor = requires(HasAttribute("groups", editor_group))
+    editor = requires(writers(editor_group))
 
     @api.get("/movies")
     @login_required
@@ -93,14 +105,14 @@ def create_blueprint(editor_group: str) -> Blueprint:
     @api.post("/movies")
     @editor
     def create() -> tuple[Response, int, dict[str, str]]:
-        fields = validate(_json_body(), partial=False)
+        fields = validate(json_body(), partial=False)
         created = insert_movie(get_db(), fields, _user())
         return jsonify(created), 201, {"Location": url_for(".movie", movie_id=created["id"])}
 
     @api.put(_MOVIE)
     @editor
     def update(movie_id: int) -> Response:
-        changes = validate(_json_body(), partial=True)
+        changes = validate(json_body(), partial=True)
         return _found(update_movie(get_db(), movie_id, changes, _user()), movie_id)
 
     @api.delete(_MOVIE)
@@ -121,6 +133,11 @@ def create_blueprint(editor_group: str) -> Blueprint:
         return jsonify(identity.to_dict())
 
     return api
+
+
+def writers(editor_group: str) -> Requirement:
+    """Who may create, change and delete movies: ``editor_group``, or the editor role."""
+    return AnyOf(HasAttribute("groups", editor_group), HasRole(EDITOR_ROLE))
 
 
 def validate(data: object, *, partial: bool) -> dict[str, Any]:
@@ -179,7 +196,8 @@ def _year(value: object) -> int:
     return year
 
 
-def _json_body() -> object:
+def json_body() -> object:
+    """The request's JSON body: 415 unless it is JSON, 400 unless it parses."""
     if not request.is_json:
         raise UnsupportedMediaType("the body must be JSON (Content-Type: application/json)")
     try:

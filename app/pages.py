@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from shibwsgi.authz import HasAttribute
 from shibwsgi.flask import get_identity
 
 from .db import get_db, list_movies
+from .movies import writers
 
 __all__ = ["blueprint"]
 
@@ -18,7 +18,7 @@ blueprint = Blueprint("pages", __name__)
 def home() -> str:
     """Public: anonymous visitors get a sign-in prompt instead of the movie list."""
     identity = get_identity()
-    editor = HasAttribute("groups", current_app.config["EDITOR_GROUP"])
+    editor = writers(current_app.config["EDITOR_GROUP"])
     return render_template(
         "home.html",
         identity=identity,

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import coldstart, fullstack, inprocess, memory, report, scaling
+from . import coldstart, fullstack, inprocess, memory, report, scaling, signed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         _progress("in-process cases")
         results["inprocess"] = inprocess.run(
             folder, repeat=options.repeat, target=options.target_seconds, progress=_progress
+        )
+        results["signed"] = signed.run(
+            repeat=options.repeat, target=options.target_seconds, progress=_progress
         )
         _progress("attribute size scaling")
         results["scaling"] = scaling.run(

@@ -7,6 +7,7 @@ one place that answers a refusal (login redirect, 401 or 403)::
     rules = Rules([
         Rule("/health", Public()),
         Rule("/admin", HasAttribute("groups", "movie-admins")),
+        Rule("/roles", HasRole("admin")),
         Rule("/movies", HasAttribute("groups", "movie-editors"), methods=["POST", "PUT"]),
         Rule("/", LoggedIn()),
     ])
@@ -35,6 +36,7 @@ __all__ = [
     "AnyOf",
     "Check",
     "HasAttribute",
+    "HasRole",
     "LoggedIn",
     "Public",
     "Requirement",
@@ -118,6 +120,26 @@ class HasAttribute(Requirement):
             return f"{self.name!r} = {self.values[0]!r}"
         listed = ", ".join(repr(value) for value in self.values)
         return f"{self.name!r} in ({listed})"
+
+
+@dataclass(frozen=True, init=False)
+class HasRole(Requirement):
+    """The identity holds any of the role ``names`` (from the ``roles=`` hook: ``identity.roles``)."""
+
+    names: tuple[str, ...]
+
+    def __init__(self, *names: str) -> None:
+        if not names or not all(isinstance(name, str) and name for name in names):
+            raise ConfigError(_SETTING, f"HasRole needs one or more non-empty role names, got {names!r}")
+        object.__setattr__(self, "names", names)
+
+    def allows(self, identity: Identity | None) -> bool:
+        return identity is not None and not set(identity.roles).isdisjoint(self.names)
+
+    def describe(self) -> str:
+        if len(self.names) == 1:
+            return f"role {self.names[0]!r}"
+        return f"one of the roles {', '.join(repr(name) for name in self.names)}"
 
 
 @dataclass(frozen=True)

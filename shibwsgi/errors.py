@@ -60,5 +60,26 @@ class EncodingMismatchError(RequestError):
     shibwsgi disagree (for example ``OIDCPassClaimsAs ... base64url`` against the default)."""
 
 
+class InvalidAssertionError(RequestError):
+    """A signed identity assertion (JWT) did not verify: no identity at all (401)."""
+
+    status = 401
+    title = "Unauthorized"
+
+
+class KeysUnavailableError(RequestError):
+    """The front end's signing keys cannot be fetched and no cached key fits (503)."""
+
+    status = 503
+    title = "Service Unavailable"
+
+
 class SessionError(ShibwsgiError):
     """A session store failed or refused a session (raised at login time)."""
+
+
+class RolesError(RequestError):
+    """The application's roles hook failed, hung or returned something that is not roles (503)."""
+
+    status = 503
+    title = "Service Unavailable"

@@ -18,6 +18,7 @@ class Identity:
 
     ``attributes`` maps the application's attribute names to tuples of values.
     ``expires_at`` is when the front end's own session ends, when it says so.
+    ``roles`` come from the application's own data (the ``roles=`` hook), sorted.
     """
 
     user: str
@@ -28,11 +29,13 @@ class Identity:
     authenticated_at: datetime | None = None
     expires_at: datetime | None = None
     dropped: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         frozen = MappingProxyType({name: tuple(values) for name, values in self.attributes.items()})
         object.__setattr__(self, "attributes", frozen)
         object.__setattr__(self, "dropped", tuple(self.dropped))
+        object.__setattr__(self, "roles", tuple(sorted(set(self.roles))))
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of attribute ``name``, or ``default``."""
@@ -50,6 +53,7 @@ class Identity:
             "authenticated_at": _format_time(self.authenticated_at),
             "expires_at": _format_time(self.expires_at),
             "dropped": list(self.dropped),
+            "roles": list(self.roles),
         }
 
     @classmethod
@@ -66,6 +70,7 @@ class Identity:
                 authenticated_at=_parse_time(data.get("authenticated_at")),
                 expires_at=_parse_time(data.get("expires_at")),
                 dropped=_texts(data.get("dropped") or ()),
+                roles=_texts(data.get("roles") or ()),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a serialised Identity: {exc}") from exc

@@ -1,12 +1,14 @@
 """The WSGI middleware: wires the request path, in one direction.
 
-profile -> trust gate -> parser (decode, map, Identity) -> session -> rules -> app.
+profile -> trust gate -> parser (decode, map, Identity) -> roles -> session -> rules -> app.
 Option validation lives in :mod:`shibwsgi.options`, the session, login and
-logout flows in :mod:`shibwsgi.flows`.
+logout flows in :mod:`shibwsgi.flows`, the roles hook in :mod:`shibwsgi.roles` and
+the answer to nginx's ``auth_request`` in :mod:`shibwsgi.auth_request`.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -14,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
+from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
 from .authz import Rule, Rules, deny
 from .cookies import DEFAULT_CACHE_ENTRIES
-from .errors import ConfigError, RequestError, SessionError
-from .flows import Flows, adding, session_binding
+from .errors import ConfigError, InvalidAssertionError, RequestError, SessionError
+from .flows import Flows, Header, adding, session_binding
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
 from .logs import log_refusal
@@ -36,12 +39,15 @@ from .options import (
 )
 from .parsing import IdentityParser
 from .profiles import Profile, get_profile
+from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
 from .settings import parse_settings
-from .trust import CHANNELS, DEFAULT_SECRET_HEADER, TrustGate, parse_networks
+from .trust import CHANNELS, DEFAULT_SECRET_HEADER, SIGNED, TrustGate, parse_networks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .assertions import AssertionVerifier
 
 __all__ = ["ENVIRON_KEY", "LOGIN_PATH_KEY", "SSOMiddleware"]
 
@@ -96,13 +102,27 @@ class SSOMiddleware:
         rules: Iterable[Rule] = (),
         identity_cache_bytes: int = DEFAULT_IDENTITY_CACHE_BYTES,
         cookie_cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        roles: RolesHook | None = None,
+        roles_ttl: int = DEFAULT_ROLES_TTL,
+        roles_timeout: float = DEFAULT_ROLES_TIMEOUT,
+        auth_path: str | None = None,
+        auth_headers: Mapping[str, str] = DEFAULT_AUTH_HEADERS,
+        assertion_header: str | None = None,
+        jwks_url: str | None = None,
+        jwks: Mapping[str, Any] | str | None = None,
+        issuer: str | None = None,
+        audience: str | Iterable[str] | None = None,
+        algorithms: str | Iterable[str] | None = None,
+        leeway: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
-        self.channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
+        channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
+        # A signed profile reads its assertion header whatever the channel: the signature is the trust.
+        self.channel = SIGNED if self.profile.signed else channel
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
@@ -133,10 +153,23 @@ class SSOMiddleware:
             key_names=self.parser.key_names(),
             max_bytes=non_negative("identity_cache_bytes", identity_cache_bytes),
         )
+        self.verifier = _verifier(
+            self.profile,
+            user=user_sources,
+            assertion_header=assertion_header,
+            jwks_url=jwks_url,
+            jwks=jwks,
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            leeway=leeway,
+        )
+        self._parse_claims = functools.partial(self.parser.parse, {})
+        signed_keys = {self.verifier.key} if self.profile.signed and self.verifier else set()
         self.gate = TrustGate(
             channel=self.channel,
-            variables=self.parser.variable_names(),
-            read_keys=self.parser.read_keys(),
+            variables={*self.parser.variable_names(), *self.profile.companions, *signed_keys},
+            read_keys=signed_keys or self.parser.read_keys(),
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
@@ -145,6 +178,9 @@ class SSOMiddleware:
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)
         self.rules = rules if isinstance(rules, Rules) else Rules(rules)
+        self.roles = (
+            None if roles is None else RolesResolver(roles, ttl=roles_ttl, timeout=roles_timeout, clock=clock)
+        )
         self.sessions, self.cookie = session_binding(
             session,
             secret_key,
@@ -165,10 +201,13 @@ class SSOMiddleware:
             login_path=self.login_path,
             profile_name=self.profile.name,
         )
+        self.auth_path = endpoint_path("auth_path", auth_path)
+        auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {
-                "login_path": (self.login_path, self.flows.login),
+                "login_path": (self.login_path, self._login),
                 "logout_path": (self.logout_path, self.flows.logout),
+                "auth_path": (self.auth_path, auth),
             }
         )
 
@@ -203,8 +242,7 @@ class SSOMiddleware:
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 return endpoint(environ, start_response, front)
-            # Stateless (the whole-site style): nothing to bind, the common request.
-            identity, headers = (front, []) if self.sessions is None else self.flows.resolve(environ, front)
+            identity, headers = self._resolve(environ, front)
         except RequestError as exc:
             log_refusal(environ, exc.status, exc.log_message)
             expose(environ, None)
@@ -228,7 +266,36 @@ class SSOMiddleware:
         """Scrub ``environ`` and return the front end's identity in it, if any."""
         if not self.gate.admit(environ):
             return None
-        return self.memo.parse(environ)
+        if self.verifier is None:
+            return self.memo.parse(environ)
+        if self.profile.signed:
+            # Claims are all a signed profile reads: the identity is memoised with the token.
+            return self.verifier.verified(environ, self._parse_claims)
+        claims = self.verifier.claims(environ)
+        identity = self.parser.parse(environ, claims)
+        if identity is not None and claims is None:
+            raise InvalidAssertionError(
+                "the front end's signed ID token is missing",
+                log_message=f"{self.verifier.key} is missing while a user is present: set "
+                "OIDCPassIDTokenAs serialized (or remove jwks_url)",
+            )
+        return identity
+
+    def _resolve(
+        self, environ: WSGIEnvironment, front: Identity | None
+    ) -> tuple[Identity | None, list[Header]]:
+        # roles -> session: a session keeps the roles its identity had when it started.
+        if front is not None and self.roles is not None:
+            front = self.roles.with_roles(front)
+        return self.flows.resolve(environ, front)
+
+    def _login(
+        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
+    ) -> Iterable[bytes]:
+        # Logging in again is how a user picks up changed roles: never the cached answer.
+        if front is not None and self.roles is not None:
+            front = self.roles.with_roles(front, fresh=True)
+        return self.flows.login(environ, start_response, front)
 
 
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:
@@ -238,6 +305,16 @@ def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:
         environ.pop("REMOTE_USER", None)
     else:
         environ["REMOTE_USER"] = identity.user
+
+
+def _verifier(profile: Profile, **options: Any) -> AssertionVerifier | None:
+    """The signed-assertion verifier, when the profile is signed or assertion options are set."""
+    assertion_options = ("assertion_header", "jwks_url", "jwks", "issuer", "audience", "algorithms")
+    if not profile.signed and all(options[name] is None for name in assertion_options):
+        return None
+    from .assertions import build_verifier  # PyJWT is an optional dependency
+
+    return build_verifier(profile, **options)
 
 
 def _endpoints(settings: Mapping[str, tuple[str | None, Endpoint]]) -> dict[str, Endpoint]:

@@ -117,15 +117,20 @@ class IdentityParser:
         session = self._variable_keys.get("session_id")
         return (*keys, *([session] if session else []))
 
-    def parse(self, environ: Environ) -> Identity | None:
-        """Return the identity in ``environ``, ``None`` when there is no user."""
+    def parse(self, environ: Environ, verified: Mapping[str, Any] | None = None) -> Identity | None:
+        """Return the identity in ``environ``, ``None`` when there is no user.
+
+        ``verified``: claims of a signed assertion, read before anything else.
+        """
         try:
-            return self._parse(environ)
+            return self._parse(environ, verified)
         except UndecodableValue as exc:
             raise self._mismatch(f"a front-end variable is {exc}") from None
 
-    def _parse(self, environ: Environ) -> Identity | None:
+    def _parse(self, environ: Environ, verified: Mapping[str, Any] | None) -> Identity | None:
         claims = self._json_claims(environ)
+        if verified is not None:
+            claims = {**claims, **verified} if claims else dict(verified)
         user_source, user = self._user(environ, claims)
         if user is None:
             return None

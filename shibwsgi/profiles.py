@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from .decoding import ENCODINGS
 from .errors import ConfigError
@@ -57,6 +58,14 @@ class Profile:
     from a claim (looked up like an attribute), keyed by a name in ``STANDARD_FIELDS``.
     ``owned_prefixes``: variable-name prefixes that belong to the front end; client
     headers that look like them are removed in the environ channel.
+    ``algorithms``: a signed front end: identity comes from a JWT verified with these
+    (asymmetric) algorithms, in ``assertion_header``, against the keys at ``jwks_url``
+    (``{kid}`` in it: one PEM key per kid), from ``issuer``; see :mod:`shibwsgi.assertions`.
+    ``audience_field``: the JWT header field that must equal the audience, instead of
+    the ``aud`` claim (AWS ALB: ``signer``, the load balancer's ARN).
+    ``companions``: headers the front end sends unsigned next to the assertion, always
+    removed from the environ. ``id_token_variable``: a server variable holding the
+    provider's signed ID token, verified when ``jwks_url`` is configured.
     ``login_url`` / ``logout_url``: templates with ``{target}`` (or ``{target_path}``) /
     ``{return_to}`` (or ``{return_path}``); see :class:`~shibwsgi.frontend_urls.FrontEndURLs`.
     ``encodes_remote_user``: ``REMOTE_USER`` is sent in ``encoding`` too (the Shibboleth SP
@@ -84,6 +93,18 @@ class Profile:
     login_url: str | None = None
     logout_url: str | None = None
     encodes_remote_user: bool = False
+    algorithms: tuple[str, ...] = ()
+    assertion_header: str | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience_field: str | None = None
+    companions: tuple[str, ...] = ()
+    id_token_variable: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        """True when identity comes from a signed assertion, not from plain variables."""
+        return bool(self.algorithms)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -93,9 +114,10 @@ class Profile:
                 raise ConfigError(setting, f"{encoding!r} is not one of {', '.join(ENCODINGS)}")
         if self.json_shape not in JSON_SHAPES:
             raise ConfigError("json_shape", f"{self.json_shape!r} is not one of {', '.join(JSON_SHAPES)}")
-        if not self.prefixes and not self.json_variables and not self.source_variables:
+        if not (self.prefixes or self.json_variables or self.source_variables or self.signed):
             raise ConfigError(
-                "prefixes", "a profile without prefixes reads json_variables or source_variables"
+                "prefixes",
+                "a profile without prefixes reads json_variables, source_variables or a signed assertion",
             )
         if self.delimiter == "":
             raise ConfigError("delimiter", "use None for single-valued variables, not ''")
@@ -124,6 +146,57 @@ _SHIBBOLETH_VARIABLES = {
     "authenticated_at": "Shib-Authentication-Instant",
     "expires_at": "Shib-Session-Expires",
 }
+
+#: Signed front ends: claims come from a verified JWT, never from other variables.
+_JWT_CLAIMS = {"provider": "iss", "session_id": "sid", "expires_at": "exp", "authenticated_at": "auth_time"}
+_OAUTH2_PROXY_HEADERS = tuple(
+    f"X-Forwarded-{name}" for name in ("User", "Email", "Groups", "Preferred-Username", "Access-Token")
+)
+
+
+def _signed(name: str, header: str | None, algorithms: tuple[str, ...], **fields: Any) -> Profile:
+    return Profile(
+        name=name,
+        prefixes=(),
+        delimiter=None,
+        user=("sub",),
+        claims=_JWT_CLAIMS,
+        assertion_header=header,
+        algorithms=algorithms,
+        **fields,
+    )
+
+
+SIGNED_PROFILES = (
+    _signed("jwt", None, ("RS256", "ES256")),
+    _signed("pomerium", "X-Pomerium-Jwt-Assertion", ("ES256",), owned_prefixes=("X-Pomerium-",)),
+    _signed(
+        "iap",
+        "X-Goog-Iap-Jwt-Assertion",
+        ("ES256",),
+        jwks_url="https://www.gstatic.com/iap/verify/public_key-jwk",
+        issuer="https://cloud.google.com/iap",
+        owned_prefixes=("X-Goog-Authenticated-User-",),
+    ),
+    _signed("cloudflare-access", "Cf-Access-Jwt-Assertion", ("RS256",), owned_prefixes=("Cf-Access-",)),
+    _signed(
+        "aws-alb",
+        "X-Amzn-Oidc-Data",
+        ("ES256",),
+        audience_field="signer",
+        owned_prefixes=("X-Amzn-Oidc-",),
+    ),
+    _signed(
+        "oauth2-proxy-jwt",
+        "Authorization",
+        ("RS256",),
+        companions=_OAUTH2_PROXY_HEADERS,
+        owned_prefixes=("X-Auth-Request-",),
+        login_url="/oauth2/start?rd={target_path}",
+        logout_url="/oauth2/sign_out?rd={return_path}",
+    ),
+    _signed("authentik-jwt", "X-authentik-jwt", ("RS256",), owned_prefixes=("X-Authentik-",)),
+)
 
 PROFILES: Mapping[str, Profile] = MappingProxyType(
     {
@@ -161,6 +234,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 claims={"provider": "iss", "session_id": "sid", "authenticated_at": "auth_time"},
                 owned_prefixes=("OIDC_", "OIDC-"),
                 logout_url="/login/redirect_uri?logout={return_to}",
+                id_token_variable="OIDC_id_token",  # noqa: S106 (a variable name)
             ),
             Profile(
                 name="mellon",
@@ -246,6 +320,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
             ),
         )
     }
+    | {profile.name: profile for profile in SIGNED_PROFILES}
 )
 
 

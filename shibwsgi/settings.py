@@ -70,6 +70,34 @@ def optional_path(value: str) -> str | None:
     return None if value.lower() in ("", "none", "off") else value
 
 
+def number(text: str) -> float:
+    """A number of seconds, whole or not (``2.5``)."""
+    return float(text.strip())
+
+
+def function(text: str) -> Any:
+    """A function named ``module:function``, imported now (the roles hook)."""
+    from .roles import load_hook
+
+    return load_hook(text)
+
+
+def headers(text: str) -> dict[str, str]:
+    """``Header=source`` entries, separated by commas or white space; ``none`` for no headers.
+
+    Example: ``X-Auth-Request-Email=email X-Auth-Request-Groups=groups``.
+    """
+    if text.strip().lower() == "none":
+        return {}
+    result = {}
+    for entry in words(text):
+        name, equals, source = entry.partition("=")
+        if not equals or not name or not source:
+            raise ValueError(f"{entry!r} is not Header=source")
+        result[name] = source
+    return result
+
+
 def store(value: str) -> Any:
     """A session store URL (see :func:`shibwsgi.sessions.store_from_url`)."""
     from .sessions import store_from_url
@@ -102,6 +130,18 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOGOUT_URL": ("logout_url", text),
     "IDENTITY_CACHE_BYTES": ("identity_cache_bytes", integer),
     "COOKIE_CACHE_ENTRIES": ("cookie_cache_entries", integer),
+    "ROLES": ("roles", function),
+    "ROLES_TTL": ("roles_ttl", integer),
+    "ROLES_TIMEOUT": ("roles_timeout", number),
+    "AUTH_PATH": ("auth_path", optional_path),
+    "AUTH_HEADERS": ("auth_headers", headers),
+    "ASSERTION_HEADER": ("assertion_header", text),
+    "JWKS_URL": ("jwks_url", text),
+    "JWKS": ("jwks", text),
+    "ISSUER": ("issuer", text),
+    "AUDIENCE": ("audience", words),
+    "ALGORITHMS": ("algorithms", words),
+    "LEEWAY": ("leeway", integer),
 }
 
 

@@ -4,7 +4,9 @@ In the ``environ`` channel identity comes only from server variables, and every
 client header that could pass for one of them is deleted before the app runs.
 In the ``headers`` channel identity headers are believed only from a trusted
 proxy (and, optionally, only with its shared secret); from anyone else they
-are deleted and the request is anonymous.
+are deleted and the request is anonymous. In the ``signed`` channel the
+assertion header is kept for verification (its signature is the trust; with
+``trusted_proxies``, only from those peers) and every other lookalike goes.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = ["CHANNELS", "DEFAULT_SECRET_HEADER", "TrustGate"]
 log = logging.getLogger("shibwsgi")
 
 CHANNELS = ("environ", "headers")
+#: The channel of signed profiles (chosen by the profile, not by the ``channel`` option).
+SIGNED = "signed"
 DEFAULT_SECRET_HEADER = "X-Shibwsgi-Proxy-Secret"  # noqa: S105 (a header name, not a secret)
 
 #: Headers that downstream code commonly trusts as "the user": always scrubbed
@@ -79,7 +83,9 @@ class TrustGate:
         names = {*variables, *COMMON_IDENTITY_HEADERS}
         self._lookalike_keys = frozenset(channel_key(name, "headers") for name in names)
         self._lookalike_prefixes = tuple(channel_key(prefix, "headers") for prefix in owned_prefixes)
-        self._read_keys = frozenset(read_keys) if channel == "headers" else frozenset()
+        self._read_keys = frozenset(read_keys) if channel != "environ" else frozenset()
+        # A signed assertion needs no trusted peer; listed proxies still narrow who may send it.
+        self._any_peer = channel == SIGNED and not trusted_proxies
         self._warned: set[str] = set()
         self._warned_lock = threading.Lock()
         # Keys found harmless; the second set adds the identity keys a trusted proxy may send.
@@ -100,7 +106,7 @@ class TrustGate:
             self._scrub(environ)
             return True
         peer = str(environ.get("REMOTE_ADDR", ""))
-        if self._peer_trusted(peer) and self._secret_matches(presented_secret):
+        if (self._any_peer or self._peer_trusted(peer)) and self._secret_matches(presented_secret):
             self._scrub(environ, from_proxy=True)
             return True
         if self._scrub(environ):

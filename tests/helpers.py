@@ -22,6 +22,25 @@ def echo_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     return [data]
 
 
+class Clock:
+    """A clock for the middleware's ``clock=`` option that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def mojibake(text: str) -> str:
     """UTF-8 text as a WSGI server hands it over (PEP 3333: bytes decoded as latin-1)."""
     return text.encode("utf-8").decode("latin-1")
+
+
+#: A roles table for :func:`table_roles`: user -> role names.
+ROLES_TABLE: dict[str, list[str]] = {}
+
+
+def table_roles(identity: Identity) -> list[str]:
+    """A roles hook importable by name (``SHIBWSGI_ROLES=tests.helpers:table_roles``)."""
+    return ROLES_TABLE.get(identity.user, [])

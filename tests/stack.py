@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import os
 import re
 import secrets
@@ -21,8 +22,9 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
+import requests
 from support import apt_install, free_port, require_pip_program, require_program, unavailable, wait_for_port
 
 if TYPE_CHECKING:
@@ -110,6 +112,14 @@ def shared_directory(prefix: str) -> Iterator[Path]:
 class TLS:
     cert: Path
     key: Path
+
+
+def https_client(tls: TLS) -> requests.Session:
+    """A fresh client (no cookies) trusting ``tls``'s certificate, ignoring REQUESTS_CA_BUNDLE & co."""
+    session = requests.Session()
+    session.trust_env = False
+    session.verify = str(tls.cert)
+    return session
 
 
 def common_variables(tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:
@@ -215,12 +225,46 @@ def running_uwsgi(folder: Path, app_source: str | None, **variables: str) -> Ite
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    with listening(process, port, log):
+        yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
+
+
+@dataclass(frozen=True)
+class Redis:
+    url: str  # redis://127.0.0.1:<port>/0
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def running_redis(folder: Path, port: int | None = None, *, persist: bool = False) -> Iterator[Redis]:
+    """A throwaway redis-server on 127.0.0.1 (``port`` or a free one), its files in ``folder``.
+
+    With ``persist`` it saves its data when stopped and loads it when started again in
+    the same folder, as a production server configured to save does.
+    """
+    program = require_program("redis-server", "redis-server")
+    port = port or free_port()
+    log = folder / f"redis-{port}.log"
+    command = [program, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    command += ["--save", "3600 1" if persist else "", "--appendonly", "no"]
+    with log.open("ab") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
+    with listening(process, port, log):
+        yield Redis(f"redis://127.0.0.1:{port}/0", port, log, process)
+
+
+@contextlib.contextmanager
+def listening(process: subprocess.Popen[bytes], port: int, log: Path) -> Iterator[None]:
+    """Wait until ``process`` listens on ``port`` (its ``log`` in the error if it never does);
+    stop it at exit."""
     try:
         try:
             wait_for_port(port, process=process)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}\n{log.read_text(errors='replace')}") from exc
-        yield Uwsgi(f"127.0.0.1:{port}", port, log, process)
+        yield
     finally:
         stop(process)
 
@@ -304,16 +348,21 @@ def nginx_variables(
     }
 
 
-def write_nginx_config(root: Path, variables: Mapping[str, str]) -> Path:
+def write_nginx_config(
+    root: Path, variables: Mapping[str, str], template: str = "nginx-oauth2-proxy.conf"
+) -> Path:
+    """``template`` (a file in apache/) rendered with ``variables`` into ``root``/nginx.conf."""
     config = root / "nginx.conf"
-    config.write_text(render((CONFIGS / "nginx-oauth2-proxy.conf").read_text(), variables))
+    config.write_text(render((CONFIGS / template).read_text(), variables))
     return config
 
 
 @contextlib.contextmanager
-def running_nginx(root: Path, variables: Mapping[str, str]) -> Iterator[None]:
+def running_nginx(
+    root: Path, variables: Mapping[str, str], template: str = "nginx-oauth2-proxy.conf"
+) -> Iterator[None]:
     nginx = require_program("nginx", "nginx")
-    config = write_nginx_config(root, variables)
+    config = write_nginx_config(root, variables, template)
     command = [nginx, "-p", f"{root}/", "-c", str(config), "-e", "stderr", "-g", "daemon off;"]
     with serving(command, root, int(variables["HTTPS_PORT"]), host=variables["LISTEN_ADDRESS"]):
         yield
@@ -349,6 +398,11 @@ class FakeOAuth2Proxy(BaseHTTPRequestHandler):
     oauth2-proxy does: the ``rd`` parameter, else the X-Auth-Request-Redirect header, else
     "/", each only if it is a local path or an http(s) URL on one of ``allowed_domains``
     (--whitelist-domain: ``host``, ``host:port``, ``host:*`` or ``.domain``).
+
+    The provider is ``https://idp.invalid``, which nothing answers, unless ``sign_in_page``:
+    then /oauth2/start goes to /oauth2/sign_in, a page with one button per user standing in
+    for the provider's login, whose POST to /oauth2/callback sets the cookie and sends the
+    browser back, as the real callback does.
     """
 
     def __init__(
@@ -356,11 +410,13 @@ class FakeOAuth2Proxy(BaseHTTPRequestHandler):
         *args: Any,
         users: Mapping[str, Mapping[str, str]],
         allowed_domains: Sequence[str],
+        sign_in_page: bool = False,
         **kwargs: Any,
     ) -> None:
         # Before super().__init__(), which handles the request.
         self.users = users
         self.allowed_domains = allowed_domains
+        self.sign_in_page = sign_in_page
         super().__init__(*args, **kwargs)
 
     def do_GET(self) -> None:
@@ -373,12 +429,47 @@ class FakeOAuth2Proxy(BaseHTTPRequestHandler):
                 self.answer(401)
         elif url.path == "/oauth2/start":
             back = self.app_redirect(url.query)
-            self.answer(302, {"Location": f"https://idp.invalid/authorize?rd={back}"})
+            if self.sign_in_page:
+                self.answer(302, {"Location": f"/oauth2/sign_in?{urlencode({'rd': back})}"})
+            else:
+                self.answer(302, {"Location": f"https://idp.invalid/authorize?rd={back}"})
+        elif url.path == "/oauth2/sign_in" and self.sign_in_page:
+            self.show_sign_in(self.app_redirect(url.query))
         elif url.path == "/oauth2/sign_out":
             expired = f"{OAUTH2_PROXY_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure"
             self.answer(302, {"Location": self.app_redirect(url.query), "Set-Cookie": expired})
         else:
             self.answer(404)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        user = form.get("user", [""])[0]
+        if urlsplit(self.path).path != "/oauth2/callback" or not self.sign_in_page:
+            self.answer(404)
+            return
+        if user not in self.users:
+            self.answer(403)
+            return
+        back = self.app_redirect(urlencode({"rd": form.get("rd", [""])[0]}))
+        cookie = f"{OAUTH2_PROXY_COOKIE}={user}; Path=/; HttpOnly; Secure; SameSite=Lax"
+        self.answer(302, {"Location": back, "Set-Cookie": cookie})
+
+    def show_sign_in(self, back: str) -> None:
+        buttons = "".join(
+            f'<button type="submit" name="user" value="{html.escape(user)}">Sign in as {html.escape(user)}</button>'
+            for user in self.users
+        )
+        page = (
+            '<!doctype html><html><head><meta charset="utf-8"><title>Sign in</title></head><body>'
+            f'<h1>Sign in</h1><form method="post" action="/oauth2/callback">'
+            f'<input type="hidden" name="rd" value="{html.escape(back)}">{buttons}</form></body></html>'
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     def session_user(self) -> str | None:
         try:
@@ -424,10 +515,15 @@ class FakeOAuth2Proxy(BaseHTTPRequestHandler):
 
 @contextlib.contextmanager
 def running_fake_oauth2_proxy(
-    users: Mapping[str, Mapping[str, str]] = OAUTH2_PROXY_USERS, allowed_domains: Sequence[str] = ()
+    users: Mapping[str, Mapping[str, str]] = OAUTH2_PROXY_USERS,
+    allowed_domains: Sequence[str] = (),
+    *,
+    sign_in_page: bool = False,
 ) -> Iterator[str]:
     """A FakeOAuth2Proxy on 127.0.0.1; yields its ``host:port`` (nginx's OAUTH2_PROXY)."""
-    handler = functools.partial(FakeOAuth2Proxy, users=users, allowed_domains=allowed_domains)
+    handler = functools.partial(
+        FakeOAuth2Proxy, users=users, allowed_domains=allowed_domains, sign_in_page=sign_in_page
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -81,9 +81,13 @@ def test_bad_profile_raises(fields: dict[str, Any]) -> None:
 
 
 def test_every_builtin_profile_builds() -> None:
+    from shibwsgi.testing.signed import TestSigner
+
+    signed = {"jwks": TestSigner().jwks, "audience": "app"}
     for name, profile in PROFILES.items():
         proxies = ["127.0.0.1"] if profile.channel == "headers" else []
-        assert SSOMiddleware(echo_app, profile=name, trusted_proxies=proxies).profile.name == name
+        options = {**signed, "assertion_header": profile.assertion_header or "X-A"} if profile.signed else {}
+        assert SSOMiddleware(echo_app, profile=name, trusted_proxies=proxies, **options).profile.name == name
 
 
 def test_custom_profile() -> None:

@@ -24,6 +24,7 @@ from stack import (
     APACHE_MODULES,
     CONFIGS,
     FRONT_ENDS,
+    REPO,
     TLS,
     Uwsgi,
     apache_variables,
@@ -377,8 +378,9 @@ def test_mellon_lazy_passes_anonymous_requests_and_protects_login(
 # --- nginx + oauth2-proxy --------------------------------------------------------------------
 
 
-def test_nginx_template_documents_every_placeholder() -> None:
-    text = (CONFIGS / "nginx-oauth2-proxy.conf").read_text()
+@pytest.mark.parametrize("template", ["nginx-oauth2-proxy.conf", "nginx-auth-request.conf"])
+def test_nginx_template_documents_every_placeholder(template: str) -> None:
+    text = (CONFIGS / template).read_text()
     header = comment_header(text)
     placeholders = set(re.findall(r"@([A-Z0-9_]+)@", without_comments(text)))
     assert placeholders
@@ -388,11 +390,24 @@ def test_nginx_template_documents_every_placeholder() -> None:
     assert not re.findall(r"@([A-Z0-9_]+)@", header)
 
 
-@pytest.mark.parametrize("protection", ["site", "lazy"])
-def test_nginx_config_passes_syntax_check(protection: str, server_root: Path, tls: TLS) -> None:
+@pytest.mark.parametrize(
+    ("template", "protection"),
+    [
+        ("nginx-oauth2-proxy.conf", "site"),
+        ("nginx-oauth2-proxy.conf", "lazy"),
+        ("nginx-auth-request.conf", "lazy"),
+    ],
+)
+def test_nginx_config_passes_syntax_check(
+    template: str, protection: str, server_root: Path, tls: TLS
+) -> None:
     nginx = require_program("nginx", "nginx")
-    variables = nginx_variables(tls, protection, f"127.0.0.1:{free_port()}", "127.0.0.1:3031")
-    config = write_nginx_config(server_root, variables)
+    variables = {
+        **nginx_variables(tls, protection, f"127.0.0.1:{free_port()}", "127.0.0.1:3031"),
+        "STATIC_ROOT": str(REPO / "app" / "static"),  # nginx-auth-request.conf's own
+        "AUTH_PATH": "/_auth",
+    }
+    config = write_nginx_config(server_root, variables, template)
     result = subprocess.run(
         [nginx, "-t", "-p", f"{server_root}/", "-c", str(config), "-e", "stderr"],
         capture_output=True,

@@ -23,6 +23,8 @@ NGINX_VARIABLES = {
     "UWSGI_SOCKET": "127.0.0.1:3031",
     "OAUTH2_PROXY": "127.0.0.1:4180",
     "PROXY_SECRET": "a-long-shared-secret-value",
+    "STATIC_ROOT": "/opt/movies/app/static",
+    "AUTH_PATH": "/_auth",
 }
 SHIBBOLETH = {"SHIBWSGI_PROFILE": "shibboleth"}
 LAZY = {
@@ -160,6 +162,19 @@ DEBIAN_MODULES = {
             id="nginx oauth2-proxy headers",
         ),
         pytest.param(
+            Case(
+                nginx=shipped("nginx-auth-request.conf"),
+                uwsgi=shipped("uwsgi.ini"),
+                settings={
+                    **HEADERS,
+                    "SHIBWSGI_SESSION": "memory:",
+                    "SHIBWSGI_SECRET_KEY": "k" * 32,
+                    "SHIBWSGI_AUTH_PATH": "/_auth",
+                },
+            ),
+            id="nginx auth_request to shibwsgi (only the cookie reaches the auth endpoint)",
+        ),
+        pytest.param(
             Case(apache=shipped("shibboleth.conf"), uwsgi=shipped("uwsgi.ini")), id="no settings given"
         ),
         pytest.param(
@@ -283,6 +298,16 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
         ),
         pytest.param(
             Case(
+                nginx=edited("nginx-auth-request.conf", "uwsgi_pass_request_headers off;", ""),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            ERROR,
+            None,
+            id="nginx auth_request endpoint receives the client's identity headers",
+        ),
+        pytest.param(
+            Case(
                 nginx=edited(
                     "nginx-oauth2-proxy.conf",
                     "location /login {",
@@ -332,14 +357,14 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             Case(apache=edited("shibboleth.conf", "    ProxyPass /Shibboleth.sso !", "")),
             "handler-proxied",
             ERROR,
-            "ProxyPass / uwsgi",
+            "ProxyPass / ${SHIBWSGI_APP}/",
             id="Shibboleth handler proxied to the app",
         ),
         pytest.param(
             Case(apache=edited("mellon.conf", "    ProxyPass /mellon !", "")),
             "handler-proxied",
             ERROR,
-            "ProxyPass / uwsgi",
+            "ProxyPass / ${SHIBWSGI_APP}/",
             id="mellon endpoints proxied to the app",
         ),
         pytest.param(
@@ -449,7 +474,7 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             Case(
                 apache=edited(
                     "shibboleth.conf",
-                    "ProxyPass / uwsgi://${UWSGI_SOCKET}/",
+                    "ProxyPass / ${SHIBWSGI_APP}/",
                     "ProxyPass / http://127.0.0.1:8000/",
                 ),
                 settings=SHIBBOLETH,
@@ -463,13 +488,13 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             Case(
                 apache=edited(
                     "shibboleth.conf",
-                    "ProxyPass / uwsgi://${UWSGI_SOCKET}/",
-                    "ProxyPass / uwsgi://10.0.0.5:3031/",
+                    "Define SHIBWSGI_APP uwsgi://${UWSGI_SOCKET}",
+                    "Define SHIBWSGI_APP uwsgi://10.0.0.5:3031",
                 )
             ),
             "socket-beyond-loopback",
             WARNING,
-            "10.0.0.5",
+            "ProxyPass / ${SHIBWSGI_APP}/",  # where the Define'd address is used
             id="apache proxies to a uwsgi socket off loopback",
         ),
         pytest.param(

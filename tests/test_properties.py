@@ -28,7 +28,8 @@ TEXT = st.text(
     min_size=1,
     max_size=40,
 )
-USER = TEXT.filter(str.isprintable)
+# A user id is one printable value with nothing lost in decoding (U+FFFD marks a loss).
+USER = TEXT.filter(lambda text: text.isprintable() and "\ufffd" not in text)
 VALUES = st.lists(TEXT, min_size=1, max_size=8)
 
 LOSSLESS = [
@@ -69,7 +70,10 @@ def test_lossless_formats_round_trip(user: str, values: list[str], case: Any) ->
 
 
 @settings(max_examples=60, deadline=None)
-@given(user=USER, values=st.lists(TEXT.filter(lambda v: "," not in v), min_size=1, max_size=8))
+@given(
+    user=USER.filter(lambda u: "," not in u),  # a comma would make it several values: refused
+    values=st.lists(TEXT.filter(lambda v: "," not in v), min_size=1, max_size=8),
+)
 def test_comma_joined_lists_round_trip_without_commas(user: str, values: list[str]) -> None:
     environ = environ_for("oauth2-proxy", user, {"groups": values}, channel="headers") | {
         "REMOTE_ADDR": "127.0.0.1"

@@ -15,7 +15,7 @@ from webtest import TestApp
 from shibwsgi import Attribute, SessionError, SSOMiddleware
 from shibwsgi.sessions import MemoryStore
 from shibwsgi.testing import environ_for
-from tests.helpers import echo_app
+from tests.helpers import Clock, echo_app
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
@@ -23,17 +23,9 @@ HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
 START = 1_795_400_000.0
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(START)
 
 
 @pytest.fixture

@@ -19,15 +19,27 @@ def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
     for block in blocks:
         for passing in block.get("uwsgi_pass"):
             findings += _upstream(passing.args[0] if passing.args else "", upstreams, passing.where)
-            if app is not None and app.channel == "headers":
+            if app is not None and app.channel == "headers" and _passes_client_headers(block, "uwsgi"):
                 findings += _headers(block, app, "uwsgi_param", str.upper)
         auth_service = any(d.args[:1] == ("off",) for d in block.get("auth_request"))
-        if block.get("proxy_pass") and app is not None and app.channel == "headers" and not auth_service:
+        if (
+            block.get("proxy_pass")
+            and app is not None
+            and app.channel == "headers"
+            and not auth_service
+            and _passes_client_headers(block, "proxy")
+        ):
             findings += _headers(block, app, "proxy_set_header", _header_key)
     if app is not None and app.sessions and app.cookie_secure:
         for server in (b for b in blocks if b.name == "server"):
             findings += _plain_http(server)
     return findings
+
+
+def _passes_client_headers(block: Block, module: str) -> bool:
+    """False where ``<module>_pass_request_headers off`` keeps every client header back."""
+    setting = block.inherited(f"{module}_pass_request_headers")
+    return not (setting and setting[-1].args[:1] == ("off",))
 
 
 def _header_key(name: str) -> str:

@@ -6,7 +6,18 @@ development switch.
 
 from __future__ import annotations
 
+from typing import Any
+
 from .environ import environ_for
 from .frontend import SAMPLE_USERS, DevFrontEnd
 
-__all__ = ["SAMPLE_USERS", "DevFrontEnd", "environ_for"]
+__all__ = ["SAMPLE_USERS", "DevFrontEnd", "TestSigner", "environ_for"]
+
+
+def __getattr__(name: str) -> Any:
+    # TestSigner needs PyJWT (the jwt extra): imported on first use only.
+    if name == "TestSigner":
+        from .signed import TestSigner
+
+        return TestSigner
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,10 +8,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from ..parsing import channel_key
 from ..profiles import REMOTE_USER, Profile, get_profile
+
+if TYPE_CHECKING:
+    from .signed import TestSigner
 
 __all__ = ["environ_for"]
 
@@ -33,6 +37,7 @@ def environ_for(
     authenticated_at: datetime | None = None,
     expires_at: datetime | None = None,
     id_token: bool = False,
+    signer: TestSigner | None = None,
 ) -> dict[str, str]:
     """Return the environ entries ``profile``'s front end would set for ``user``.
 
@@ -44,8 +49,13 @@ def environ_for(
     encode it. ``channel`` defaults to the profile's: ``"headers"`` gives the
     ``HTTP_*`` keys a proxy's request headers arrive as. ``id_token`` adds
     mod_auth_openidc's ``OIDC_id_token_payload`` JSON.
+    A signed profile (``pomerium``, ``iap`` ...) needs ``signer``, a
+    :class:`~shibwsgi.testing.signed.TestSigner`: the environ then holds its
+    signed assertion with ``attributes`` as claims.
     """
     spec = get_profile(profile)
+    if spec.signed:
+        return _signed_environ(spec, user, attributes, signer, session_id=session_id, expires_at=expires_at)
     if encoding is not None:
         spec = replace(spec, encoding=encoding)
     if prefix is not None:
@@ -79,6 +89,37 @@ def environ_for(
     if id_token:
         builder.json("OIDC_id_token_payload", values)
     return builder.environ
+
+
+def _signed_environ(
+    profile: Profile,
+    user: str,
+    attributes: Mapping[str, str | Iterable[str]] | None,
+    signer: TestSigner | None,
+    *,
+    session_id: str | None,
+    expires_at: datetime | None,
+) -> dict[str, str]:
+    if signer is None or profile.assertion_header is None:
+        raise ValueError(
+            f"profile {profile.name!r} is signed: pass signer=TestSigner() (and use a profile with a header)"
+        )
+    extra: dict[str, Any] = {
+        source: value if isinstance(value, str | Mapping) else list(value)  # nested claims stay objects
+        for source, value in (attributes or {}).items()
+    }
+    if session_id is not None:
+        extra["sid"] = session_id
+    if expires_at is not None:
+        extra["exp"] = int(expires_at.timestamp())
+    claims = signer.claims(user, extra)
+    headers = {}
+    if profile.audience_field is not None:
+        headers[profile.audience_field] = claims.pop("aud")
+    token = signer.sign(claims, headers=headers, padded=profile.audience_field is not None)
+    if profile.assertion_header.lower() == "authorization":
+        token = "Bearer " + token
+    return {channel_key(profile.assertion_header, "headers"): token}
 
 
 class _Builder:

@@ -28,6 +28,7 @@ from stack import (
     TLS,
     Uwsgi,
     apache_variables,
+    https_client,
     require_apache,
     running_apache,
     running_uwsgi,
@@ -73,10 +74,7 @@ class ShibSite:
 
     def client(self) -> requests.Session:
         """A fresh client (no cookies) trusting the test certificate, ignoring REQUESTS_CA_BUNDLE & co."""
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(self.tls.cert)
-        return session
+        return https_client(self.tls)
 
 
 @pytest.fixture(scope="session")

@@ -98,9 +98,16 @@ class Stack:
 
 @contextlib.contextmanager
 def movie_stack(
-    tls: TLS, oauth2_proxy: str, folder: Path, proxy_secret: str | None = None
+    tls: TLS,
+    oauth2_proxy: str,
+    folder: Path,
+    proxy_secret: str | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
-    """The movie app under uWSGI (2 workers, plus a plain-HTTP socket) behind nginx."""
+    """The movie app under uWSGI (2 workers, plus a plain-HTTP socket) behind nginx.
+
+    ``overrides``: app settings (``SHIBWSGI_*``) replacing the oauth2-proxy headers channel's.
+    """
     http_port = free_port()
     settings = {
         "UWSGI_PROCESSES": "2",
@@ -112,6 +119,7 @@ def movie_stack(
     }
     if proxy_secret is not None:
         settings["SHIBWSGI_PROXY_SECRET"] = proxy_secret
+    settings.update(overrides or {})
     with (
         running_uwsgi(folder, None, **settings) as uwsgi,
         watching(uwsgi.log),

@@ -1,0 +1,210 @@
+"""Roles from the application's own data: the ``roles=`` hook, its cache and its time limit.
+
+The hook receives the verified :class:`~shibwsgi.identity.Identity` and returns role
+names (any iterable of strings); they become ``identity.roles``. It runs in its own
+thread under a time limit: raising, hanging past the limit or returning anything but
+role names answers 503, so a request never goes on with roles the hook did not return.
+Answers are cached per user and attributes for ``ttl`` seconds.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Any, NamedTuple
+
+from .errors import ConfigError, RolesError
+from .identity import Identity
+
+__all__ = [
+    "DEFAULT_ROLES_TIMEOUT",
+    "DEFAULT_ROLES_TTL",
+    "RolesHook",
+    "RolesResolver",
+    "load_hook",
+]
+
+log = logging.getLogger("shibwsgi")
+
+RolesHook = Callable[[Identity], Iterable[str]]
+
+#: Seconds a hook's answer is reused for the same user and attributes.
+DEFAULT_ROLES_TTL = 60
+#: Seconds the hook may take; a database lookup takes milliseconds, a hung one forever.
+DEFAULT_ROLES_TIMEOUT = 5.0
+#: Answers beyond these are not role lists but a bug (a whole table, a blob).
+MAX_ROLES = 1000
+MAX_ROLE_LENGTH = 256
+#: Identities whose roles are kept per process; the cache is emptied when full.
+CACHE_SIZE = 4096
+#: Lookups running at once per process. Past it the hook is hanging: fail at once
+#: instead of starting yet another thread that will hang too.
+MAX_RUNNING = 16
+
+_Key = tuple[str, str, str | None, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+class _Entry(NamedTuple):
+    asked_at: float
+    roles: tuple[str, ...]
+    # The last identity given these roles, and the result: the same front-end login comes
+    # back on every request, and comparing is far cheaper than building a new Identity.
+    source: Identity
+    result: Identity
+
+
+class RolesResolver:
+    """Adds the hook's roles to identities: cached for ``ttl`` seconds, bounded by ``timeout``."""
+
+    def __init__(
+        self,
+        hook: RolesHook,
+        *,
+        ttl: int = DEFAULT_ROLES_TTL,
+        timeout: float = DEFAULT_ROLES_TIMEOUT,
+        clock: Callable[[], float],
+    ) -> None:
+        if not callable(hook):
+            raise ConfigError("roles", f"expected a function identity -> role names, got {hook!r}")
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
+            raise ConfigError("roles_ttl", f"must be a whole number of seconds (0: no caching), not {ttl!r}")
+        if (
+            isinstance(timeout, bool)
+            or not isinstance(timeout, (int, float))
+            or not math.isfinite(timeout)
+            or timeout <= 0
+        ):
+            raise ConfigError("roles_timeout", f"must be a positive number of seconds, not {timeout!r}")
+        self.hook = hook
+        self.name = _name(hook)
+        self.ttl = ttl
+        self.timeout = float(timeout)
+        self.clock = clock
+        self._cache: dict[_Key, _Entry] = {}
+        self._running = threading.BoundedSemaphore(MAX_RUNNING)
+
+    def __repr__(self) -> str:
+        return f"<RolesResolver hook={self.name} ttl={self.ttl} timeout={self.timeout:g}>"
+
+    def with_roles(self, identity: Identity, *, fresh: bool = False) -> Identity:
+        """``identity`` with the hook's roles; ``fresh`` asks the hook even when cached.
+
+        Raises :class:`~shibwsgi.errors.RolesError` when the hook fails.
+        """
+        key = _key(identity)
+        now = self.clock()
+        cached = None if fresh else self._cache.get(key)
+        if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
+            if cached.source == identity:
+                return cached.result
+            asked_at, roles = cached.asked_at, cached.roles
+        else:
+            asked_at, roles = now, self._ask(identity)
+        result = identity if roles == identity.roles else replace(identity, roles=roles)
+        if self.ttl:
+            if len(self._cache) >= CACHE_SIZE and key not in self._cache:
+                self._cache.clear()
+            self._cache[key] = _Entry(asked_at, roles, identity, result)
+        return result
+
+    def _ask(self, identity: Identity) -> tuple[str, ...]:
+        if not self._running.acquire(blocking=False):
+            raise self._failure(
+                "is still busy",
+                f"{MAX_RUNNING} calls to the roles hook {self.name} are still running: it hangs "
+                "(a database that does not answer?); refusing more until they finish",
+            )
+        outcome: list[Any] = []
+        finished = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(_checked(self.hook(identity)))
+            except BaseException as exc:  # reported to the waiting request, whatever it is
+                outcome.append(exc)
+            finally:
+                self._running.release()
+                finished.set()
+
+        # A daemon thread: one that hangs forever must not keep the process from exiting.
+        threading.Thread(target=run, name="shibwsgi-roles", daemon=True).start()
+        if not finished.wait(self.timeout):
+            raise self._failure(
+                "did not answer in time",
+                f"the roles hook {self.name} did not answer within {self.timeout:g} s "
+                "(roles_timeout): is its database reachable?",
+            )
+        (result,) = outcome
+        if isinstance(result, _NotRoles):
+            raise self._failure(
+                "returned something that is not roles", f"the roles hook {self.name} {result}"
+            )
+        if isinstance(result, BaseException):
+            log.error("the roles hook %s raised an exception", self.name, exc_info=result)
+            raise self._failure(
+                "failed",
+                f"the roles hook {self.name} raised {type(result).__name__}: {result}",
+            )
+        roles: tuple[str, ...] = result
+        return roles
+
+    def _failure(self, what: str, log_message: str) -> RolesError:
+        return RolesError(
+            f"the user's roles could not be looked up: the application's roles hook {what}; "
+            "try again later (the server log says more)",
+            log_message=log_message,
+        )
+
+
+class _NotRoles(Exception):
+    """What a hook returned cannot be role names (the message says why)."""
+
+
+def _checked(answer: object) -> tuple[str, ...]:
+    if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
+        raise _NotRoles(f"returned {type(answer).__name__}, not an iterable of role names")
+    roles = set()
+    for role in answer:
+        if not isinstance(role, str):
+            raise _NotRoles(f"returned a role name that is {type(role).__name__}, not a string")
+        if not role or not role.isprintable() or len(role) > MAX_ROLE_LENGTH:
+            raise _NotRoles(
+                f"returned a role name that is empty, longer than {MAX_ROLE_LENGTH} characters "
+                "or holds control characters"
+            )
+        roles.add(role)
+        if len(roles) > MAX_ROLES:
+            raise _NotRoles(f"returned more than {MAX_ROLES} roles")
+    return tuple(sorted(roles))
+
+
+def _key(identity: Identity) -> _Key:
+    # Not the session id nor the times: the same person with the same attributes has the same roles.
+    return (identity.user, identity.profile, identity.provider, tuple(identity.attributes.items()))
+
+
+def _name(hook: object) -> str:
+    module = getattr(hook, "__module__", None)
+    qualname = getattr(hook, "__qualname__", None)
+    return f"{module}:{qualname}" if module and qualname else repr(hook)
+
+
+def load_hook(reference: str) -> RolesHook:
+    """The function named ``module:function`` (``package.module:Class.method`` works too)."""
+    module_name, colon, attribute = reference.strip().partition(":")
+    if not colon or not module_name or not attribute:
+        raise ValueError(f"{reference!r} is not module:function")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load {reference!r}: {exc}") from None
+    if not callable(found):
+        raise ValueError(f"{reference!r} is {type(found).__name__}, not a function")
+    hook: RolesHook = found
+    return hook

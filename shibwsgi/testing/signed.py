@@ -1,0 +1,110 @@
+"""A stand-in for a signing front end: a throwaway key pair, its JWKS and its tokens.
+
+For tests only (needs the ``jwt`` extra)::
+
+    signer = TestSigner()
+    app = SSOMiddleware(inner, profile="pomerium", jwks=signer.jwks,
+                        issuer=signer.issuer, audience=signer.audience)
+    TestApp(app).get("/", extra_environ=environ_for("pomerium", "alice", signer=signer))
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+__all__ = ["TestSigner"]
+
+
+class TestSigner:
+    """Signs JWTs the way a front end does, with a key made on the spot (ES256 or RS256).
+
+    ``jwks`` is the public key set to give the middleware (``jwks=``) or to serve
+    at a ``jwks_url``; ``public_pem`` is the one-key PEM that AWS ALB serves per ``kid``.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        algorithm: str = "ES256",
+        *,
+        kid: str | None = None,
+        issuer: str = "https://issuer.example.org",
+        audience: str = "https://app.example.org",
+    ) -> None:
+        if algorithm not in ("ES256", "RS256"):
+            raise ValueError("TestSigner makes ES256 or RS256 keys")
+        self.algorithm = algorithm
+        self.kid = kid or secrets.token_hex(8)
+        self.issuer = issuer
+        self.audience = audience
+        self.private_key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+            ec.generate_private_key(ec.SECP256R1())
+            if algorithm == "ES256"
+            else rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        )
+
+    def __repr__(self) -> str:
+        return f"TestSigner(algorithm={self.algorithm!r}, kid={self.kid!r})"
+
+    @property
+    def jwk(self) -> dict[str, Any]:
+        """The public key as a JWK."""
+        algorithm = jwt.get_algorithm_by_name(self.algorithm)
+        key: dict[str, Any] = json.loads(algorithm.to_jwk(self.private_key.public_key()))
+        return {**key, "kid": self.kid, "alg": self.algorithm, "use": "sig"}
+
+    @property
+    def jwks(self) -> dict[str, Any]:
+        """The public key set (``{"keys": [...]}``)."""
+        return {"keys": [self.jwk]}
+
+    @property
+    def public_pem(self) -> bytes:
+        """The public key in PEM, as AWS ALB serves it at ``.../<kid>``."""
+        return self.private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    def claims(
+        self, user: str, extra: Mapping[str, Any] | None = None, *, lifetime: int = 300
+    ) -> dict[str, Any]:
+        """Standard claims for ``user`` (``sub``, ``iss``, ``aud``, ``iat``, ``exp``, ``sid``) plus ``extra``."""
+        now = int(time.time())
+        standard = {
+            "sub": user,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + lifetime,
+            "sid": secrets.token_hex(8),
+        }
+        return {**standard, **(extra or {})}
+
+    def sign(
+        self,
+        claims: Mapping[str, Any],
+        *,
+        headers: Mapping[str, Any] | None = None,
+        padded: bool = False,
+    ) -> str:
+        """A compact JWS of ``claims``; ``padded``: base64 with ``=`` padding, signed that way (AWS ALB)."""
+        header = {"alg": self.algorithm, "kid": self.kid, "typ": "JWT", **(headers or {})}
+        if not padded:
+            return jwt.encode(dict(claims), self.private_key, algorithm=self.algorithm, headers=header)
+        signing_input = f"{_padded(header)}.{_padded(claims)}"
+        signature = jwt.get_algorithm_by_name(self.algorithm).sign(signing_input.encode(), self.private_key)
+        return f"{signing_input}.{base64.urlsafe_b64encode(signature).decode()}"
+
+
+def _padded(document: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(dict(document)).encode()).decode()
