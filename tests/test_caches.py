@@ -16,8 +16,8 @@ from shibwsgi.lru import BoundedLRU
 from shibwsgi.memo import DEFAULT_MAX_BYTES
 from shibwsgi.sessions import MemoryStore, SQLiteStore
 from shibwsgi.testing import environ_for
-from tests.helpers import echo_app
-from tests.test_session_flows import START, Clock
+from tests.helpers import Clock, echo_app
+from tests.test_session_flows import START
 
 KEY = "k" * 32
 OLD_KEY = "o" * 32
@@ -328,7 +328,7 @@ def signing_time(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
 def test_session_ended_on_another_worker_ends_here_at_the_next_request(
     tmp_path: Path, signing_time: Callable[[float], None]
 ) -> None:
-    clock = Clock()
+    clock = Clock(START)
     store = SQLiteStore(tmp_path / "sessions.sqlite3", clock=clock)
     one, two = _lazy(store, clock), _lazy(store, clock)
     cookie = _log_in(one, "alice@example.org")
@@ -340,7 +340,7 @@ def test_session_ended_on_another_worker_ends_here_at_the_next_request(
 
 
 def test_a_retired_key_stops_validating_whatever_was_cached(signing_time: Callable[[float], None]) -> None:
-    clock = Clock()
+    clock = Clock(START)
     store = MemoryStore(clock=clock)
     cookie = _log_in(_lazy(store, clock, secret_key=OLD_KEY), "alice@example.org")
     rotated = _lazy(store, clock, secret_key=[OLD_KEY, KEY])
@@ -351,7 +351,7 @@ def test_a_retired_key_stops_validating_whatever_was_cached(signing_time: Callab
 
 
 def test_a_cached_cookie_still_expires(signing_time: Callable[[float], None]) -> None:
-    clock = Clock()
+    clock = Clock(START)
     store = MemoryStore(clock=clock)
     app = _lazy(store, clock, absolute_timeout=3600, idle_timeout=3600)
     cookie = _log_in(app, "alice@example.org")
@@ -364,7 +364,7 @@ def test_a_cached_cookie_still_expires(signing_time: Callable[[float], None]) ->
 
 
 def test_a_cached_session_still_times_out_in_the_store(signing_time: Callable[[float], None]) -> None:
-    clock = Clock()
+    clock = Clock(START)
     app = _lazy(MemoryStore(clock=clock), clock, idle_timeout=600)
     cookie = _log_in(app, "alice@example.org")
     assert _who(app, cookie) == "alice@example.org"
@@ -373,7 +373,7 @@ def test_a_cached_session_still_times_out_in_the_store(signing_time: Callable[[f
 
 
 def test_a_tampered_cookie_is_not_served_from_the_cache(signing_time: Callable[[float], None]) -> None:
-    clock = Clock()
+    clock = Clock(START)
     app = _lazy(MemoryStore(clock=clock), clock)
     cookie = _log_in(app, "alice@example.org")
     assert _who(app, cookie) == "alice@example.org"
@@ -384,7 +384,7 @@ def test_a_tampered_cookie_is_not_served_from_the_cache(signing_time: Callable[[
 
 
 def test_the_user_switch_still_happens_with_everything_cached(signing_time: Callable[[float], None]) -> None:
-    clock = Clock()
+    clock = Clock(START)
     app = _lazy(MemoryStore(clock=clock), clock)
     cookie = _log_in(app, "alice@example.org")
     for _ in range(2):
