@@ -32,7 +32,7 @@ demo: $(BIN)/.installed
 	DEMO_PORT=$(DEMO_PORT) exec setpriv --pdeathsig TERM -- $(BIN)/uwsgi --ini app/demo-uwsgi.ini
 
 # Benchmarks, not part of the test suite: prints a table, writes bench/results/latest.{json,txt}.
-# Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~3 minutes.
+# Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~4 minutes.
 bench: $(BIN)/.installed
 	$(BIN)/python -m bench
 

@@ -1,7 +1,10 @@
 """Benchmarks for shibwsgi: ``make bench`` or ``python -m bench`` (not part of the test suite).
 
-- :mod:`bench.inprocess`: cost per request in-process, against bare, ProxyFix and Flask baselines.
+- :mod:`bench.inprocess`: cost per request in-process, against bare, ProxyFix and Flask baselines,
+  with the caches warm (steady state) and off (first sight).
 - :mod:`bench.scaling`: how that cost grows with the size of a multi-valued attribute.
+- :mod:`bench.memory`: what the caches hold with 2,000 users of 64 KB each.
+- :mod:`bench.coldstart`: a new interpreter's import, construction and first request.
 - :mod:`bench.fullstack`: Apache + mod_proxy_uwsgi + uWSGI throughput, bare vs protected.
 - :mod:`bench.report`: the targets, the table and ``bench/results/latest.{json,txt}``.
 """

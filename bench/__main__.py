@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import fullstack, inprocess, report, scaling, signed
+from . import coldstart, fullstack, inprocess, memory, report, scaling, signed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -28,8 +28,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--target-seconds", type=float, default=0.2, help="seconds per repetition, sets N (0.2)"
     )
-    parser.add_argument("--duration", type=float, default=4.0, help="seconds per full-stack load run (4)")
-    parser.add_argument("--rounds", type=int, default=5, help="full-stack rounds over all targets (5)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per full-stack load run (3)")
+    parser.add_argument("--rounds", type=int, default=10, help="full-stack rounds over all targets (10)")
     parser.add_argument("--connections", type=int, default=16, help="concurrent connections (16)")
     parser.add_argument(
         "--threads", type=int, default=1, help="wrk threads (1: leave the cores to the server)"
@@ -39,7 +39,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if options.quick:
         options.repeat, options.target_seconds = 3, 0.03
-        options.duration, options.rounds = 1.0, 1
+        options.duration, options.rounds = 1.0, 2
     return options
 
 
@@ -77,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
         results["scaling"] = scaling.run(
             repeat=options.repeat, target=options.target_seconds, progress=_progress
         )
+        _progress("cache memory: 2,000 users with 64 KB each")
+        results["memory"] = memory.run(progress=_progress)
+        _progress("cold start")
+        results["cold_start"] = coldstart.run(runs=3 if options.quick else 5, progress=_progress)
         if not options.no_fullstack:
             _progress("full stack: Apache + mod_proxy_uwsgi + uWSGI")
             stack = folder / "fullstack"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .environs import DISPLAY_NAME, USER, groups
-from .servers import ROOT, Server, find_program, free_ports, install_if_root, start, wait_for_port
+from .servers import ROOT, Server, find_program, free_ports, install_if_root, pinned, start, wait_for_port
 
 __all__ = ["TARGETS", "Target", "run"]
 
@@ -40,6 +40,9 @@ UWSGI_PROCESSES = 4
 BUFFER_SIZE = 65535
 PATH = "/api/me"
 GROUP_COUNT = 10
+#: The load generator runs on one CPU, Apache and uWSGI on the other: the servers then
+#: compete only with each other, and throughput measures their CPU time per request.
+LOAD_CPU, SERVER_CPU = 0, 1
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,13 @@ def _uwsgi(target: Target, folder: Path, port: int) -> Server:
         "--disable-logging",
         "--die-on-term",
     ]
-    return start(f"uwsgi {target.key}", argv, log=folder / f"uwsgi-{target.key}.log", env=env, cwd=folder)
+    return start(
+        f"uwsgi {target.key}",
+        pinned(argv, SERVER_CPU),
+        log=folder / f"uwsgi-{target.key}.log",
+        env=env,
+        cwd=folder,
+    )
 
 
 def _check(target: Target, port: int) -> None:
@@ -207,7 +216,7 @@ class Driver:
         seconds = max(1, round_up(duration))
         if self.tool == "wrk":
             argv = [self.program, f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s"]
-            output = _output([*argv, "-s", str(self.script), url], timeout=seconds + 60)
+            output = _output(pinned([*argv, "-s", str(self.script), url], LOAD_CPU), timeout=seconds + 60)
             match = re.search(r"^BENCH (\d+) (\d+) (\d+) (\d+) (\d+)$", output, re.MULTILINE)
             if match is None:
                 raise RuntimeError(f"unexpected wrk output:\n{output}")
@@ -217,7 +226,7 @@ class Driver:
                 target, round_number, requests, elapsed, requests / elapsed, p50 / 1e3, p99 / 1e3, errors
             )
         argv = [self.program, "-q", "-k", "-c", str(self.connections), "-t", str(seconds), "-n", "100000000"]
-        output = _output([*argv, url], timeout=seconds + 60)
+        output = _output(pinned([*argv, url], LOAD_CPU), timeout=seconds + 60)
         numbers = {
             name: float(_search(pattern, output))
             for name, pattern in {
@@ -325,7 +334,9 @@ def run(
         conf = folder / "httpd.conf"
         conf.write_text(_apache_conf(folder, ports, backends))
         httpd = start(
-            "apache2", [apache, "-d", str(folder), "-f", str(conf), "-DFOREGROUND"], log=folder / "apache.out"
+            "apache2",
+            pinned([apache, "-d", str(folder), "-f", str(conf), "-DFOREGROUND"], SERVER_CPU),
+            log=folder / "apache.out",
         )
         stack.callback(httpd.stop)
         for port in ports.values():
@@ -394,9 +405,16 @@ def _summarise(
                 strict=True,
             )
         ]
+        q1, _, q3 = (
+            statistics.quantiles(per_round, n=4, method="inclusive")
+            if len(per_round) > 1
+            else [per_round[0]] * 3
+        )
         ratios[key] = {
             "ratio_of_medians": targets[key]["requests_per_second"] / bare,
             "median_per_round": statistics.median(per_round),
+            "q1_per_round": q1,
+            "q3_per_round": q3,
             "per_round": per_round,
         }
     return {
@@ -410,6 +428,10 @@ def _summarise(
             "socket": "tcp 127.0.0.1",
         },
         "driver": driver.describe(),
+        "pinning": {
+            "load_generator": pinned(["load"], LOAD_CPU)[:-1] or "not pinned",
+            "servers": pinned(["servers"], SERVER_CPU)[:-1] or "not pinned",
+        },
         "path": PATH,
         "duration_seconds": duration,
         "rounds": rounds,

@@ -1,8 +1,11 @@
 """In-process cost per request: baselines, shibwsgi per profile, with a session, over headers.
 
-Every case is the same loop (:func:`bench.timing.wsgi_loop`): a copy of a prepared
+Every case is the same loop (:func:`bench.timing.wsgi_loop`): a freshly built
 environ, a call of the WSGI callable with a no-op ``start_response``, the body
 consumed and closed. What a case costs beyond the bare app is its overhead.
+Each shibwsgi case runs twice: with its caches (the steady state: the same user
+sends the same bytes again) and with them switched off (every request is a
+first sight: parse, verify, look up).
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ __all__ = ["bare_app", "check_identity", "derive", "flask_hello", "run"]
 SECRET_KEY = "bench-secret-key-0123456789abcdef"
 
 BARE, PROXYFIX, FLASK = "baseline:bare", "baseline:proxyfix", "baseline:flask"
+#: Prefix of the key of a case's uncached twin.
+FIRST = "first:"
+#: Middleware options that switch every cache off.
+UNCACHED = {"identity_cache_bytes": 0, "cookie_cache_entries": 0}
 
 
 def bare_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -82,8 +89,8 @@ def check_identity(
     return identity, cookies
 
 
-def _stateless(case: ProfileCase) -> tuple[Case, dict[str, Any]]:
-    middleware = SSOMiddleware(bare_app, **case.options())
+def _stateless(case: ProfileCase, cached: bool) -> tuple[Case, dict[str, Any], SSOMiddleware]:
+    middleware = SSOMiddleware(bare_app, **case.options(), **({} if cached else UNCACHED))
     environ = case.environ()
     identity, _ = check_identity(middleware, environ, case.user)
     if set(identity.attributes) != set(case.attributes):
@@ -97,20 +104,37 @@ def _stateless(case: ProfileCase) -> tuple[Case, dict[str, Any]]:
         "values": sum(len(values) for values in identity.attributes.values()),
         "environ_keys": len(environ),
     }
-    return Case(f"stateless:{case.key}", case.label, wsgi_loop(middleware, environ)), info
+    key = ("" if cached else FIRST) + f"stateless:{case.key}"
+    return Case(key, case.label, wsgi_loop(middleware, environ)), info, middleware
 
 
-def _lazy_session(key: str, label: str, store: SessionStore) -> tuple[Case, dict[str, Any]]:
+def _lazy_session(
+    key: str, label: str, store: SessionStore, cached: bool
+) -> tuple[Case, dict[str, Any], SSOMiddleware]:
     """The lazy style: log in once on the login path, then time requests carrying only the cookie."""
     case = PROFILE_CASES[0]
-    middleware = SSOMiddleware(bare_app, **case.options(), session=store, secret_key=SECRET_KEY)
+    options = {} if cached else UNCACHED
+    middleware = SSOMiddleware(bare_app, **case.options(), session=store, secret_key=SECRET_KEY, **options)
     pair = _log_in(middleware, case.environ(path=middleware.login_path or "/login"))
     environ = cgi_environ(cookie=f"{COOKIES}; {pair}")
     identity, cookies = check_identity(middleware, environ)
     if cookies or set(identity.attributes) != set(case.attributes):
         raise RuntimeError(f"{key}: the session did not give back the identity quietly ({cookies!r})")
     info = {"store": repr(store), "cookie_bytes": len(pair), "attributes": len(case.attributes)}
-    return Case(f"session:{key}", label, wsgi_loop(middleware, environ)), info
+    case_key = ("" if cached else FIRST) + f"session:{key}"
+    return Case(case_key, label, wsgi_loop(middleware, environ)), info, middleware
+
+
+def cache_bytes(middleware: SSOMiddleware) -> dict[str, int]:
+    """What the middleware's caches hold (estimated bytes, entries)."""
+    sizes = {
+        "identity_cache_bytes": middleware.memo.size,
+        "identity_cache_entries": len(middleware.memo.entries),
+    }
+    if middleware.cookie is not None:
+        sizes["cookie_cache_bytes"] = middleware.cookie.verified.size
+        sizes["cookie_cache_entries"] = len(middleware.cookie.verified)
+    return sizes
 
 
 def _log_in(middleware: SSOMiddleware, environ: WSGIEnvironment) -> str:
@@ -161,9 +185,15 @@ def run(
     ]
     info: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
-    for profile_case in (*PROFILE_CASES, HEADERS_WITH_SECRET):
-        case, info[f"stateless:{profile_case.key}"] = _stateless(profile_case)
+    middlewares: dict[str, SSOMiddleware] = {}
+
+    def add(built: tuple[Case, dict[str, Any], SSOMiddleware]) -> None:
+        case, info[case.key], middlewares[case.key] = built
         cases.append(case)
+
+    for profile_case in (*PROFILE_CASES, HEADERS_WITH_SECRET):
+        for cached in (True, False):
+            add(_stateless(profile_case, cached))
 
     with contextlib.ExitStack() as stack:
         stores: list[tuple[str, str, SessionStore]] = [
@@ -184,20 +214,24 @@ def run(
                 stack.callback(redis_store.close)
                 stores.append(("redis", "RedisStore (lazy: cookie only)", redis_store))
         for key, label, store in stores:
-            case, info[f"session:{key}"] = _lazy_session(key, label, store)
-            cases.append(case)
+            for cached in (True, False):
+                add(_lazy_session(key, label, store, cached))
         timings = measure(cases, repeat=repeat, target=target, progress=progress)
 
     results: dict[str, Any] = {}
     for key, timing in timings.items():
-        entry = {"group": key.split(":")[0], **timing.as_dict(), **info.get(key, {})}
+        entry = {"group": key.removeprefix(FIRST).split(":")[0], **timing.as_dict(), **info.get(key, {})}
+        entry["cached"] = key in middlewares and not key.startswith(FIRST)
+        if key in middlewares:
+            entry["caches"] = cache_bytes(middlewares[key])
         if key != BARE:
             entry.update(derive(timings, key))
         results[key] = entry
     for key, reason in skipped.items():
-        results[key] = {
-            "group": key.split(":")[0],
-            "label": "RedisStore (lazy: cookie only)",
-            "skipped": reason,
-        }
+        for prefix in ("", FIRST):
+            results[prefix + key] = {
+                "group": key.split(":")[0],
+                "label": "RedisStore (lazy: cookie only)",
+                "skipped": reason,
+            }
     return {"repeat": repeat, "target_seconds_per_repetition": target, "cases": results}

@@ -72,7 +72,7 @@ def versions() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Target:
-    """One goal from issue 6, with what was measured; ``met`` is ``None`` when not measured."""
+    """One goal from issue 10, with what was measured; ``met`` is ``None`` when not measured."""
 
     name: str
     measured: str
@@ -86,120 +86,165 @@ def _percent(value: float) -> str:
     return f"{value:.1f} %"
 
 
+def _overhead(entry: Mapping[str, Any]) -> str:
+    return (
+        f"{_us(entry['overhead_seconds'])} us = {entry['times_proxyfix_overhead']:.2f}x ProxyFix, "
+        f"{_percent(entry['percent_of_flask'])} of Flask"
+    )
+
+
+def _info(name: str, measured: str) -> Target:
+    return Target(name, measured, None, None, 0, note="info")
+
+
 def targets(results: Mapping[str, Any]) -> list[Target]:
-    """Check each target against the measured figures (never adjusting either)."""
+    """Check each target against the measured figures (never adjusting either).
+
+    The per-request targets are judged on the steady state (caches warm: the same
+    user sending the same bytes again); first-sight figures are shown beside them.
+    """
     found: list[Target] = []
     cases = results.get("inprocess", {}).get("cases", {})
-    shib = cases.get("stateless:shibboleth")
-    if shib:
-        proxyfix = cases["baseline:proxyfix"]["overhead_seconds"]
-        flask = cases["baseline:flask"]["median_seconds"]
-        times = shib["times_proxyfix_overhead"]
-        found.append(
-            Target(
-                "stateless overhead <= 2x ProxyFix's (shibboleth, 5 attributes)",
-                f"{times:.1f}x ({_us(shib['overhead_seconds'])} vs {_us(proxyfix)} us)",
-                times <= 2,
-                times,
-                2,
-            )
-        )
-        percent = shib["percent_of_flask"]
-        found.append(
-            Target(
-                "stateless overhead <= 5 % of a Flask hello-world request",
-                f"{_percent(percent)} ({_us(shib['overhead_seconds'])} of {_us(flask)} us)",
-                percent <= 5,
-                percent,
-                5,
-            )
-        )
-        others = [
-            entry
-            for key, entry in cases.items()
-            if key.startswith("stateless:") and "overhead_seconds" in entry
-        ]
-        times_all = [entry["times_proxyfix_overhead"] for entry in others]
-        percent_all = [entry["percent_of_flask"] for entry in others]
-        found.append(
-            Target(
-                "  (all stateless profiles, for information)",
-                f"{min(times_all):.1f}-{max(times_all):.1f}x ProxyFix, "
-                f"{min(percent_all):.0f}-{max(percent_all):.0f} % of Flask",
-                None,
-                None,
-                0,
-                note="info",
-            )
-        )
-    for key, name, limit in (
-        ("session:sqlite", "SQLite session path <= 25 % of a Flask hello-world", 25.0),
-        ("session:redis", "Redis session path <= 35 % of a Flask hello-world", 35.0),
-    ):
-        entry = cases.get(key)
+    found += _stateless_targets(cases)
+    for store, limit in (("memory", 10.0), ("sqlite", 15.0), ("redis", 20.0)):
+        entry = cases.get(f"session:{store}")
+        name = f"lazy session, {store}: overhead <= {limit:g} % of a Flask hello world"
         if entry is None:
             continue
         if "skipped" in entry:
             found.append(Target(name, entry["skipped"], None, None, limit))
             continue
         percent = entry["percent_of_flask"]
+        first = cases[f"first:session:{store}"]
         found.append(
             Target(
                 name,
-                f"{_percent(percent)} ({_us(entry['overhead_seconds'])} us)",
+                f"{_percent(percent)} ({_us(entry['overhead_seconds'])} us; first sight "
+                f"{_percent(first['percent_of_flask'])})",
                 percent <= limit,
                 percent,
                 limit,
             )
         )
-    scaling = results.get("scaling")
-    if scaling:
-        ratio = scaling["ratio_large_to_small"]
-        small = scaling["sizes"][str(scaling["small_groups"])]
-        large = scaling["sizes"][str(scaling["large_groups"])]
+    found += _scaling_targets(results.get("scaling"))
+    found += _memory_targets(results.get("memory"))
+    found += _fullstack_targets(results.get("fullstack"))
+    cold = results.get("cold_start")
+    if cold:
+        median = cold["median_seconds"]
         found.append(
-            Target(
-                "t(64 KB) / t(1 KB) <= 70 (middleware overhead)",
-                f"{ratio:.1f} ({_us(large['overhead_seconds'])} / {_us(small['overhead_seconds'])} us, "
-                f"{large['attribute_bytes']:,} / {small['attribute_bytes']:,} B)",
-                ratio <= 70,
-                ratio,
-                70,
+            _info(
+                "cold start: construct the middleware + first request (reported)",
+                f"{median['construct_and_first_request'] * 1e3:.2f} ms "
+                f"(construct {median['construct'] * 1e3:.2f} ms, first request "
+                f"{median['first_request'] * 1e6:.0f} us, second {median['second_request'] * 1e6:.0f} us; "
+                f"import shibwsgi {median['import'] * 1e3:.0f} ms)",
             )
         )
-        millis = scaling["large_overhead_seconds"] * 1e3
-        found.append(
-            Target(
-                "64 KB attribute parsed in <= 1 ms (whole middleware)",
-                f"{millis:.3f} ms",
-                millis <= 1,
-                millis,
-                1,
-            )
+    return found
+
+
+def _stateless_targets(cases: Mapping[str, Any]) -> list[Target]:
+    shib = cases.get("stateless:shibboleth")
+    if not shib:
+        return []
+    first = cases["first:stateless:shibboleth"]
+    times, percent = shib["times_proxyfix_overhead"], shib["percent_of_flask"]
+    found = [
+        Target(
+            "stateless shibboleth, 5 attributes: overhead <= 1.0x ProxyFix's",
+            f"{times:.2f}x ({_us(shib['overhead_seconds'])} us vs "
+            f"{_us(cases['baseline:proxyfix']['overhead_seconds'])} us)",
+            times <= 1.0,
+            times,
+            1.0,
+        ),
+        Target(
+            "stateless shibboleth, 5 attributes: overhead <= 8 % of a Flask hello world",
+            f"{_percent(percent)} (of {_us(cases['baseline:flask']['median_seconds'])} us)",
+            percent <= 8,
+            percent,
+            8,
+        ),
+        _info("  first sight (caches off), for information", _overhead(first)),
+    ]
+    steady = {
+        key: entry
+        for key, entry in cases.items()
+        if key.startswith("stateless:") and "overhead_seconds" in entry
+    }
+    worst_key = max(steady, key=lambda key: steady[key]["times_proxyfix_overhead"])
+    worst = steady[worst_key]["times_proxyfix_overhead"]
+    found.append(
+        Target(
+            "every stateless profile: overhead <= 2x ProxyFix's",
+            f"worst {worst:.2f}x ({steady[worst_key]['label']}); "
+            + ", ".join(
+                f"{key.split(':')[1]} {entry['times_proxyfix_overhead']:.2f}x"
+                for key, entry in steady.items()
+            ),
+            worst <= 2,
+            worst,
+            2,
         )
-    full = results.get("fullstack")
-    if full:
-        name = "full stack: protected throughput >= 95 % of bare"
-        if "skipped" in full:
-            found.append(Target(name, full["skipped"], None, None, 95))
+    )
+    firsts = [cases["first:" + key]["times_proxyfix_overhead"] for key in steady]
+    found.append(
+        _info("  first sight (caches off), for information", f"{min(firsts):.1f}-{max(firsts):.1f}x ProxyFix")
+    )
+    return found
+
+
+def _scaling_targets(scaling: Mapping[str, Any] | None) -> list[Target]:
+    if not scaling:
+        return []
+    large = scaling["sizes"][str(scaling["large_groups"])]
+    first, again = scaling["large_first_sight_seconds"] * 1e6, scaling["large_repeat_seconds"] * 1e6
+    size = f"{large['attribute_bytes']:,} B"
+    return [
+        Target(f"64 KB isMemberOf ({size}): first sight <= 75 us", f"{first:.1f} us", first <= 75, first, 75),
+        Target(f"64 KB isMemberOf ({size}): repeat <= 15 us", f"{again:.1f} us", again <= 15, again, 15),
+    ]
+
+
+def _memory_targets(memory: Mapping[str, Any] | None) -> list[Target]:
+    if not memory:
+        return []
+    mib, limit = memory["measured_bytes"] / 2**20, memory["limit_bytes"] / 2**20
+    return [
+        Target(
+            f"caches per worker with {memory['users']:,} users x 64 KB: <= {limit:g} MiB",
+            f"{mib:.1f} MiB measured by tracemalloc (memo's estimate {memory['estimated_bytes'] / 2**20:.1f} MiB, "
+            f"{memory['entries_kept']} identities kept)",
+            mib <= limit,
+            mib,
+            limit,
+        )
+    ]
+
+
+def _fullstack_targets(full: Mapping[str, Any] | None) -> list[Target]:
+    if not full:
+        return []
+    name = "full stack: bare app + shibwsgi >= 95 % of the bare app's throughput"
+    if "skipped" in full:
+        return [Target(name, full["skipped"], None, None, 95)]
+    found = []
+    for key, label, limit in (
+        ("protected_bare", name, 95.0),
+        ("movie_app", "  movie app /api/me (Flask), for information", None),
+    ):
+        ratio = full["throughput_ratios"][key]
+        median = 100 * ratio["median_per_round"]
+        spread = (
+            f"{_percent(median)} (middle half of {len(ratio['per_round'])} rounds "
+            f"{100 * ratio['q1_per_round']:.1f}-{100 * ratio['q3_per_round']:.1f} %, "
+            f"all {100 * min(ratio['per_round']):.1f}-{100 * max(ratio['per_round']):.1f} %)"
+        )
+        if limit is None:
+            found.append(_info(label, spread))
         else:
-            for key, label in (
-                ("movie_app", "movie app /api/me vs bare app"),
-                ("protected_bare", "bare app + shibwsgi vs bare app"),
-            ):
-                ratio = full["throughput_ratios"][key]
-                median = 100 * ratio["median_per_round"]
-                low, high = (100 * min(ratio["per_round"]), 100 * max(ratio["per_round"]))
-                found.append(
-                    Target(
-                        f"{name}: {label}",
-                        f"{_percent(median)} (rounds {low:.0f}-{high:.0f} %)",
-                        median >= 95,
-                        median,
-                        95,
-                    )
-                )
-                name = "full stack"
+            found.append(Target(label, spread, median >= limit, median, limit))
     return found
 
 
@@ -237,7 +282,8 @@ def render(results: Mapping[str, Any]) -> str:
     out += _inprocess(results.get("inprocess"))
     out += _scaling(results.get("scaling"))
     out += _fullstack(results.get("fullstack"))
-    out += ["Targets (issue 6)"]
+    out += _caches(results)
+    out += ["Targets (issue 10): per-request targets judged on the steady state (caches warm)"]
     rows = []
     for target in results["targets"]:
         if target["met"] is not None:
@@ -267,17 +313,23 @@ def _inprocess(section: Mapping[str, Any] | None) -> list[str]:
     out = [
         f"1. In-process cost per request: median of {section['repeat']} repetitions of N calls "
         f"(~{section['target_seconds_per_repetition']} s each, interleaved; gc off while timing)",
-        "   environ copied per call, no-op start_response, body consumed; overhead = case - bare app.",
+        "   every request gets a freshly built environ (strings decoded anew, as uWSGI does), no-op",
+        "   start_response, body consumed; overhead = case - bare app. steady: caches warm (the same user",
+        "   sends the same bytes again); first sight: caches switched off (every request parsed/verified).",
         "   stateless: whole-site style, 5 attributes (oauth2-proxy sends 4), 10 groups, environ channel",
         "   unless 'headers'; session: lazy style, the request carries only the signed session cookie.",
     ]
     rows = []
-    for entry in section["cases"].values():
+    cases = section["cases"]
+    for key, entry in cases.items():
+        if key.startswith("first:"):
+            continue
         label = f"{entry['group']}: {entry['label']}"
         if "skipped" in entry:
-            rows.append([label, entry["skipped"], "", "", "", ""])
+            rows.append([label, entry["skipped"], "", "", "", "", "", ""])
             continue
         overhead = entry.get("overhead_seconds")
+        first = cases.get("first:" + key)
         rows.append(
             [
                 label,
@@ -285,11 +337,22 @@ def _inprocess(section: Mapping[str, Any] | None) -> list[str]:
                 f"{_us(entry['min_seconds'])}-{_us(entry['max_seconds'])}",
                 "-" if overhead is None else _us(overhead),
                 "-" if overhead is None else _percent(entry["percent_of_flask"]),
-                "-" if overhead is None else f"{entry['times_proxyfix_overhead']:.1f}x",
+                "-" if overhead is None else f"{entry['times_proxyfix_overhead']:.2f}x",
+                "" if first is None else _us(first["overhead_seconds"]),
+                "" if first is None else _percent(first["percent_of_flask"]),
             ]
         )
-    header = ["case", "median us", "min-max us", "overhead us", "% of Flask", "x ProxyFix"]
-    out += _table(header, rows, [False, True, True, True, True, True])
+    header = [
+        "case",
+        "median us",
+        "min-max us",
+        "overhead us",
+        "% of Flask",
+        "x ProxyFix",
+        "first sight us",
+        "%",
+    ]
+    out += _table(header, rows, [False, True, True, True, True, True, True, True])
     return [*out, ""]
 
 
@@ -297,7 +360,9 @@ def _scaling(section: Mapping[str, Any] | None) -> list[str]:
     if not section:
         return []
     out = [
-        "2. Scaling with attribute size: isMemberOf of N groups (shibboleth, 5 attributes; medians in us)",
+        "2. Scaling with attribute size: isMemberOf of N groups (shibboleth, 5 attributes; overheads in us)",
+        "   first sight: a new front-end session on every request (the memo misses, parses, stores);",
+        "   repeat: the same request again (the memo compares the raw values and answers).",
     ]
     rows = []
     for entry in section["sizes"].values():
@@ -305,23 +370,43 @@ def _scaling(section: Mapping[str, Any] | None) -> list[str]:
             [
                 f"{entry['groups']:,}",
                 f"{entry['attribute_bytes']:,}",
-                _us(entry["middleware"]["median_seconds"]),
-                _us(entry["overhead_seconds"]),
-                f"{entry['overhead_seconds_per_kib'] * 1e6:.2f}",
-                _us(entry["parse"]["median_seconds"]),
-                _us(entry["round_trip"]["median_seconds"]),
+                _us(entry["first_sight_overhead_seconds"]),
+                f"{entry['first_sight_seconds_per_kib'] * 1e6:.2f}",
+                _us(entry["repeat_overhead_seconds"]),
             ]
         )
-    header = ["groups", "bytes", "middleware", "overhead", "us per KiB", "parse only", "environ_for+parse"]
+    header = ["groups", "bytes", "first sight", "us per KiB", "repeat"]
     out += _table(header, rows, [True] * len(header))
-    fit = section["fit_overhead_vs_kib"]
+    fit = section["fit_first_sight_overhead_vs_kib"]
     out += [
-        f"linear fit of overhead: {fit['intercept'] * 1e6:.2f} us + {fit['slope'] * 1e6:.3f} us/KiB "
-        f"(r^2 = {fit['r2']:.5f}); t({section['large_groups']} groups) / t({section['small_groups']} groups)"
-        f" = {section['ratio_large_to_small']:.1f}",
+        f"linear fit of first sight: {fit['intercept'] * 1e6:.2f} us + {fit['slope'] * 1e6:.3f} us/KiB "
+        f"(r^2 = {fit['r2']:.5f})",
         "",
     ]
     return out
+
+
+def _caches(results: Mapping[str, Any]) -> list[str]:
+    cases = results.get("inprocess", {}).get("cases", {})
+    memory = results.get("memory")
+    if not cases and not memory:
+        return []
+    out = ["4. Cache memory per worker (estimated by the caches; tracemalloc where said)"]
+    for key, entry in cases.items():
+        caches = entry.get("caches")
+        if not caches or key.startswith("first:"):
+            continue
+        line = f"   {key}: identity memo {caches['identity_cache_entries']} entries, {caches['identity_cache_bytes']:,} B"
+        if "cookie_cache_bytes" in caches:
+            line += f"; verified cookies {caches['cookie_cache_entries']} entries, {caches['cookie_cache_bytes']:,} B"
+        out.append(line)
+    if memory:
+        out.append(
+            f"   {memory['users']:,} distinct users with a {memory['attribute_bytes']:,} B isMemberOf each: "
+            f"{memory['entries_kept']} identities kept, {memory['estimated_bytes'] / 2**20:.2f} MiB estimated, "
+            f"{memory['measured_bytes'] / 2**20:.2f} MiB measured (bound {memory['limit_bytes'] / 2**20:g} MiB)"
+        )
+    return [*out, ""]
 
 
 def _fullstack(section: Mapping[str, Any] | None) -> list[str]:

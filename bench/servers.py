@@ -19,6 +19,7 @@ __all__ = [
     "free_port",
     "free_ports",
     "install_if_root",
+    "pinned",
     "redis_server",
     "start",
     "wait_for_port",
@@ -123,6 +124,18 @@ def find_program(program: str) -> str | None:
         if os.access(candidate, os.X_OK):
             return candidate
     return None
+
+
+def pinned(argv: Sequence[str], cpu: int) -> list[str]:
+    """``argv`` run on CPU ``cpu`` alone (``taskset``), when there are two CPUs or more to share out."""
+    taskset = find_program("taskset")
+    try:
+        usable = os.sched_getaffinity(0)
+    except AttributeError:
+        usable = set()
+    if taskset is None or len(usable) < 2 or cpu not in usable:
+        return list(argv)
+    return [taskset, "-c", str(cpu), *argv]
 
 
 def install_if_root(program: str, apt_package: str) -> str | None:

@@ -14,9 +14,7 @@ import base64
 import binascii
 import json
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -31,6 +29,7 @@ from .decoding import decoder
 from .errors import ConfigError, InvalidAssertionError, KeysUnavailableError
 from .keys import KeysUnavailable, RemoteKeys, StaticKeys
 from .logs import loggable
+from .lru import BoundedLRU
 from .parsing import channel_key
 from .profiles import REMOTE_USER, Profile
 
@@ -233,37 +232,22 @@ class TokenCache:
     """Verified tokens until their ``exp``: a repeated token costs a lookup, not a signature check."""
 
     def __init__(self, max_entries: int, max_bytes: int) -> None:
-        self._entries: OrderedDict[str, tuple[object, float | None, int, int]] = OrderedDict()
-        self._max_entries = max_entries
-        self._max_bytes = max_bytes
-        self._bytes = 0
-        self._lock = threading.Lock()
+        self._tokens: BoundedLRU[str, tuple[object, float | None, int]] = BoundedLRU(
+            max_entries=max_entries, max_bytes=max_bytes
+        )
 
     def clear(self) -> None:
         """Forget every verified token (the next request with each is verified again)."""
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+        self._tokens.clear()
 
     def get(self, token: str, generation: int) -> tuple[object, float | None] | None:
-        entry = self._entries.get(token)
+        entry = self._tokens.get(token)
         if entry is None or entry[2] != generation:
             return None  # the keys changed since: a retired key must not keep a token alive
         return entry[0], entry[1]
 
     def put(self, token: str, value: object, expires: float | None, generation: int) -> None:
-        size = 2 * len(token) + 256
-        if size > self._max_bytes:
-            return
-        with self._lock:
-            old = self._entries.pop(token, None)
-            if old is not None:
-                self._bytes -= old[3]
-            self._entries[token] = (value, expires, generation, size)
-            self._bytes += size
-            while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted[3]
+        self._tokens.put(token, (value, expires, generation), 2 * len(token) + 256)
 
 
 # -- construction ---------------------------------------------------------------------------

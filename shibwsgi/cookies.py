@@ -1,7 +1,15 @@
-"""The session cookie: a signed, opaque session id and nothing else."""
+"""The session cookie: a signed, opaque session id and nothing else.
+
+Checking a signature is a pure function of the cookie text and the keys, so each
+:class:`SessionCookie` (one key set) remembers the Cookie headers whose session
+cookie it verified, with the id and the signing time; the age is still checked
+against the clock on every request. A new key set is a new cache: a retired key
+stops validating at once.
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -9,6 +17,7 @@ from itsdangerous import BadSignature, TimestampSigner
 from werkzeug.http import dump_cookie
 
 from .errors import ConfigError
+from .lru import BoundedLRU
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -17,6 +26,11 @@ __all__ = ["SessionCookie"]
 
 #: Shortest secret key accepted: shorter ones can be guessed offline.
 MIN_KEY_LENGTH = 16
+#: Verified Cookie headers kept per worker (about one per active browser).
+DEFAULT_CACHE_ENTRIES = 10_000
+#: Their bytes: Cookie headers are at most 8 KB (Apache's LimitRequestFieldSize).
+CACHE_BYTES = 4 * 1024 * 1024
+_ENTRY_OVERHEAD = 300  # the id, the tuple, the dict slot
 
 
 class SessionCookie:
@@ -28,7 +42,13 @@ class SessionCookie:
     """
 
     def __init__(
-        self, secret_key: str | Sequence[str], *, name: str | None, secure: bool, max_age: int
+        self,
+        secret_key: str | Sequence[str],
+        *,
+        name: str | None,
+        secure: bool,
+        max_age: int,
+        cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
         keys = [secret_key] if isinstance(secret_key, str) else list(secret_key)
         if not keys or any(not isinstance(k, str) or len(k) < MIN_KEY_LENGTH for k in keys):
@@ -43,6 +63,10 @@ class SessionCookie:
             raise ConfigError("cookie_name", "a __Host- cookie must be Secure (cookie_secure=True)")
         self.max_age = max_age
         self._signer = TimestampSigner(keys, salt="shibwsgi.session")
+        #: Cookie header -> its verified (session id, signed at) pairs, in header order.
+        self.verified: BoundedLRU[str, tuple[tuple[str, int], ...]] = BoundedLRU(
+            max_entries=cache_entries, max_bytes=CACHE_BYTES
+        )
 
     def __repr__(self) -> str:
         return f"SessionCookie(name={self.name!r}, secure={self.secure}, secret_key='***')"
@@ -52,19 +76,34 @@ class SessionCookie:
 
         Only this cookie is read, so other cookies in the header (another app's, in
         any bytes) cannot break it. When the name occurs several times, the first
-        value that verifies wins.
+        value that verifies (and is not too old) wins.
         """
         header = environ.get("HTTP_COOKIE")
         if not header or self.name not in header:
             return False, None
-        present = False
-        for value in _values_named(header, self.name):
-            present = True
-            try:
-                return True, self._signer.unsign(value, max_age=self.max_age).decode("ascii")
-            except (BadSignature, UnicodeError, ValueError):
-                continue
-        return present, None
+        verified = self.verified.get(header)
+        if verified is None:
+            values = _values_named(header, self.name)
+            if not values:
+                return False, None
+            verified = tuple(found for found in map(self._verify, values) if found is not None)
+            if not verified:
+                return True, None
+            self.verified.put(header, verified, sys.getsizeof(header) + _ENTRY_OVERHEAD * len(verified))
+        # itsdangerous's own rule and clock, so a cached cookie expires exactly like a fresh one.
+        now = self._signer.get_timestamp()
+        for session_id, signed_at in verified:
+            if 0 <= now - signed_at <= self.max_age:
+                return True, session_id
+        return True, None
+
+    def _verify(self, value: str) -> tuple[str, int] | None:
+        """(session id, signed at) when ``value``'s signature checks out, else ``None``."""
+        try:
+            session_id, signed_at = self._signer.unsign(value, return_timestamp=True)
+            return session_id.decode("ascii"), int(signed_at.timestamp())
+        except (BadSignature, UnicodeError, ValueError):
+            return None
 
     def set_header(self, session_id: str) -> tuple[str, str]:
         """``Set-Cookie`` carrying ``session_id``, for the browser's session only."""

@@ -19,7 +19,7 @@ from .errors import ConfigError
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
 from .logs import log, log_refusal, loggable
-from .options import positive
+from .options import non_negative, positive
 from .redirects import safe_next
 from .sessions.base import SessionStore, check_store
 from .sessions.manager import SessionManager
@@ -130,6 +130,7 @@ def session_binding(
     cookie_name: str | None,
     cookie_secure: bool,
     clock: Callable[[], float],
+    cookie_cache_entries: int,
 ) -> tuple[SessionManager | None, SessionCookie | None]:
     """Validate the session options; the manager and cookie, or ``(None, None)`` when stateless."""
     idle = positive("idle_timeout", idle_timeout)
@@ -143,7 +144,13 @@ def session_binding(
     check_store(store)
     if secret_key is None:
         raise ConfigError("secret_key", "a session store needs secret_key to sign the session cookie")
-    cookie = SessionCookie(secret_key, name=cookie_name, secure=cookie_secure, max_age=absolute)
+    cookie = SessionCookie(
+        secret_key,
+        name=cookie_name,
+        secure=cookie_secure,
+        max_age=absolute,
+        cache_entries=non_negative("cookie_cache_entries", cookie_cache_entries),
+    )
     return SessionManager(store, idle_timeout=idle, absolute_timeout=absolute, clock=clock), cookie
 
 

@@ -18,17 +18,21 @@ from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
 from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
 from .authz import Rule, Rules, deny
+from .cookies import DEFAULT_CACHE_ENTRIES
 from .errors import ConfigError, InvalidAssertionError, RequestError, SessionError
 from .flows import Flows, Header, adding, session_binding
 from .frontend_urls import FrontEndURLs
 from .identity import Identity
 from .logs import log_refusal
+from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
+from .memo import IdentityMemo
 from .options import (
     attribute_map,
     check_channel_options,
     check_source_names,
     customised,
     endpoint_path,
+    non_negative,
     one_of,
     positive,
     strings,
@@ -99,6 +103,8 @@ class SSOMiddleware:
         login_url: str | None = None,
         logout_url: str | None = None,
         rules: Iterable[Rule] = (),
+        identity_cache_bytes: int = DEFAULT_IDENTITY_CACHE_BYTES,
+        cookie_cache_entries: int = DEFAULT_CACHE_ENTRIES,
         roles: RolesHook | None = None,
         roles_ttl: int = DEFAULT_ROLES_TTL,
         roles_timeout: float = DEFAULT_ROLES_TIMEOUT,
@@ -145,6 +151,11 @@ class SSOMiddleware:
             max_bytes=positive("max_attribute_bytes", max_attribute_bytes),
             max_values=positive("max_attribute_values", max_attribute_values),
         )
+        self.memo = IdentityMemo(
+            self.parser.parse,
+            key_names=self.parser.key_names(),
+            max_bytes=non_negative("identity_cache_bytes", identity_cache_bytes),
+        )
         self.verifier = _verifier(
             self.profile,
             user=user_sources,
@@ -175,7 +186,14 @@ class SSOMiddleware:
             None if roles is None else RolesResolver(roles, ttl=roles_ttl, timeout=roles_timeout, clock=clock)
         )
         self.sessions, self.cookie = session_binding(
-            session, secret_key, idle_timeout, absolute_timeout, cookie_name, cookie_secure, clock
+            session,
+            secret_key,
+            idle_timeout,
+            absolute_timeout,
+            cookie_name,
+            cookie_secure,
+            clock,
+            cookie_cache_entries,
         )
         self.flows = Flows(
             sessions=self.sessions,
@@ -249,7 +267,8 @@ class SSOMiddleware:
                 environ, start_response, 503, "the session store is unavailable; try again later"
             )
         expose(environ, identity)
-        start_response = adding(start_response, headers)
+        if headers:
+            start_response = adding(start_response, headers)
         if self.rules.rules:
             requirement = self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
             if requirement is not None and not requirement.allows(identity):
@@ -261,7 +280,7 @@ class SSOMiddleware:
         if not self.gate.admit(environ):
             return None
         if self.verifier is None:
-            return self.parser.parse(environ)
+            return self.memo.parse(environ)
         if self.profile.signed:
             # Claims are all a signed profile reads: the identity is memoised with the token.
             return self.verifier.verified(environ, self._parse_claims)

@@ -22,6 +22,7 @@ __all__ = [
     "check_source_names",
     "customised",
     "endpoint_path",
+    "non_negative",
     "one_of",
     "positive",
     "strings",
@@ -39,6 +40,13 @@ def positive(setting: str, value: int) -> int:
     """A whole number above zero (``bool`` is refused: ``True`` is not a size)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(setting, f"must be a positive integer, not {value!r}")
+    return value
+
+
+def non_negative(setting: str, value: int) -> int:
+    """A whole number, zero or more (a cache size: 0 switches the cache off)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(setting, f"must be an integer >= 0 (0 switches it off), not {value!r}")
     return value
 
 

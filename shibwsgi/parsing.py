@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .attributes import Attribute
 from .decoding import UndecodableValue, decoder, repair_utf8, split_quoted, split_values, without_surrogates
@@ -21,9 +21,6 @@ from .errors import (
 )
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = ["IdentityParser", "channel_key"]
 
@@ -39,6 +36,8 @@ MAX_JSON_DEPTH = 32
 #: A raw value: one joined string, values still encoded but apart (a list: mellon
 #: series), or values already decoded (a tuple: JSON claims).
 Raw = str | list[str] | tuple[str, ...]
+#: The parser only looks values up (``get``): the identity memo records what it read.
+Environ = Mapping[str, Any]
 
 
 def channel_key(variable: str, channel: str) -> str:
@@ -112,7 +111,13 @@ class IdentityParser:
         keys = {key for source_keys in self._keys.values() for key in source_keys}
         return keys | set(self._variable_keys.values()) | set(self._json_keys)
 
-    def parse(self, environ: WSGIEnvironment, verified: Mapping[str, Any] | None = None) -> Identity | None:
+    def key_names(self) -> tuple[str, ...]:
+        """The environ keys of the user and of the front-end session: short, and they tell logins apart."""
+        keys = [key for source in self.user_sources for key in self._keys[source]]
+        session = self._variable_keys.get("session_id")
+        return (*keys, *([session] if session else []))
+
+    def parse(self, environ: Environ, verified: Mapping[str, Any] | None = None) -> Identity | None:
         """Return the identity in ``environ``, ``None`` when there is no user.
 
         ``verified``: claims of a signed assertion, read before anything else.
@@ -122,7 +127,7 @@ class IdentityParser:
         except UndecodableValue as exc:
             raise self._mismatch(f"a front-end variable is {exc}") from None
 
-    def _parse(self, environ: WSGIEnvironment, verified: Mapping[str, Any] | None) -> Identity | None:
+    def _parse(self, environ: Environ, verified: Mapping[str, Any] | None) -> Identity | None:
         claims = self._json_claims(environ)
         if verified is not None:
             claims = {**claims, **verified} if claims else dict(verified)
@@ -158,7 +163,7 @@ class IdentityParser:
     def _keys_for(self, source: str) -> tuple[str, ...]:
         return tuple(channel_key(v, self.channel) for v in self.profile.variables_for(source))
 
-    def _raw(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, source: str) -> Raw | None:
+    def _raw(self, environ: Environ, claims: dict[str, Any] | None, source: str) -> Raw | None:
         if claims is not None and source in claims:
             return _claim_values(claims[source])
         keys = self._keys[source]
@@ -173,7 +178,7 @@ class IdentityParser:
                 return (self._decode_remote_user(str(value)),) if source == REMOTE_USER else str(value)
         return None
 
-    def _json_claims(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
+    def _json_claims(self, environ: Environ) -> dict[str, Any] | None:
         if not self._json_keys:
             return None
         claims: dict[str, Any] = {}
@@ -244,7 +249,7 @@ class IdentityParser:
 
     def _attribute(
         self,
-        environ: WSGIEnvironment,
+        environ: Environ,
         claims: dict[str, Any] | None,
         name: str,
         attribute: Attribute,
@@ -275,7 +280,7 @@ class IdentityParser:
 
     # -- user and standard fields --------------------------------------------------------
 
-    def _user(self, environ: WSGIEnvironment, claims: dict[str, Any] | None) -> tuple[str, str | None]:
+    def _user(self, environ: Environ, claims: dict[str, Any] | None) -> tuple[str, str | None]:
         for source in self.user_sources:
             raw = self._raw(environ, claims, source)
             if raw is None:
@@ -320,7 +325,7 @@ class IdentityParser:
             )
         return values[0] if values else ""
 
-    def _standard(self, environ: WSGIEnvironment, claims: dict[str, Any] | None, field: str) -> str | None:
+    def _standard(self, environ: Environ, claims: dict[str, Any] | None, field: str) -> str | None:
         key = self._variable_keys.get(field)
         if key is not None:
             value = environ.get(key)
@@ -379,7 +384,7 @@ class IdentityParser:
         )
 
 
-def _series(environ: WSGIEnvironment, base_key: str) -> list[str] | None:
+def _series(environ: Environ, base_key: str) -> list[str] | None:
     """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent."""
     first = environ.get(base_key + "_0")
     if first is None:

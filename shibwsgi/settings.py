@@ -150,6 +150,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "WHOAMI_PATH": ("whoami_path", optional_path),
     "LOGIN_URL": ("login_url", text),
     "LOGOUT_URL": ("logout_url", text),
+    "IDENTITY_CACHE_BYTES": ("identity_cache_bytes", integer),
+    "COOKIE_CACHE_ENTRIES": ("cookie_cache_entries", integer),
     "ROLES": ("roles", function),
     "ROLES_TTL": ("roles_ttl", integer),
     "ROLES_TIMEOUT": ("roles_timeout", number),

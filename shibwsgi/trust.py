@@ -11,6 +11,7 @@ assertion header is kept for verification (its signature is the trust; with
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -40,6 +41,12 @@ COMMON_IDENTITY_HEADERS = ("Remote-User", "X-Remote-User", "X-Forwarded-User", "
 
 #: How many distinct untrusted peers are remembered for the once-per-peer warning.
 _WARNED_PEERS_LIMIT = 1024
+#: How many environ keys found harmless are remembered: a browser and a front end send the
+#: same few dozen on every request; beyond this many (made-up headers) new ones are checked
+#: every time, as before.
+_SAFE_KEYS_LIMIT = 512
+#: How many peer addresses keep their trusted-or-not verdict.
+_PEERS_REMEMBERED = 256
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -81,6 +88,11 @@ class TrustGate:
         self._any_peer = channel == SIGNED and not trusted_proxies
         self._warned: set[str] = set()
         self._warned_lock = threading.Lock()
+        # Keys found harmless; the second set adds the identity keys a trusted proxy may send.
+        self._safe_keys: set[str] = set()
+        self._safe_from_proxy: set[str] = set(self._read_keys)
+        # The proxies send from a few addresses: parse each once, not on every request.
+        self._peer_trusted = functools.lru_cache(maxsize=_PEERS_REMEMBERED)(self._peer_in_networks)
 
     def __repr__(self) -> str:
         secret = "'***'" if self._secret else "None"
@@ -100,25 +112,33 @@ class TrustGate:
             return True
         peer = str(environ.get("REMOTE_ADDR", ""))
         if (self._any_peer or self._peer_trusted(peer)) and self._secret_matches(presented_secret):
-            self._scrub(environ, keep=self._read_keys)
+            self._scrub(environ, from_proxy=True)
             return True
         if self._scrub(environ):
             self._warn_once(peer)
         return False
 
-    def _scrub(self, environ: WSGIEnvironment, keep: frozenset[str] = frozenset()) -> bool:
-        """Delete headers that look like identity variables, but ``keep``; True if any went."""
-        # A set intersection runs in C; only owned prefixes need a pass over the keys
-        # (every prefix here starts with "HTTP_").
-        doomed = environ.keys() & self._lookalike_keys
-        if self._lookalike_prefixes:
-            doomed.update(key for key in environ if key.startswith(self._lookalike_prefixes))
-        doomed -= keep
+    def _scrub(self, environ: WSGIEnvironment, *, from_proxy: bool = False) -> bool:
+        """Delete identity lookalikes (a trusted proxy's own stay); True if any went."""
+        # Whether a key is a lookalike depends on the key alone, so keys once found harmless
+        # need no second look: the common request is one C-level subset test (the dict
+        # already holds each key's hash). Only keys not seen before get the prefix pass.
+        safe = self._safe_from_proxy if from_proxy else self._safe_keys
+        if safe.issuperset(environ):
+            return False
+        doomed = []
+        for key in environ.keys() - safe:
+            if key in self._lookalike_keys or key.startswith(self._lookalike_prefixes):
+                if not (from_proxy and key in self._read_keys):
+                    doomed.append(key)
+            elif len(self._safe_keys) < _SAFE_KEYS_LIMIT:
+                self._safe_keys.add(key)
+                self._safe_from_proxy.add(key)
         for key in doomed:
             del environ[key]
         return bool(doomed)
 
-    def _peer_trusted(self, peer: str) -> bool:
+    def _peer_in_networks(self, peer: str) -> bool:
         try:
             address = ipaddress.ip_address(peer)
         except ValueError:

@@ -13,8 +13,8 @@ import pytest
 from webtest import TestApp
 
 from shibwsgi import ConfigError, Identity, SSOMiddleware
+from shibwsgi.lru import BoundedLRU
 from shibwsgi.sessions import SQLiteStore
-from shibwsgi.sessions.base import BoundedCache
 from shibwsgi.sessions.manager import TOUCH_INTERVAL, Session, SessionManager
 from shibwsgi.testing import environ_for
 from tests.helpers import echo_app
@@ -397,7 +397,7 @@ def test_store_without_conditional_update_is_refused_at_start_up() -> None:
 
 
 def test_cache_is_bounded_by_entries() -> None:
-    cache: BoundedCache[int, str] = BoundedCache(max_entries=3, max_bytes=1000)
+    cache: BoundedLRU[int, str] = BoundedLRU(max_entries=3, max_bytes=1000)
     for key in range(10):
         cache.put(key, "x", 1)
         assert len(cache) <= 3
@@ -405,7 +405,7 @@ def test_cache_is_bounded_by_entries() -> None:
 
 
 def test_cache_is_bounded_by_bytes() -> None:
-    cache: BoundedCache[int, str] = BoundedCache(max_entries=100, max_bytes=100)
+    cache: BoundedLRU[int, str] = BoundedLRU(max_entries=100, max_bytes=100)
     for key in range(10):
         cache.put(key, "x" * 40, 40)
         assert cache.size <= 100
@@ -415,7 +415,7 @@ def test_cache_is_bounded_by_bytes() -> None:
 
 
 def test_cache_replaces_and_forgets() -> None:
-    cache: BoundedCache[str, str] = BoundedCache(max_entries=10, max_bytes=100)
+    cache: BoundedLRU[str, str] = BoundedLRU(max_entries=10, max_bytes=100)
     cache.put("a", "one", 30)
     cache.put("a", "two", 20)
     assert (cache.get("a"), cache.size) == ("two", 20)

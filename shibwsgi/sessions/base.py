@@ -11,8 +11,7 @@ over tombstones because it needs no extra keys, no extra reads and no tombstone 
 from __future__ import annotations
 
 import json
-import threading
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
 from ..errors import ConfigError, SessionError
 
@@ -20,9 +19,6 @@ __all__ = ["SessionStore"]
 
 #: The methods a session store must have.
 STORE_METHODS = ("get", "set", "update", "delete")
-
-K = TypeVar("K")
-V = TypeVar("V")
 
 
 class SessionStore(Protocol):
@@ -90,58 +86,3 @@ def load(text: str | bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise SessionError("stored session data is not a JSON object")
     return data
-
-
-class BoundedCache(Generic[K, V]):
-    """A per-worker dict bounded by entries and by the bytes its values stand for.
-
-    When full it starts again empty: cheaper than tracking recency on every hit, and a
-    miss only costs what the cache saves. Thread-safe; reads take no lock.
-    """
-
-    __slots__ = ("_entries", "_lock", "_size", "max_bytes", "max_entries")
-
-    def __init__(self, *, max_entries: int, max_bytes: int) -> None:
-        self.max_entries = max_entries
-        self.max_bytes = max_bytes
-        self._entries: dict[K, tuple[V, int]] = {}
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def size(self) -> int:
-        """Bytes accounted for by the cached values."""
-        return self._size
-
-    def get(self, key: K) -> V | None:
-        entry = self._entries.get(key)
-        return None if entry is None else entry[0]
-
-    def put(self, key: K, value: V, size: int) -> None:
-        """Remember ``value`` (standing for ``size`` bytes); too large a value is not kept."""
-        with self._lock:
-            self._pop(key)
-            if size > self.max_bytes:
-                return
-            if len(self._entries) >= self.max_entries or self._size + size > self.max_bytes:
-                self._entries.clear()
-                self._size = 0
-            self._entries[key] = (value, size)
-            self._size += size
-
-    def pop(self, key: K) -> None:
-        with self._lock:
-            self._pop(key)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._size = 0
-
-    def _pop(self, key: K) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._size -= entry[1]

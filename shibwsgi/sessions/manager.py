@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..identity import Identity
-from .base import BoundedCache, SessionStore, check_store
+from ..lru import BoundedLRU
+from .base import SessionStore, check_store
 
 __all__ = ["Session", "SessionManager"]
 
@@ -60,7 +61,7 @@ class SessionManager:
         self.absolute_timeout = absolute_timeout
         self.clock = clock
         # session id -> (the store's data, the session built from it, when it ends)
-        self._sessions: BoundedCache[str, tuple[dict[str, Any], Session, float]] = BoundedCache(
+        self._sessions: BoundedLRU[str, tuple[dict[str, Any], Session, float]] = BoundedLRU(
             max_entries=SESSION_CACHE_ENTRIES, max_bytes=SESSION_CACHE_BYTES
         )
 

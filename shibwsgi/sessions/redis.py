@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from ..errors import ConfigError, SessionError
-from .base import BoundedCache, check_ttl, dump, load
+from ..lru import BoundedLRU
+from .base import check_ttl, dump, load
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,7 +67,7 @@ class RedisStore:
             raise ConfigError("session", "RedisStore needs redis-py: pip install shibwsgi[redis]") from exc
         self._errors = redis.RedisError
         self._prefix = prefix
-        self._cache: BoundedCache[str, tuple[bytes, dict[str, Any]]] = BoundedCache(
+        self._cache: BoundedLRU[str, tuple[bytes, dict[str, Any]]] = BoundedLRU(
             max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES
         )
         self._client: RedisClient

@@ -19,7 +19,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
-from .base import BoundedCache, check_ttl, dump, load
+from ..lru import BoundedLRU
+from .base import check_ttl, dump, load
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -200,7 +201,7 @@ class _Handle:
     def __init__(self, connection: sqlite3.Connection, pid: int) -> None:
         self.connection = connection
         self.pid = pid
-        self.cache: BoundedCache[str, tuple[float, dict[str, Any]]] = BoundedCache(
+        self.cache: BoundedLRU[str, tuple[float, dict[str, Any]]] = BoundedLRU(
             max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES
         )
         self.version: int | None = None
