@@ -295,6 +295,8 @@ def _under(path: str, prefix: str) -> bool:
 
 def _normalise(path: str) -> str:
     # What a server or framework that collapses "//" and resolves dot segments would route.
+    if path.startswith("/") and "//" not in path and "/." not in path:
+        return path  # nothing to collapse or resolve: the common case, without normpath
     collapsed = posixpath.normpath("/" + path)
     collapsed = "/" + collapsed.lstrip("/")
     if path.endswith("/") and collapsed != "/":

@@ -99,7 +99,7 @@ class RolesResolver:
         now = self.clock()
         cached = None if fresh else self._cache.get(key)
         if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
-            if cached.source == identity:
+            if cached.source is identity or cached.source == identity:
                 return cached.result
             asked_at, roles = cached.asked_at, cached.roles
         else:
