@@ -82,7 +82,9 @@ function showMovies(movies) {
     }
     const by = document.createElement("td");
     by.className = "muted";
-    by.textContent = movie.created_by || "example";
+    // Seeded movies have no author: say so, as the server-rendered page does.
+    by.textContent = movie.created_by || "\u2014";
+    if (!movie.created_by) by.title = "in the database from the start";
     row.append(by);
     return row;
   });

@@ -300,6 +300,8 @@ def test_browser_reader_signs_in_sees_the_list_is_refused_a_write_and_is_sent_ba
         expect(page.locator("#user")).to_have_text("bob")
         expect(page.locator("#groups")).to_contain_text("film-club")
         expect(page.locator("#movies tbody")).to_contain_text("Titanic")  # fetched by the page's script
+        # A seeded movie has no author: a dash, never a made-up name.
+        expect(page.locator("#movies tbody tr", has_text="Titanic").locator("td").last).to_have_text("\u2014")
 
         page.fill("input[name=title]", "Alien")
         page.fill("input[name=published]", "1979")
