@@ -122,7 +122,14 @@ HOSTILE_HEADER_VALUES = [
 @pytest.fixture(params=["memory", "sqlite"])
 def session_app(request: pytest.FixtureRequest, tmp_path: Any) -> SSOMiddleware:
     store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.sqlite3")
-    return SSOMiddleware(echo_app, session=store, secret_key=SECRET)
+    return SSOMiddleware(
+        echo_app,
+        session=store,
+        secret_key=SECRET,
+        auth_path="/_auth",
+        whoami_path="/whoami",
+        rules=[Rule("/admin", HasAttribute("groups", "x")), Rule("/", Public())],
+    )
 
 
 @pytest.mark.parametrize("cookie", HOSTILE_HEADER_VALUES)
@@ -151,12 +158,14 @@ HEADERS = [
     "HTTP_ACCEPT",
     "HTTP_AUTHORIZATION",
     "HTTP_X_FORWARDED_FOR",
+    "HTTP_X_ORIGINAL_URI",
+    "HTTP_X_ORIGINAL_METHOD",
     "QUERY_STRING",
 ]
 
 
 @pytest.mark.parametrize("key", HEADERS)
-@pytest.mark.parametrize("path", ["/", "/login", "/logout", "/café"])
+@pytest.mark.parametrize("path", ["/", "/login", "/logout", "/café", "/_auth", "/whoami"])
 def test_every_byte_in_a_header_is_answered_without_a_500(
     session_app: SSOMiddleware, key: str, path: str
 ) -> None:
