@@ -6,6 +6,7 @@ from .attributes import Attribute
 from .errors import (
     AttributeTooLargeError,
     ConfigError,
+    EncodingMismatchError,
     InvalidAssertionError,
     InvalidClaimsError,
     InvalidUserError,
@@ -20,7 +21,7 @@ from .identity import Identity
 from .middleware import ENVIRON_KEY, SSOMiddleware
 from .profiles import PROFILES, Profile
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ENVIRON_KEY",
@@ -28,6 +29,7 @@ __all__ = [
     "Attribute",
     "AttributeTooLargeError",
     "ConfigError",
+    "EncodingMismatchError",
     "Identity",
     "InvalidAssertionError",
     "InvalidClaimsError",
