@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from typing import Any
 from flask import Flask, current_app, g
 
 from shibwsgi import ConfigError
+from shibwsgi.sessions.sqlite import use_wal
 
 __all__ = [
     "BUSY_TIMEOUT",
@@ -164,21 +164,10 @@ def _unusable(path: str, exc: sqlite3.OperationalError) -> ConfigError:
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
-    # The mode is stored in the file: the first process to get here switches it. The
-    # switch needs every other connection gone and SQLite does not wait for that (no
-    # busy handler), so when workers start together the others retry for a while.
-    deadline = time.monotonic() + BUSY_TIMEOUT
-    while True:
-        try:
-            mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-            continue
-        if mode != "wal":
-            log.warning("SQLite database cannot use WAL (journal mode %s); writers will block readers", mode)
-        return
+    # Workers starting together all try to switch a new file; use_wal makes the others wait.
+    mode = use_wal(db, BUSY_TIMEOUT)
+    if mode != "wal":
+        log.warning("SQLite database cannot use WAL (journal mode %s); writers will block readers", mode)
 
 
 def init_app(app: Flask) -> None:

@@ -22,6 +22,7 @@ from tests.helpers import echo_app
 if TYPE_CHECKING:
     from collections.abc import Callable
     from multiprocessing.synchronize import Event
+    from pathlib import Path
 
     from store_fixtures import FakeClock, MakeStore
 
@@ -452,3 +453,40 @@ def test_manager_cache_is_bounded_by_bytes(make_store: MakeStore, monkeypatch: p
         session = worker.load(worker.start(big).id)
         assert session is not None and session.identity == big
         assert worker._sessions.size <= 300_000
+
+
+# --- Workers opening a new SQLite file together -------------------------------------------------
+
+OPENING_PROCESSES = 8
+OPENING_ROUNDS = 20
+
+
+def _open_and_write(path: str, barrier: Any, worker: int) -> None:
+    """Runs in a forked worker: construct the store as uWSGI's lazy-apps does, then write and read."""
+    barrier.wait(timeout=30)
+    store = SQLiteStore(path)
+    store.set(f"session-{worker}", {"worker": worker}, ttl=60)
+    assert store.get(f"session-{worker}") == {"worker": worker}
+
+
+def test_workers_opening_a_new_sqlite_file_together_all_start(tmp_path: Path) -> None:
+    """One worker switching a new file to WAL made the others fail with "database is locked";
+    under uWSGI's need-app that one failed worker took the whole instance down."""
+    context = multiprocessing.get_context("fork")
+    for round_ in range(OPENING_ROUNDS):
+        path = str(tmp_path / f"sessions-{round_}.sqlite3")
+        barrier = context.Barrier(OPENING_PROCESSES)
+        workers = [
+            context.Process(target=_open_and_write, args=(path, barrier, worker), daemon=True)
+            for worker in range(OPENING_PROCESSES)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert [worker.exitcode for worker in workers] == [0] * OPENING_PROCESSES, f"round {round_}"
+        for worker in workers:
+            worker.close()
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert db.execute("SELECT count(*) FROM shibwsgi_sessions").fetchone() == (OPENING_PROCESSES,)

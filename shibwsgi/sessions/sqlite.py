@@ -25,7 +25,7 @@ from .base import check_ttl, dump, load
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["SQLiteStore"]
+__all__ = ["SQLiteStore", "use_wal"]
 
 PURGE_EVERY = 100
 #: Bounds of each connection's read cache (bytes of stored JSON).
@@ -175,7 +175,7 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise self._error("open the database", exc) from exc
         try:
-            connection.execute("PRAGMA journal_mode = WAL")
+            use_wal(connection, self._timeout)
             # Safe from corruption under WAL; a power cut may only lose the latest logins.
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.executescript(_SCHEMA)
@@ -191,6 +191,26 @@ class SQLiteStore:
             "as (the uWSGI user; SQLite also creates -wal and -shm files beside the database), "
             "that the disk is not full, and that it is on a local file system, not NFS."
         )
+
+
+def use_wal(connection: sqlite3.Connection, timeout: float) -> str:
+    """Switch the connection's file to WAL journaling; return the journal mode now in effect.
+
+    The mode is stored in the file, so the first connection to get here switches it. The
+    switch needs every other connection to the file gone, and SQLite answers "database is
+    locked" at once instead of calling the busy handler: when worker processes open a new
+    file together (uWSGI's lazy-apps), the others retry for up to ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            mode: str = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        return mode
 
 
 class _Handle:
