@@ -45,7 +45,9 @@ CACHE_SIZE = 4096
 #: instead of starting yet another thread that will hang too.
 MAX_RUNNING = 16
 
-_Key = tuple[str, str, str | None, tuple[tuple[str, tuple[str, ...]], ...]]
+# The same person (user, profile, provider) with the same attributes has the same roles; not
+# the session id nor the times. One entry per person: changed attributes ask the hook again.
+_Key = tuple[str, str, str | None]
 
 
 class _Entry(NamedTuple):
@@ -95,11 +97,15 @@ class RolesResolver:
 
         Raises :class:`~shibwsgi.errors.RolesError` when the hook fails.
         """
-        key = _key(identity)
+        key = (identity.user, identity.profile, identity.provider)
         now = self.clock()
-        cached = None if fresh else self._cache.get(key)
-        if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
-            if cached.source is identity or cached.source == identity:
+        cached = None if fresh else self._live(key, now)
+        if cached is not None and cached.source is identity:
+            return cached.result  # the identity memo's own object: the usual case
+        if cached is not None and cached.source.attributes == identity.attributes:
+            if cached.source == identity:
+                # Keep the newer object: the identity memo hands out this one from now on.
+                self._cache[key] = cached._replace(source=identity)
                 return cached.result
             asked_at, roles = cached.asked_at, cached.roles
         else:
@@ -110,6 +116,12 @@ class RolesResolver:
                 self._cache.clear()
             self._cache[key] = _Entry(asked_at, roles, identity, result)
         return result
+
+    def _live(self, key: _Key, now: float) -> _Entry | None:
+        cached = self._cache.get(key)
+        if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
+            return cached
+        return None
 
     def _ask(self, identity: Identity) -> tuple[str, ...]:
         if not self._running.acquire(blocking=False):
@@ -180,11 +192,6 @@ def _checked(answer: object) -> tuple[str, ...]:
         if len(roles) > MAX_ROLES:
             raise _NotRoles(f"returned more than {MAX_ROLES} roles")
     return tuple(sorted(roles))
-
-
-def _key(identity: Identity) -> _Key:
-    # Not the session id nor the times: the same person with the same attributes has the same roles.
-    return (identity.user, identity.profile, identity.provider, tuple(identity.attributes.items()))
 
 
 def _name(hook: object) -> str:

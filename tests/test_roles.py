@@ -154,6 +154,33 @@ def test_cache_is_per_user_and_attributes(make_app: Callable[..., TestApp]) -> N
     assert len(hook.calls) == 3
 
 
+def test_new_front_end_session_with_the_same_attributes_keeps_the_cached_roles(
+    make_app: Callable[..., TestApp],
+) -> None:
+    hook = Hook({"alice@example.org": ["editor"]})
+    app = make_app(roles=hook)
+    first, second = front("alice@example.org"), front("alice@example.org")
+    first["Shib-Session-ID"], second["Shib-Session-ID"] = "_first", "_second"
+    for _ in range(2):
+        assert roles_seen(app, first) == ["editor"]
+    identity = app.get("/page", extra_environ=second).json["identity"]
+    assert (identity["roles"], identity["session_id"]) == (["editor"], "_second")  # its own session
+    assert hook.calls == ["alice@example.org"]
+
+
+def test_attributes_changing_back_and_forth_ask_the_hook_each_time(
+    make_app: Callable[..., TestApp],
+) -> None:
+    table = {"alice@example.org": ["editor"]}
+    hook = Hook(table)
+    app = make_app(roles=hook)
+    assert roles_seen(app, front("alice@example.org", ["staff"])) == ["editor"]
+    table["alice@example.org"] = ["admin"]
+    assert roles_seen(app, front("alice@example.org", ["staff", "movie-editors"])) == ["admin"]
+    assert roles_seen(app, front("alice@example.org", ["staff"])) == ["admin"]  # never the old answer
+    assert len(hook.calls) == 3
+
+
 def test_ttl_zero_asks_the_hook_on_every_request(make_app: Callable[..., TestApp]) -> None:
     hook = Hook({"alice@example.org": ["editor"]})
     app = make_app(roles=hook, roles_ttl=0)
