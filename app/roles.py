@@ -59,6 +59,7 @@ def rules(editor_group: str) -> list[Rule]:
     return [
         Rule("/api/roles", HasRole(ADMIN_ROLE)),
         Rule("/api/movies", writers(editor_group), methods=["POST", "PUT", "PATCH", "DELETE"]),
+        Rule("/movies", writers(editor_group)),  # the editors' HTML forms, every method
     ]
 
 

@@ -172,6 +172,30 @@ def test_post_from_another_origin_is_refused_even_with_a_token(login_as: Login) 
     ada.post("/movies/1/delete", {"csrf_token": token}, headers={"Origin": "http://localhost"}, status=303)
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("POST", "/movies", id="add"),
+        pytest.param("GET", "/movies/1/edit", id="edit page"),
+        pytest.param("POST", "/movies/1/edit", id="edit"),
+        pytest.param("POST", "/movies/1/delete", id="delete"),
+    ],
+)
+def test_auth_request_answers_for_the_forms_as_the_views_do(tmp_path: Path, method: str, path: str) -> None:
+    """nginx's auth_request in front of the pages asks the middleware's rules, not the views."""
+    app = sso_app(tmp_path / "movies.sqlite3", {"SHIBWSGI_AUTH_PATH": "/_auth"})
+    original = {"X-Original-URI": path, "X-Original-Method": method}
+    answers = [
+        TestApp(app, extra_environ=environ_for("shibboleth", *who) if who else {})
+        .get("/_auth", headers=original, expect_errors=True)
+        .status_int
+        for who in (ADA, ROB, None)
+    ]
+    assert answers == [200, 403, 401]
+    reader = TestApp(app, extra_environ=environ_for("shibboleth", *ROB))
+    assert reader.get("/_auth", headers={**original, "X-Original-URI": "/"}).status_int == 200
+
+
 def test_anonymous_form_post_goes_to_login(login_as: Login) -> None:
     response = login_as(None).post("/movies", {"title": "X"}, headers=HTML, status=302)
     assert response.headers["Location"].startswith("/login?next=")
