@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import shibwsgi
+
 from .servers import find_program
 
 __all__ = ["Target", "machine", "render", "targets", "versions", "write"]
@@ -51,8 +53,9 @@ def _load() -> list[float]:
 
 
 def versions() -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name in ("shibwsgi", "werkzeug", "flask", "redis"):
+    # The code measured, not the metadata of an editable install (stale until reinstalled).
+    found: dict[str, str] = {"shibwsgi": shibwsgi.__version__}
+    for name in ("werkzeug", "flask", "redis"):
         try:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
