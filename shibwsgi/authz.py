@@ -325,6 +325,9 @@ class Rules:
                     )
             checked.append(rule)
         self.rules: tuple[Rule, ...] = tuple(checked)
+        # What every path a rule matches starts with ("/" matches any path, even ""):
+        # one C-level startswith rules out the usual request that no rule covers.
+        self._starts = tuple("" if rule.wsgi_prefix == "/" else rule.wsgi_prefix for rule in checked)
 
     def __repr__(self) -> str:
         return f"Rules({list(self.rules)!r})"
@@ -347,6 +350,8 @@ class Rules:
         return AllOf(found, other)
 
     def _first(self, path: str, method: str) -> Requirement | None:
+        if not path.startswith(self._starts):
+            return None
         for rule in self.rules:
             if rule.matches(path, method):
                 return rule.requirement

@@ -225,6 +225,20 @@ def test_rules_with_no_match_give_none() -> None:
     assert Rules([]).requirement_for("/", "GET") is None
 
 
+@pytest.mark.parametrize("path", ["", "x", "/", "/any/thing", "/caf\xc3\xa9"])
+def test_root_rule_matches_every_path_even_empty(path: str) -> None:
+    rules = Rules([Rule("/api", EDITORS), Rule("/", LoggedIn())])
+    assert rules.requirement_for(path, "GET") == LoggedIn()
+
+
+def test_prefix_rule_matches_nothing_that_does_not_start_with_it() -> None:
+    rules = Rules([Rule("/api", EDITORS), Rule("/movies", LoggedIn(), ["POST"])])
+    for path in ("", "/", "/ap", "/apix", "/Api", "/movie", "/moviesx"):
+        assert rules.requirement_for(path, "POST") is None, path
+    assert rules.requirement_for("/api", "GET") == EDITORS
+    assert rules.requirement_for("/movies/1/edit", "POST") == LoggedIn()
+
+
 def test_rules_order_decides() -> None:
     rules = Rules([Rule("/api", LoggedIn(), ["GET"]), Rule("/api", EDITORS)])
     assert rules.requirement_for("/api/x", "GET") == LoggedIn()
