@@ -388,6 +388,111 @@ def test_redis_store_accepts_a_client(redis_client: Any, prefix: str) -> None:
     assert redis_client.ping()
 
 
+# -- A store made from a URL: one connection per thread -------------------------------------------
+
+
+@pytest.mark.servers
+def test_redis_connection_dropped_by_the_server_is_reopened_without_an_error(
+    make_store: MakeStore, redis_client: Any, prefix: str
+) -> None:
+    store = make_store("redis")
+    store.set("abc", {"v": 1}, ttl=60)
+    own = redis_client.client_id()
+    # An idle timeout or a restart: the server closes every connection but this one.
+    for client in redis_client.client_list():
+        if int(client["id"]) != own:
+            redis_client.client_kill_filter(_id=int(client["id"]))
+    assert store.get("abc") == {"v": 1}
+    assert store.update("abc", {"v": 2}, ttl=60)
+    assert store.get("abc") == {"v": 2}
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("interrupted", ["send_command", "read_response"])
+def test_redis_command_interrupted_midway_never_leaves_its_reply_to_the_next(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, interrupted: str
+) -> None:
+    """A request interrupted between sending GET and reading the reply (a signal, a timeout):
+    the next command on that thread must not read the stale reply as its own."""
+    import redis
+
+    store = make_store("redis")
+    store.set("alice", {"user": "alice"}, ttl=60)
+    store.set("bob", {"user": "bob"}, ttl=60)
+    store.get("alice")  # the thread's connection is open
+    original = getattr(redis.Connection, interrupted)
+
+    def interrupt(self: Any, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(redis.Connection, interrupted, original)
+        if interrupted == "send_command":
+            original(self, *args, **kwargs)  # sent, then interrupted before the read
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(redis.Connection, interrupted, interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        store.get("alice")
+    assert store.get("bob") == {"user": "bob"}
+    assert store.get("alice") == {"user": "alice"}
+
+
+def _read_own_sessions(store: SessionStore, thread: int, wrong: list[str]) -> None:
+    for round_ in range(200):
+        session_id = f"t{thread}-{round_ % 5}"
+        data = store.get(session_id)
+        if data != {"thread": thread, "n": round_ % 5}:
+            wrong.append(f"thread {thread} read {data!r} for {session_id}")
+
+
+@pytest.mark.servers
+def test_redis_threads_each_read_their_own_replies(make_store: MakeStore) -> None:
+    store = make_store("redis")
+    for thread in range(8):
+        for n in range(5):
+            store.set(f"t{thread}-{n}", {"thread": thread, "n": n}, ttl=60)
+    wrong: list[str] = []
+    threads = [threading.Thread(target=_read_own_sessions, args=(store, t, wrong)) for t in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
+def _read_in_a_loop(store: SessionStore, session_id: str, start: Any, reply: Connection | None) -> list[Any]:
+    start.wait(timeout=30)
+    wrong = [data for data in (store.get(session_id) for _ in range(300)) if data != {"id": session_id}]
+    if reply is not None:
+        reply.send(wrong)
+    return wrong
+
+
+@pytest.mark.servers
+def test_redis_connection_opened_before_a_fork_is_not_shared(make_store: MakeStore) -> None:
+    """uWSGI forks its workers from a master that may have used the store: parent and child
+    reading at the same moment on one inherited socket would read each other's replies."""
+    store = make_store("redis")
+    for session_id in ("parent", "child"):
+        store.set(session_id, {"id": session_id}, ttl=60)  # the parent's connection is open
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(2)
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_read_in_a_loop, args=(store, "child", start, send), daemon=True)
+    child.start()
+    assert _read_in_a_loop(store, "parent", start, None) == []
+    assert receive.recv() == []
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    assert store.get("parent") == {"id": "parent"}  # the child's exit closed nothing of ours
+
+
+@pytest.mark.servers
+def test_redis_store_close_then_use_reopens(make_store: MakeStore) -> None:
+    store = make_store("redis")
+    store.set("abc", {"v": 1}, ttl=60)
+    store.close()  # type: ignore[attr-defined]
+    assert store.get("abc") == {"v": 1}
+
+
 def test_redis_store_unreachable_raises_session_error() -> None:
     pytest.importorskip("redis")
     store = RedisStore(f"redis://:s3cret@127.0.0.1:{free_port()}/0")

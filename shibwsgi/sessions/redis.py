@@ -8,7 +8,10 @@ tries (the invalidation had not been read yet), processes forked after the paren
 cached a key served it after it was deleted, and a cached read, which polls the socket
 for invalidations, was no cheaper than a loopback ``GET``. So the round trip stays; what
 is saved is the JSON decode: the store keeps the bytes it last decoded per session and
-reuses the result while Redis returns the same bytes.
+reuses the result while Redis returns the same bytes. And a store made from a URL sends
+its commands on one connection per thread, outside redis-py's client: the client's
+pool checkout, retry wrapper, event dispatch and metrics cost as much again as the
+loopback round trip itself (``make bench``).
 
 Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
 racing ``/logout`` cannot bring the session back.
@@ -23,6 +26,9 @@ elsewhere with part of it.
 
 from __future__ import annotations
 
+import os
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, unquote_plus, urlsplit
 
@@ -75,8 +81,8 @@ class RedisStore:
         self._hidden: tuple[str, ...] | None = ()
         if isinstance(client_or_url, str):
             self._location, self._hidden = _mask(client_or_url)
-            self._client = self._client_from(redis, client_or_url)
-            self._close = self._client.close  # type: ignore[attr-defined]
+            connections = self._client_from(redis, client_or_url)
+            self._client, self._close = connections, connections.close
         else:
             self._location = _describe(client_or_url)
             self._client = client_or_url
@@ -130,7 +136,7 @@ class RedisStore:
         except self._errors as exc:
             raise self._error("write a session", exc) from exc
 
-    def _client_from(self, redis: Any, url: str) -> RedisClient:
+    def _client_from(self, redis: Any, url: str) -> ThreadConnections:
         parts = _split(url)
         if parts is None:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
@@ -141,13 +147,12 @@ class RedisStore:
                 f"so redis-py would use part of the password and another host; {_ESCAPES}",
             )
         try:
-            client = redis.Redis.from_url(url)
-            pool = client.connection_pool
+            pool = redis.ConnectionPool.from_url(url)
             # An unknown query setting otherwise fails only at the first request.
             pool.connection_class(**pool.connection_kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
-        return client  # type: ignore[no-any-return]
+        return ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:
@@ -163,6 +168,71 @@ class RedisStore:
             "that the Redis server is running and reachable from this host, and the URL's "
             "password, database number and TLS settings."
         )
+
+
+class ThreadConnections:
+    """The :class:`RedisClient` calls, each thread of each process on its own connection.
+
+    No pool and no lock: a thread's connection is only ever used by that thread, and a
+    process forked after a connection was opened opens its own. A connection is opened
+    on first use and again after an error; a connection the server dropped (an idle
+    timeout) is retried once on a new one, which every command here allows.
+    """
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        import redis
+
+        self._connect = connect
+        self._dropped = redis.ConnectionError
+        self._refused = redis.ResponseError
+        self._local = threading.local()
+        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def get(self, name: str) -> Any:
+        return self._run("GET", name)
+
+    def set(self, name: str, value: str, ex: int, xx: bool = False) -> bool:
+        return self._run("SET", name, value, "EX", ex, *(("XX",) if xx else ())) is not None
+
+    def delete(self, *names: str) -> Any:
+        return self._run("DEL", *names)
+
+    def close(self) -> None:
+        """Close every thread's connection; the next command opens a new one.
+
+        Call it when no other thread is using the store.
+        """
+        for connection in list(self._opened):
+            connection.disconnect()
+
+    def _run(self, *command: Any) -> Any:
+        connection = self._connection()
+        try:
+            try:
+                connection.send_command(*command)
+                return connection.read_response()
+            except self._refused:
+                raise  # the server answered with an error: the connection is in step
+            except self._dropped:
+                connection.disconnect()
+                connection.send_command(*command)
+                return connection.read_response()
+        except self._refused:
+            raise
+        except BaseException:
+            # An unread reply must never be read as the next command's: start afresh.
+            connection.disconnect()
+            raise
+
+    def _connection(self) -> Any:
+        pid = os.getpid()
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == pid:
+            return held[1]
+        connection = self._connect()
+        self._opened.add(connection)
+        self._local.held = (pid, connection)
+        return connection
 
 
 def mask_url(url: str) -> str:
