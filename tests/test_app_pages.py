@@ -23,6 +23,14 @@ HTML = {"Accept": "text/html"}
 
 Login = Callable[..., TestApp]
 
+#: Every request only editors may make on the pages.
+EDITOR_REQUESTS = [
+    pytest.param("POST", "/movies", id="add"),
+    pytest.param("GET", "/movies/1/edit", id="edit page"),
+    pytest.param("POST", "/movies/1/edit", id="edit"),
+    pytest.param("POST", "/movies/1/delete", id="delete"),
+]
+
 
 @pytest.fixture
 def wsgi_app(tmp_path: Path) -> SSOMiddleware:
@@ -119,15 +127,7 @@ def test_reader_sees_why_they_cannot_edit(login_as: Login) -> None:
     assert "/edit" not in page.text
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        pytest.param("POST", "/movies", id="add"),
-        pytest.param("POST", "/movies/1/edit", id="edit"),
-        pytest.param("POST", "/movies/1/delete", id="delete"),
-        pytest.param("GET", "/movies/1/edit", id="edit page"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path"), EDITOR_REQUESTS)
 def test_reader_is_refused_even_with_a_valid_token(login_as: Login, method: str, path: str) -> None:
     rob = login_as(ROB)
     token = token_of(login_as(ADA).get("/"))  # a token is no permission
@@ -172,15 +172,7 @@ def test_post_from_another_origin_is_refused_even_with_a_token(login_as: Login) 
     ada.post("/movies/1/delete", {"csrf_token": token}, headers={"Origin": "http://localhost"}, status=303)
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        pytest.param("POST", "/movies", id="add"),
-        pytest.param("GET", "/movies/1/edit", id="edit page"),
-        pytest.param("POST", "/movies/1/edit", id="edit"),
-        pytest.param("POST", "/movies/1/delete", id="delete"),
-    ],
-)
+@pytest.mark.parametrize(("method", "path"), EDITOR_REQUESTS)
 def test_auth_request_answers_for_the_forms_as_the_views_do(tmp_path: Path, method: str, path: str) -> None:
     """nginx's auth_request in front of the pages asks the middleware's rules, not the views."""
     app = sso_app(tmp_path / "movies.sqlite3", {"SHIBWSGI_AUTH_PATH": "/_auth"})
