@@ -486,6 +486,18 @@ def test_redis_connection_opened_before_a_fork_is_not_shared(make_store: MakeSto
 
 
 @pytest.mark.servers
+def test_redis_error_reply_is_a_session_error_and_the_connection_stays_in_step(
+    make_store: MakeStore, redis_client: Any, prefix: str
+) -> None:
+    store = make_store("redis")
+    redis_client.rpush(prefix + "listed", "not a session")  # GET answers WRONGTYPE
+    with pytest.raises(SessionError, match="WRONGTYPE"):
+        store.get("listed")
+    store.set("abc", {"v": 1}, ttl=60)
+    assert store.get("abc") == {"v": 1}
+
+
+@pytest.mark.servers
 def test_redis_store_close_then_use_reopens(make_store: MakeStore) -> None:
     store = make_store("redis")
     store.set("abc", {"v": 1}, ttl=60)

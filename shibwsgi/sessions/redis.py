@@ -136,7 +136,7 @@ class RedisStore:
         except self._errors as exc:
             raise self._error("write a session", exc) from exc
 
-    def _client_from(self, redis: Any, url: str) -> ThreadConnections:
+    def _client_from(self, redis: Any, url: str) -> _ThreadConnections:
         parts = _split(url)
         if parts is None:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
@@ -152,7 +152,7 @@ class RedisStore:
             pool.connection_class(**pool.connection_kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
-        return ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
+        return _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:
@@ -170,7 +170,7 @@ class RedisStore:
         )
 
 
-class ThreadConnections:
+class _ThreadConnections:
     """The :class:`RedisClient` calls, each thread of each process on its own connection.
 
     No pool and no lock: a thread's connection is only ever used by that thread, and a
@@ -211,14 +211,12 @@ class ThreadConnections:
             try:
                 connection.send_command(*command)
                 return connection.read_response()
-            except self._refused:
-                raise  # the server answered with an error: the connection is in step
             except self._dropped:
                 connection.disconnect()
                 connection.send_command(*command)
                 return connection.read_response()
         except self._refused:
-            raise
+            raise  # the server answered with an error: the connection is in step
         except BaseException:
             # An unread reply must never be read as the next command's: start afresh.
             connection.disconnect()
