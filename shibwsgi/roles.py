@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from .errors import ConfigError, RolesError
 from .identity import Identity
+from .lru import BoundedLRU, footprint
 
 __all__ = [
     "DEFAULT_ROLES_TIMEOUT",
@@ -39,8 +40,9 @@ DEFAULT_ROLES_TIMEOUT = 5.0
 #: Answers beyond these are not role lists but a bug (a whole table, a blob).
 MAX_ROLES = 1000
 MAX_ROLE_LENGTH = 256
-#: Identities whose roles are kept per process; the cache is emptied when full.
+#: Bounds of the roles cache per process: people, and bytes of the identities it keeps.
 CACHE_SIZE = 4096
+CACHE_BYTES = 4 * 1024 * 1024
 #: Lookups running at once per process. Past it the hook is hanging: fail at once
 #: instead of starting yet another thread that will hang too.
 MAX_RUNNING = 16
@@ -86,7 +88,7 @@ class RolesResolver:
         self.ttl = ttl
         self.timeout = float(timeout)
         self.clock = clock
-        self._cache: dict[_Key, _Entry] = {}
+        self._cache: BoundedLRU[_Key, _Entry] = BoundedLRU(max_entries=CACHE_SIZE, max_bytes=CACHE_BYTES)
         self._running = threading.BoundedSemaphore(MAX_RUNNING)
 
     def __repr__(self) -> str:
@@ -105,17 +107,19 @@ class RolesResolver:
         if cached is not None and cached.source.attributes == identity.attributes:
             if cached.source == identity:
                 # Keep the newer object: the identity memo hands out this one from now on.
-                self._cache[key] = cached._replace(source=identity)
+                self._keep(key, cached._replace(source=identity))
                 return cached.result
             asked_at, roles = cached.asked_at, cached.roles
         else:
             asked_at, roles = now, self._ask(identity)
         result = identity if roles == identity.roles else replace(identity, roles=roles)
         if self.ttl:
-            if len(self._cache) >= CACHE_SIZE and key not in self._cache:
-                self._cache.clear()
-            self._cache[key] = _Entry(asked_at, roles, identity, result)
+            self._keep(key, _Entry(asked_at, roles, identity, result))
         return result
+
+    def _keep(self, key: _Key, entry: _Entry) -> None:
+        # The entry keeps its identities alive: count them (the result shares the source's attributes).
+        self._cache.put(key, entry, footprint(entry.source.attributes) + footprint(entry.roles) + 512)
 
     def _live(self, key: _Key, now: float) -> _Entry | None:
         cached = self._cache.get(key)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import json
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,9 +15,14 @@ import pytest
 from webtest import TestApp
 
 from shibwsgi import Attribute, ConfigError, Identity, SSOMiddleware
-from shibwsgi.lru import BoundedLRU
+from shibwsgi.lru import BoundedLRU, footprint
 from shibwsgi.memo import DEFAULT_MAX_BYTES
-from shibwsgi.sessions import MemoryStore, SQLiteStore
+from shibwsgi.roles import CACHE_BYTES as ROLES_CACHE_BYTES
+from shibwsgi.roles import RolesResolver
+from shibwsgi.sessions import MemoryStore, RedisStore, SQLiteStore
+from shibwsgi.sessions.manager import SESSION_CACHE_BYTES, SessionManager
+from shibwsgi.sessions.redis import CACHE_BYTES as REDIS_CACHE_BYTES
+from shibwsgi.sessions.sqlite import CACHE_BYTES as SQLITE_CACHE_BYTES
 from shibwsgi.testing import environ_for
 from tests.helpers import Clock, echo_app
 from tests.test_session_flows import START
@@ -406,3 +414,101 @@ def test_lookalikes_are_removed_after_many_clean_requests_and_a_flood_of_made_up
         environ = fresh({**clean, **flood, **spoof})
         middleware(environ, lambda *args: None)
         assert not set(spoof) & set(environ)
+
+
+# -- The session caches are bounded by the memory they take, not by the JSON's length -----------
+
+BIG_SESSION = {
+    "identity": {"user": "big@example.org", "attributes": {"groups": [f"group-{n:05d}" for n in range(400)]}},
+    "created": START,
+    "seen": START,
+}
+
+
+def _held_after_reading(store: Any, sessions: int) -> int:
+    """Bytes still allocated (tracemalloc) after writing and reading ``sessions`` big sessions."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(sessions):
+            store.set(f"big-{number}", BIG_SESSION, ttl=3600)
+            assert store.get(f"big-{number}") == BIG_SESSION
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.servers)])
+def test_session_store_read_cache_stays_within_its_byte_bound(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """400 group names are 6 KB of JSON but about 34 KB decoded: a bound on the text let the
+    decoded sessions take six times the budget."""
+    if kind == "sqlite":
+        store: Any = SQLiteStore(tmp_path / "sessions.sqlite3")
+        bound = SQLITE_CACHE_BYTES
+    else:
+        bound = REDIS_CACHE_BYTES
+        store = RedisStore(request.getfixturevalue("redis_url"), prefix=f"bound:{tmp_path.name}:")
+    try:
+        held = _held_after_reading(store, 300)  # about 10 MB of decoded sessions, unbounded
+    finally:
+        store.close()
+    assert held < bound * 1.25 + 512 * 1024, f"{held / 2**20:.1f} MiB held"
+
+
+def test_footprint_is_no_less_than_what_decoded_json_takes() -> None:
+
+    text = json.dumps(BIG_SESSION)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        decoded = json.loads(text)
+        taken = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert taken <= footprint(decoded) <= 1.5 * taken
+    assert footprint(decoded) > 4 * len(text)
+
+
+def test_session_manager_cache_stays_within_its_byte_bound(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "sessions.sqlite3")
+    sessions = SessionManager(store, idle_timeout=3600, absolute_timeout=3600, clock=lambda: START)
+    big = Identity.from_dict(BIG_SESSION["identity"])
+    ids = [sessions.start(big).id for _ in range(300)]
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        assert all(sessions.load(session_id) is not None for session_id in ids)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+        store.close()
+    bound = SESSION_CACHE_BYTES + SQLITE_CACHE_BYTES  # the manager's, and the store's read cache
+    assert held < bound * 1.25 + 512 * 1024, f"{held / 2**20:.1f} MiB held"
+
+
+def test_roles_cache_stays_within_its_byte_bound() -> None:
+    """Each entry keeps its identity alive: 4,096 people with 64 KB each would be 256 MB."""
+    resolver = RolesResolver(lambda identity: ["editor"], ttl=60, clock=lambda: START)
+    groups = [f"group-{n:05d}" for n in range(400)]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(300):
+            person = Identity(
+                f"user-{number}@example.org", {"groups": tuple(f"{g}-{number}" for g in groups)}
+            )
+            assert resolver.with_roles(person).roles == ("editor",)
+        del person
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < ROLES_CACHE_BYTES * 1.25 + 512 * 1024, f"{held / 2**20:.1f} MiB held"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..identity import Identity
-from ..lru import BoundedLRU
+from ..lru import BoundedLRU, footprint
 from .base import SessionStore, check_store
 
 __all__ = ["Session", "SessionManager"]
@@ -20,7 +20,7 @@ log = logging.getLogger("shibwsgi")
 #: request would cost more than the idle timeout's precision is worth.
 TOUCH_INTERVAL = 60
 #: Sessions rebuilt from the store, kept per session id; bounded by entries and by the
-#: characters of their identities. The store is still asked on every request: while it
+#: bytes they occupy in memory. The store is still asked on every request: while it
 #: hands back the very data it gave last time (its own cache), the session is reused
 #: whole; otherwise only the identity is (a new login is a new id, so it never changes).
 SESSION_CACHE_ENTRIES = 1024
@@ -120,7 +120,10 @@ class SessionManager:
             identity = Identity.from_dict(data["identity"])
         session = Session(session_id, identity, float(data["created"]), float(data["seen"]))
         deadline = self.deadline(session)
-        self._sessions.put(session_id, (data, session, deadline), _size(identity))
+        # An upper bound: the data is often the store's own cached object, shared with it.
+        self._sessions.put(
+            session_id, (data, session, deadline), footprint(data) + footprint(identity.attributes)
+        )
         return session, deadline
 
     def deadline(self, session: Session) -> float:
@@ -145,8 +148,3 @@ class SessionManager:
             )
             return None
         return max(1, int(remaining + 0.999))
-
-
-def _size(identity: Identity) -> int:
-    """Characters an identity holds, for the cache's bound."""
-    return len(identity.user) + sum(len(value) for values in identity.attributes.values() for value in values)

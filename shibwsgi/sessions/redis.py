@@ -27,13 +27,14 @@ elsewhere with part of it.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 from ..errors import ConfigError, SessionError
-from ..lru import BoundedLRU
+from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
 
 if TYPE_CHECKING:
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisClient", "RedisStore", "mask_url"]
 
-#: Bounds of the decode cache (bytes of stored JSON).
+#: Bounds of the decode cache (bytes in memory: the text and the decoded data).
 CACHE_ENTRIES = 1024
 CACHE_BYTES = 2 * 1024 * 1024
 _HIDDEN = "***"
@@ -104,7 +105,7 @@ class RedisStore:
         if entry is not None and entry[0] == text:
             return entry[1]
         data = load(text)
-        cache.put(session_id, (text, data), len(text))
+        cache.put(session_id, (text, data), sys.getsizeof(text) + footprint(data))
         return data
 
     def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:

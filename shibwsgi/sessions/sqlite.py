@@ -19,7 +19,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..errors import SessionError
-from ..lru import BoundedLRU
+from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["SQLiteStore", "use_wal"]
 
 PURGE_EVERY = 100
-#: Bounds of each connection's read cache (bytes of stored JSON).
+#: Bounds of each connection's read cache (bytes of decoded data in memory).
 CACHE_ENTRIES = 1024
 CACHE_BYTES = 2 * 1024 * 1024
 
@@ -107,7 +107,7 @@ class SQLiteStore:
             return None
         text, expires = row
         data = load(text)
-        cache.put(session_id, (expires, data), len(text))
+        cache.put(session_id, (expires, data), footprint(data))
         return data
 
     def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
