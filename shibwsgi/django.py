@@ -431,10 +431,11 @@ def _ours(request: HttpRequest) -> bool:
 
 
 def _digest(identity: Identity) -> str:
-    """A fingerprint of the login, computed on every request.
+    """A fingerprint of the login, computed on every request: two logins never share one.
 
-    Every part is length-prefixed and every list counted, so two different identities
-    never encode alike, whatever their values hold. Joined text, not JSON (15x faster).
+    Lists are counted and parts joined with ``\\x1f``, which decodes back to the parts
+    unless a part holds ``\\x1f`` itself; only then is every part length-prefixed instead.
+    A tag tells the two encodings apart. Joined text, not JSON (3x faster).
     """
     parts = [
         identity.user,
@@ -445,5 +446,9 @@ def _digest(identity: Identity) -> str:
     ]
     for name, values in sorted(identity.attributes.items()):
         parts += (name, str(len(values)), *values)
-    encoded = "".join([f"{len(part)}:{part}" for part in parts])
+    joined = "\x1f".join(parts)
+    if joined.count("\x1f") == len(parts) - 1:
+        encoded = "j\x1f" + joined
+    else:
+        encoded = "l" + "".join([f"{len(part)}:{part}" for part in parts])
     return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()

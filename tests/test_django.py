@@ -319,6 +319,11 @@ def test_middleware_before_authentication_middleware_is_named(make_client: Calla
             id="dropped names imitating an attribute",
         ),
         pytest.param(
+            {"attributes": {"given_name": ("Zoë\x1f1",), "groups": ("app-a",)}},
+            {"attributes": {"given_name": ("Zoë",), "groups": ("1\x1fapp-a",)}},
+            id="separators in both logins",
+        ),
+        pytest.param(
             {"session_id": "s\x1fNone"},
             {"session_id": "s", "attributes": {"None": ()}},
             id="a session id imitating the next field",
