@@ -180,19 +180,27 @@ class IdentityBackend(ModelBackend):
         """The Django username for a front-end user id (unchanged by default)."""
         return username
 
-    def configure_user(self, request: HttpRequest | None, user: Any, *args: Any, **kwargs: Any) -> Any:
-        """A hook run at each login, after the fields and managed groups were synced; returns the user.
+    def configure_user(
+        self,
+        request: HttpRequest | None,
+        user: Any,
+        identity: Identity | bool | None = None,
+        created: bool = True,
+    ) -> Any:
+        """Update ``user``'s fields and managed groups from ``identity``; return the user.
 
-        Override it with Django's signature ``(request, user, created=True)`` (the
-        identity is ``identity_of(request)``) or with ``(request, user, identity,
-        created=False)``; this one changes nothing.
+        Override it with this signature (call ``super()`` to keep the sync) or with
+        Django's ``(request, user, created=True)``: the sync then runs before your
+        override, which finds the identity at ``identity_of(request)``.
         """
+        if isinstance(identity, Identity):
+            _sync_user(user, identity, AdapterSettings.load())
         return user
 
     def _configure(self, request: HttpRequest | None, user: Any, identity: Identity, created: bool) -> Any:
-        _sync_user(user, identity, AdapterSettings.load())
         if _takes_identity(type(self).configure_user):
             return self.configure_user(request, user, identity=identity, created=created)
+        _sync_user(user, identity, AdapterSettings.load())
         return self.configure_user(request, user, created=created)
 
 

@@ -38,6 +38,7 @@ class DjangoStyleBackend(IdentityBackend):
         return username.split("@")[0]
 
     def configure_user(self, request: HttpRequest | None, user: Any, created: bool = True) -> Any:
+        user = super().configure_user(request, user, created)  # Django's positional call
         user.last_name = "created" if created else "known"
         user.save()
         return user
