@@ -21,9 +21,13 @@ settings.py::
 Groups whose name starts with ``SHIBWSGI_GROUPS_PREFIX`` are *managed*: a user's
 membership in them is made exactly equal to the identity's values at each login; groups
 without the prefix are the admin's and are never touched (the prefix is compared
-exactly, case included). With the empty prefix (the default) every group is managed. These names are Django settings, read from
-``django.conf.settings``, never from ``os.environ``, where ``SHIBWSGI_*`` belongs to
-:meth:`~shibwsgi.SSOMiddleware.from_env`.
+exactly, case included). With the empty prefix (the default) every group is managed.
+These names are Django settings, read from ``django.conf.settings``, never from
+``os.environ``, where ``SHIBWSGI_*`` belongs to :meth:`~shibwsgi.SSOMiddleware.from_env`.
+
+Protect views with :func:`group_required` (or :func:`user_passes_test_or_403`), not
+Django's ``user_passes_test``: a signed-in user who is refused gets 403 rather than a
+trip to ``LOGIN_URL``, which the front end would answer by logging them straight back in.
 """
 
 from __future__ import annotations
@@ -343,12 +347,12 @@ class IdentityMiddleware:
             if self.force_logout_if_no_identity and user.is_authenticated and _ours(request):
                 auth.logout(request)
             return
+        digest = _digest(identity)
+        if user.is_authenticated and request.session.get(SYNCED_KEY) == digest:
+            return
         if user.is_authenticated and not _ours(request) and user.get_username() == _username(identity):
             # Logged in by another backend (a password) as this very user: theirs to keep,
             # as Django's RemoteUserMiddleware leaves it.
-            return
-        digest = _digest(identity)
-        if user.is_authenticated and request.session.get(SYNCED_KEY) == digest:
             return
         # Logging in again syncs fields and groups; auth.login() flushes the session
         # when the user differs, so another user never inherits it.
