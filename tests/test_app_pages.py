@@ -311,3 +311,19 @@ def test_database_that_cannot_be_opened_names_its_path(tmp_path: Path) -> None:
     assert caught.value.setting == "MOVIES_DB"
     assert str(missing) in str(caught.value)
     assert f"its folder {missing.parent} does not exist" in str(caught.value)
+
+
+def test_every_token_of_a_first_page_shares_one_cookie(tmp_path: Path) -> None:
+    """A page may hold several forms: each token it gets is bound to the one cookie it sets."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from shibwsgi import Identity
+
+    flask_app = create_app({"DATABASE": str(tmp_path / "forms.sqlite3")})
+    serializer: URLSafeTimedSerializer = flask_app.extensions["CSRF_SERIALIZER"]
+    with flask_app.test_request_context("/"):
+        tokens = [csrf.csrf_token(Identity(ADA[0])) for _ in range(3)]
+        nonces = {serializer.loads(token)[-1] for token in tokens}
+        response = flask_app.process_response(flask_app.response_class())
+    assert len(nonces) == 1
+    assert response.headers["Set-Cookie"].startswith(f"{csrf.COOKIE}={nonces.pop()};")
