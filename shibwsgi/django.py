@@ -25,9 +25,10 @@ exactly, case included). With the empty prefix (the default) every group is mana
 These names are Django settings, read from ``django.conf.settings``, never from
 ``os.environ``, where ``SHIBWSGI_*`` belongs to :meth:`~shibwsgi.SSOMiddleware.from_env`.
 
-Protect views with :func:`group_required` (or :func:`user_passes_test_or_403`), not
-Django's ``user_passes_test``: a signed-in user who is refused gets 403 rather than a
-trip to ``LOGIN_URL``, which the front end would answer by logging them straight back in.
+Protect views with :func:`login_required`, :func:`group_required` or
+:func:`user_passes_test_or_403`, not Django's own: a signed-in user who is refused
+gets 403 rather than a trip to ``LOGIN_URL``, which the front end would answer by
+logging them straight back in.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ __all__ = [
     "PersistentIdentityMiddleware",
     "group_required",
     "identity_of",
+    "login_required",
     "user_passes_test_or_403",
 ]
 
@@ -382,14 +384,18 @@ def user_passes_test_or_403(
 ) -> Callable[[View], View]:
     """Django's ``user_passes_test``, but a signed-in user who fails ``test`` gets 403.
 
-    Anonymous users go to ``login_url`` (default ``settings.LOGIN_URL``). Sending a
-    signed-in user there too would loop: the front end logs them straight back in.
+    Only a request without an identity goes to ``login_url`` (default
+    ``settings.LOGIN_URL``). Sending anyone the front end signed in there would loop,
+    as the front end logs them straight back in: a user who fails ``test``, or whom
+    this site refused (an inactive account), gets 403 instead.
     """
 
     def decorator(view: View) -> View:
         @functools.wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
             if not request.user.is_authenticated:
+                if identity_of(request) is not None:
+                    raise PermissionDenied("your account may not use this site")
                 return redirect_to_login(request.get_full_path(), login_url)
             if not test(request.user):
                 raise PermissionDenied("you may not see this page")
@@ -398,6 +404,15 @@ def user_passes_test_or_403(
         return checked  # type: ignore[return-value]
 
     return decorator
+
+
+def login_required(view: View) -> View:
+    """Django's ``login_required``, but 403 for someone the front end signed in and this site refused."""
+    return user_passes_test_or_403(_anyone)(view)
+
+
+def _anyone(user: Any) -> bool:
+    return True
 
 
 def group_required(*groups: str, login_url: str | None = None) -> Callable[[View], View]:

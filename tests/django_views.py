@@ -10,7 +10,7 @@ from django.urls import path
 from django_site import password_login, whoami
 
 from shibwsgi import Identity
-from shibwsgi.django import IdentityBackend, group_required
+from shibwsgi.django import IdentityBackend, group_required, login_required
 
 
 def remote_user_login(request: HttpRequest) -> JsonResponse:
@@ -23,6 +23,11 @@ def remote_user_login(request: HttpRequest) -> JsonResponse:
 @group_required("app-editors")
 def editors_only(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"editor": request.user.get_username()})
+
+
+@login_required
+def members_only(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"member": request.user.get_username()})
 
 
 class NoCreateBackend(IdentityBackend):
@@ -61,4 +66,5 @@ urlpatterns = [
     path("password-login", password_login),
     path("remote-user", remote_user_login),
     path("editors", editors_only),
+    path("members", members_only),
 ]

@@ -512,9 +512,26 @@ def test_group_required_refuses_signed_in_users_with_403(
     assert User.objects.filter(username="zoe@example.org").exists()
 
 
-def test_group_required_sends_anonymous_users_to_log_in(make_client: Callable[..., TestApp]) -> None:
-    response = make_client().get("/editors", status=302)
-    assert response.location.endswith("/login?next=/editors")
+@pytest.mark.parametrize("path", ["/editors", "/members"])
+def test_protected_views_send_anonymous_users_to_log_in(
+    make_client: Callable[..., TestApp], path: str
+) -> None:
+    response = make_client().get(path, status=302)
+    assert response.location.endswith(f"/login?next={path}")
+
+
+@pytest.mark.parametrize("path", ["/editors", "/members"])
+def test_inactive_user_signed_in_at_the_front_end_gets_403_not_a_login_loop(
+    make_client: Callable[..., TestApp], path: str
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create(username="zoe@example.org", is_active=False)
+    make_client().get(path, extra_environ=person(groups=("app-editors",)), status=403)
+
+
+def test_login_required_lets_signed_in_users_in(make_client: Callable[..., TestApp]) -> None:
+    assert make_client().get("/members", extra_environ=person()).json == {"member": "zoe@example.org"}
 
 
 @pytest.mark.parametrize("groups", [(), ("",), (None,)], ids=["none", "empty name", "not a string"])

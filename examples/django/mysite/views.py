@@ -1,9 +1,11 @@
 """Two views: who you are, and a page only movie editors may see."""
 
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, JsonResponse
 
-from shibwsgi.django import group_required
+# shibwsgi's decorators, not Django's: those would send a signed-in reader (or an inactive
+# account) to LOGIN_URL, which the front end answers by logging them straight back in,
+# and round again. These answer 403 instead.
+from shibwsgi.django import group_required, login_required
 
 
 @login_required
@@ -19,8 +21,6 @@ def home(request: HttpRequest) -> JsonResponse:
     )
 
 
-# Not user_passes_test: it would send a signed-in reader to LOGIN_URL, which the front
-# end answers by logging them straight back in, and round again. They get 403 instead.
 @group_required("movie-editors")
 def editors_only(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"editor": request.user.get_username()})
