@@ -36,6 +36,13 @@ class NoCreateBackend(IdentityBackend):
     create_unknown_user = False
 
 
+class AllowAllUsersBackend(IdentityBackend):
+    """Lets inactive users in, as Django's AllowAllUsersRemoteUserBackend does."""
+
+    def user_can_authenticate(self, user: Any) -> bool:
+        return True
+
+
 class DjangoStyleBackend(IdentityBackend):
     """Overrides written as for Django's RemoteUserBackend (its own test suite's CustomRemoteUserBackend)."""
 

@@ -616,3 +616,31 @@ def test_password_session_survives_a_missing_identity_after_an_sso_logout(
     assert not me(client, None)["authenticated"]
     client.get("/password-login?user=modeluser")
     assert me(client, None)["username"] == "modeluser"
+
+
+def test_backend_allowing_inactive_users_logs_them_in(make_client: Callable[..., TestApp]) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create(username="knownuser", is_active=False)
+    client = make_client(AUTHENTICATION_BACKENDS=["django_views.AllowAllUsersBackend"])
+    assert me(client, person("knownuser"))["username"] == "knownuser"
+
+
+def test_csrf_check_passes_after_the_login_the_middleware_made(make_client: Callable[..., TestApp]) -> None:
+    """auth.login() rotates the CSRF token during the request: the form's token must still pass."""
+    from django.conf import settings
+    from django.middleware.csrf import _get_new_csrf_string, _mask_cipher_secret
+
+    middleware = [
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        *django_site.MIDDLEWARE[1:],
+    ]
+    client = make_client(MIDDLEWARE=middleware)
+    secret = _get_new_csrf_string()
+    client.set_cookie(settings.CSRF_COOKIE_NAME, _mask_cipher_secret(secret))
+    assert b"CSRF verification failed" in client.post("/", extra_environ=person(), status=403).body
+    client.reset()  # a new browser: the login happens in the POST itself
+    client.set_cookie(settings.CSRF_COOKIE_NAME, _mask_cipher_secret(secret))
+    form = {"csrfmiddlewaretoken": _mask_cipher_secret(secret)}
+    assert client.post("/", form, extra_environ=person()).json["username"] == "zoe@example.org"
