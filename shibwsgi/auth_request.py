@@ -8,8 +8,8 @@ Values are percent-encoded where a comma-joined header could not carry them as t
 
 The upstream behind nginx may read the URI otherwise than Python does, so the path is
 judged by the strictest reading: every reading in :func:`shibwsgi.paths.readings` (Tomcat's
-``;`` parameters, Windows' trailing dots and spaces) and each in lower case (IIS) must be
-allowed. Forms no reading can settle are refused with 400: control characters, a
+``;`` parameters, Windows' trailing dots and spaces and stream names) and each folded to
+lower case (IIS; :func:`shibwsgi.paths.fold`) must be allowed. Forms no reading can settle are refused with 400: control characters, a
 backslash, a ``%`` left after decoding (double encoding), bytes that are not UTF-8
 (overlong forms) and segments of dots and spaces only. Mounted under ``SCRIPT_NAME``,
 the app judges only URIs under its mount, by its own rules.
@@ -26,7 +26,7 @@ from . import responses
 from .authz import AllOf, LoggedIn, Requirement, Rule, Rules
 from .errors import ConfigError, RequestError
 from .identity import Identity
-from .paths import folded, odd_dot_segment, readings, resolved
+from .paths import fold, folded, odd_dot_segment, readings, resolved
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -234,13 +234,18 @@ def _within(mount: str, paths: list[str]) -> list[str]:
 
 
 def _folded(rules: Rules) -> Rules:
-    """``rules`` with lower-case prefixes, for paths that a case-insensitive server matches.
+    """``rules`` with folded prefixes (:func:`~shibwsgi.paths.fold`), for paths that a
+    case-insensitive server matches.
 
-    A rule that an earlier one covers once both are in lower case is never reached: dropped.
+    A rule that an earlier one covers once both are folded is never reached: dropped.
+    A prefix whose folded form is no plain path (``/‥`` is ``/..``) keeps its own spelling.
     """
     kept: list[Rule] = []
     for rule in rules.rules:
-        candidate = Rule(rule.prefix.lower(), rule.requirement, rule.methods)
+        try:
+            candidate = Rule(fold(rule.prefix), rule.requirement, rule.methods)
+        except ConfigError:
+            candidate = rule
         if not any(earlier.covers(candidate) for earlier in kept):
             kept.append(candidate)
     return Rules(kept)

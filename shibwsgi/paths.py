@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 
 __all__ = [
     "folded",
@@ -28,6 +29,8 @@ _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # Path parameters: Tomcat and Jetty route "/admin;x" as "/admin" and "/public/..;/admin" as "/admin".
 _PARAMETERS = re.compile(r";[^/]*")
+# NTFS stream names: IIS serves "/admin::$DATA" as "/admin".
+_STREAM = re.compile(r":[^/]*")
 
 
 def wsgi_path(path: str) -> str:
@@ -65,7 +68,8 @@ def resolved(path: str) -> str:
 
 def readings(path: str) -> list[str]:
     """``path`` as each kind of server may read it: as it is, without ``;`` path parameters
-    (Tomcat, Jetty), without the dots and spaces that end a segment (Windows, IIS), and both.
+    (Tomcat, Jetty), without NTFS stream names and the dots and spaces that end a segment
+    (Windows, IIS), and both.
 
     Segments made of dots and spaces only are left as they are (see :func:`odd_dot_segment`).
     """
@@ -75,22 +79,31 @@ def readings(path: str) -> list[str]:
 
 def odd_dot_segment(path: str) -> bool:
     """True when a segment of ``path`` is dots and spaces only but not ``.`` or ``..``
-    (``...``, ``.. ``): servers disagree on what those mean."""
-    return any(
-        segment not in (".", "..") and segment and not segment.strip(". ")
-        for segment in _PARAMETERS.sub("", path).split("/")
-    )
+    (``...``, ``.. ``), ignoring parameters and stream names: servers disagree on those."""
+    segments = (_STREAM.sub("", segment) for segment in _PARAMETERS.sub("", path).split("/"))
+    return any(segment and not segment.strip(". ") and segment not in (".", "..") for segment in segments)
+
+
+def fold(text: str) -> str:
+    """``text`` as a case-insensitive server compares it: compatibility forms (fullwidth
+    letters, the Kelvin sign) as the letters they stand for, then case-folded."""
+    return unicodedata.normalize("NFKC", text).casefold()
 
 
 def folded(path: str) -> str:
-    """``path`` in lower case, as a case-insensitive server (IIS, a Windows or macOS disk) matches it.
+    """:func:`fold` of a path in the WSGI representation (IIS, a Windows or macOS disk).
 
     ``path`` must be UTF-8 (in the WSGI representation); raises ``UnicodeDecodeError`` if not.
     """
-    return path.encode("latin-1").decode("utf-8").lower().encode("utf-8").decode("latin-1")
+    return fold(path.encode("latin-1").decode("utf-8")).encode("utf-8").decode("latin-1")
 
 
 def _trimmed(path: str) -> str:
-    return "/".join(
-        segment if not segment.strip(". ") else segment.rstrip(". ") for segment in path.split("/")
-    )
+    return "/".join(_windows_segment(segment) for segment in path.split("/"))
+
+
+def _windows_segment(segment: str) -> str:
+    bare = _STREAM.sub("", segment)
+    if bare in (".", ".."):
+        return bare
+    return bare.rstrip(". ") or segment

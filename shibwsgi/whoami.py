@@ -34,7 +34,7 @@ _METHODS = ("GET", "HEAD")
 # X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, a "sid" claim, a cookie, a password...
 _CREDENTIAL_NAME = re.compile(
     r"token|secret|session|cookie|passw|assertion|credential|jwt|bearer|authoriz|api.?key|private.?key"
-    r"|ticket|(?<![a-z])sid(?![a-z])",
+    r"|ticket|signature|saml.?response|nonce|[cx]srf|(?<![a-z])sid(?![a-z])",
     re.IGNORECASE,
 )
 # A value that is a credential whatever its name: a JWT (header "eyJ..." . payload . signature).

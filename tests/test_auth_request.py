@@ -556,6 +556,12 @@ def test_original_uri_forms_servers_disagree_on_are_400(client: TestApp, app: Ap
         pytest.param("/admin./users", id="trailing dot in a segment"),
         pytest.param("/admin%20/users", id="trailing space in a segment"),
         pytest.param("/ADMIN.;x", id="case, dot and parameter together"),
+        pytest.param("/admin::$DATA", id="NTFS stream name"),
+        pytest.param("/admin::$DATA/users", id="NTFS stream name in a segment"),
+        pytest.param("/public/..::$DATA/admin", id="dots with a stream name"),
+        pytest.param("/%EF%BD%81dmin", id="fullwidth letter"),
+        pytest.param("/%EF%BC%A1%EF%BC%A4%EF%BC%AD%EF%BC%A9%EF%BC%AE", id="fullwidth upper case"),
+        pytest.param("/public%EF%BC%8F..%EF%BC%8Fadmin", id="fullwidth slashes"),
     ],
 )
 def test_original_uri_is_judged_by_the_strictest_reading(client: TestApp, uri: str) -> None:
@@ -572,12 +578,20 @@ def test_original_uri_is_judged_by_the_strictest_reading(client: TestApp, uri: s
         pytest.param("/Reports/q3", "reader", 403, id="the rule written capitalised"),
         pytest.param("/REPORTS/q3", "reader", 403, id="upper case"),
         pytest.param("/reports/q3", "admin", 200, id="allowed in any case"),
+        pytest.param("/%C5%BFecret/x", "reader", 403, id="long s folds to s"),
+        pytest.param("/%E2%84%AAiosk", "reader", 403, id="Kelvin sign folds to k"),
+        pytest.param("/secret/x", "admin", 200, id="the admin passes"),
     ],
 )
 def test_case_insensitive_upstream_cannot_dodge_a_capitalised_rule(
     app: App, uri: str, who: str, status: int
 ) -> None:
-    rules = [Rule("/Reports", HasRole("admin")), Rule("/", LoggedIn())]
+    rules = [
+        Rule("/Reports", HasRole("admin")),
+        Rule("/secret", HasRole("admin")),
+        Rule("/kiosk", HasRole("admin")),
+        Rule("/", LoggedIn()),
+    ]
     ask(TestApp(middleware(app, rules=rules), extra_environ=HTTPS), uri, who=who, status=status)
 
 
@@ -637,3 +651,11 @@ def test_control_character_path_without_rules_reaches_the_app(app: App) -> None:
     client = TestApp(middleware(app, rules=()), extra_environ=HTTPS)
     client.get("/", extra_environ={**front("reader"), "PATH_INFO": "/admin\n"}, status=200)
     assert app.paths == ["/admin\n"]
+
+
+def test_rule_whose_folded_prefix_is_no_plain_path_still_starts(app: App) -> None:
+    # "‥" (two dot leader) folds to "..": that folded rule cannot exist, the rule itself still applies.
+    rules = [Rule("/\u2025", HasRole("admin")), Rule("/", LoggedIn())]
+    client = TestApp(middleware(app, rules=rules), extra_environ=HTTPS)
+    ask(client, "/%E2%80%A5/x", who="reader", status=403)
+    ask(client, "/%E2%80%A5/x", who="admin", status=200)

@@ -203,6 +203,11 @@ JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ6b2UifQ.c2lnbmF0dXJl"
         pytest.param("pw", "userPassword", "{SSHA}hash", id="a password"),
         pytest.param("key", "client_secret", "opaque-value-3", id="a secret"),
         pytest.param("claim", "sid", "opaque-value-4", id="an OIDC sid claim"),
+        pytest.param("cas", "casTicket", "ST-1-opaque", id="a CAS ticket"),
+        pytest.param("raw", "SAMLResponse", "PHNhbWw+", id="a SAML response"),
+        pytest.param("auth", "Authorization", "Negotiate YII", id="an Authorization variable"),
+        pytest.param("k", "X-Api-Key", "opaque-value-5", id="an API key"),
+        pytest.param("Session_Index", "idx", "opaque-value-6", id="the app's name says session"),
         pytest.param("ref", "mirror", FRONT_SESSION, id="a value equal to the front end's session id"),
     ],
 )
