@@ -52,7 +52,8 @@ def text_path(path: str) -> str:
 
 def has_control_character(path: str) -> bool:
     """True when ``path`` holds a C0 control character or DEL (a decoded ``%00``-``%1F``, ``%7F``)."""
-    return _CONTROL.search(path) is not None
+    # A printable string holds none: one C-level test settles the usual path before the search.
+    return not path.isprintable() and _CONTROL.search(path) is not None
 
 
 def resolved(path: str) -> str:
