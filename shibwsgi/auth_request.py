@@ -7,12 +7,13 @@ rules refuse; never a redirect (nginx maps 401 to the login with ``error_page``)
 Values are percent-encoded where a comma-joined header could not carry them as they are.
 
 The upstream behind nginx may read the URI otherwise than Python does, so the path is
-judged by the strictest reading: every reading in :func:`shibwsgi.paths.readings` (Tomcat's
-``;`` parameters, Windows' trailing dots and spaces and stream names) and each folded to
-lower case (IIS; :func:`shibwsgi.paths.fold`) must be allowed. Forms no reading can settle are refused with 400: control characters, a
-backslash, a ``%`` left after decoding (double encoding), bytes that are not UTF-8
-(overlong forms) and segments of dots and spaces only. Mounted under ``SCRIPT_NAME``,
-the app judges only URIs under its mount, by its own rules.
+judged by the strictest reading: every reading in :func:`shibwsgi.paths.readings`
+(Tomcat's ``;`` parameters, Windows' trailing dots, spaces and stream names), each also
+folded (IIS's case-insensitivity, :func:`shibwsgi.paths.fold`), must be allowed. The
+forms no reading settles are refused with 400: control characters, a backslash, a ``%``
+left after decoding (double encoding), bytes that are not UTF-8 (overlong forms) and
+segments of dots and spaces only. Mounted under ``SCRIPT_NAME``, the app judges only
+URIs under its mount, by its own rules.
 """
 
 from __future__ import annotations
