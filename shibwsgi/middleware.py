@@ -255,6 +255,12 @@ class SSOMiddleware:
             endpoint = self.endpoints.get(path)
             if endpoint is not None:
                 return endpoint(environ, start_response, front)
+            # Judged before the identity: a path no rule can be meant for is a 400 for anyone.
+            requirement = (
+                self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
+                if self.rules.rules
+                else None
+            )
             identity, headers = self._resolve(environ, front)
         except RequestError as exc:
             log_refusal(environ, exc.status, exc.log_message)
@@ -269,10 +275,8 @@ class SSOMiddleware:
         expose(environ, identity)
         if headers:
             start_response = adding(start_response, headers)
-        if self.rules.rules:
-            requirement = self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
-            if requirement is not None and not requirement.allows(identity):
-                return deny(environ, start_response, identity, requirement)
+        if requirement is not None and not requirement.allows(identity):
+            return deny(environ, start_response, identity, requirement)
         return self.app(environ, start_response)
 
     def identify(self, environ: WSGIEnvironment) -> Identity | None:

@@ -30,7 +30,7 @@ from werkzeug.wrappers import Request
 from ..errors import ConfigError
 from ..profiles import REMOTE_USER, Profile, get_profile
 from ..redirects import safe_next
-from ..responses import redirect
+from ..responses import content_security_policy, redirect, security_headers
 from ..trust import CHANNELS, TrustGate
 from .environ import SESSION_LIFETIME, environ_for
 
@@ -301,13 +301,13 @@ class DevFrontEnd:
         message = f'<p role="alert">{html.escape(error)}</p>\n' if error else ""
         page = (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            "<title>Development sign-in</title></head><body>\n"
+            f"<title>Development sign-in</title><style>{_STYLE}</style></head><body>\n"
             f"<h1>Development sign-in ({html.escape(self.profile.name)})</h1>\n"
             "<p><strong>Development front end</strong>: no identity provider and no password. "
             "Never expose it.</p>\n"
             f'{message}<form method="post" action="{html.escape(self.login_path)}">\n'
             f'<input type="hidden" name="target" value="{html.escape(target)}">\n'
-            f'<ul style="list-style: none">\n{choices}\n</ul>\n'
+            f"<ul>\n{choices}\n</ul>\n"
             '<button type="submit">Sign in</button>\n</form>\n</body></html>\n'
         )
         return _respond(start_response, status, "text/html", page, head=head)
@@ -451,6 +451,11 @@ def _netloc(scheme: str, netloc: str) -> str:
     return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
 
 
+_STYLE = "ul{list-style:none}"
+#: The sign-in form posts to this site and has one inline style: nothing else loads or runs.
+_POLICY = content_security_policy(styles=[_STYLE], forms=True)
+
+
 def _respond(
     start_response: StartResponse,
     status: str,
@@ -467,6 +472,7 @@ def _respond(
             ("Content-Type", f"{media_type}; charset=utf-8"),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
+            *security_headers(_POLICY),
             *headers,
         ],
     )

@@ -208,6 +208,25 @@ def test_absolute_form_request_target_is_judged_by_its_path(site: Site) -> None:
     assert b'"user":"bob"' in response.replace(b" ", b"")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/api/me%0a", id="LF"),
+        pytest.param("/api/me%0d%0a", id="CRLF"),
+        pytest.param("/api/me%7f", id="DEL"),
+        pytest.param("/api/movies%5c..%5cme", id="backslashes"),
+        pytest.param("/api/%252e%252e/api/me", id="double encoding"),
+        pytest.param("/api/%c0%ae%c0%ae/api/me", id="overlong UTF-8"),
+        pytest.param("/%0a", id="the page, LF"),
+    ],
+)
+def test_path_servers_read_differently_is_400_through_nginx_never_500(site: Site, path: str) -> None:
+    bob = log_in(site, "bob")
+    response = site.get(bob, path)
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert "X-Auth-Request-User" not in response.headers
+
+
 def test_forged_identity_and_original_request_headers_change_nothing(site: Site) -> None:
     forged = {
         "X-Forwarded-User": "alice",
