@@ -50,8 +50,8 @@ Environ = Mapping[str, Any]
 #: A document of claims and where it came from (a variable name, or the signed token).
 Document = tuple[str, Mapping[str, Any]]
 
-#: The claim naming the subject in every OpenID Connect document.
-SUBJECT = "sub"
+#: The claims naming the subject in OpenID Connect documents: a subject is unique per issuer.
+SUBJECT = ("sub", "iss")
 #: What :func:`claim_at` returns for a claim that is not there (a claim may be ``null``).
 MISSING: Any = object()
 
@@ -131,8 +131,8 @@ class IdentityParser:
         self._subject_names = tuple(
             dict.fromkeys(
                 name
-                for name in (SUBJECT if self._nested else None, *user)
-                if name and name != REMOTE_USER and name not in profile.source_variables
+                for name in (*(SUBJECT if self._nested else ()), *user)
+                if name != REMOTE_USER and name not in profile.source_variables
             )
         )
         self._json_keys = tuple(self._json_names)

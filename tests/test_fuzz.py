@@ -204,7 +204,7 @@ class RefParser:
                 document = principal_claims(document)
             documents.append(document)
         # Every document naming the subject (or the user claim) must name the same one.
-        subjects = {*([] if self.profile.principal else ["sub"]), *self.profile.user}
+        subjects = {*([] if self.profile.principal else ["sub", "iss"]), *self.profile.user}
         for name in (name for name in subjects if not self.fixed(name)):
             named = [document[name] for document in documents if name in document]
             if any(value != named[0] for value in named):

@@ -92,6 +92,15 @@ DISAGREEING_SOURCES = [
         id="openidc user claim differs between documents",
     ),
     pytest.param(
+        {"profile": "kong-oidc", **HEADERS},
+        {
+            "HTTP_X_USERINFO": b64({"sub": "admin", "iss": "https://op.example"}),
+            "HTTP_X_ID_TOKEN": b64({"sub": "admin", "iss": "https://alice.example"}),
+        },
+        "'iss' differs",
+        id="kong same sub from another issuer",
+    ),
+    pytest.param(
         {"profile": "openidc"},
         {"OIDC_CLAIM_sub": "admin", "OIDC_id_token_payload": json.dumps({"sub": "alice"})},
         "'sub' differs between the JSON claims and its claim variable",
