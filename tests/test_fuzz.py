@@ -305,7 +305,11 @@ class RefParser:
                     raise Refused(400)
                 user = no_surrogates(value)
                 lossy = user.encode("latin-1", "replace").decode("latin-1")
-                if texts and texts[0] and texts[0] not in (user, lossy if self.profile.encoding == "latin-1" else user):
+                if (
+                    texts
+                    and texts[0]
+                    and texts[0] not in (user, lossy if self.profile.encoding == "latin-1" else user)
+                ):
                     raise Refused(400)
             else:
                 user = texts[0] if texts else ""

@@ -49,6 +49,10 @@ def environ_for(
     ``attributes`` maps the front end's source names (``isMemberOf``, ``groups``)
     to a value or a list of values. Values are joined, escaped and encoded the
     way that front end does it (UTF-8 arrives as latin-1 mojibake, PEP 3333).
+    A ``str`` is a scalar, a list an array: vouch-proxy sends a scalar bare and
+    every array quoted (``"a"`` for one element). The user and the other fixed
+    headers (``X-Vouch-User``, Azure's ``X-MS-CLIENT-PRINCIPAL-NAME``) carry the
+    value exactly as it is, quotes and delimiters included.
     Front ends that pass claims only as JSON (Azure App Service's principal,
     kong-oidc's ``X-Userinfo`` / ``X-ID-Token``) get them there, encoded as they
     encode it. ``channel`` defaults to the profile's: ``"headers"`` gives the
