@@ -10,21 +10,24 @@ that ``environ_for`` writes exactly what each front end sends.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from webtest import TestApp
 
-from shibwsgi import Attribute, SSOMiddleware, SubjectMismatchError
+from shibwsgi import Attribute, RequestError, SSOMiddleware, SubjectMismatchError
 from shibwsgi.profiles import PROFILES, REMOTE_USER
 from shibwsgi.testing import environ_for
 from shibwsgi.testing.signed import TestSigner
 from tests.helpers import echo_app, mojibake
 
 PROXY = "10.0.0.5"
-HEADERS = {"trusted_proxies": ["10.0.0.0/24"]}
+HEADERS: dict[str, Any] = {"trusted_proxies": ["10.0.0.0/24"]}
 NAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
 
 
@@ -113,6 +116,12 @@ DISAGREEING_SOURCES = [
         id="oauth2-proxy user in both prefixes differs",
     ),
     pytest.param(
+        {"profile": "mellon", "user": "uid"},
+        {"MELLON_uid": "admin", "MELLON_uid_0": "alice", "MELLON_uid_N": "1"},
+        "'uid' differs between MELLON_uid_0 .. and MELLON_uid",
+        id="mellon series and its first value differ",
+    ),
+    pytest.param(
         {"profile": "oauth2-proxy", "channel": "headers", **HEADERS},
         {"HTTP_X_FORWARDED_USER": "admin", "HTTP_X_AUTH_REQUEST_USER": "alice"},
         "'user' differs",
@@ -155,12 +164,14 @@ AGREEING_SOURCES = [
             "HTTP_X_ID_TOKEN": b64({"sub": "alice", "email": "token@x", "iss": "https://op"}),
         },
         "alice",
+        {"email": ["userinfo@x"]},
         id="kong same sub, userinfo first",
     ),
     pytest.param(
         {"profile": "kong-oidc", **HEADERS},
         {"HTTP_X_USERINFO": b64({"sub": "alice", "email": "userinfo@x"})},
         "alice",
+        {"email": ["userinfo@x"]},
         id="kong introspection: userinfo alone",
     ),
     pytest.param(
@@ -168,35 +179,37 @@ AGREEING_SOURCES = [
         {
             "OIDC_CLAIM_sub": "Zoë ??",  # mod_auth_openidc's latin1: what latin-1 cannot hold is "?"
             "OIDC_userinfo_json": json.dumps({"sub": "Zoë 山田", "email": "userinfo@x"}),
-            "OIDC_id_token_payload": json.dumps({"sub": "Zoë 山田"}),
+            "OIDC_id_token_payload": json.dumps({"sub": "Zoë 山田", "email": "token@x"}),
         },
         "Zoë 山田",
+        {"email": ["userinfo@x"]},
         id="openidc latin1 claim variable agrees with its JSON",
     ),
     pytest.param(
         {"profile": "openidc"},
         {"OIDC_CLAIM_sub": "a,b", "OIDC_id_token_payload": json.dumps({"sub": "a,b"})},
         "a,b",
+        {},
         id="openidc sub with a comma: the JSON says one value",
     ),
     pytest.param(
         {"profile": "oauth2-proxy"},
         {"X-Forwarded-User": "alice", "X-Auth-Request-User": ""},
         "alice",
+        {},
         id="oauth2-proxy empty second header is no value",
     ),
 ]
 
 
-@pytest.mark.parametrize(("options", "environ", "user"), AGREEING_SOURCES)
+@pytest.mark.parametrize(("options", "environ", "user", "attributes"), AGREEING_SOURCES)
 def test_sources_naming_the_same_user_are_merged(
-    options: dict[str, Any], environ: dict[str, str], user: str
+    options: dict[str, Any], environ: dict[str, str], user: str, attributes: dict[str, list[str]]
 ) -> None:
     status, body = call(environ, attributes={"email": "email"}, **options)
     assert status == 200, body
     assert body["identity"]["user"] == user
-    if "userinfo@x" in json.dumps(environ, ensure_ascii=False) or "X-Userinfo" in str(environ):
-        assert body["identity"]["attributes"] == {"email": ["userinfo@x"]}
+    assert body["identity"]["attributes"] == attributes
 
 
 def openidc_verified(signer: TestSigner, **options: Any) -> TestApp:
@@ -512,13 +525,21 @@ def _refuses(profile_name: str, user: str) -> bool:
     return profile.delimiter is not None and profile.delimiter in user and not profile.backslash_escapes
 
 
+def round_trip_options(profile: str) -> dict[str, Any]:
+    """Middleware options for ``profile``'s front end as ``environ_for`` writes it."""
+    options: dict[str, Any] = {"profile": profile}
+    if PROFILES[profile].channel == "headers":
+        options.update(HEADERS)
+    if profile == "openidc":
+        options["encoding"] = "utf-8"  # latin1, mod_auth_openidc's default, would turn "山" into "?"
+    return options
+
+
 @pytest.mark.parametrize("user", USERS)
 @pytest.mark.parametrize("profile", UNSIGNED)
 def test_environ_for_round_trips_the_user(profile: str, user: str) -> None:
     spec = PROFILES[profile]
-    options: dict[str, Any] = {"profile": profile, **(HEADERS if spec.channel == "headers" else {})}
-    if profile == "openidc":
-        options["encoding"] = "utf-8"  # latin1, mod_auth_openidc's default, would turn "山" into "?"
+    options = round_trip_options(profile)
     environ = environ_for(profile, user, {"groups": ["g1", "g2"]}, encoding=options.get("encoding"))
     status, body = call(environ, attributes={"groups": Attribute("groups", multi=True)}, **options)
     if _refuses(profile, user):
@@ -569,3 +590,24 @@ def test_environ_for_kong_documents_name_one_subject() -> None:
     documents = [json.loads(base64.b64decode(environ[key])) for key in ("HTTP_X_USERINFO", "HTTP_X_ID_TOKEN")]
     assert [document["sub"] for document in documents] == ["alice", "alice"]
     assert documents[0]["email"] == "a@x"
+
+
+PRINTABLE_USER = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40
+).filter(str.isprintable)
+
+
+@settings(max_examples=300, deadline=None)
+@given(profile=st.sampled_from(UNSIGNED), user=PRINTABLE_USER)
+def test_environ_for_round_trips_any_user_or_refuses_a_list(profile: str, user: str) -> None:
+    options = round_trip_options(profile)
+    middleware = SSOMiddleware(echo_app, **options)
+    environ = {"REMOTE_ADDR": PROXY, **environ_for(profile, user, encoding=options.get("encoding"))}
+    if _refuses(profile, user):
+        # Never another user: refused, or anonymous when the list holds only delimiters ("|").
+        with contextlib.suppress(RequestError):
+            assert middleware.identify(environ) is None
+        return
+    identity = middleware.identify(environ)
+    assert identity is not None
+    assert identity.user == user
