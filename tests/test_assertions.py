@@ -454,7 +454,8 @@ def openidc_app(signer: TestSigner) -> TestApp:
 
 def test_openidc_id_token_is_verified_and_wins(rsa_signer: TestSigner) -> None:
     token = rsa_signer.sign(rsa_signer.claims("alice", {"groups": ["staff"]}))
-    environ = {**environ_for("openidc", "admin", {"groups": ["root"]}), "OIDC_id_token": token}
+    # The unverified copies name the same user (else 400: tests/test_wrong_user.py); the token's claims win.
+    environ = {**environ_for("openidc", "alice", {"groups": ["root"]}), "OIDC_id_token": token}
     body = openidc_app(rsa_signer).get("/", extra_environ=environ).json
     assert body["remote_user"] == "alice"
     assert body["identity"]["attributes"] == {"groups": ["staff"]}
