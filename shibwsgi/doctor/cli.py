@@ -15,6 +15,7 @@ from .apache_checks import check_apache
 from .findings import ERROR, WARNING, Finding, Location
 from .nginx import read_nginx
 from .nginx_checks import check_nginx
+from .servers import ask_apache, ask_nginx
 from .settings import AppSettings, read_settings
 from .uwsgi import Option, read_uwsgi
 from .uwsgi_checks import check_socket_variable, check_uwsgi
@@ -29,8 +30,12 @@ def diagnose(
     nginx: Sequence[str | Path] = (),
     environ: Mapping[str, str] | None = None,
     defines: Mapping[str, str] | None = None,
+    servers: bool = False,
 ) -> tuple[list[Finding], AppSettings | None]:
-    """Every finding for these files; ``environ``: the environment whose settings count (``--env``)."""
+    """Every finding for these files; ``environ``: the environment whose settings count (``--env``).
+
+    ``servers``: also ask the installed apache2/nginx whether they accept the files.
+    """
     findings: list[Finding] = []
     options: list[Option] | None = None
     if uwsgi is not None:
@@ -46,9 +51,13 @@ def diagnose(
     for path in apache:
         directives, problems = read_apache(path, defines=defines)
         findings += problems + check_apache(directives, app)
+        if servers and any(d.name == "loadmodule" and d.active for d in directives):
+            findings += ask_apache(path, defines or {})
     for path in nginx:
         root, problems = read_nginx(path)
         findings += problems + check_nginx(root, app)
+        if servers and any(block.name == "events" for block in root.children):
+            findings += ask_nginx(path)
     unique = dict.fromkeys(findings)  # an included file may be read twice
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.where.file, f.where.line)), app
 
@@ -61,6 +70,7 @@ def _settings(
     where = {k: Location("environment " + k) for k in settings}
     for option in options:
         name, equals, value = option.value.partition("=")
+        name, value = name.strip(), value.strip()
         if option.key == "env" and equals and name.startswith(PREFIX):
             settings[name] = value
             where[name] = option.where
@@ -97,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME[=VALUE]",
         help="as apache2 -D, for <IfDefine>",
     )
+    parser.add_argument(
+        "--no-servers",
+        action="store_true",
+        help="do not ask the installed apache2/nginx to test the files (apache2 -t, nginx -t)",
+    )
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     args = parser.parse_args(argv)
     if not (args.apache or args.uwsgi or args.nginx or args.env):
@@ -108,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         nginx=args.nginx,
         environ=os.environ if args.env else None,
         defines=defines,
+        servers=not args.no_servers,
     )
     errors = sum(f.severity == ERROR for f in findings)
     warnings = sum(f.severity == WARNING for f in findings)
@@ -126,10 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         for finding in findings:
             print(finding)
-        scope = (
-            ""
-            if app is not None
-            else " (no SHIBWSGI_* settings given: checks against the app's settings skipped; use --env or env = lines)"
-        )
+        scope = ""
+        if any(f.pitfall == "invalid-setting" for f in findings):
+            scope = " (the SHIBWSGI_* settings are invalid: checks against the app's settings skipped)"
+        elif app is None:
+            scope = " (no SHIBWSGI_* settings given: checks against the app's settings skipped; use --env or env = lines)"
         print(f"{errors} error(s), {warnings} warning(s){scope}")
     return 1 if errors else 0
