@@ -334,7 +334,9 @@ def _scheme(raw: str) -> str:
 
 def _proxy_targets(active: list[Directive], app: AppSettings | None) -> list[Finding]:
     findings = []
-    targets = [(r.target, r.directive, r) for r in routes(active) if not r.excluded]
+    targets: list[tuple[str, Directive, Route | None]] = [
+        (r.target, r.directive, r) for r in _app_routes(active)
+    ]
     targets += [(d.arg(0), d, None) for d in _named(active, "balancermember") if d.args]
     for raw, directive, route in targets:
         if "${" in raw or raw.lower().startswith("balancer:"):
