@@ -235,6 +235,16 @@ def _openidc(active: list[Directive], app: AppSettings | None) -> list[Finding]:
                 "OIDCPassClaimsAs environment base64url, and SHIBWSGI_ENCODING=base64url.",
             )
         )
+    if mode == "both":
+        findings.append(
+            Finding(
+                WARNING,
+                "oidc-claims-twice",
+                where,
+                "OIDCPassClaimsAs both (the module's default): every claim travels twice, as a header and as a variable, in the 64 KB uwsgi packet.",
+                f"OIDCPassClaimsAs environment {encoding}",
+            )
+        )
     if app is not None and app.profile == "openidc":
         expected = OIDC_ENCODINGS.get(encoding)
         if expected is not None and expected != app.encoding:

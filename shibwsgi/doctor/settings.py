@@ -38,6 +38,8 @@ class AppSettings:
     channel: str
     encoding: str
     header_keys: frozenset[str]  # HTTP_* keys the app reads identity from (headers channel)
+    identity_keys: frozenset[str]  # every environ key the app reads identity from, any channel
+    open_paths: frozenset[str]  # the app's own paths that need no login (logout)
     sessions: bool
     cookie_secure: bool
     needed_buffer: int
@@ -76,6 +78,8 @@ def read_settings(
         channel=middleware.channel,
         encoding=middleware.profile.encoding,
         header_keys=header_keys if middleware.channel == "headers" else frozenset(),
+        identity_keys=frozenset(middleware.parser.read_keys()),
+        open_paths=frozenset(p for p in (middleware.logout_path,) if p is not None),
         sessions="SHIBWSGI_SESSION" in ours,
         cookie_secure=secure,
         needed_buffer=min(UWSGI_MAX, sum(caps) + OVERHEAD),
