@@ -66,4 +66,6 @@ PITFALLS: dict[str, str] = {
     "probe-cookie-flags": "a cookie without Secure, HttpOnly or SameSite",
     "probe-plain-http": "the site is probed over plain http",
     "probe-environ-size": "the environ the app received, for the probe request",
+    "probe-headers-let-through": "client headers the front end passes on, that the app does not read",
+    "probe-tls": "the TLS version and cipher the site negotiated",
 }

@@ -40,6 +40,9 @@ class AppSettings:
     header_keys: frozenset[str]  # HTTP_* keys the app reads identity from (headers channel)
     identity_keys: frozenset[str]  # every environ key the app reads identity from, any channel
     open_paths: frozenset[str]  # the app's own paths that need no login (logout)
+    variable_names: frozenset[str]  # the front end's names for them (headers or server variables)
+    login_path: str | None
+    probe_path: str | None
     sessions: bool
     cookie_secure: bool
     needed_buffer: int
@@ -80,6 +83,9 @@ def read_settings(
         header_keys=header_keys if middleware.channel == "headers" else frozenset(),
         identity_keys=frozenset(middleware.parser.read_keys()),
         open_paths=frozenset(p for p in (middleware.logout_path,) if p is not None),
+        variable_names=frozenset(middleware.parser.variable_names() | set(middleware.profile.companions)),
+        login_path=middleware.login_path,
+        probe_path=middleware.probe.path if middleware.probe else None,
         sessions="SHIBWSGI_SESSION" in ours,
         cookie_secure=secure,
         needed_buffer=min(UWSGI_MAX, sum(caps) + OVERHEAD),
