@@ -38,7 +38,7 @@ from .options import (
     strings,
 )
 from .parsing import IdentityParser
-from .probe import DEFAULT_PROBE_PATH, Probe
+from .probe import DEFAULT_PROBE_PATH, Probe, probing
 from .profiles import Profile, get_profile
 from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
@@ -258,7 +258,7 @@ class SSOMiddleware:
             environ[LOGIN_PATH_KEY] = self.login_path
         path = environ.get("PATH_INFO") or "/"
         try:
-            probe = self.probe if self.probe is not None and self.probe.admits(environ, path) else None
+            probe, start_response = probing(self.probe, environ, path, start_response)  # before the gate
             front = probe.identify(self.identify, environ) if probe else self.identify(environ)
             endpoint = self.endpoints.get(path)
             if endpoint is self.probe and probe is None:

@@ -17,15 +17,18 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, RequestError
+from .flows import adding
 from .identity import Identity
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["DEFAULT_PROBE_PATH", "MARKER", "TOKEN_HEADER", "Probe"]
+__all__ = ["DEFAULT_PROBE_PATH", "MARKER", "REACHED_HEADER", "TOKEN_HEADER", "Probe", "probing"]
 
 DEFAULT_PROBE_PATH = "/_shibwsgi/probe"
 TOKEN_HEADER = "X-Shibwsgi-Probe-Token"  # noqa: S105 - a header name
+#: Added to the answer of a token-carrying request for any other path: it reached the app.
+REACHED_HEADER = "X-Shibwsgi-Probe"
 #: Every marker value the probe sends starts with this, then a short id of its own.
 MARKER = "shibwsgi-probe-"
 _MARKER_ID = re.compile(re.escape(MARKER) + r"([A-Za-z0-9]{1,24})")
@@ -58,23 +61,29 @@ class Probe:
     def __repr__(self) -> str:
         return f"<Probe path={self.path!r} token='***'>"
 
-    def admits(self, environ: WSGIEnvironment, path: str) -> bool:
-        """Before the trust gate: whether this is a probe request; if so, note where markers arrived."""
-        if path != self.path:
-            return False
+    def admit(
+        self, environ: WSGIEnvironment, path: str, start_response: StartResponse
+    ) -> tuple[bool, StartResponse]:
+        """Before the trust gate: whether this is a probe request (if so, note where markers arrived).
+
+        A request carrying the token to any other path is answered as usual, with
+        ``X-Shibwsgi-Probe: reached`` added: the probe learns the path is not protected.
+        """
         presented = environ.get(_TOKEN_KEY)
-        if not isinstance(presented, str):
-            return False
-        if not hmac.compare_digest(presented.encode("latin-1", "replace"), self._token):
-            return False
+        if not isinstance(presented, str) or not hmac.compare_digest(
+            presented.encode("latin-1", "replace"), self._token
+        ):
+            return False, start_response
         del environ[_TOKEN_KEY]
+        if path != self.path:
+            return False, adding(start_response, [(REACHED_HEADER, "reached")])
         arrived = {
             key: _marker_ids(value)
             for key, value in environ.items()
             if isinstance(value, str) and MARKER in value
         }
         environ[_ARRIVED_KEY] = (arrived, _size(environ))
-        return True
+        return True, start_response
 
     def identify(
         self, identify: Callable[[WSGIEnvironment], Identity | None], environ: WSGIEnvironment
@@ -125,6 +134,16 @@ class Probe:
             ],
         )
         return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
+
+
+def probing(
+    probe: Probe | None, environ: WSGIEnvironment, path: str, start_response: StartResponse
+) -> tuple[Probe | None, StartResponse]:
+    """The probe when this request is one for it, and the ``start_response`` to answer with."""
+    if probe is None:
+        return None, start_response
+    admitted, start_response = probe.admit(environ, path, start_response)
+    return (probe if admitted else None), start_response
 
 
 def _marker_ids(value: str) -> list[str]:

@@ -16,7 +16,7 @@ from shibwsgi import ConfigError, SSOMiddleware
 from shibwsgi.doctor import ERROR, INFO, WARNING, Finding, main
 from shibwsgi.doctor.probe import probe, spellings
 from shibwsgi.doctor.probe_http import Site
-from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, TOKEN_HEADER
+from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -106,8 +106,10 @@ def test_probe_token_does_not_reach_the_app_or_other_paths() -> None:
         seen.update(environ)
         return plain_app(environ, start_response)
 
-    TestApp(SSOMiddleware(app, probe_token=TOKEN)).get("/other", headers={TOKEN_HEADER: TOKEN})
-    assert "shibwsgi.probe.arrived" not in seen
+    response = TestApp(SSOMiddleware(app, probe_token=TOKEN)).get("/other", headers={TOKEN_HEADER: TOKEN})
+    assert "shibwsgi.probe.arrived" not in seen and TOKEN not in seen.values()
+    assert response.headers[REACHED_HEADER] == "reached"  # the probe learns /other is not protected
+    assert REACHED_HEADER not in TestApp(SSOMiddleware(app, probe_token=TOKEN)).get("/other").headers
 
 
 @pytest.mark.parametrize(
@@ -229,6 +231,12 @@ Case = Callable[[], "WSGIApplication"]
             ["eppn"],
             {"probe-unprotected"},
             id="a protected path left open",
+        ),
+        pytest.param(
+            lambda: SSOMiddleware(plain_app, probe_token=TOKEN),
+            ["eppn"],
+            {"probe-unprotected"},
+            id="protected path left open, answered by the app's own redirect to the login",
         ),
         pytest.param(
             lambda: login_required(over_budget_fails(SSOMiddleware(plain_app, probe_token=TOKEN))),

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..probe import MARKER, TOKEN_HEADER
+from ..probe import MARKER, REACHED_HEADER, TOKEN_HEADER
 from .findings import ERROR, INFO, WARNING, Finding, Location
 from .probe_http import Answer, Site
 
@@ -24,8 +24,8 @@ __all__ = ["Spelling", "probe", "spellings"]
 #: Names any front end's user may travel under, whatever the profile.
 GENERIC = ("REMOTE_USER", "Remote-User", "X-Remote-User", "X-Forwarded-User", "X-User")
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-#: Headers per request: Apache refuses more than 100 (LimitRequestFields).
-_BATCH = 40
+#: Headers per request: the shipped Apache configs refuse more than 32 (LimitRequestFields).
+_BATCH = 20
 #: Refusals that say "too large" the way a front end should.
 _REFUSALS = (400, 413, 414, 431, 494)
 _LARGEST = 256 * 1024
@@ -99,7 +99,7 @@ def probe(
         findings += _markers(reports, sent, _at(site, probe_path))
         findings += _limits(site, probe_path, token, _at(site, probe_path))
     if protected is not None:
-        answer = site.get(protected, headers[:_BATCH])
+        answer = site.get(protected, [(TOKEN_HEADER, token), *headers[:_BATCH]])
         answers.append(answer)
         findings += _protection(answer, _at(site, protected))
     answers.append(site.get(public))
@@ -290,17 +290,19 @@ def _largest(send: Callable[[int], Answer], start: int) -> tuple[int, Answer | N
 
 
 def _protection(answer: Answer, where: Location) -> list[Finding]:
-    if answer.status == 200:
-        return [
-            Finding(
-                ERROR,
-                "probe-unprotected",
-                where,
-                "an anonymous request got 200 here: the front end does not protect it.",
-                "require a session for this path at the front end (Require shib-session / valid-user, auth_request).",
-            )
-        ]
-    return []
+    reached = bool(answer.header(REACHED_HEADER))
+    if not reached and answer.status != 200:
+        return []
+    how = "reached the app" if reached else "got 200"
+    return [
+        Finding(
+            ERROR,
+            "probe-unprotected",
+            where,
+            f"an anonymous request {how} here (status {answer.status}): the front end does not protect it.",
+            "require a session for this path at the front end (Require shib-session / valid-user, auth_request).",
+        )
+    ]
 
 
 def _cookies(answers: list[Answer], https: bool, where: Location) -> list[Finding]:
