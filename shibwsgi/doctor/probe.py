@@ -166,7 +166,9 @@ def _markers(reports: list[dict[str, Any]], sent: dict[str, Spelling], where: Lo
         for arrival in report.get("markers", []):
             key = str(arrival.get("key", ""))
             spelled = sorted({f"{s.header} ({s.how})" for i in arrival.get("ids", []) if (s := sent.get(i))})
-            what = ", ".join(spelled) or "a marker"
+            if not spelled:
+                continue  # the marker's text where the probe did not put it (a path, say)
+            what = ", ".join(spelled)
             if arrival.get("read_by_app") and not arrival.get("removed_by_gate"):
                 findings.append(
                     Finding(
