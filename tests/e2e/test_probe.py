@@ -38,6 +38,8 @@ from shibwsgi.doctor.probe_http import Site
 from shibwsgi.doctor.settings import read_settings
 from shibwsgi.probe import DEFAULT_PROBE_PATH
 
+from .conftest import PROBE_TOKEN, SHIB_APP_SETTINGS, ShibSite
+
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from pathlib import Path
@@ -137,6 +139,20 @@ def run_probe(url: str, tls: TLS, front_end: str) -> list[Finding]:
         probe_path=DEFAULT_PROBE_PATH,
         protected="/login",
     )
+
+
+def test_probe_of_the_shipped_shibboleth_config_is_clean(shib_lazy_site: ShibSite) -> None:
+    app, _ = read_settings(SHIB_APP_SETTINGS, {})
+    assert app is not None
+    context = ssl.create_default_context(cafile=str(shib_lazy_site.tls.cert))
+    findings = probe(
+        Site(shib_lazy_site.url + "/", context=context),
+        PROBE_TOKEN,
+        names=app.variable_names,
+        probe_path=DEFAULT_PROBE_PATH,
+        protected="/login",
+    )
+    assert errors(findings) == set(), [str(f) for f in findings]
 
 
 def errors(findings: list[Finding]) -> set[str]:
