@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from test_doctor import Case
 
-from shibwsgi.doctor import ERROR, Finding, diagnose
+from shibwsgi.doctor import ERROR, Finding, Location, diagnose
 from shibwsgi.doctor.pitfalls import PITFALLS
 
 
@@ -167,7 +167,8 @@ def test_roles_hook_of_the_wrong_form_is_an_invalid_setting(tmp_path: Path) -> N
     assert pitfalls(case.run(tmp_path)) == {"invalid-setting"}
 
 
-def test_every_finding_id_is_registered() -> None:
+def test_every_finding_id_is_registered_and_documented() -> None:
     with pytest.raises(ValueError, match="PITFALLS"):
-        Finding(ERROR, "no-such-pitfall", Path("x"), "p", "f")  # type: ignore[arg-type]
-    assert all(description for description in PITFALLS.values())
+        Finding(ERROR, "no-such-pitfall", Location("x"), "p", "f")
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert [pitfall for pitfall in PITFALLS if f"| `{pitfall}` |" not in readme] == []
