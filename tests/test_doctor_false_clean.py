@@ -420,3 +420,10 @@ def test_summary_does_not_say_no_settings_when_the_ini_has_env_lines(
     assert "no SHIBWSGI_* settings given" not in out and "[invalid-setting]" in out
     assert main(["--uwsgi", str(ini), "--no-servers", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["settings_checked"] is False
+
+
+def test_uwsgi_socket_hint_keeps_the_operators_port(tmp_path: Path) -> None:
+    findings = Case(uwsgi="[uwsgi]\nbuffer-size = 65535\nsocket = 0.0.0.0:3931\n").run(tmp_path)
+    assert next(f.fix for f in findings if f.pitfall == "socket-beyond-loopback").startswith(
+        "socket = 127.0.0.1:3931"
+    )

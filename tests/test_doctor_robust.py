@@ -8,6 +8,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from support import require_program
 from test_doctor import Case
 
 from shibwsgi.doctor import ERROR, Finding, Location, diagnose
@@ -172,3 +173,55 @@ def test_every_finding_id_is_registered_and_documented() -> None:
         Finding(ERROR, "no-such-pitfall", Location("x"), "p", "f")
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert [pitfall for pitfall in PITFALLS if f"| `{pitfall}` |" not in readme] == []
+
+
+NGINX_MAIN = "events {}\nhttp {\n    server {\n        listen 127.0.0.1:1;\n%s\n    }\n}\n"
+APACHE_MAIN = "ServerRoot {root}\nLoadModule mpm_event_module /usr/lib/apache2/modules/mod_mpm_event.so\nListen 127.0.0.1:1\nErrorLog {root}/error.log\nPidFile {root}/pid\n%s\n"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        pytest.param(
+            Case(nginx=NGINX_MAIN % "        include {root}/missing.conf;"),
+            "missing.conf",
+            id="nginx -t refuses an include of a missing file",
+        ),
+        pytest.param(
+            Case(nginx=NGINX_MAIN % "        no_such_directive on;"),
+            'unknown directive "no_such_directive"',
+            id="nginx -t refuses what the doctor's reader accepts",
+        ),
+        pytest.param(
+            Case(apache=APACHE_MAIN % "Include {root}/nothing*.conf"),
+            "No matches for the wildcard",
+            id="apache2 -t refuses an Include glob matching nothing",
+        ),
+        pytest.param(
+            Case(apache=APACHE_MAIN % "NoSuchDirective on"),
+            "NoSuchDirective",
+            id="apache2 -t refuses what the doctor's reader accepts",
+        ),
+    ],
+)
+def test_installed_server_refusal_is_an_error_with_its_message(
+    tmp_path: Path, case: Case, message: str
+) -> None:
+    require_program("apache2" if case.apache else "nginx", "apache2" if case.apache else "nginx")
+    findings = case.run(tmp_path, servers=True)
+    refusals = [f for f in findings if f.pitfall == "server-refuses"]
+    assert refusals and message in refusals[0].problem and refusals[0].severity == ERROR, findings
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(Case(nginx=NGINX_MAIN % "        location / { return 200; }"), id="nginx"),
+        pytest.param(Case(apache=APACHE_MAIN % "ServerName localhost"), id="apache"),
+    ],
+)
+def test_installed_server_accepting_the_config_adds_nothing(tmp_path: Path, case: Case) -> None:
+    require_program("apache2" if case.apache else "nginx", "apache2" if case.apache else "nginx")
+    assert [f for f in case.run(tmp_path, servers=True) if f.pitfall.startswith("server-")] == []
