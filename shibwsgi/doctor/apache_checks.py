@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from .addresses import is_loopback, port_of
 from .apache import Directive, Section
-from .apache_routes import Route, covers, location_handlers, parse_target, routes
+from .apache_routes import Route, covers, location_handlers, parse_target, routes, under
 from .findings import ERROR, WARNING, Finding, Location
 from .settings import AppSettings
 
@@ -158,40 +158,20 @@ def _endpoints(active: list[Directive]) -> list[tuple[str, str]]:
 def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[Finding]:
     """The front end's own endpoints must not be proxied to the app, whatever form the proxying takes."""
     order = {id(d): index for index, d in enumerate(active)}
-    all_routes = routes(active)
+    every = routes(active)
     handlers = location_handlers(active)
     findings = []
     for path, what in _endpoints(active):
         probe = path + "/Login"
         for route in _app_routes(active):
-            if not route.matches(probe):
+            if not route.matches(probe) or _excluded(route, probe, every, handlers, order):
                 continue
-            host = route.directive.virtual_host
-            exclusions = [
-                r
-                for r in all_routes
-                if r.excluded
-                and r.matches(probe)
-                and r.directive.virtual_host in (None, host)
-                and (
-                    r.in_location or route.in_location or order[id(r.directive)] < order[id(route.directive)]
-                )
-            ]
-            if route.in_location:
-                exclusions += [r for r in all_routes if r.excluded and not r.in_location and r.matches(probe)]
-                if any(
-                    d.virtual_host in (None, host) and len(p) > len(route.path or "") and probe.startswith(p)
-                    for p, d in handlers
-                ):
-                    continue
-            if exclusions:
-                continue
-            line = route.directive.where.line
-            fix = (
-                f"<Location {path}> SetHandler {'shib' if 'Shibboleth' in path else 'mellon'} </Location> after this Location, or ProxyPass {path} !"
-                if route.in_location
-                else f"ProxyPass {path} !  before line {line}."
-            )
+            if not route.in_location:
+                fix = f"ProxyPass {path} !  before line {route.directive.where.line}."
+            elif "Shibboleth" in path:
+                fix = f"<Location {path}> SetHandler shib </Location> after this Location."
+            else:
+                fix = f"ProxyPass {path} !  and no proxy handler over {path}."
             findings.append(
                 Finding(
                     ERROR,
@@ -202,6 +182,29 @@ def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[
                 )
             )
     return findings
+
+
+def _excluded(
+    route: Route, path: str, every: list[Route], handlers: list[tuple[str, Directive]], order: dict[int, int]
+) -> bool:
+    """Whether ``path`` is kept from ``route``: a ``!`` exclusion httpd sees first, or a handler of its own."""
+    host = route.directive.virtual_host
+    if any(
+        other.excluded
+        and other.matches(path)
+        and other.directive.virtual_host in (None, host)
+        # httpd takes the first matching ProxyPass; a <Location> one is merged by specificity.
+        and (
+            route.in_location or other.in_location or order[id(other.directive)] < order[id(route.directive)]
+        )
+        for other in every
+    ):
+        return True
+    # A more specific <Location> with its own handler (SetHandler shib) wins over a Location-level proxy.
+    return route.in_location and any(
+        d.virtual_host in (None, host) and len(prefix) > len(route.path or "") and under(path, prefix)
+        for prefix, d in handlers
+    )
 
 
 def _written(route: Route) -> str:

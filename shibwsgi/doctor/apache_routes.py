@@ -15,7 +15,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from .apache import Directive, Section
 
-__all__ = ["Route", "Target", "covers", "location_handlers", "parse_target", "routes"]
+__all__ = ["Route", "Target", "covers", "location_handlers", "parse_target", "routes", "under"]
 
 _LOCATIONS = ("location", "locationmatch")
 #: Regexes that match every path: a scope with one of them covers everything.
@@ -52,7 +52,7 @@ class Route:
     def matches(self, path: str) -> bool | None:
         """Whether requests for ``path`` take this route (None: a regex Python cannot read)."""
         if self.path is not None:
-            return _under(path, self.path) if self.in_location else path.startswith(self.path)
+            return under(path, self.path) if self.in_location else path.startswith(self.path)
         if self.regex is None:
             return None
         try:
@@ -124,7 +124,7 @@ def covers(directive: Directive, route: Route) -> bool:
     if scope is None or scope is route.directive.scope:
         return True
     if scope.name == "location" and scope.args:
-        return route.path is not None and (scope.args[0] == "/" or _under(route.path, scope.args[0]))
+        return route.path is not None and (scope.args[0] == "/" or under(route.path, scope.args[0]))
     if scope.name == "locationmatch" and scope.args:
         return scope.args[0] in _EVERYTHING
     if scope.name in ("proxy", "proxymatch") and scope.args:
@@ -132,7 +132,7 @@ def covers(directive: Directive, route: Route) -> bool:
     return False
 
 
-def _under(path: str, prefix: str) -> bool:
+def under(path: str, prefix: str) -> bool:
     """httpd's ``<Location>`` match: ``/private`` holds ``/private`` and ``/private/x``, not ``/privatex``."""
     prefix = prefix.rstrip("/")
     return not prefix or path == prefix or path.startswith(prefix + "/")
