@@ -252,18 +252,24 @@ def _limits(site: Site, path: str, token: str, where: Location) -> list[Finding]
                 )
             )
             continue
-        beyond = (
-            f"refused beyond with {refused.status or 'a closed connection'}"
-            if refused is not None
-            else f"accepted up to the probe's {_LARGEST}"
-        )
+        if refused is None:
+            beyond, severity, fix = (
+                f"accepted up to the probe's {_LARGEST}",
+                WARNING,
+                "set a limit at the front end.",
+            )
+        elif refused.status in _REFUSALS or not refused.status:
+            beyond, severity, fix = (
+                f"refused beyond with {refused.status or 'a closed connection'}",
+                INFO,
+                "none needed.",
+            )
+        else:
+            beyond, severity = f"answered beyond with {refused.status}, not 400/431", WARNING
+            fix = "let the front end refuse over-large requests itself (400 or 431)."
         findings.append(
             Finding(
-                INFO,
-                "probe-header-limit",
-                where,
-                f"largest {what} accepted: {ok} bytes; {beyond}.",
-                "none needed.",
+                severity, "probe-header-limit", where, f"largest {what} accepted: {ok} bytes; {beyond}.", fix
             )
         )
     return findings
