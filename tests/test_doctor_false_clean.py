@@ -427,3 +427,8 @@ def test_uwsgi_socket_hint_keeps_the_operators_port(tmp_path: Path) -> None:
     assert next(f.fix for f in findings if f.pitfall == "socket-beyond-loopback").startswith(
         "socket = 127.0.0.1:3931"
     )
+
+
+def test_probe_token_in_the_ini_is_a_secret_in_the_ini(tmp_path: Path) -> None:
+    case = Case(uwsgi="[uwsgi]\nbuffer-size = 65535\nenv = SHIBWSGI_PROBE_TOKEN=a-probe-token-of-some-length\n")
+    assert "secret-in-ini" in {f.pitfall for f in case.run(tmp_path)}

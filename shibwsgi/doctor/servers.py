@@ -26,6 +26,8 @@ _NGINX_LINE = re.compile(r" in (\S+):(\d+)\s*$")
 #: Apache's and nginx's notes that do not refuse anything (an undefined ${VAR} is a warning).
 _NOTICE = re.compile(r"\[(\w+:)?(warn|notice|info|debug)\]")
 _PERMISSION = ("Permission denied", "(13:")
+#: "[Fri Dec 04 19:07:54.4 2026] [core:crit] [pid 1:tid 1] " before Apache's own message.
+_APACHE_PREFIX = re.compile(r"^\[[^\]]*\] \[[^\]]*\] \[pid [^\]]*\] ")
 _NGINX_PREFIX = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d (\[\w+\]) \d+#\d+: ")
 
 
@@ -69,7 +71,7 @@ def _ask(
     if done.returncode == 0:
         return []
     lines = [
-        _NGINX_PREFIX.sub(r"\1 ", line.strip())
+        _APACHE_PREFIX.sub("", _NGINX_PREFIX.sub(r"\1 ", line.strip()))
         for line in (done.stderr + done.stdout).splitlines()
         if line.strip() and not line.rstrip().endswith("test failed") and not _NOTICE.search(line)
     ]
