@@ -14,7 +14,7 @@ PITFALLS: dict[str, str] = {
     "file-too-large": "a config file, or all files together, over the doctor's size or count cap",
     "missing-include": "an Include/include naming a file (or a glob) that matches nothing",
     "include-loop": "files that include each other: the server refuses to start",
-    "unterminated-section": "an Apache <Section> or nginx block left open, or closed twice",
+    "unterminated-section": "an Apache section or an nginx block left open, or closed twice",
     "server-refuses": "the installed server itself (apache2 -t, nginx -t) refuses the config",
     "server-check-incomplete": "the installed server could not test the config completely",
     "not-uwsgi-ini": "a uwsgi ini without a [uwsgi] section",
