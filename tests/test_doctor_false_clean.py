@@ -364,6 +364,15 @@ def test_spoofable_setup_is_not_clean(
             Case(nginx=nginx_app(""), settings=HEADERS),
             id="nginx identity from the auth_request answer",
         ),
+        pytest.param(
+            Case(
+                nginx=nginx_app(
+                    '            auth_basic "movies";\n            proxy_set_header X-Forwarded-User $remote_user;'
+                ),
+                settings=HEADERS,
+            ),
+            id="nginx $remote_user after auth_basic checked the password",
+        ),
     ],
 )
 def test_safe_twin_stays_clean(tmp_path: Path, case: Case) -> None:
@@ -430,5 +439,7 @@ def test_uwsgi_socket_hint_keeps_the_operators_port(tmp_path: Path) -> None:
 
 
 def test_probe_token_in_the_ini_is_a_secret_in_the_ini(tmp_path: Path) -> None:
-    case = Case(uwsgi="[uwsgi]\nbuffer-size = 65535\nenv = SHIBWSGI_PROBE_TOKEN=a-probe-token-of-some-length\n")
+    case = Case(
+        uwsgi="[uwsgi]\nbuffer-size = 65535\nenv = SHIBWSGI_PROBE_TOKEN=a-probe-token-of-some-length\n"
+    )
     assert "secret-in-ini" in {f.pitfall for f in case.run(tmp_path)}

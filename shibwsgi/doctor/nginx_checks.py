@@ -147,6 +147,8 @@ def _copied(block: Block, tainted: frozenset[str], app: AppSettings | None) -> l
         if d.name not in _SETTERS or len(d.args) < 2 or not _identity(_SETTERS[d.name](d.args[0]), app):
             continue
         sources = tainted_by(d.args[1], tainted)
+        if _basic_auth(block):  # auth_basic checked the password: $remote_user is nginx's answer
+            sources = [source for source in sources if source != "$remote_user"]
         if not sources:
             continue
         answers = [d.args[0] for b in _ancestors(block) for d in b.get("auth_request_set") if d.args]
@@ -161,6 +163,11 @@ def _copied(block: Block, tainted: frozenset[str], app: AppSettings | None) -> l
             )
         )
     return findings
+
+
+def _basic_auth(block: Block) -> bool:
+    setting = block.inherited("auth_basic")
+    return bool(setting) and setting[-1].args[:1] != ("off",)
 
 
 def _auth_off(block: Block, open_paths: frozenset[str]) -> list[Finding]:
