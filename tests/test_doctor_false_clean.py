@@ -345,6 +345,15 @@ def test_spoofable_setup_is_not_clean(
         ),
         pytest.param(
             Case(
+                apache=header_site(
+                    inside='    <Proxy "uwsgi://127.0.0.1:3031/*">\n' + UNSET_ALL + "\n    </Proxy>"
+                ),
+                settings=HEADERS,
+            ),
+            id="apache unset in a Proxy section matching the target",
+        ),
+        pytest.param(
+            Case(
                 apache=shib_site(
                     '    <Location />\n        SetHandler "proxy:uwsgi://127.0.0.1:3031/"\n    </Location>\n'
                     "    <Location /Shibboleth.sso>\n        SetHandler shib\n    </Location>"

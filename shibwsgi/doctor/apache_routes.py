@@ -9,6 +9,7 @@ route sends: at server or host level, or in a ``<Location>`` whose path holds th
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
@@ -127,8 +128,9 @@ def covers(directive: Directive, route: Route) -> bool:
         return route.path is not None and (scope.args[0] == "/" or under(route.path, scope.args[0]))
     if scope.name == "locationmatch" and scope.args:
         return scope.args[0] in _EVERYTHING
-    if scope.name in ("proxy", "proxymatch") and scope.args:
-        return scope.args[0] == "*" or route.target.startswith(scope.args[0])
+    if scope.name == "proxy" and scope.args:
+        # <Proxy URL> is a wildcard match on the target URL (<Proxy *>: every one)
+        return fnmatch.fnmatchcase(route.target, scope.args[0]) or route.target.startswith(scope.args[0])
     return False
 
 
