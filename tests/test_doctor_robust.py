@@ -54,6 +54,11 @@ LOOP_FILE = "Include {root}/conf.d/*.conf\nListen 80\n"
         ),
         pytest.param(Case(apache="</VirtualHost>\n"), "unterminated-section", id="apache close without open"),
         pytest.param(
+            Case(apache="<VirtualHost *:443\n</VirtualHost>\n"),
+            "unterminated-section",
+            id="apache section line without its closing bracket",
+        ),
+        pytest.param(
             Case(apache="<VirtualHost *:443>\nProxyPass / uwsgi://[::1:3031/\n</VirtualHost>\n"),
             "bad-proxy-url",
             id="apache ProxyPass to an unparsable IPv6 URL",

@@ -165,6 +165,8 @@ def _read_lines(
             continue
         inner = section.active if section is not None and section is not parent else active
         if line.startswith("<"):
+            if not line.endswith(">"):
+                state.problems.append(_unbalanced(where, f"{line.split()[0]} directive missing closing '>'"))
             name, args = _split(line[1:-1] if line.endswith(">") else line[1:])
             lower = name.lower()
             holds = inner and _condition(state, lower, args)
