@@ -38,6 +38,7 @@ from .options import (
     strings,
 )
 from .parsing import IdentityParser
+from .probe import DEFAULT_PROBE_PATH, Probe, probing
 from .profiles import Profile, get_profile
 from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
@@ -117,6 +118,8 @@ class SSOMiddleware:
         audience: str | Iterable[str] | None = None,
         algorithms: str | Iterable[str] | None = None,
         leeway: int = 0,
+        probe_path: str | None = None,
+        probe_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(app):
@@ -206,6 +209,9 @@ class SSOMiddleware:
             profile_name=self.profile.name,
         )
         self.auth_path = endpoint_path("auth_path", auth_path)
+        self.probe = _probe(
+            probe_path, probe_token, self.channel, self.profile.name, signed_keys or self.parser.read_keys()
+        )
         auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {
@@ -221,6 +227,7 @@ class SSOMiddleware:
                         attributes=attribute_specs,
                     ),
                 ),
+                **({"probe_path": (self.probe.path, self.probe)} if self.probe else {}),
             }
         )
 
@@ -251,8 +258,11 @@ class SSOMiddleware:
             environ[LOGIN_PATH_KEY] = self.login_path
         path = environ.get("PATH_INFO") or "/"
         try:
-            front = self.identify(environ)
+            probe, start_response = probing(self.probe, environ, path, start_response)  # before the gate
+            front = probe.identify(self.identify, environ) if probe else self.identify(environ)
             endpoint = self.endpoints.get(path)
+            if endpoint is self.probe and probe is None:
+                endpoint = None  # without its token the probe path does not exist
             if endpoint is not None:
                 return endpoint(environ, start_response, front)
             # Judged before the identity: a path no rule can be meant for is a 400 for anyone.
@@ -332,6 +342,18 @@ def _verifier(profile: Profile, **options: Any) -> AssertionVerifier | None:
     from .assertions import build_verifier  # PyJWT is an optional dependency
 
     return build_verifier(profile, **options)
+
+
+def _probe(
+    path: str | None, token: str | None, channel: str, profile: str, read_keys: set[str]
+) -> Probe | None:
+    """The ``probe_path`` endpoint, when ``probe_token`` is set (:mod:`shibwsgi.probe`)."""
+    if token is None:
+        if path is not None:
+            raise ConfigError("probe_path", "has no effect without probe_token")
+        return None
+    checked = endpoint_path("probe_path", path or DEFAULT_PROBE_PATH) or DEFAULT_PROBE_PATH
+    return Probe(path=checked, token=token, channel=channel, profile=profile, read_keys=read_keys)
 
 
 def _endpoints(settings: Mapping[str, tuple[str | None, Endpoint]]) -> dict[str, Endpoint]:

@@ -164,6 +164,8 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "AUDIENCE": ("audience", words),
     "ALGORITHMS": ("algorithms", words),
     "LEEWAY": ("leeway", integer),
+    "PROBE_PATH": ("probe_path", text),
+    "PROBE_TOKEN": ("probe_token", text),
 }
 
 
