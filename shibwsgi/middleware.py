@@ -26,6 +26,7 @@ from .identity import Identity
 from .logs import log_refusal
 from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
 from .memo import IdentityMemo
+from .needs import Setup, check_needs, given_options, keyword_defaults
 from .options import (
     attribute_map,
     check_channel_options,
@@ -119,17 +120,33 @@ class SSOMiddleware:
         leeway: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        given = given_options(locals(), OPTION_DEFAULTS)  # first: locals() holds the options only
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
         channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
-        # A signed profile reads its assertion header whatever the channel: the signature is the trust.
+        # A signed profile reads its assertion header, the signature is the trust (channel= is refused).
         self.channel = SIGNED if self.profile.signed else channel
+        attribute_specs = attribute_map(attributes or {})
+        check_needs(
+            given,
+            Setup(
+                profile=self.profile,
+                channel=self.channel,
+                session=session is not None,
+                roles=roles is not None,
+                jwks=jwks_url is not None or jwks is not None,
+                proxy_secret=proxy_secret is not None,
+                login_path=login_path is not None,
+                logout_path=logout_path is not None,
+                auth_path=auth_path is not None,
+                uncapped_attributes=any(spec.max_bytes is None for spec in attribute_specs.values()),
+            ),
+        )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
-        attribute_specs = attribute_map(attributes or {})
         check_source_names(
             self.channel,
             {
@@ -309,6 +326,10 @@ class SSOMiddleware:
         if front is not None and self.roles is not None:
             front = self.roles.with_roles(front, fresh=True)
         return self.flows.login(environ, start_response, front)
+
+
+#: Each option's default: an option is "given" when it differs (see :mod:`shibwsgi.needs`).
+OPTION_DEFAULTS = keyword_defaults(SSOMiddleware.__init__)
 
 
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:

@@ -102,18 +102,12 @@ def customised(profile: Profile, *, encoding: str | None, prefix: str | Iterable
 def check_channel_options(
     channel: str, networks: tuple[object, ...], proxy_secret: str | None, profile: str
 ) -> None:
-    """The headers channel needs trusted proxies; the environ channel takes none."""
+    """The headers channel needs trusted proxies (the environ channel takes none: see :mod:`.needs`)."""
     if channel == "headers" and not networks:
         raise ConfigError(
             "trusted_proxies",
             f"channel='headers' (profile {profile!r}) needs the addresses of the proxies that set "
             "the identity headers; anyone else could send them",
-        )
-    if channel == "environ" and (networks or proxy_secret):
-        raise ConfigError(
-            "channel",
-            "trusted_proxies and proxy_secret only apply to channel='headers'; in the environ "
-            "channel identity comes from server variables, which clients cannot set",
         )
     if proxy_secret is not None and (not isinstance(proxy_secret, str) or len(proxy_secret) < 16):
         raise ConfigError("proxy_secret", "must be a string of at least 16 characters")
