@@ -33,10 +33,14 @@ from .options import (
     check_source_names,
     customised,
     endpoint_path,
+    function,
+    iterable,
     non_negative,
     one_of,
     positive,
     strings,
+    text,
+    token,
 )
 from .parsing import IdentityParser
 from .profiles import Profile, get_profile
@@ -123,6 +127,8 @@ class SSOMiddleware:
         given = given_options(locals(), OPTION_DEFAULTS)  # first: locals() holds the options only
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
+        clock = function("clock", clock)
+        login_url, logout_url = text("login_url", login_url), text("logout_url", logout_url)
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
         channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
@@ -176,12 +182,14 @@ class SSOMiddleware:
         self.verifier = _verifier(
             self.profile,
             user=user_sources,
-            assertion_header=assertion_header,
-            jwks_url=jwks_url,
+            assertion_header=None
+            if assertion_header is None
+            else token("assertion_header", assertion_header),
+            jwks_url=text("jwks_url", jwks_url),
             jwks=jwks,
             issuer=issuer,
-            audience=audience,
-            algorithms=algorithms,
+            audience=None if audience is None else strings("audience", audience),
+            algorithms=None if algorithms is None else strings("algorithms", algorithms),
             leeway=leeway,
         )
         self._parse_claims = functools.partial(self.parser.parse, {})
@@ -193,12 +201,12 @@ class SSOMiddleware:
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
-            proxy_secret_header=proxy_secret_header,
+            proxy_secret_header=token("proxy_secret_header", proxy_secret_header),
         )
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)
         self.whoami_path = endpoint_path("whoami_path", whoami_path)
-        self.rules = rules if isinstance(rules, Rules) else Rules(rules)
+        self.rules = rules if isinstance(rules, Rules) else Rules(iterable("rules", rules))
         self.roles = (
             None if roles is None else RolesResolver(roles, ttl=roles_ttl, timeout=roles_timeout, clock=clock)
         )
@@ -207,7 +215,7 @@ class SSOMiddleware:
             secret_key,
             idle_timeout,
             absolute_timeout,
-            cookie_name,
+            None if cookie_name is None else token("cookie_name", cookie_name),
             cookie_secure,
             clock,
             cookie_cache_entries,

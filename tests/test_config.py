@@ -392,3 +392,46 @@ def test_attribute_field_of_the_wrong_type_is_refused(fields: dict[str, Any]) ->
         Attribute("mail", **fields)
     assert info.value.setting == "attributes"
     assert next(iter(fields)) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "base"),
+    [
+        pytest.param("user", 5, {}, id="user a number"),
+        pytest.param("user", {"eppn": 1}, {}, id="user a mapping"),
+        pytest.param("prefix", 5, {}, id="prefix a number"),
+        pytest.param("trusted_proxies", 5, {"channel": "headers"}, id="trusted_proxies a number"),
+        pytest.param("trusted_proxies", b"10.0.0.1", {"channel": "headers"}, id="trusted_proxies bytes"),
+        pytest.param(
+            "proxy_secret_header", 5, {**_HEADERS, "proxy_secret": "s" * 16}, id="secret header a number"
+        ),
+        pytest.param(
+            "proxy_secret_header", "", {**_HEADERS, "proxy_secret": "s" * 16}, id="secret header empty"
+        ),
+        pytest.param(
+            "proxy_secret_header", None, {**_HEADERS, "proxy_secret": "s" * 16}, id="secret header None"
+        ),
+        pytest.param(
+            "proxy_secret_header",
+            "X Secret",
+            {**_HEADERS, "proxy_secret": "s" * 16},
+            id="secret header space",
+        ),
+        pytest.param("cookie_name", 5, _session(), id="cookie_name a number"),
+        pytest.param("cookie_name", "", _session(), id="cookie_name empty"),
+        pytest.param("cookie_name", "a b;c", _session(), id="cookie_name with separators"),
+        pytest.param("login_url", 5, {}, id="login_url a number"),
+        pytest.param("logout_url", b"/out", {}, id="logout_url bytes"),
+        pytest.param("rules", 5, {}, id="rules a number"),
+        pytest.param("rules", "admin", {}, id="rules a string"),
+        pytest.param("clock", 5, _session(), id="clock not callable"),
+        pytest.param("assertion_header", 5, _SIGNED, id="assertion_header a number"),
+        pytest.param("jwks_url", 5, {"profile": "iap", "audience": "a"}, id="jwks_url a number"),
+        pytest.param("audience", 5, _SIGNED, id="audience a number"),
+        pytest.param("algorithms", 5, _SIGNED, id="algorithms a number"),
+    ],
+)
+def test_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any, base: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **{**base, option: value})
+    assert info.value.setting == option
