@@ -435,3 +435,16 @@ def test_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any, 
     with pytest.raises(ConfigError) as info:
         SSOMiddleware(echo_app, **{**base, option: value})
     assert info.value.setting == option
+
+
+@pytest.mark.parametrize(
+    ("option", "secret"),
+    [
+        pytest.param("secret_key", "k" * 40, id="secret_key"),
+        pytest.param("proxy_secret", "p" * 40, id="proxy_secret"),
+    ],
+)
+def test_refusing_an_idle_secret_does_not_print_it(option: str, secret: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **{option: secret})
+    assert secret not in str(info.value)
