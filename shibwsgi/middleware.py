@@ -26,16 +26,21 @@ from .identity import Identity
 from .logs import log_refusal
 from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
 from .memo import IdentityMemo
+from .needs import Setup, check_needs, given_options, keyword_defaults
 from .options import (
     attribute_map,
     check_channel_options,
     check_source_names,
     customised,
     endpoint_path,
+    function,
+    iterable,
     non_negative,
     one_of,
     positive,
     strings,
+    text,
+    token,
 )
 from .parsing import IdentityParser
 from .probe import DEFAULT_PROBE_PATH, Probe, probing
@@ -122,17 +127,35 @@ class SSOMiddleware:
         probe_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        given = given_options(locals(), OPTION_DEFAULTS)  # first: locals() holds the options only
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
+        clock = function("clock", clock)
+        login_url, logout_url = text("login_url", login_url), text("logout_url", logout_url)
         self.app = app
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
         channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
-        # A signed profile reads its assertion header whatever the channel: the signature is the trust.
+        # A signed profile reads its assertion header, the signature is the trust (channel= is refused).
         self.channel = SIGNED if self.profile.signed else channel
+        attribute_specs = attribute_map(attributes or {})
+        check_needs(
+            given,
+            Setup(
+                profile=self.profile,
+                channel=self.channel,
+                session=session is not None,
+                roles=roles is not None,
+                jwks=jwks_url is not None or jwks is not None,
+                proxy_secret=proxy_secret is not None,
+                login_path=login_path is not None,
+                logout_path=logout_path is not None,
+                auth_path=auth_path is not None,
+                uncapped_attributes=any(spec.max_bytes is None for spec in attribute_specs.values()),
+            ),
+        )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
-        attribute_specs = attribute_map(attributes or {})
         check_source_names(
             self.channel,
             {
@@ -162,12 +185,14 @@ class SSOMiddleware:
         self.verifier = _verifier(
             self.profile,
             user=user_sources,
-            assertion_header=assertion_header,
-            jwks_url=jwks_url,
+            assertion_header=None
+            if assertion_header is None
+            else token("assertion_header", assertion_header),
+            jwks_url=text("jwks_url", jwks_url),
             jwks=jwks,
             issuer=issuer,
-            audience=audience,
-            algorithms=algorithms,
+            audience=None if audience is None else strings("audience", audience),
+            algorithms=None if algorithms is None else strings("algorithms", algorithms),
             leeway=leeway,
         )
         self._parse_claims = functools.partial(self.parser.parse, {})
@@ -179,12 +204,12 @@ class SSOMiddleware:
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
-            proxy_secret_header=proxy_secret_header,
+            proxy_secret_header=token("proxy_secret_header", proxy_secret_header),
         )
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)
         self.whoami_path = endpoint_path("whoami_path", whoami_path)
-        self.rules = rules if isinstance(rules, Rules) else Rules(rules)
+        self.rules = rules if isinstance(rules, Rules) else Rules(iterable("rules", rules))
         self.roles = (
             None if roles is None else RolesResolver(roles, ttl=roles_ttl, timeout=roles_timeout, clock=clock)
         )
@@ -193,7 +218,7 @@ class SSOMiddleware:
             secret_key,
             idle_timeout,
             absolute_timeout,
-            cookie_name,
+            None if cookie_name is None else token("cookie_name", cookie_name),
             cookie_secure,
             clock,
             cookie_cache_entries,
@@ -323,6 +348,10 @@ class SSOMiddleware:
         if front is not None and self.roles is not None:
             front = self.roles.with_roles(front, fresh=True)
         return self.flows.login(environ, start_response, front)
+
+
+#: Each option's default: an option is "given" when it differs (see :mod:`shibwsgi.needs`).
+OPTION_DEFAULTS = keyword_defaults(SSOMiddleware.__init__)
 
 
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:

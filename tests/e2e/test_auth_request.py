@@ -357,3 +357,27 @@ def test_browser_editor_adds_a_movie_from_the_page(site: Site, chromium: str) ->
         expect(row).to_contain_text("山田")
         expect(row).to_contain_text("alice")
         page.screenshot(path=str(ARTIFACTS / "auth-request-editor.png"), full_page=True)
+
+
+CLIENT_FLOODS = [
+    # Past the uwsgi packet's 65535 bytes nginx would answer 500 itself ("uwsgi request is too big").
+    pytest.param({f"X-Big-{n}": "b" * 8000 for n in range(9)}, id="72 KB in nine headers"),
+    pytest.param({f"X-{n}": "" for n in range(4500)}, id="4500 empty headers"),
+]
+
+
+@pytest.mark.parametrize("flood", CLIENT_FLOODS)
+def test_signed_in_client_over_the_head_cap_gets_431_never_500(site: Site, flood: dict[str, str]) -> None:
+    client = log_in(site, "alice")
+    seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", site.uwsgi.log.read_text(errors="replace")))
+    answer = site.get(client, "/api/movies", headers=flood)
+    assert answer.status_code in (400, 431), answer.text[:300]
+    log = site.uwsgi.log.read_text(errors="replace")
+    assert len(re.findall(r"\{\d+ vars in \d+ bytes\}", log)) == seen, "the request reached uWSGI"
+
+
+def test_signed_in_client_with_ordinary_big_headers_is_served(site: Site) -> None:
+    client = log_in(site, "alice")
+    big = {"Authorization": "Negotiate YII" + "A" * 8000}
+    client.cookies.set("other-app", "v" * 3000, domain="127.0.0.1", path="/")
+    assert site.get(client, "/api/movies", headers=big).status_code == 200
