@@ -150,6 +150,7 @@ class SSOMiddleware:
                 login_path=login_path is not None,
                 logout_path=logout_path is not None,
                 auth_path=auth_path is not None,
+                probe_token=probe_token is not None,
                 uncapped_attributes=any(spec.max_bytes is None for spec in attribute_specs.values()),
             ),
         )
@@ -378,8 +379,6 @@ def _probe(
 ) -> Probe | None:
     """The ``probe_path`` endpoint, when ``probe_token`` is set (:mod:`shibwsgi.probe`)."""
     if token is None:
-        if path is not None:
-            raise ConfigError("probe_path", "has no effect without probe_token")
         return None
     checked = endpoint_path("probe_path", path or DEFAULT_PROBE_PATH) or DEFAULT_PROBE_PATH
     return Probe(path=checked, token=token, channel=channel, profile=profile, read_keys=read_keys)

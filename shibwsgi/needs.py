@@ -32,6 +32,7 @@ class Setup:
     login_path: bool
     logout_path: bool
     auth_path: bool
+    probe_token: bool
     uncapped_attributes: bool  # an attribute without its own max_bytes
 
     @property
@@ -130,6 +131,8 @@ NEEDS: dict[str, Need | None] = {
     "audience": _VERIFIED,
     "algorithms": _VERIFIED,
     "leeway": _VERIFIED,
+    "probe_path": Need("probe_token (the probe answers only requests that carry it)", lambda s: s.probe_token),
+    "probe_token": None,
     "clock": None,  # a test seam: tests pass a fake one whether or not anything reads it
 }
 

@@ -292,6 +292,9 @@ IDLE_OPTIONS = [
     pytest.param("roles_timeout", 1.5, {}, {"roles": _roles}, id="roles_timeout without roles"),
     pytest.param("auth_headers", {}, {}, {"auth_path": "/_auth"}, id="auth_headers without auth_path"),
     pytest.param(
+        "probe_path", "/_probe", {}, {"probe_token": "t" * 16}, id="probe_path without probe_token"
+    ),
+    pytest.param(
         "assertion_header", "X-Token", _OPENIDC_VERIFIED, _SIGNED, id="assertion_header, unsigned profile"
     ),
     pytest.param(
