@@ -131,7 +131,9 @@ NEEDS: dict[str, Need | None] = {
     "audience": _VERIFIED,
     "algorithms": _VERIFIED,
     "leeway": _VERIFIED,
-    "probe_path": Need("probe_token (the probe answers only requests that carry it)", lambda s: s.probe_token),
+    "probe_path": Need(
+        "probe_token (the probe answers only requests that carry it)", lambda s: s.probe_token
+    ),
     "probe_token": None,
     "clock": None,  # a test seam: tests pass a fake one whether or not anything reads it
 }

@@ -291,9 +291,7 @@ IDLE_OPTIONS = [
     pytest.param("roles_ttl", 30, {}, {"roles": _roles}, id="roles_ttl without roles"),
     pytest.param("roles_timeout", 1.5, {}, {"roles": _roles}, id="roles_timeout without roles"),
     pytest.param("auth_headers", {}, {}, {"auth_path": "/_auth"}, id="auth_headers without auth_path"),
-    pytest.param(
-        "probe_path", "/_probe", {}, {"probe_token": "t" * 16}, id="probe_path without probe_token"
-    ),
+    pytest.param("probe_path", "/_probe", {}, {"probe_token": "t" * 16}, id="probe_path without probe_token"),
     pytest.param(
         "assertion_header", "X-Token", _OPENIDC_VERIFIED, _SIGNED, id="assertion_header, unsigned profile"
     ),
