@@ -37,6 +37,8 @@ from .profiles import REMOTE_USER, Profile
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+    from .parsing import IdentityParser
+
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "MAX_ASSERTION_BYTES",
@@ -140,6 +142,35 @@ class AssertionVerifier:
         value = derive(claims)
         self.cache.put(token, value, claims.get("exp") if self._verify_exp else None, generation)
         return value
+
+    def check_user(self, user: str, claims: Mapping[str, Any], parser: IdentityParser) -> None:
+        """Refuse (401) a ``user`` that the verified ID token ``claims`` do not name.
+
+        The user must be the one the token's claims give through the configured user
+        sources. ``REMOTE_USER`` (mod_auth_openidc's ``OIDCRemoteUserClaim``) matches the
+        token's ``sub`` in the module's forms: ``sub``, and ``sub@issuer`` (the default).
+        """
+        named = parser.claimed_user(claims)
+        if user == named:
+            return
+        sub, issuer = claims.get("sub"), claims.get("iss")
+        if REMOTE_USER in parser.user_sources and isinstance(sub, str) and sub:
+            forms = {sub}
+            if isinstance(issuer, str):
+                forms.add(f"{sub}@{issuer.removeprefix('https://')}")
+            if user in forms:
+                return
+        sources = ", ".join(repr(source) for source in parser.user_sources)
+        raise InvalidAssertionError(
+            "the signed-in user is not the one the signed ID token names; sign in again",
+            log_message=(
+                f"the user read from {sources} is not the one the verified ID token names"
+                if named is not None
+                else f"the verified ID token carries none of the user sources {sources}"
+            )
+            + ": with jwks_url the user must come from the ID token; choose a claim it carries as user "
+            "(user='sub'), or REMOTE_USER with OIDCRemoteUserClaim sub or sub@",
+        )
 
     def _token(self, raw: object) -> str | None:
         if not raw or not isinstance(raw, str):
@@ -300,8 +331,12 @@ def build_verifier(
     audience: str | Iterable[str] | None = None,
     algorithms: str | Iterable[str] | None = None,
     leeway: int = 0,
+    channel: str = "environ",
 ) -> AssertionVerifier:
-    """The verifier for ``profile`` and the middleware's assertion options (validated here)."""
+    """The verifier for ``profile`` and the middleware's assertion options (validated here).
+
+    ``channel``: where a profile's ID token variable arrives (a header through a proxy).
+    """
     if profile.signed:
         if profile.prefixes or REMOTE_USER in user:
             raise ConfigError(
@@ -326,7 +361,7 @@ def build_verifier(
             )
         # mod_auth_openidc ends its own sessions; its ID token expires long before them. It
         # encodes the token like every value it sets (OIDCPassClaimsAs ... base64url).
-        key, bearer, verify_exp = profile.id_token_variable, False, False
+        key, bearer, verify_exp = channel_key(profile.id_token_variable, channel), False, False
         decode = decoder(profile.encoding)
     else:
         raise ConfigError("jwks_url", f"profile {profile.name!r} passes no signed assertion")
