@@ -185,6 +185,7 @@ class SSOMiddleware:
         )
         self.verifier = _verifier(
             self.profile,
+            channel=self.channel,
             user=user_sources,
             assertion_header=None
             if assertion_header is None
@@ -197,11 +198,11 @@ class SSOMiddleware:
             leeway=leeway,
         )
         self._parse_claims = functools.partial(self.parser.parse, {})
-        signed_keys = {self.verifier.key} if self.profile.signed and self.verifier else set()
+        verified_keys = {self.verifier.key} if self.verifier else set()
         self.gate = TrustGate(
             channel=self.channel,
-            variables={*self.parser.variable_names(), *self.profile.companions, *signed_keys},
-            read_keys=signed_keys or self.parser.read_keys(),
+            variables={*self.parser.variable_names(), *self.profile.companions, *verified_keys},
+            read_keys=verified_keys if self.profile.signed else {*self.parser.read_keys(), *verified_keys},
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
@@ -326,12 +327,15 @@ class SSOMiddleware:
             return self.verifier.verified(environ, self._parse_claims)
         claims = self.verifier.claims(environ)
         identity = self.parser.parse(environ, claims)
-        if identity is not None and claims is None:
+        if identity is None:
+            return None
+        if claims is None:
             raise InvalidAssertionError(
                 "the front end's signed ID token is missing",
                 log_message=f"{self.verifier.key} is missing while a user is present: set "
                 "OIDCPassIDTokenAs serialized (or remove jwks_url)",
             )
+        self.verifier.check_user(identity.user, claims, self.parser)
         return identity
 
     def _resolve(

@@ -203,6 +203,10 @@ class IdentityParser:
             dropped=tuple(dropped),
         )
 
+    def claimed_user(self, claims: Mapping[str, Any]) -> str | None:
+        """The user ``claims`` alone give through the user sources (no variable is read)."""
+        return self._user({}, dict(claims))[1]
+
     # -- locating raw values ------------------------------------------------------------
 
     def _keys_for(self, source: str) -> tuple[str, ...]:

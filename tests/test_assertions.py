@@ -530,7 +530,7 @@ def test_verified_token_cache_is_bounded_by_entries_and_bytes() -> None:
         True,
         True,
     ]
-    small = TokenCache(max_entries=100, max_bytes=2 * (2 * 1000 + 256))
+    small = TokenCache(max_entries=100, max_bytes=2 * 1400)  # two 1000-character tokens and their values
     for index in range(3):
         small.put(f"{index}" * 1000, index, None, 0)
     assert small.get("0" * 1000, 0) is None
