@@ -199,10 +199,11 @@ class SSOMiddleware:
         )
         self._parse_claims = functools.partial(self.parser.parse, {})
         verified_keys = {self.verifier.key} if self.verifier else set()
+        read_keys = verified_keys if self.profile.signed else {*self.parser.read_keys(), *verified_keys}
         self.gate = TrustGate(
             channel=self.channel,
             variables={*self.parser.variable_names(), *self.profile.companions, *verified_keys},
-            read_keys=verified_keys if self.profile.signed else {*self.parser.read_keys(), *verified_keys},
+            read_keys=read_keys,
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
@@ -236,9 +237,7 @@ class SSOMiddleware:
             profile_name=self.profile.name,
         )
         self.auth_path = endpoint_path("auth_path", auth_path)
-        self.probe = _probe(
-            probe_path, probe_token, self.channel, self.profile.name, signed_keys or self.parser.read_keys()
-        )
+        self.probe = _probe(probe_path, probe_token, self.channel, self.profile.name, read_keys)
         auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {

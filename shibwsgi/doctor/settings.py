@@ -66,6 +66,10 @@ def read_settings(
         middleware = SSOMiddleware(_noop_app, **options)
         secure = boolean(ours.get("SHIBWSGI_COOKIE_SECURE", "true"))
     except (ConfigError, ValueError, TypeError, ImportError) as exc:
+        # The middleware refuses a plain-http key URL too: the specific finding says more.
+        specific = _jwks_url(ours, where)
+        if specific:
+            return None, specific
         setting = getattr(exc, "setting", "SHIBWSGI_*")
         setting = setting if setting.startswith(PREFIX) else PREFIX + setting.upper()
         location = where.get(setting, Location("settings"))
