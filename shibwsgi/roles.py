@@ -198,7 +198,11 @@ def _checked(answer: object) -> tuple[str, ...]:
             "(a list, tuple, set or generator of strings)"
         )
     roles = set()
-    for role in answer:
+    # Counted as read, repeats included: an endless answer (itertools.repeat) is refused, not
+    # read forever by a thread that would hold its slot and a core.
+    for count, role in enumerate(answer, 1):
+        if count > MAX_ROLES:
+            raise _NotRoles(f"returned more than {MAX_ROLES} role names")
         if not isinstance(role, str):
             raise _NotRoles(f"returned a role name that is {type(role).__name__}, not a string")
         role = str.__str__(role)  # a plain string: a subclass could compare or hash as it likes
@@ -208,8 +212,6 @@ def _checked(answer: object) -> tuple[str, ...]:
                 "or holds control characters"
             )
         roles.add(role)
-        if len(roles) > MAX_ROLES:
-            raise _NotRoles(f"returned more than {MAX_ROLES} roles")
     return tuple(sorted(roles))
 
 
