@@ -10,6 +10,7 @@ assertion...), which is listed as redacted instead. JSON, or an HTML page for br
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import re
@@ -37,8 +38,9 @@ _CREDENTIAL_NAME = re.compile(
     r"|ticket|signature|saml.?response|nonce|[cx]srf|(?<![a-z])sid(?![a-z])",
     re.IGNORECASE,
 )
-# A value that is a credential whatever its name: a JWT (header "eyJ..." . payload . signature).
-_JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.")
+# A value that holds a credential whatever its name: a compact JWS or JWE anywhere in it
+# ("Bearer eyJ...", a URL with id_token=...), found by a header that decodes to JOSE.
+_COMPACT = re.compile(r"(?<![\w-])(e[\w-]{3,})\.[\w-]*\.")
 
 
 #: The middleware's own resolution of a request's identity (session and roles included).
@@ -125,7 +127,20 @@ def _credential(name: str, source: str, values: tuple[str, ...], session_id: str
     """True when attribute ``name`` (read from ``source``) holds a credential."""
     if _CREDENTIAL_NAME.search(name) or _CREDENTIAL_NAME.search(source):
         return True
-    return any(_JWT.match(value) or value == session_id for value in values)
+    return any(value == session_id or _holds_jose(value) for value in values)
+
+
+def _holds_jose(value: str) -> bool:
+    """True when ``value`` holds a compact JWS/JWE: a segment decoding to a JSON header with ``alg``."""
+    for match in _COMPACT.finditer(value):
+        segment = match.group(1)
+        try:
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+        except (ValueError, TypeError):  # binascii.Error and JSON/Unicode errors are ValueErrors
+            continue
+        if isinstance(header, dict) and "alg" in header:
+            return True
+    return False
 
 
 def _iso(moment: datetime | None) -> str | None:
