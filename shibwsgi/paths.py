@@ -87,8 +87,12 @@ def odd_dot_segment(path: str) -> bool:
 
 def fold(text: str) -> str:
     """``text`` as a case-insensitive server compares it: compatibility forms (fullwidth
-    letters, the Kelvin sign) as the letters they stand for, then case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    letters, the Kelvin sign) as the letters they stand for, then case-folded.
+
+    Upper-cased first: Windows and Java compare by upper case, where the dotless i
+    (U+0131) is ``I``, which case-folding alone keeps apart from ``i``.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).upper().casefold())
 
 
 def folded(path: str) -> str:
