@@ -90,9 +90,11 @@ def fold(text: str) -> str:
     letters, the Kelvin sign) as the letters they stand for, then case-folded.
 
     Upper-cased first: Windows and Java compare by upper case, where the dotless i
-    (U+0131) is ``I``, which case-folding alone keeps apart from ``i``.
+    (U+0131) is ``I``, which case-folding alone keeps apart from ``i``. The dotted
+    capital I (U+0130) folds to ``i`` and a combining dot, and is ``i`` to Java.
     """
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).upper().casefold())
+    upper = unicodedata.normalize("NFKC", text).upper()
+    return unicodedata.normalize("NFKC", upper.casefold()).replace("i\u0307", "i")
 
 
 def folded(path: str) -> str:
