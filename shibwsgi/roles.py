@@ -84,8 +84,12 @@ class RolesResolver:
             or not isinstance(timeout, (int, float))
             or not math.isfinite(timeout)
             or timeout <= 0
+            or timeout > threading.TIMEOUT_MAX
         ):
-            raise ConfigError("roles_timeout", f"must be a positive number of seconds, not {timeout!r}")
+            raise ConfigError(
+                "roles_timeout",
+                f"must be a positive number of seconds up to {threading.TIMEOUT_MAX:g}, not {timeout!r}",
+            )
         self.hook = hook
         self.name = _name(hook)
         self.ttl = ttl
@@ -126,7 +130,8 @@ class RolesResolver:
 
     def _live(self, key: _Key, now: float) -> _Entry | None:
         cached = self._cache.get(key)
-        if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
+        # A difference, not a sum: asked_at + a ttl past float's range would overflow.
+        if cached is not None and cached.asked_at <= now and now - cached.asked_at < self.ttl:
             return cached
         return None
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from webtest import TestApp
 
-from shibwsgi import Attribute, Identity, SSOMiddleware
+from shibwsgi import Attribute, ConfigError, Identity, SSOMiddleware
 from shibwsgi import roles as roles_module
 from shibwsgi.authz import HasRole, LoggedIn, Public, Rule
 from shibwsgi.sessions import MemoryStore
@@ -469,6 +469,29 @@ def test_slow_old_lookup_finishing_late_does_not_outlive_its_ttl() -> None:
         proceed.set()
         assert old.result() == ["admin"]
     assert roles_seen(client) == []  # the old answer, asked 31 s ago, is past its TTL
+
+
+@pytest.mark.parametrize(
+    "ttl", [pytest.param(10**400, id="past float's range"), pytest.param(10**30, id="huge")]
+)
+def test_roles_ttl_beyond_float_range_is_never_a_500(ttl: int) -> None:
+    client = roles_client(lambda identity: ["admin"], roles_ttl=ttl)
+    for _ in range(3):  # the second request reads the cache
+        assert roles_seen(client) == ["admin"]
+
+
+@pytest.mark.parametrize("timeout", [1e300, threading.TIMEOUT_MAX * 2])
+def test_roles_timeout_no_wait_can_take_is_a_config_error(timeout: float) -> None:
+    with pytest.raises(ConfigError, match="roles_timeout"):
+        SSOMiddleware(echo_app, roles=lambda identity: [], roles_timeout=timeout)
+
+
+def test_roles_timeout_at_the_platform_maximum_still_waits_for_a_slow_hook() -> None:
+    def slow(identity: Identity) -> list[str]:
+        time.sleep(0.05)
+        return ["admin"]
+
+    assert roles_seen(roles_client(slow, roles_timeout=threading.TIMEOUT_MAX)) == ["admin"]
 
 
 # -- auth_request: spellings an upstream reads as a protected path ---------------------------
