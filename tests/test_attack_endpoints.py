@@ -275,6 +275,33 @@ def test_whoami_400_for_a_bad_identity_is_nosniff_and_strict() -> None:
         _strict(response)
 
 
+@pytest.mark.parametrize("headers", [pytest.param({}, id="JSON"), pytest.param(HTML, id="HTML")])
+@pytest.mark.parametrize(
+    ("released", "status"),
+    [
+        pytest.param({"mail": "x" * 300}, 431, id="431 over a cap"),
+        pytest.param({}, 403, id="403 missing attribute"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/_auth", "/whoami", "/login"])
+def test_refused_identity_at_every_endpoint_is_nosniff_and_strict(
+    headers: dict[str, str], released: dict[str, str], status: int, path: str
+) -> None:
+    middleware = SSOMiddleware(
+        echo_app,
+        attributes={"email": Attribute("mail", required=True, max_bytes=64)},
+        whoami_path="/whoami",
+        auth_path="/_auth",
+    )
+    environ = {
+        **environ_for("shibboleth", "zoe@example.org", released),
+        "HTTP_X_ORIGINAL_URI": "/",
+        "HTTP_X_ORIGINAL_METHOD": "GET",
+    }
+    client = TestApp(middleware, extra_environ=HTTPS_ENVIRON)
+    _strict(client.get(path, headers=headers, extra_environ=environ, status=status))
+
+
 # -- roles: hooks that misbehave -------------------------------------------------------------
 
 
@@ -438,6 +465,23 @@ def test_many_first_sights_at_once_get_own_roles_or_503_then_recover() -> None:
         assert roles_seen(client, user) == [user]
 
 
+def test_roles_for_other_attributes_are_never_served_under_concurrency() -> None:
+    def hook(identity: Identity) -> list[str]:
+        time.sleep(0.001)
+        return list(identity.attributes.get("groups", ()))
+
+    client = roles_client(hook, attributes={"groups": Attribute("isMemberOf", multi=True)})
+
+    def visit(n: int) -> tuple[list[str], list[str]]:
+        groups = ["admins"] if n % 2 else ["staff"]
+        environ = environ_for("shibboleth", "alice@example.org", {"isMemberOf": groups})
+        return groups, client.get("/page", extra_environ=environ).json["identity"]["roles"]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for groups, roles in pool.map(visit, range(200)):
+            assert roles == groups
+
+
 def test_roles_changed_in_the_database_are_served_after_the_ttl() -> None:
     table = {"alice@example.org": ["admin"]}
     clock = Clock(START)
@@ -562,6 +606,10 @@ def ask(client: TestApp, uri: str, method: str = "GET", **environ: str) -> int:
         pytest.param("http://host/admin", id="an absolute URI"),
         pytest.param("/public#/../admin", id="a fragment"),
         pytest.param("/public/...", id="three dots"),
+        pytest.param("/admin%", id="a stray percent"),
+        pytest.param("/admin%zz", id="a percent before non-hex"),
+        pytest.param("/admin%25", id="an encoded percent"),
+        pytest.param("/public/%EF%BC%8E%EF%BC%8E%EF%BC%8E/admin", id="three fullwidth dots"),
     ],
 )
 def test_original_uri_read_as_a_protected_path_is_never_allowed(uri: str) -> None:
