@@ -10,16 +10,15 @@ assertion...), which is listed as redacted instead. JSON, or an HTML page for br
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import responses
 from .attributes import Attribute
+from .credentials import holds_jose, names_credential
 from .flows import Flows, Header
 from .identity import Identity
 from .responses import POLICY, content_security_policy, security_headers
@@ -30,18 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["WhoAmI"]
 
 _METHODS = ("GET", "HEAD")
-
-# A name that says what it holds is a credential: OIDC_access_token, Shib-Session-ID,
-# X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, a "sid" claim, a cookie, a password...
-_CREDENTIAL_NAME = re.compile(
-    r"token|secret|session|cookie|passw|assertion|credential|jwt|bearer|authoriz|api.?key|private.?key"
-    r"|ticket|signature|saml.?response|nonce|[cx]srf|(?<![a-z])sid(?![a-z])",
-    re.IGNORECASE,
-)
-# A value that holds a credential whatever its name: a compact JWS or JWE anywhere in it
-# ("Bearer eyJ...", a URL with id_token=...), found by a header that decodes to JOSE.
-_COMPACT = re.compile(r"(?<![\w-])(e[\w-]{3,})\.[\w-]*\.")
-
 
 #: The middleware's own resolution of a request's identity (session and roles included).
 Resolve = Callable[["WSGIEnvironment", "Identity | None"], "tuple[Identity | None, list[Header]]"]
@@ -125,22 +112,9 @@ class WhoAmI:
 
 def _credential(name: str, source: str, values: tuple[str, ...], session_id: str | None) -> bool:
     """True when attribute ``name`` (read from ``source``) holds a credential."""
-    if _CREDENTIAL_NAME.search(name) or _CREDENTIAL_NAME.search(source):
+    if names_credential(name) or names_credential(source):
         return True
-    return any(value == session_id or _holds_jose(value) for value in values)
-
-
-def _holds_jose(value: str) -> bool:
-    """True when ``value`` holds a compact JWS/JWE: a segment decoding to a JSON header with ``alg``."""
-    for match in _COMPACT.finditer(value):
-        segment = match.group(1)
-        try:
-            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-        except (ValueError, TypeError):  # binascii.Error and JSON/Unicode errors are ValueErrors
-            continue
-        if isinstance(header, dict) and "alg" in header:
-            return True
-    return False
+    return any(value == session_id or holds_jose(value) for value in values)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -106,6 +106,25 @@ def test_whoami_never_shows_the_front_end_session_id_in_any_field() -> None:
         assert FRONT_SESSION not in body
 
 
+@pytest.mark.parametrize(
+    "user",
+    [
+        pytest.param("Shib-Session-ID", id="the SP session id"),
+        pytest.param("OIDC_access_token", id="an access token"),
+        pytest.param(["OIDC_id_token", "eppn"], id="an ID token first"),
+        pytest.param("sid", id="a sid claim"),
+    ],
+)
+def test_user_taken_from_a_credential_is_a_config_error(user: Any) -> None:
+    with pytest.raises(ConfigError, match="user"):
+        SSOMiddleware(echo_app, user=user, whoami_path="/whoami")
+
+
+def test_user_from_a_credential_in_settings_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="user"):
+        SSOMiddleware.from_mapping(echo_app, {"SHIBWSGI_USER": "eppn Shib-Session-ID"})
+
+
 def test_whoami_escapes_markup_in_names_sources_values_and_user() -> None:
     evil = "<img src=x onerror=alert(1)>"
     middleware = SSOMiddleware(echo_app, attributes={evil: "mail"}, whoami_path="/whoami")
