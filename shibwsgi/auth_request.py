@@ -249,16 +249,46 @@ def _folded(rules: Rules) -> Rules:
 
     A rule that an earlier one covers once both are folded is never reached: dropped.
     A prefix whose folded form is no plain path (``/‥`` is ``/..``) keeps its own spelling.
+    Raises :class:`~shibwsgi.ConfigError` for two rules that only folding nests (``/Admin``
+    and ``/admin``) but that require different things: such a server serves both from one
+    place, so no answer could follow both.
     """
     kept: list[Rule] = []
+    seen: list[tuple[Rule, Rule]] = []
     for rule in rules.rules:
         try:
             candidate = Rule(fold(rule.prefix), rule.requirement, rule.methods)
         except ConfigError:
             candidate = rule
+        for earlier, earlier_candidate in seen:
+            if _conflict(earlier, earlier_candidate, rule, candidate):
+                raise ConfigError(
+                    "rules",
+                    f"{earlier.prefix!r} and {rule.prefix!r} differ only in case or Unicode form but "
+                    "require different things: a case-insensitive upstream serves both from one "
+                    "place, so auth_request cannot follow both; give them one spelling",
+                )
+        seen.append((rule, candidate))
         if not any(earlier.covers(candidate) for earlier in kept):
             kept.append(candidate)
     return Rules(kept)
+
+
+def _conflict(first: Rule, first_folded: Rule, second: Rule, second_folded: Rule) -> bool:
+    """True when only folding makes the two rules' prefixes nest, and they ask different things."""
+    if first.requirement == second.requirement:
+        return False
+    if first.methods is not None and second.methods is not None and not first.methods & second.methods:
+        return False
+    return _nested(first_folded.prefix, second_folded.prefix) and not _nested(first.prefix, second.prefix)
+
+
+def _nested(one: str, other: str) -> bool:
+    """True when one of the two prefixes lies under the other."""
+    return any(
+        outer == "/" or inner == outer or inner.startswith(outer + "/")
+        for inner, outer in ((one, other), (other, one))
+    )
 
 
 def _values(identity: Identity, source: str) -> tuple[str, ...]:

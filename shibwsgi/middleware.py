@@ -214,7 +214,9 @@ class SSOMiddleware:
             profile_name=self.profile.name,
         )
         self.auth_path = endpoint_path("auth_path", auth_path)
-        auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
+        # Rules only an upstream behind auth_request reads case-insensitively: checked when it is on.
+        auth_rules = self.rules if self.auth_path is not None else Rules(())
+        auth = AuthEndpoint(headers=auth_headers, rules=auth_rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {
                 "login_path": (self.login_path, self._login),

@@ -667,6 +667,53 @@ def test_mounted_app_judges_only_its_own_uris(mount: str, uri: str, allowed: boo
     assert status == 200 if allowed else status in (400, 403)
 
 
+CASE_CONFLICTS = [
+    pytest.param([Rule("/Admin", Public()), Rule("/admin", HasRole("admin"))], id="one prefix in two cases"),
+    pytest.param(
+        [Rule("/Admin/x", Public()), Rule("/admin", HasRole("admin"))], id="nested only once folded"
+    ),
+    pytest.param([Rule("/\ufb01le", Public()), Rule("/file", HasRole("admin"))], id="a ligature"),
+    pytest.param(
+        [
+            Rule("/ADMIN", Public(), methods=["GET"]),
+            Rule("/admin", HasRole("admin"), methods=["GET", "POST"]),
+        ],
+        id="overlapping methods",
+    ),
+]
+
+
+@pytest.mark.parametrize("rules", CASE_CONFLICTS)
+def test_rules_one_upstream_place_cannot_follow_are_a_config_error(rules: list[Rule]) -> None:
+    with pytest.raises(ConfigError, match="rules"):
+        auth_client(rules=[*rules, Rule("/", LoggedIn())])
+
+
+@pytest.mark.parametrize("rules", CASE_CONFLICTS)
+def test_rules_differing_in_case_stay_valid_without_auth_request(rules: list[Rule]) -> None:
+    SSOMiddleware(echo_app, rules=rules)
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        pytest.param(
+            [Rule("/Admin", HasRole("admin")), Rule("/admin", HasRole("admin"))], id="same requirement"
+        ),
+        pytest.param(
+            [Rule("/Admin", Public(), methods=["GET"]), Rule("/admin", HasRole("admin"), methods=["POST"])],
+            id="disjoint methods",
+        ),
+        pytest.param(
+            [Rule("/admin/Public", Public()), Rule("/admin", HasRole("admin"))], id="nested as written"
+        ),
+        pytest.param([Rule("/Public", Public()), Rule("/", HasRole("admin"))], id="under the root"),
+    ],
+)
+def test_rules_that_agree_once_folded_are_accepted(rules: list[Rule]) -> None:
+    auth_client(rules=rules)
+
+
 @pytest.mark.parametrize("method", ["post", "Post", "PoSt"])
 def test_original_method_in_another_case_meets_the_method_rule(method: str) -> None:
     rules = [Rule("/api", HasRole("admin"), methods=["POST"]), Rule("/", LoggedIn())]
