@@ -10,9 +10,9 @@ The upstream behind nginx may read the URI otherwise than Python does, so the pa
 judged by the strictest reading: every reading in :func:`shibwsgi.paths.readings`
 (Tomcat's ``;`` parameters, Windows' trailing dots, spaces and stream names), each also
 folded (IIS's case-insensitivity, :func:`shibwsgi.paths.fold`), must be allowed. The
-forms no reading settles are refused with 400: control characters, a backslash, a ``%``
-left after decoding (double encoding), bytes that are not UTF-8 (overlong forms) and
-segments of dots and spaces only. Mounted under ``SCRIPT_NAME``, the app judges only
+forms no reading settles are refused with 400, in the folded reading too: control
+characters, a backslash, a ``%`` left after decoding (double encoding), a ``?`` or ``#``
+once decoded, bytes that are not UTF-8 (overlong forms) and segments of dots and spaces only. Mounted under ``SCRIPT_NAME``, the app judges only
 URIs under its mount, by its own rules.
 """
 
@@ -74,6 +74,10 @@ _REFUSED = (
     (re.compile(rb"[\x00-\x1f\x7f]"), "holds a control character once decoded (%00-%1F, %7F)"),
     (re.compile(rb"\\"), "holds a backslash, which Windows servers read as '/'"),
     (re.compile(rb"%"), "still holds a '%' once decoded: encoded twice (%252e) or %u-encoded"),
+    (
+        re.compile(rb"[?#]"),
+        "holds '?' or '#' once decoded (%3F, %23), which servers that decode first cut off",
+    ),
 )
 
 
@@ -110,7 +114,9 @@ class AuthEndpoint:
         """What every reading in ``paths`` requires, as is and in lower case (no rule: logged in)."""
         found: list[Requirement] = []
         for path in paths:
-            for rules, spelling in ((self.rules, path), (self.folded_rules, folded(path))):
+            # Folded, then read again: a fullwidth dot (U+FF0E) ending "/admin" folds to ".", which Windows trims.
+            spellings = [(self.rules, path), *((self.folded_rules, fold) for fold in readings(folded(path)))]
+            for rules, spelling in spellings:
                 requirement = rules.requirement_for(spelling, method, default=LoggedIn())
                 if requirement not in found:
                     found.append(requirement)
@@ -197,19 +203,22 @@ class AuthEndpoint:
 def _decoded(raw_path: str) -> str:
     """``raw_path`` percent-decoded (the WSGI string), or 400 for a form servers disagree on."""
     decoded = unquote_to_bytes(raw_path)
-    for pattern, why in _REFUSED:
-        if pattern.search(decoded):
-            _refuse(why)
     try:
         text = decoded.decode("utf-8")
     except UnicodeDecodeError:
         _refuse("is not UTF-8 once decoded (an overlong form such as %c0%ae, which old decoders read as '.')")
     if any(0x80 <= ord(character) <= 0x9F for character in text):
         _refuse("holds a control character once decoded (U+0080-U+009F)")
-    path = decoded.decode("latin-1")
-    if odd_dot_segment(path):
-        _refuse("has a segment of dots and spaces only ('...', '.. '), which servers resolve differently")
-    return path
+    # The folded reading too: the fullwidth backslash, percent and dots (U+FF3C, U+FF05, U+FF0E) are
+    # "\\", "%" and "." to IIS.
+    for spelling in (decoded.decode("latin-1"), folded(decoded.decode("latin-1"))):
+        raw = spelling.encode("latin-1")
+        for pattern, why in _REFUSED:
+            if pattern.search(raw):
+                _refuse(why)
+        if odd_dot_segment(spelling):
+            _refuse("has a segment of dots and spaces only ('...', '.. '), which servers resolve differently")
+    return decoded.decode("latin-1")
 
 
 def _refuse(why: str) -> NoReturn:
@@ -240,16 +249,46 @@ def _folded(rules: Rules) -> Rules:
 
     A rule that an earlier one covers once both are folded is never reached: dropped.
     A prefix whose folded form is no plain path (``/‥`` is ``/..``) keeps its own spelling.
+    Raises :class:`~shibwsgi.ConfigError` for two rules that only folding nests (``/Admin``
+    and ``/admin``) but that require different things: such a server serves both from one
+    place, so no answer could follow both.
     """
     kept: list[Rule] = []
+    seen: list[tuple[Rule, Rule]] = []
     for rule in rules.rules:
         try:
             candidate = Rule(fold(rule.prefix), rule.requirement, rule.methods)
         except ConfigError:
             candidate = rule
+        for earlier, earlier_candidate in seen:
+            if _conflict(earlier, earlier_candidate, rule, candidate):
+                raise ConfigError(
+                    "rules",
+                    f"{earlier.prefix!r} and {rule.prefix!r} differ only in case or Unicode form but "
+                    "require different things: a case-insensitive upstream serves both from one "
+                    "place, so auth_request cannot follow both; give them one spelling",
+                )
+        seen.append((rule, candidate))
         if not any(earlier.covers(candidate) for earlier in kept):
             kept.append(candidate)
     return Rules(kept)
+
+
+def _conflict(first: Rule, first_folded: Rule, second: Rule, second_folded: Rule) -> bool:
+    """True when only folding makes the two rules' prefixes nest, and they ask different things."""
+    if first.requirement == second.requirement:
+        return False
+    if first.methods is not None and second.methods is not None and not first.methods & second.methods:
+        return False
+    return _nested(first_folded.prefix, second_folded.prefix) and not _nested(first.prefix, second.prefix)
+
+
+def _nested(one: str, other: str) -> bool:
+    """True when one of the two prefixes lies under the other."""
+    return any(
+        outer == "/" or inner == outer or inner.startswith(outer + "/")
+        for inner, outer in ((one, other), (other, one))
+    )
 
 
 def _values(identity: Identity, source: str) -> tuple[str, ...]:

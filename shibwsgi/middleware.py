@@ -19,6 +19,7 @@ from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
 from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
 from .authz import Rule, Rules, deny
 from .cookies import DEFAULT_CACHE_ENTRIES
+from .credentials import names_credential
 from .errors import ConfigError, InvalidAssertionError, RequestError, SessionError
 from .flows import Flows, Header, adding, session_binding
 from .frontend_urls import FrontEndURLs
@@ -157,6 +158,13 @@ class SSOMiddleware:
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
+        for source in user_sources:
+            if names_credential(source):
+                raise ConfigError(
+                    "user",
+                    f"{source!r} names a credential (a token, a session id...): a user id is logged, "
+                    "shown and kept in sessions; take it from an identifier such as eppn or sub",
+                )
         check_source_names(
             self.channel,
             {
@@ -238,7 +246,9 @@ class SSOMiddleware:
         )
         self.auth_path = endpoint_path("auth_path", auth_path)
         self.probe = _probe(probe_path, probe_token, self.channel, self.profile.name, read_keys)
-        auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
+        # Rules only an upstream behind auth_request reads case-insensitively: checked when it is on.
+        auth_rules = self.rules if self.auth_path is not None else Rules(())
+        auth = AuthEndpoint(headers=auth_headers, rules=auth_rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {
                 "login_path": (self.login_path, self._login),

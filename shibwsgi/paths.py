@@ -87,8 +87,14 @@ def odd_dot_segment(path: str) -> bool:
 
 def fold(text: str) -> str:
     """``text`` as a case-insensitive server compares it: compatibility forms (fullwidth
-    letters, the Kelvin sign) as the letters they stand for, then case-folded."""
-    return unicodedata.normalize("NFKC", text).casefold()
+    letters, the Kelvin sign) as the letters they stand for, then case-folded.
+
+    Upper-cased first: Windows and Java compare by upper case, where the dotless i
+    (U+0131) is ``I``, which case-folding alone keeps apart from ``i``. The dotted
+    capital I (U+0130) folds to ``i`` and a combining dot, and is ``i`` to Java.
+    """
+    upper = unicodedata.normalize("NFKC", text).upper()
+    return unicodedata.normalize("NFKC", upper.casefold()).replace("i\u0307", "i")
 
 
 def folded(path: str) -> str:

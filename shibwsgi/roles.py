@@ -84,8 +84,12 @@ class RolesResolver:
             or not isinstance(timeout, (int, float))
             or not math.isfinite(timeout)
             or timeout <= 0
+            or timeout > threading.TIMEOUT_MAX
         ):
-            raise ConfigError("roles_timeout", f"must be a positive number of seconds, not {timeout!r}")
+            raise ConfigError(
+                "roles_timeout",
+                f"must be a positive number of seconds up to {threading.TIMEOUT_MAX:g}, not {timeout!r}",
+            )
         self.hook = hook
         self.name = _name(hook)
         self.ttl = ttl
@@ -126,7 +130,8 @@ class RolesResolver:
 
     def _live(self, key: _Key, now: float) -> _Entry | None:
         cached = self._cache.get(key)
-        if cached is not None and cached.asked_at <= now < cached.asked_at + self.ttl:
+        # A difference, not a sum: asked_at + a ttl past float's range would overflow.
+        if cached is not None and cached.asked_at <= now and now - cached.asked_at < self.ttl:
             return cached
         return None
 
@@ -198,7 +203,11 @@ def _checked(answer: object) -> tuple[str, ...]:
             "(a list, tuple, set or generator of strings)"
         )
     roles = set()
-    for role in answer:
+    # Counted as read, repeats included: an endless answer (itertools.repeat) is refused, not
+    # read forever by a thread that would hold its slot and a core.
+    for count, role in enumerate(answer, 1):
+        if count > MAX_ROLES:
+            raise _NotRoles(f"returned more than {MAX_ROLES} role names")
         if not isinstance(role, str):
             raise _NotRoles(f"returned a role name that is {type(role).__name__}, not a string")
         role = str.__str__(role)  # a plain string: a subclass could compare or hash as it likes
@@ -208,8 +217,6 @@ def _checked(answer: object) -> tuple[str, ...]:
                 "or holds control characters"
             )
         roles.add(role)
-        if len(roles) > MAX_ROLES:
-            raise _NotRoles(f"returned more than {MAX_ROLES} roles")
     return tuple(sorted(roles))
 
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import html
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import responses
 from .attributes import Attribute
+from .credentials import holds_jose, names_credential
 from .flows import Flows, Header
 from .identity import Identity
 from .responses import POLICY, content_security_policy, security_headers
@@ -29,17 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["WhoAmI"]
 
 _METHODS = ("GET", "HEAD")
-
-# A name that says what it holds is a credential: OIDC_access_token, Shib-Session-ID,
-# X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, a "sid" claim, a cookie, a password...
-_CREDENTIAL_NAME = re.compile(
-    r"token|secret|session|cookie|passw|assertion|credential|jwt|bearer|authoriz|api.?key|private.?key"
-    r"|ticket|signature|saml.?response|nonce|[cx]srf|(?<![a-z])sid(?![a-z])",
-    re.IGNORECASE,
-)
-# A value that is a credential whatever its name: a JWT (header "eyJ..." . payload . signature).
-_JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.")
-
 
 #: The middleware's own resolution of a request's identity (session and roles included).
 Resolve = Callable[["WSGIEnvironment", "Identity | None"], "tuple[Identity | None, list[Header]]"]
@@ -123,9 +112,9 @@ class WhoAmI:
 
 def _credential(name: str, source: str, values: tuple[str, ...], session_id: str | None) -> bool:
     """True when attribute ``name`` (read from ``source``) holds a credential."""
-    if _CREDENTIAL_NAME.search(name) or _CREDENTIAL_NAME.search(source):
+    if names_credential(name) or names_credential(source):
         return True
-    return any(_JWT.match(value) or value == session_id for value in values)
+    return any(value == session_id or holds_jose(value) for value in values)
 
 
 def _iso(moment: datetime | None) -> str | None:
