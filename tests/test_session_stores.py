@@ -11,11 +11,13 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ha_redis import HA_KINDS
 from support import free_port
 
 from shibwsgi.errors import ConfigError, SessionError
@@ -40,6 +42,7 @@ CLOCKED_KINDS = ["memory", "sqlite"]
 SHARED_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.servers),
+    *HA_KINDS,
 ]
 
 WORKERS = 4
@@ -616,3 +619,16 @@ def test_repr_shows_kind_and_location(tmp_path: Path) -> None:
     sqlite_store.close()
     assert repr(sqlite_store) == f"SQLiteStore({str(tmp_path / 's.sqlite3')!r})"
     assert repr(MemoryStore()) == "MemoryStore(<this process>)"
+
+
+@pytest.mark.servers
+def test_write_fewer_replicas_confirm_than_min_replicas_asks_is_a_session_error(sentinel_url: str) -> None:
+    pytest.importorskip("redis")
+    store = RedisStore(sentinel_url + "?min_replicas=2&wait_timeout=0.05", prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        with pytest.raises(SessionError, match="confirmed by 1 of the 2 replicas"):
+            store.set("abc", {"v": 1}, ttl=60)
+        with pytest.raises(SessionError, match="could not delete a session"):
+            store.delete("abc")
+    finally:
+        store.close()

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pytest
+from ha_redis import RedisClusterSet, SentinelGroup, cli, running_redis_cluster, running_sentinel_group
 from stack import Redis
 
 from .cluster import EXPECTED, USERS, Cluster, Outcome, Visitor, logged_in_visitors, marker, running_cluster
-from .ha_redis import RedisClusterSet, SentinelGroup, cli, running_redis_cluster, running_sentinel_group
 from .oidc_provider import Provider, running_provider
 from .test_oidc import API, APP_COOKIE
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import pytest
 from stack import listening
 from support import free_port, require_program
 
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+#: Session store kinds (see store_fixtures.py): the store's contract through redis-py's Sentinel
+#: and Cluster clients, and with writes acknowledged by a replica.
+HA_KINDS = [
+    pytest.param("sentinel", id="sentinel", marks=pytest.mark.servers),
+    pytest.param("cluster", id="cluster", marks=pytest.mark.servers),
+    pytest.param("sentinel min_replicas=1", id="sentinel, min_replicas=1", marks=pytest.mark.servers),
+]
 SERVICE = "sessions"
 DOWN_AFTER_MS = 500
 NODE_TIMEOUT_MS = 1000
