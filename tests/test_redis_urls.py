@@ -314,13 +314,13 @@ def test_sentinel_url_settings_reach_redis_py() -> None:
         "rediss+sentinel://app:pw%2F1@a:26379,[::1]/sessions/3?sentinel_password=spw&socket_timeout=2.5"
     )
     try:
-        pool = store._client.connection_pool  # type: ignore[attr-defined]
-        kwargs = pool.connection_kwargs
-        assert (kwargs["username"], kwargs["password"], kwargs["db"]) == ("app", "pw/1", 3)
-        assert kwargs["socket_timeout"] == 2.5
-        assert kwargs["socket_connect_timeout"] == 1.0  # bounded even when the URL does not say
+        connection = store._client._connect()  # type: ignore[attr-defined]  # a thread's connection
+        assert (connection.username, connection.password, connection.db) == ("app", "pw/1", 3)
+        assert connection.socket_timeout == 2.5
+        assert connection.socket_connect_timeout == 1.0  # bounded even when the URL does not say
+        assert "SSL" in type(connection).__name__
+        pool = connection.connection_pool  # it asks the sentinels for the master of this service
         assert pool.service_name == "sessions"
-        assert "SSL" in pool.connection_class.__name__
         sentinels = pool.sentinel_manager.sentinels
         addresses = [s.connection_pool.connection_kwargs for s in sentinels]
         assert [(a["host"], a["port"]) for a in addresses] == [("a", 26379), ("::1", 26379)]

@@ -184,24 +184,29 @@ class RedisStore:
                 f"so redis-py would use part of the password and another host; {_ESCAPES}",
             )
         mode = HA_SCHEMES.get(parts[0][:-1].lower(), ("plain",))[0]
-        if mode == "sentinel":
-            master, close = sentinel_client(redis, url, self._location)
-            return master, close, lambda key: master
         if mode == "cluster":
+            # Slots move between nodes: redis-py's client follows them; no per-thread path here.
             cluster = cluster_client(redis, url, self._location)
             return cluster, cluster.close, cluster.master_for
-        try:
-            pool = redis.ConnectionPool.from_url(url)
-            # An unknown query setting otherwise fails only at the first request.
-            pool.connection_class(**pool.connection_kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+        pooled: Any
+        if mode == "sentinel":
+            pooled, close_pooled = sentinel_client(redis, url, self._location)
+        else:
+            try:
+                pooled = redis.Redis.from_url(url)
+                # An unknown query setting otherwise fails only at the first request.
+                pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+            close_pooled = pooled.close
+        # A Sentinel connection asks the sentinels for the master each time it connects, and
+        # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.
+        pool = pooled.connection_pool
         connections = _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
-        pooled = redis.Redis(connection_pool=pool)
 
         def close_both() -> None:
             connections.close()
-            pooled.close()
+            close_pooled()
 
         return connections, close_both, lambda key: pooled
 
@@ -255,6 +260,7 @@ class _ThreadConnections:
         """
         for connection in list(self._opened):
             connection.disconnect()
+        self._local = threading.local()  # every thread's next command connects (and asks) anew
 
     def _run(self, *command: Any) -> Any:
         connection = self._connection()
@@ -264,13 +270,16 @@ class _ThreadConnections:
                 return connection.read_response()
             except self._dropped:
                 connection.disconnect()
+                connection.connect()
                 connection.send_command(*command)
                 return connection.read_response()
         except self._refused:
             raise  # the server answered with an error: the connection is in step
         except BaseException:
-            # An unread reply must never be read as the next command's: start afresh.
+            # An unread reply must never be read as the next command's: start afresh, on a
+            # new connection (connect() again: a Sentinel one asks where the master is now).
             connection.disconnect()
+            self._local.held = None
             raise
 
     def _connection(self) -> Any:
@@ -279,6 +288,8 @@ class _ThreadConnections:
         if held is not None and held[0] == pid:
             return held[1]
         connection = self._connect()
+        # Explicitly: sending on an unconnected Sentinel connection would not ask the sentinels.
+        connection.connect()
         self._opened.add(connection)
         self._local.held = (pid, connection)
         return connection
