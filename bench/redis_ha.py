@@ -11,18 +11,21 @@ and three sentinels; three masters with a replica each). Not part of ``make benc
 from __future__ import annotations
 
 import contextlib
+import gc
+import shutil
 import socket
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shibwsgi.sessions import RedisStore
 from shibwsgi.sessions.manager import SessionManager
 
 from .servers import ROOT, redis_server
-from .stores import identity, per_op
+from .stores import ROUNDS, identity
 
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
@@ -63,53 +66,112 @@ def master_port(store: RedisStore, key: str) -> int:
         connection.disconnect()
 
 
-def measure(name: str, url: str) -> None:
+def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, float]:
+    """Seconds per operation on one mode: the raw ``GET``, the store's read, the session load,
+    the writes, and (``replicas``) the writes with ``min_replicas=1``."""
     plain = RedisStore(url, prefix=PREFIX)
     acknowledged = RedisStore(url + ("&" if "?" in url else "?") + "min_replicas=1", prefix=PREFIX)
     try:
         manager = SessionManager(plain, idle_timeout=3600, absolute_timeout=28800, clock=time.time)
         session = manager.start(identity(3))
         key = PREFIX + session.id
-        raw = per_op(raw_get(master_port(plain, key), key))
-        get = per_op(lambda: plain.get(session.id))
-        load = per_op(lambda: manager.load(session.id))
         data = session.to_data()
-        writes = [
-            (label, per_op(lambda s=store: s.set("w", data, ttl=60)), per_op(lambda s=store: s.delete("w")))
-            for label, store in (("", plain), ("min_replicas=1", acknowledged))
-            if label == "" or name != "one Redis"
-        ]
+        timed = {
+            "raw_get": raw_get(master_port(plain, key), key),
+            "store_get": lambda: plain.get(session.id),
+            "load": lambda: manager.load(session.id),
+            "set": lambda: plain.set("w", data, ttl=60),
+            "delete": lambda: plain.delete("w"),
+        }
+        if replicas:
+            timed["set_min_replicas_1"] = lambda: acknowledged.set("w", data, ttl=60)
+            timed["delete_min_replicas_1"] = lambda: acknowledged.delete("w")
+        return interleaved(timed, seconds)
     finally:
         plain.close()
         acknowledged.close()
-    print(
-        f"{name:<12} raw GET {raw:6.1f} us | store.get {get:6.1f} us ({get / raw:4.2f}x)"
-        f" | load {load:6.1f} us ({load / raw:4.2f}x)"
-    )
-    for label, write, delete in writes:
-        print(f"{'':<12} set {write:6.1f} us, delete {delete:6.1f} us {label}")
+
+
+def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[str, float]:
+    """Median seconds per call of each operation, and ``<name>_per_raw_get``: the median over
+    rounds of its ratio to the raw ``GET`` timed in the same round (a busy machine slows a
+    round, not a ratio). Each round times every operation in turn; GC is off while timing."""
+    counts = {name: calibrate(operation, seconds) for name, operation in timed.items()}
+    rounds: dict[str, list[float]] = {name: [] for name in timed}
+    ratios: dict[str, list[float]] = {name: [] for name in timed}
+    gc.disable()
+    try:
+        for _ in range(ROUNDS):
+            for name, operation in timed.items():
+                n = counts[name]
+                start = time.perf_counter()
+                for _ in range(n):
+                    operation()
+                rounds[name].append((time.perf_counter() - start) / n)
+            for name in timed:
+                ratios[name].append(rounds[name][-1] / rounds["raw_get"][-1])
+    finally:
+        gc.enable()
+    figures = {name: statistics.median(values) for name, values in rounds.items()}
+    figures.update({f"{name}_per_raw_get": statistics.median(ratios[name]) for name in ("store_get", "load")})
+    return figures
+
+
+def calibrate(operation: Callable[[], object], seconds: float) -> int:
+    """How many calls take about ``seconds``."""
+    n = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(n):
+            operation()
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds / 4:
+            return max(1, int(n * seconds / elapsed))
+        n *= 2
 
 
 @contextlib.contextmanager
-def servers(folder: Path) -> Iterator[list[tuple[str, str]]]:
+def servers(folder: Path) -> Iterator[list[tuple[str, str, bool]]]:
+    """(mode, URL, has replicas) for one Redis, a Sentinel group and a Cluster."""
     from ha_redis import running_redis_cluster, running_sentinel_group
 
+    for part in ("plain", "sentinel", "cluster"):
+        (folder / part).mkdir()
     with (
         redis_server(folder / "plain") as url,
         running_sentinel_group(folder / "sentinel") as group,
         running_redis_cluster(folder / "cluster") as cluster,
     ):
-        modes = [("Sentinel", group.url), ("Cluster", cluster.url)]
-        yield ([("one Redis", url)] if url else []) + modes
+        yield [("one Redis", str(url), False), ("Sentinel", group.url, True), ("Cluster", cluster.url, True)]
+
+
+def run(folder: Path, *, seconds: float, progress: Callable[[str], None]) -> dict[str, Any]:
+    """Every mode's figures (seconds per operation), or why they were not measured."""
+    if not (shutil.which("redis-server") and shutil.which("redis-cli")):
+        return {"skipped": "skipped: redis-server or redis-cli not installed"}
+    modes: dict[str, Any] = {}
+    with servers(folder) as found:
+        for name, url, replicas in found:
+            progress(f"Redis round trip: {name}")
+            modes[name] = measure(url, replicas=replicas, seconds=seconds)
+    return {"modes": modes}
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        for part in ("plain", "sentinel", "cluster"):
-            (Path(folder) / part).mkdir()
-        with servers(Path(folder)) as modes:
-            for name, url in modes:
-                measure(name, url)
+        found = run(Path(folder), seconds=0.2, progress=lambda message: None)
+    for name, figures in found.get("modes", {}).items():
+        raw = figures["raw_get"]
+        print(
+            f"{name:<10} raw GET {raw * 1e6:6.1f} us | store.get {figures['store_get_per_raw_get']:4.2f}x"
+            f" | load {figures['load_per_raw_get']:4.2f}x | "
+            + ", ".join(
+                f"{key} {value * 1e6:.1f} us"
+                for key, value in figures.items()
+                if key.startswith(("set", "delete"))
+            )
+        )
+    print(found.get("skipped", ""), end="")
 
 
 if __name__ == "__main__":
