@@ -411,15 +411,16 @@ def test_redis_connection_dropped_by_the_server_is_reopened_without_an_error(
 
 
 @pytest.mark.servers
-@pytest.mark.parametrize("interrupted", ["send_command", "read_response"])
+@pytest.mark.parametrize("kind", ["redis", "sentinel"])
+@pytest.mark.parametrize("interrupted", ["send_packed_command", "read_response"])
 def test_redis_command_interrupted_midway_never_leaves_its_reply_to_the_next(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, interrupted: str
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, interrupted: str, kind: str
 ) -> None:
     """A request interrupted between sending GET and reading the reply (a signal, a timeout):
     the next command on that thread must not read the stale reply as its own."""
     import redis
 
-    store = make_store("redis")
+    store = make_store(kind)
     store.set("alice", {"user": "alice"}, ttl=60)
     store.set("bob", {"user": "bob"}, ttl=60)
     store.get("alice")  # the thread's connection is open
@@ -427,7 +428,7 @@ def test_redis_command_interrupted_midway_never_leaves_its_reply_to_the_next(
 
     def interrupt(self: Any, *args: Any, **kwargs: Any) -> Any:
         monkeypatch.setattr(redis.Connection, interrupted, original)
-        if interrupted == "send_command":
+        if interrupted == "send_packed_command":
             original(self, *args, **kwargs)  # sent, then interrupted before the read
         raise KeyboardInterrupt
 
