@@ -93,26 +93,32 @@ def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, float]:
 
 
 def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[str, float]:
-    """Median seconds per call of each operation, and ``<name>_per_raw_get``: the median over
+    """Median seconds per call of each operation; ``<name>_per_raw_get``: the median over
     rounds of its ratio to the raw ``GET`` timed in the same round (a busy machine slows a
-    round, not a ratio). Each round times every operation in turn; GC is off while timing."""
+    round, not a ratio); ``<name>_cpu``: this process's CPU seconds per call. Each round
+    times every operation in turn; GC is off while timing."""
     counts = {name: calibrate(operation, seconds) for name, operation in timed.items()}
     rounds: dict[str, list[float]] = {name: [] for name in timed}
     ratios: dict[str, list[float]] = {name: [] for name in timed}
+    cpu: dict[str, list[float]] = {name: [] for name in timed}
     gc.disable()
     try:
         for _ in range(ROUNDS):
             for name, operation in timed.items():
                 n = counts[name]
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for _ in range(n):
                     operation()
                 rounds[name].append((time.perf_counter() - start) / n)
+                cpu[name].append((time.process_time() - start_cpu) / n)
             for name in timed:
                 ratios[name].append(rounds[name][-1] / rounds["raw_get"][-1])
     finally:
         gc.enable()
     figures = {name: statistics.median(values) for name, values in rounds.items()}
+    # This process's CPU per call: what the client adds to the round trip, unblurred by the
+    # other processes that share the cores.
+    figures.update({f"{name}_cpu": statistics.median(cpu[name]) for name in ("raw_get", "store_get", "load")})
     figures.update({f"{name}_per_raw_get": statistics.median(ratios[name]) for name in ("store_get", "load")})
     return figures
 
@@ -164,7 +170,8 @@ def main() -> None:
         raw = figures["raw_get"]
         print(
             f"{name:<10} raw GET {raw * 1e6:6.1f} us | store.get {figures['store_get_per_raw_get']:4.2f}x"
-            f" | load {figures['load_per_raw_get']:4.2f}x | "
+            f" | load {figures['load_per_raw_get']:4.2f}x | CPU raw {figures['raw_get_cpu'] * 1e6:.1f} us,"
+            f" load {figures['load_cpu'] * 1e6:.1f} us | "
             + ", ".join(
                 f"{key} {value * 1e6:.1f} us"
                 for key, value in figures.items()

@@ -233,12 +233,21 @@ def _redis_round_trip(section: Mapping[str, Any] | None) -> list[str]:
                 _us(figures["raw_get"]),
                 f"{_us(figures['store_get'])} ({figures['store_get_per_raw_get']:.2f}x)",
                 f"{_us(figures['load'])} ({figures['load_per_raw_get']:.2f}x)",
+                f"{_us(figures['raw_get_cpu'])} / {_us(figures['load_cpu'])}",
                 f"{_us(figures['set'])} / {_us(figures['delete'])}",
                 " / ".join(_us(value) for value in acknowledged) if None not in acknowledged else "-",
             ]
         )
-    header = ["mode", "raw GET", "store.get", "session load", "set / delete", "with min_replicas=1"]
-    out += _table(header, rows, [False, True, True, True, True, True])
+    header = [
+        "mode",
+        "raw GET",
+        "store.get",
+        "session load",
+        "CPU raw / load",
+        "set / delete",
+        "with min_replicas=1",
+    ]
+    out += _table(header, rows, [False, True, True, True, True, True, True])
     return [*out, ""]
 
 
