@@ -8,10 +8,12 @@ tries (the invalidation had not been read yet), processes forked after the paren
 cached a key served it after it was deleted, and a cached read, which polls the socket
 for invalidations, was no cheaper than a loopback ``GET``. So the round trip stays; what
 is saved is the JSON decode: the store keeps the bytes it last decoded per session and
-reuses the result while Redis returns the same bytes. And a store made from a URL sends
-its commands on one connection per thread, outside redis-py's client: the client's
-pool checkout, retry wrapper, event dispatch and metrics cost as much again as the
-loopback round trip itself (``make bench``).
+reuses the result while Redis returns the same bytes. And a store made from a
+``redis://`` or ``redis+sentinel://`` URL sends its commands on one connection per thread,
+outside redis-py's client, packed by the store: the client's pool checkout, retry wrapper,
+event dispatch, metrics and command packer cost as much again as the loopback round trip
+itself (``make bench``). A Cluster store uses redis-py's ``RedisCluster``, which follows
+slots as they move between nodes.
 
 Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
 racing ``/logout`` cannot bring the session back.
@@ -71,9 +73,12 @@ class _Writes(Protocol):
 class RedisStore:
     """Sessions in Redis, expired by Redis itself (``SET key value EX ttl``).
 
-    ``client_or_url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL (the store
-    then owns the client; see :meth:`close`) or a ``redis.Redis`` client. Keys are
-    ``prefix`` followed by the session id. Needs redis-py: ``pip install shibwsgi[redis]``.
+    ``client_or_url`` is a ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``
+    or ``redis+cluster://`` URL (see :mod:`shibwsgi.sessions.redis_ha`; the store then owns
+    the client, see :meth:`close`) or a ``redis.Redis`` or ``RedisCluster`` client. Keys are
+    ``prefix`` followed by the session id. ``min_replicas`` (also a URL query setting) makes
+    every write wait until that many replicas confirmed it, at most ``wait_timeout``
+    seconds, or fail. Needs redis-py: ``pip install shibwsgi[redis]``.
     """
 
     def __init__(

@@ -81,8 +81,6 @@ def take_replicas(url: str, location: str) -> tuple[str, Replicas]:
 
 @dataclass(frozen=True)
 class _Parts:
-    mode: str
-    tls: bool
     nodes: list[tuple[str, int]]
     path: list[str]
     kwargs: dict[str, Any]  # redis-py connection settings, from the user part and the query
@@ -214,7 +212,7 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
     if tls:
         kwargs["ssl"] = True
         sentinel.setdefault("ssl", True)
-    return _Parts(mode, tls, nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel)
+    return _Parts(nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel)
 
 
 def _node(text: str, default_port: int, number: int, location: str) -> tuple[str, int]:
