@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pwd
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from ha_redis import HA_KINDS
+from ha_redis import HA_KINDS, running_sentinel_group
 from support import free_port
 
 from shibwsgi.errors import ConfigError, SessionError
@@ -633,3 +634,28 @@ def test_write_fewer_replicas_confirm_than_min_replicas_asks_is_a_session_error(
             store.delete("abc")
     finally:
         store.close()
+
+
+@pytest.mark.servers
+def test_logout_no_replica_confirmed_is_refused_not_left_for_a_failover_to_undo(tmp_path: Path) -> None:
+    """With min_replicas=1 a logout the replica has not got is an error (503), not a success
+    that a failover within the replication lag could undo; once the replica is back it works."""
+    pytest.importorskip("redis")
+    with running_sentinel_group(tmp_path) as group:
+        store = RedisStore(group.url + "?min_replicas=1&wait_timeout=0.2")
+        unconfirmed = RedisStore(group.url)
+        try:
+            store.set("abc", {"user": "alice"}, ttl=60)
+            os.kill(group.replica.process.pid, signal.SIGSTOP)  # the replica stops reading
+            try:
+                with pytest.raises(SessionError, match="confirmed by 0 of the 1 replicas"):
+                    store.delete("abc")
+                unconfirmed.delete("abc")  # the same logout without min_replicas: "done"
+            finally:
+                os.kill(group.replica.process.pid, signal.SIGCONT)
+            store.set("abc", {"user": "alice"}, ttl=60)
+            store.delete("abc")
+            assert store.get("abc") is None
+        finally:
+            store.close()
+            unconfirmed.close()
