@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from . import coldstart, fullstack, inprocess, memory, report, scaling, signed
+from . import coldstart, fullstack, inprocess, memory, redis_ha, report, scaling, signed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["signed"] = signed.run(
             repeat=options.repeat, target=options.target_seconds, progress=_progress
+        )
+        _progress("Redis round trip: one Redis, Sentinel, Cluster")
+        (folder / "redis-ha").mkdir()
+        results["redis_round_trip"] = redis_ha.run(
+            folder / "redis-ha", seconds=options.target_seconds, progress=_progress
         )
         _progress("attribute size scaling")
         results["scaling"] = scaling.run(

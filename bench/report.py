@@ -129,6 +129,7 @@ def targets(results: Mapping[str, Any]) -> list[Target]:
                 limit,
             )
         )
+    found += _redis_targets(results.get("redis_round_trip"))
     found += _scaling_targets(results.get("scaling"))
     found += _memory_targets(results.get("memory"))
     found += _fullstack_targets(results.get("fullstack"))
@@ -196,6 +197,58 @@ def _stateless_targets(cases: Mapping[str, Any]) -> list[Target]:
         _info("  first sight (caches off), for information", f"{min(firsts):.1f}-{max(firsts):.1f}x ProxyFix")
     )
     return found
+
+
+#: The whole Redis session path (``SessionManager.load``) against a raw ``GET`` round trip.
+REDIS_PATH_LIMIT = 1.10
+
+
+def _redis_targets(section: Mapping[str, Any] | None) -> list[Target]:
+    if not section:
+        return []
+    name = f"Redis session load <= {REDIS_PATH_LIMIT:.2f}x a raw GET round trip"
+    if "skipped" in section:
+        return [Target(name, section["skipped"], None, None, REDIS_PATH_LIMIT)]
+    found = []
+    for mode, figures in section["modes"].items():
+        ratio = figures["load_per_raw_get"]
+        measured = f"{ratio:.2f}x ({_us(figures['load'])} us against {_us(figures['raw_get'])} us)"
+        found.append(Target(f"{name}, {mode}", measured, ratio <= REDIS_PATH_LIMIT, ratio, REDIS_PATH_LIMIT))
+    return found
+
+
+def _redis_round_trip(section: Mapping[str, Any] | None) -> list[str]:
+    if not section or "modes" not in section:
+        return []
+    out = [
+        "Redis round trip: microseconds per session read and write, against a raw socket GET "
+        "(ratios: median over rounds timed together)"
+    ]
+    rows = []
+    for mode, figures in section["modes"].items():
+        acknowledged = [figures.get(f"{write}_min_replicas_1") for write in ("set", "delete")]
+        rows.append(
+            [
+                mode,
+                _us(figures["raw_get"]),
+                f"{_us(figures['store_get'])} ({figures['store_get_per_raw_get']:.2f}x)",
+                f"{_us(figures['load'])} ({figures['load_per_raw_get']:.2f}x)",
+                f"{_us(figures['raw_get_cpu'])} / {_us(figures['load_cpu'])}",
+                f"{_us(figures['set'])} / {_us(figures['delete'])}",
+                " / ".join(_us(value) for value in acknowledged) if None not in acknowledged else "-",
+            ]
+        )
+    header = [
+        "mode",
+        "raw GET",
+        "store.get",
+        "session load",
+        "CPU raw / load",
+        "set / delete",
+        "with min_replicas=1",
+    ]
+    out += _table(header, rows, [False, True, True, True, True, True, True])
+    return [*out, ""]
 
 
 def _scaling_targets(scaling: Mapping[str, Any] | None) -> list[Target]:
@@ -283,6 +336,7 @@ def render(results: Mapping[str, Any]) -> str:
         "",
     ]
     out += _inprocess(results.get("inprocess"))
+    out += _redis_round_trip(results.get("redis_round_trip"))
     out += _scaling(results.get("scaling"))
     out += _fullstack(results.get("fullstack"))
     out += _caches(results)

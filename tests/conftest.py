@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ha_redis import running_redis_cluster, running_sentinel_group
 from stack import running_redis
 
 if TYPE_CHECKING:
@@ -16,6 +17,20 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a throwaway redis-server on 127.0.0.1, stopped when the test session ends."""
     with running_redis(tmp_path_factory.mktemp("redis")) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a master, a replica and three sentinels on 127.0.0.1, for the test session."""
+    with running_sentinel_group(tmp_path_factory.mktemp("sentinel")) as group:
+        yield group.url
+
+
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a three-master Redis Cluster (a replica each) on 127.0.0.1, for the test session."""
+    with running_redis_cluster(tmp_path_factory.mktemp("cluster")) as servers:
+        yield servers.url
 
 
 @pytest.hookimpl(wrapper=True)

@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ha_redis import HA_KINDS
 
 from shibwsgi.sessions import MemoryStore, RedisStore, SessionStore, SQLiteStore
 
@@ -20,6 +21,14 @@ ALL_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.servers),
 ]
+ALL_KINDS += HA_KINDS
+#: store kind -> (the fixture giving its server's URL, what the URL ends with)
+REDIS_KINDS = {
+    "redis": ("redis_url", ""),
+    "sentinel": ("sentinel_url", ""),
+    "cluster": ("cluster_url", ""),
+    "sentinel min_replicas=1": ("sentinel_url", "?min_replicas=1"),
+}
 
 
 class FakeClock:
@@ -61,7 +70,8 @@ def make_store(
             closers.append(sqlite_store.close)
             return sqlite_store
         pytest.importorskip("redis")
-        redis_store = RedisStore(request.getfixturevalue("redis_url"), prefix=prefix)
+        fixture, options = REDIS_KINDS[kind]
+        redis_store = RedisStore(request.getfixturevalue(fixture) + options, prefix=prefix)
         closers.append(redis_store.close)
         return redis_store
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -46,6 +47,13 @@ TEMPLATES = [
     pytest.param("redis://127.0.0.1:{port}/0?pass%77ord={quoted}", id="query, encoded name"),
     pytest.param("unix://:{quoted}@/tmp/shibwsgi-missing.sock?db=0", id="unix with password"),
     pytest.param("unix:///tmp/shibwsgi-missing.sock?password={quoted}", id="unix, query"),
+    pytest.param("redis+sentinel://:{quoted}@127.0.0.1:{port},127.0.0.1:{port}/sessions/0", id="sentinel"),
+    pytest.param("redis+sentinel://:{raw}@127.0.0.1:{port}/sessions", id="sentinel, raw"),
+    pytest.param(
+        "redis+sentinel://127.0.0.1:{port}/sessions?sentinel_password={quoted}", id="sentinel's own"
+    ),
+    pytest.param("rediss+cluster://app:{quoted}@127.0.0.1:{port},127.0.0.1:{port}/", id="cluster"),
+    pytest.param("redis+cluster://127.0.0.1:{port}/?password={quoted}&min_replicas=1", id="cluster, query"),
 ]
 
 
@@ -118,7 +126,7 @@ def test_session_setting_hides_hostile_password(url: str) -> None:
         middleware.sessions.store.close()  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("scheme", ["postgresql", "redis+sentinel", "memcached"])
+@pytest.mark.parametrize("scheme", ["postgresql", "redis+proxy", "memcached"])
 def test_unknown_store_url_hides_hostile_password(scheme: str, password: str) -> None:
     for template in ("{scheme}://app:{raw}@db/sessions", "{scheme}://db/sessions?password={quoted}"):
         url = template.format(scheme=scheme, raw=password, quoted=quote(password, safe=""))
@@ -234,3 +242,104 @@ def test_wrong_password_error_hides_it(guarded_redis: int) -> None:
         assert_hidden(str(info.value))
     finally:
         store.close()
+
+
+# --- Sentinel and Cluster URLs ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        pytest.param("redis+sentinel://127.0.0.1:26379", "must name the service", id="no service"),
+        pytest.param("redis+sentinel://127.0.0.1:26379/", "must name the service", id="empty service"),
+        pytest.param(
+            "redis+sentinel://h:26379/svc/x", "database after the service name", id="db not a number"
+        ),
+        pytest.param("redis+sentinel://h:26379/svc/0/1", "must name the service", id="too long a path"),
+        pytest.param("redis+sentinel://:s3cret@h:abc/svc", "port of host 1", id="port not a number"),
+        pytest.param("redis+sentinel://h:1,h:2,h:99999/svc", "port of host 3", id="port too high"),
+        pytest.param("redis+sentinel://h:1,:2/svc", "host 2 is empty", id="empty host"),
+        pytest.param("redis+sentinel://h:1,,h:2/svc", "host 2 is empty", id="doubled comma"),
+        pytest.param("redis+sentinel://h/svc#s3cret", "fragment", id="fragment"),
+        pytest.param(
+            "redis+sentinel://h/svc?bogus=1", "unknown setting in the query ('bogus')", id="unknown"
+        ),
+        pytest.param("redis+sentinel://h/svc?socket_timeout=soon", "'socket_timeout'", id="bad timeout"),
+        pytest.param(
+            "redis+sentinel://h/svc?min_replicas=one", "min_replicas must be", id="bad min_replicas"
+        ),
+        pytest.param("redis+sentinel://h/svc?min_replicas=-1", "min_replicas must be", id="negative"),
+        pytest.param("redis+sentinel://h/svc?min_replicas=1&wait_timeout=0", "wait_timeout", id="no wait"),
+        pytest.param("redis+cluster://h:7000/1", "only database 0", id="cluster db"),
+        pytest.param("redis+cluster://h:7000/?db=2", "only database 0", id="cluster db in the query"),
+        pytest.param(
+            "redis+cluster://h/?sentinel_password=s3cret", "for redis+sentinel URLs", id="sentinel's"
+        ),
+        pytest.param("rediss+cluster://[::1/", "does not parse", id="unparsable"),
+    ],
+)
+def test_malformed_sentinel_or_cluster_url_names_the_wrong_part(url: str, part: str) -> None:
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigError, match=re.escape(part)) as info:
+        store_from_url(url)
+    assert info.value.setting == "session"
+    assert "s3cret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        pytest.param(
+            "redis+sentinel://:s3cret@a:26379,b:26380/sessions/2?sentinel_password=s3cret",
+            "redis+sentinel://:***@a:26379,b:26380/sessions/2?sentinel_password=***",
+            id="sentinel",
+        ),
+        pytest.param(
+            "rediss+cluster://app:s3cret@a:7000,[::1]:7001/",
+            "rediss+cluster://app:***@a:7000,[::1]:7001/",
+            id="cluster",
+        ),
+        pytest.param(
+            "redis+cluster://app:s3cret,x/", "redis+cluster:***", id="password before a missing host"
+        ),
+    ],
+)
+def test_sentinel_and_cluster_urls_are_masked(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
+
+
+def test_sentinel_url_settings_reach_redis_py() -> None:
+    pytest.importorskip("redis")
+    store = store_from_url(
+        "rediss+sentinel://app:pw%2F1@a:26379,[::1]/sessions/3?sentinel_password=spw&socket_timeout=2.5"
+    )
+    try:
+        connection = store._client._connect()  # type: ignore[attr-defined]  # a thread's connection
+        assert (connection.username, connection.password, connection.db) == ("app", "pw/1", 3)
+        assert connection.socket_timeout == 2.5
+        assert connection.socket_connect_timeout == 1.0  # bounded even when the URL does not say
+        assert "SSL" in type(connection).__name__
+        pool = connection.connection_pool  # it asks the sentinels for the master of this service
+        assert pool.service_name == "sessions"
+        sentinels = pool.sentinel_manager.sentinels
+        addresses = [s.connection_pool.connection_kwargs for s in sentinels]
+        assert [(a["host"], a["port"]) for a in addresses] == [("a", 26379), ("::1", 26379)]
+        assert all(a["password"] == "spw" and a["socket_timeout"] == 2.5 for a in addresses)
+    finally:
+        store.close()
+
+
+def test_cluster_that_is_down_at_start_up_is_a_session_error_not_a_crash() -> None:
+    pytest.importorskip("redis")
+    store = store_from_url(f"redis+cluster://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/")
+    try:
+        with pytest.raises(SessionError, match="could not read a session"):
+            store.get("abc")
+    finally:
+        store.close()
+
+
+def test_min_replicas_both_in_the_url_and_as_an_argument_is_refused() -> None:
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigError, match="not both"):
+        RedisStore("redis://127.0.0.1/0?min_replicas=1", min_replicas=2)

@@ -10,6 +10,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ha_redis import HA_KINDS
 from webtest import TestApp
 
 from shibwsgi import ConfigError, Identity, SSOMiddleware
@@ -35,10 +36,12 @@ ALL_KINDS = [
     pytest.param("memory", id="memory"),
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.servers),
+    *HA_KINDS,
 ]
 SHARED_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.servers),
+    *HA_KINDS,
 ]
 CLOCKED_KINDS = ["memory", "sqlite"]
 LONG = 10**8

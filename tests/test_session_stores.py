@@ -5,17 +5,20 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pwd
+import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from ha_redis import HA_KINDS, running_sentinel_group
 from support import free_port
 
 from shibwsgi.errors import ConfigError, SessionError
@@ -40,6 +43,7 @@ CLOCKED_KINDS = ["memory", "sqlite"]
 SHARED_KINDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("redis", id="redis", marks=pytest.mark.servers),
+    *HA_KINDS,
 ]
 
 WORKERS = 4
@@ -408,15 +412,16 @@ def test_redis_connection_dropped_by_the_server_is_reopened_without_an_error(
 
 
 @pytest.mark.servers
-@pytest.mark.parametrize("interrupted", ["send_command", "read_response"])
+@pytest.mark.parametrize("kind", ["redis", "sentinel"])
+@pytest.mark.parametrize("interrupted", ["send_packed_command", "read_response"])
 def test_redis_command_interrupted_midway_never_leaves_its_reply_to_the_next(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, interrupted: str
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, interrupted: str, kind: str
 ) -> None:
     """A request interrupted between sending GET and reading the reply (a signal, a timeout):
     the next command on that thread must not read the stale reply as its own."""
     import redis
 
-    store = make_store("redis")
+    store = make_store(kind)
     store.set("alice", {"user": "alice"}, ttl=60)
     store.set("bob", {"user": "bob"}, ttl=60)
     store.get("alice")  # the thread's connection is open
@@ -424,7 +429,7 @@ def test_redis_command_interrupted_midway_never_leaves_its_reply_to_the_next(
 
     def interrupt(self: Any, *args: Any, **kwargs: Any) -> Any:
         monkeypatch.setattr(redis.Connection, interrupted, original)
-        if interrupted == "send_command":
+        if interrupted == "send_packed_command":
             original(self, *args, **kwargs)  # sent, then interrupted before the read
         raise KeyboardInterrupt
 
@@ -616,3 +621,41 @@ def test_repr_shows_kind_and_location(tmp_path: Path) -> None:
     sqlite_store.close()
     assert repr(sqlite_store) == f"SQLiteStore({str(tmp_path / 's.sqlite3')!r})"
     assert repr(MemoryStore()) == "MemoryStore(<this process>)"
+
+
+@pytest.mark.servers
+def test_write_fewer_replicas_confirm_than_min_replicas_asks_is_a_session_error(sentinel_url: str) -> None:
+    pytest.importorskip("redis")
+    store = RedisStore(sentinel_url + "?min_replicas=2&wait_timeout=0.05", prefix=f"test:{uuid.uuid4().hex}:")
+    try:
+        with pytest.raises(SessionError, match="confirmed by 1 of the 2 replicas"):
+            store.set("abc", {"v": 1}, ttl=60)
+        with pytest.raises(SessionError, match="could not delete a session"):
+            store.delete("abc")
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_logout_no_replica_confirmed_is_refused_not_left_for_a_failover_to_undo(tmp_path: Path) -> None:
+    """With min_replicas=1 a logout the replica has not got is an error (503), not a success
+    that a failover within the replication lag could undo; once the replica is back it works."""
+    pytest.importorskip("redis")
+    with running_sentinel_group(tmp_path) as group:
+        store = RedisStore(group.url + "?min_replicas=1&wait_timeout=0.2")
+        unconfirmed = RedisStore(group.url)
+        try:
+            store.set("abc", {"user": "alice"}, ttl=60)
+            os.kill(group.replica.process.pid, signal.SIGSTOP)  # the replica stops reading
+            try:
+                with pytest.raises(SessionError, match="confirmed by 0 of the 1 replicas"):
+                    store.delete("abc")
+                unconfirmed.delete("abc")  # the same logout without min_replicas: "done"
+            finally:
+                os.kill(group.replica.process.pid, signal.SIGCONT)
+            store.set("abc", {"user": "alice"}, ttl=60)
+            store.delete("abc")
+            assert store.get("abc") is None
+        finally:
+            store.close()
+            unconfirmed.close()

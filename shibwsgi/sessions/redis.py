@@ -8,10 +8,12 @@ tries (the invalidation had not been read yet), processes forked after the paren
 cached a key served it after it was deleted, and a cached read, which polls the socket
 for invalidations, was no cheaper than a loopback ``GET``. So the round trip stays; what
 is saved is the JSON decode: the store keeps the bytes it last decoded per session and
-reuses the result while Redis returns the same bytes. And a store made from a URL sends
-its commands on one connection per thread, outside redis-py's client: the client's
-pool checkout, retry wrapper, event dispatch and metrics cost as much again as the
-loopback round trip itself (``make bench``).
+reuses the result while Redis returns the same bytes. And a store made from a
+``redis://`` or ``redis+sentinel://`` URL sends its commands on one connection per thread,
+outside redis-py's client, packed by the store: the client's pool checkout, retry wrapper,
+event dispatch, metrics and command packer cost as much again as the loopback round trip
+itself (``make bench``). A Cluster store uses redis-py's ``RedisCluster``, which follows
+slots as they move between nodes.
 
 Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
 racing ``/logout`` cannot bring the session back.
@@ -36,6 +38,7 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 from ..errors import ConfigError, SessionError
 from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
+from .redis_ha import HA_SCHEMES, Acknowledged, Replicas, cluster_client, sentinel_client, take_replicas
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -59,20 +62,38 @@ class RedisClient(Protocol):
     def delete(self, *names: str) -> Any: ...
 
 
+class _Writes(Protocol):
+    """Where the store's writes go: its client, or :class:`Acknowledged` over it."""
+
+    def set(self, name: str, value: str, ex: int, xx: bool = False) -> Any: ...
+
+    def delete(self, *names: str) -> Any: ...
+
+
 class RedisStore:
     """Sessions in Redis, expired by Redis itself (``SET key value EX ttl``).
 
-    ``client_or_url`` is a ``redis://``, ``rediss://`` or ``unix://`` URL (the store
-    then owns the client; see :meth:`close`) or a ``redis.Redis`` client. Keys are
-    ``prefix`` followed by the session id. Needs redis-py: ``pip install shibwsgi[redis]``.
+    ``client_or_url`` is a ``redis://``, ``rediss://``, ``unix://``, ``redis+sentinel://``
+    or ``redis+cluster://`` URL (see :mod:`shibwsgi.sessions.redis_ha`; the store then owns
+    the client, see :meth:`close`) or a ``redis.Redis`` or ``RedisCluster`` client. Keys are
+    ``prefix`` followed by the session id. ``min_replicas`` (also a URL query setting) makes
+    every write wait until that many replicas confirmed it, at most ``wait_timeout``
+    seconds, or fail. Needs redis-py: ``pip install shibwsgi[redis]``.
     """
 
-    def __init__(self, client_or_url: str | RedisClient, *, prefix: str = "shibwsgi:session:") -> None:
+    def __init__(
+        self,
+        client_or_url: str | RedisClient,
+        *,
+        prefix: str = "shibwsgi:session:",
+        min_replicas: int = 0,
+        wait_timeout: float = 0.5,
+    ) -> None:
         try:
             import redis
         except ImportError as exc:
             raise ConfigError("session", "RedisStore needs redis-py: pip install shibwsgi[redis]") from exc
-        self._errors = redis.RedisError
+        self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
         self._prefix = prefix
         self._cache: BoundedLRU[str, tuple[bytes, dict[str, Any]]] = BoundedLRU(
             max_entries=CACHE_ENTRIES, max_bytes=CACHE_BYTES
@@ -80,13 +101,30 @@ class RedisStore:
         self._client: RedisClient
         self._close: Callable[[], object] | None = None
         self._hidden: tuple[str, ...] | None = ()
+        replicas = Replicas(min_replicas, wait_timeout)
+        master_for: Callable[[str], Any]
         if isinstance(client_or_url, str):
             self._location, self._hidden = _mask(client_or_url)
-            connections = self._client_from(redis, client_or_url)
-            self._client, self._close = connections, connections.close
+            url, asked = take_replicas(client_or_url, self._location)
+            if asked != Replicas() and replicas != Replicas():
+                raise ConfigError(
+                    "session", "give min_replicas and wait_timeout in the URL or as arguments, not both"
+                )
+            replicas = asked if asked != Replicas() else replicas
+            self._client, self._close, master_for = self._client_from(redis, url)
         else:
             self._location = _describe(client_or_url)
             self._client = client_or_url
+            master_for = _master_finder(client_or_url)
+        if replicas.count < 0 or not 0 < replicas.timeout < 3600:
+            raise ConfigError(
+                "session",
+                f"Redis session store {self._location!r}: min_replicas must be 0 or more and "
+                "wait_timeout more than 0 and less than 3600 seconds",
+            )
+        self._writes: _Writes = (
+            Acknowledged(master_for, replicas, redis.RedisError) if replicas.count else self._client
+        )
 
     def __repr__(self) -> str:
         return f"RedisStore({self._location!r}, prefix={self._prefix!r})"
@@ -119,7 +157,7 @@ class RedisStore:
     def delete(self, session_id: str) -> None:
         """Forget the session; absent sessions are not an error."""
         try:
-            self._client.delete(self._prefix + session_id)
+            self._writes.delete(self._prefix + session_id)
         except self._errors as exc:
             raise self._error("delete a session", exc) from exc
 
@@ -133,11 +171,14 @@ class RedisStore:
         text = dump(data)
         try:
             # XX: only if the key exists, so a renewal never recreates a deleted session.
-            return bool(self._client.set(self._prefix + session_id, text, ex=ttl, xx=xx))
+            return bool(self._writes.set(self._prefix + session_id, text, ex=ttl, xx=xx))
         except self._errors as exc:
             raise self._error("write a session", exc) from exc
 
-    def _client_from(self, redis: Any, url: str) -> _ThreadConnections:
+    def _client_from(
+        self, redis: Any, url: str
+    ) -> tuple[RedisClient, Callable[[], object], Callable[[str], Any]]:
+        """The client for ``url``, the function closing it, and the one giving a key's master."""
         parts = _split(url)
         if parts is None:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
@@ -147,13 +188,32 @@ class RedisStore:
                 f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
                 f"so redis-py would use part of the password and another host; {_ESCAPES}",
             )
-        try:
-            pool = redis.ConnectionPool.from_url(url)
-            # An unknown query setting otherwise fails only at the first request.
-            pool.connection_class(**pool.connection_kwargs)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
-        return _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
+        mode = HA_SCHEMES.get(parts[0][:-1].lower(), ("plain",))[0]
+        if mode == "cluster":
+            # Slots move between nodes: redis-py's client follows them; no per-thread path here.
+            cluster = cluster_client(redis, url, self._location)
+            return cluster, cluster.close, cluster.master_for
+        pooled: Any
+        if mode == "sentinel":
+            pooled, close_pooled = sentinel_client(redis, url, self._location)
+        else:
+            try:
+                pooled = redis.Redis.from_url(url)
+                # An unknown query setting otherwise fails only at the first request.
+                pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+            close_pooled = pooled.close
+        # A Sentinel connection asks the sentinels for the master each time it connects, and
+        # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.
+        pool = pooled.connection_pool
+        connections = _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
+
+        def close_both() -> None:
+            connections.close()
+            close_pooled()
+
+        return connections, close_both, lambda key: pooled
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:
@@ -190,13 +250,14 @@ class _ThreadConnections:
         self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def get(self, name: str) -> Any:
-        return self._run("GET", name)
+        key = name.encode()
+        return self._run(b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(key), key))
 
     def set(self, name: str, value: str, ex: int, xx: bool = False) -> bool:
-        return self._run("SET", name, value, "EX", ex, *(("XX",) if xx else ())) is not None
+        return self._run(_pack("SET", name, value, "EX", str(ex), *(("XX",) if xx else ()))) is not None
 
     def delete(self, *names: str) -> Any:
-        return self._run("DEL", *names)
+        return self._run(_pack("DEL", *names))
 
     def close(self) -> None:
         """Close every thread's connection; the next command opens a new one.
@@ -205,22 +266,26 @@ class _ThreadConnections:
         """
         for connection in list(self._opened):
             connection.disconnect()
+        self._local = threading.local()  # every thread's next command connects (and asks) anew
 
-    def _run(self, *command: Any) -> Any:
+    def _run(self, command: bytes) -> Any:
         connection = self._connection()
         try:
             try:
-                connection.send_command(*command)
+                connection.send_packed_command((command,))
                 return connection.read_response()
             except self._dropped:
                 connection.disconnect()
-                connection.send_command(*command)
+                connection.connect()
+                connection.send_packed_command((command,))
                 return connection.read_response()
         except self._refused:
             raise  # the server answered with an error: the connection is in step
         except BaseException:
-            # An unread reply must never be read as the next command's: start afresh.
+            # An unread reply must never be read as the next command's: start afresh, on a
+            # new connection (connect() again: a Sentinel one asks where the master is now).
             connection.disconnect()
+            self._local.held = None
             raise
 
     def _connection(self) -> Any:
@@ -229,9 +294,18 @@ class _ThreadConnections:
         if held is not None and held[0] == pid:
             return held[1]
         connection = self._connect()
+        # Explicitly: sending on an unconnected Sentinel connection would not ask the sentinels.
+        connection.connect()
         self._opened.add(connection)
         self._local.held = (pid, connection)
         return connection
+
+
+def _pack(*words: str) -> bytes:
+    """A command as Redis reads it (RESP: an array of bulk strings, UTF-8), packed here
+    because redis-py's packer costs a quarter of a loopback round trip (``make bench``)."""
+    encoded = [word.encode() for word in words]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%b\r\n" % (len(word), word) for word in encoded)
 
 
 def mask_url(url: str) -> str:
@@ -270,11 +344,11 @@ def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
         return (f"{scheme}:{_HIDDEN}" if colon else _HIDDEN), None
     head, authority, path, rest = split
     userinfo, at, hostport = authority[2:].rpartition("@")
-    port = hostport.rpartition("]")[2].partition(":")[2]
+    ports = [host.rpartition("]")[2].partition(":")[2] for host in hostport.split(",")]
     if (
         "@" in path + rest
         or (not authority and "@" in url)
-        or (port and not (port.isascii() and port.isdigit()))
+        or any(port and not (port.isascii() and port.isdigit()) for port in ports)
     ):
         # Where the password ends is anyone's guess: hide everything but the scheme.
         return f"{head}{_HIDDEN}", None
@@ -298,6 +372,13 @@ def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
     masked_authority = ("//" + userinfo + at + hostport) if authority else ""
     masked = head + masked_authority + path + masked_query + (hash_ + _HIDDEN if fragment else hash_)
     return masked, tuple(sorted({text for text in hidden if text}, key=len, reverse=True))
+
+
+def _master_finder(client: Any) -> Callable[[str], Any]:
+    """For a client passed in: the ``redis.Redis`` to send a key's acknowledged writes to."""
+    if callable(getattr(client, "get_node_from_key", None)):  # a RedisCluster
+        return lambda key: client.get_redis_connection(client.get_node_from_key(key))
+    return lambda key: client
 
 
 def _describe(client: object) -> str:

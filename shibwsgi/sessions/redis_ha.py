@@ -1,0 +1,267 @@
+"""Redis past one server: clients for Sentinel and Cluster URLs, and writes acknowledged by replicas.
+
+``redis+sentinel://[[user]:password@]host:port,host:port/<service>[/<db>]`` is served by
+redis-py's ``Sentinel(...).master_for(service)``; ``redis+cluster://[[user]:password@]host:port,
+host:port/`` by redis-py's ``RedisCluster``; ``rediss+...`` speaks TLS to every node (and, for
+Sentinel, to the sentinels). Query settings are redis-py's connection settings, plus
+``sentinel_username``/``sentinel_password`` and the store's own ``min_replicas`` and
+``wait_timeout``. Every command is bounded: 1 s socket and connect timeouts unless the URL sets
+them, and at most one retry, so a request meets a dead master with a quick error (503), not a
+hang, and the next one finds the new master by itself.
+
+Replication is asynchronous: a write the master acknowledged can be lost if the master dies
+before a replica has it. With ``min_replicas=N`` each write is followed by ``WAIT N`` on the
+same connection and fails unless N replicas confirmed it within ``wait_timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "HA_SCHEMES",
+    "Acknowledged",
+    "LazyCluster",
+    "Replicas",
+    "cluster_client",
+    "sentinel_client",
+    "take_replicas",
+]
+
+#: scheme -> (mode, TLS)
+HA_SCHEMES = {
+    "redis+sentinel": ("sentinel", False),
+    "rediss+sentinel": ("sentinel", True),
+    "redis+cluster": ("cluster", False),
+    "rediss+cluster": ("cluster", True),
+}
+DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
+#: Seconds, unless the URL says otherwise: a dead node costs a request at most this (twice).
+DEFAULT_TIMEOUT = 1.0
+_SENTINEL_ONLY = ("sentinel_username", "sentinel_password")
+
+
+@dataclass(frozen=True)
+class Replicas:
+    """How many replicas must confirm each write (0: none), and for how long to wait (seconds)."""
+
+    count: int = 0
+    timeout: float = 0.5  # below the 1 s socket timeout, which bounds the wait for WAIT's answer
+
+
+def take_replicas(url: str, location: str) -> tuple[str, Replicas]:
+    """``url`` without ``min_replicas``/``wait_timeout`` in its query, and what they asked for."""
+    base, question, query = url.partition("?")
+    query, hash_, fragment = query.partition("#")
+    if not question:
+        return url, Replicas()
+    kept, found = [], {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        if name in ("min_replicas", "wait_timeout"):
+            found[name] = value
+        else:
+            kept.append((name, value))
+    if not found:
+        return url, Replicas()
+    try:
+        replicas = Replicas(int(found.get("min_replicas", "0")), float(found.get("wait_timeout", "0.5")))
+    except ValueError:
+        raise _bad(location, "min_replicas must be a whole number and wait_timeout seconds") from None
+    rebuilt = base + (f"?{urlencode(kept)}" if kept else "") + (hash_ + fragment)
+    return rebuilt, replicas
+
+
+@dataclass(frozen=True)
+class _Parts:
+    nodes: list[tuple[str, int]]
+    path: list[str]
+    kwargs: dict[str, Any]  # redis-py connection settings, from the user part and the query
+    sentinel: dict[str, Any]  # settings only for the sentinels
+
+
+def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[[], None]]:
+    """A ``redis.Redis`` on the master of the URL's service, found and re-found by the
+    sentinels, and the function that closes its connections and the sentinels'."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+    from redis.sentinel import Sentinel
+
+    parts = _parse(redis, url, location)
+    if len(parts.path) not in (1, 2) or not parts.path[0]:
+        raise _bad(location, "the path must name the service: /<service_name>[/<db>]")
+    if len(parts.path) == 2:
+        if not parts.path[1].isdigit():
+            raise _bad(location, "the database after the service name must be a number")
+        parts.kwargs.setdefault("db", int(parts.path[1]))
+    sentinel_kwargs = {
+        name: value for name, value in parts.kwargs.items() if name.startswith(("socket_", "ssl"))
+    }
+    sentinel_kwargs.update(parts.sentinel)
+    manager = Sentinel(parts.nodes, sentinel_kwargs=sentinel_kwargs, **parts.kwargs)
+    # One retry, at once: a refused connection asks the sentinels again for the master.
+    client = manager.master_for(parts.path[0], retry=Retry(NoBackoff(), 1))
+
+    def close() -> None:
+        for each in (client, *manager.sentinels):
+            each.close()
+
+    return client, close
+
+
+def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
+    """The ``RedisCluster`` of the URL, connected at first use."""
+    parts = _parse(redis, url, location)
+    if parts.sentinel:
+        raise _bad(location, f"{' and '.join(_SENTINEL_ONLY)} are for redis+sentinel URLs")
+    if parts.path not in ([""], ["0"]) or parts.kwargs.get("db", 0) != 0:
+        raise _bad(location, "a cluster has only database 0: end the URL with the last host or '/'")
+    parts.kwargs.pop("db", None)
+    return LazyCluster(parts.nodes, parts.kwargs)
+
+
+class LazyCluster:
+    """redis-py's ``RedisCluster``, made at its first command.
+
+    Making one connects to the cluster: made at start-up, a cluster that is down would stop
+    the application from starting instead of answering 503 until it is back.
+    """
+
+    def __init__(self, nodes: list[tuple[str, int]], settings: dict[str, Any]) -> None:
+        self._nodes = nodes
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._cluster: Any = None
+
+    def get(self, name: str) -> Any:
+        return self.cluster().get(name)
+
+    def set(self, name: str, value: str, ex: int, xx: bool = False) -> Any:
+        return self.cluster().set(name, value, ex=ex, xx=xx)
+
+    def delete(self, *names: str) -> Any:
+        return self.cluster().delete(*names)
+
+    def master_for(self, key: str) -> Any:
+        """The ``redis.Redis`` of the master holding ``key`` now."""
+        cluster = self.cluster()
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._cluster is not None:
+                self._cluster.close()
+                self._cluster = None
+
+    def cluster(self) -> Any:
+        cluster = self._cluster
+        if cluster is not None:
+            return cluster
+        from redis.backoff import ConstantBackoff
+        from redis.cluster import ClusterNode, RedisCluster
+        from redis.retry import Retry
+
+        with self._lock:
+            if self._cluster is None:
+                self._cluster = RedisCluster(
+                    startup_nodes=[ClusterNode(host, port) for host, port in self._nodes],  # type: ignore[no-untyped-call]
+                    retry=Retry(ConstantBackoff(0.05), 1),
+                    **self._settings,
+                )
+            return self._cluster
+
+
+def _parse(redis: Any, url: str, location: str) -> _Parts:
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise _bad(location, f"it does not parse as a URL ({exc})") from None
+    mode, tls = HA_SCHEMES[parts.scheme.lower()]
+    if parts.fragment:
+        raise _bad(location, "it has a fragment ('#...'); percent-encode '#' in a password as %23")
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    nodes = [
+        _node(host, DEFAULT_PORTS[mode], number, location) for number, host in enumerate(hosts.split(","), 1)
+    ]
+    settings = dict(parse_qsl(parts.query, keep_blank_values=True))
+    sentinel: dict[str, Any] = {
+        name[len("sentinel_") :]: settings.pop(name) for name in _SENTINEL_ONLY if name in settings
+    }
+    plain = f"{'rediss' if tls else 'redis'}://{userinfo}{at}localhost/?{urlencode(settings)}"
+    try:
+        kwargs = redis.connection.parse_url(plain)
+    except ValueError as exc:
+        raise _bad(location, str(exc)) from None
+    for name in ("host", "port", "connection_class"):
+        kwargs.pop(name, None)
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        kwargs.setdefault(name, DEFAULT_TIMEOUT)
+    connection = redis.SSLConnection if tls else redis.Connection
+    try:
+        # An unknown setting otherwise fails only at the first request.
+        connection(**kwargs)
+    except TypeError as exc:
+        raise _bad(location, f"unknown setting in the query ({_setting(exc)})") from None
+    if tls:
+        kwargs["ssl"] = True
+        sentinel.setdefault("ssl", True)
+    return _Parts(nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel)
+
+
+def _node(text: str, default_port: int, number: int, location: str) -> tuple[str, int]:
+    host, colon, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not colon:
+        host, port = text, str(default_port)
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host:
+        raise _bad(location, f"host {number} is empty: list hosts as host:port,host:port")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise _bad(location, f"the port of host {number} is not a number from 1 to 65535")
+    return host, int(port)
+
+
+def _setting(exc: TypeError) -> str:
+    """The setting's name from ``__init__() got an unexpected keyword argument 'name'``."""
+    return str(exc).rpartition(" ")[2]
+
+
+def _bad(location: str, message: str) -> ConfigError:
+    return ConfigError("session", f"bad Redis URL {location!r}: {message}")
+
+
+class Acknowledged:
+    """Writes followed by ``WAIT count timeout`` on the same connection (WAIT counts that
+    connection's writes only), so that they survive the master's loss."""
+
+    def __init__(
+        self, master_for: Callable[[str], Any], replicas: Replicas, refused: type[Exception]
+    ) -> None:
+        self._master_for = master_for
+        self._count = replicas.count
+        self._milliseconds = max(1, round(replicas.timeout * 1000))
+        self._refused = refused
+
+    def set(self, name: str, value: str, ex: int, xx: bool = False) -> bool:
+        return bool(self._run(name, lambda pipe: pipe.set(name, value, ex=ex, xx=xx)))
+
+    def delete(self, *names: str) -> Any:
+        return self._run(names[0], lambda pipe: pipe.delete(*names))
+
+    def _run(self, name: str, command: Callable[[Any], object]) -> Any:
+        with self._master_for(name).pipeline(transaction=False) as pipe:
+            command(pipe)
+            pipe.execute_command("WAIT", self._count, self._milliseconds)
+            reply, confirmed = pipe.execute()
+        if confirmed < self._count:
+            raise self._refused(
+                f"the write was confirmed by {confirmed} of the {self._count} replicas "
+                f"min_replicas asks for within {self._milliseconds} ms"
+            )
+        return reply

@@ -1,0 +1,179 @@
+"""Redis that survives losing a node, on loopback: a Sentinel group and a Cluster.
+
+``running_sentinel_group``: one master, one replica, three sentinels (the same redis-server
+binary with ``--sentinel``), quorum 2, a master declared down after 500 ms.
+``running_redis_cluster``: three masters with one replica each (``--cluster-enabled yes``,
+``redis-cli --cluster create``), a node declared failed after 1000 ms.
+Each server has its own config file, which sentinels and cluster nodes rewrite as they go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+from stack import listening
+from support import free_port, require_program
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+#: Session store kinds (see store_fixtures.py): the store's contract through redis-py's Sentinel
+#: and Cluster clients, and with writes acknowledged by a replica.
+HA_KINDS = [
+    pytest.param("sentinel", id="sentinel", marks=pytest.mark.servers),
+    pytest.param("cluster", id="cluster", marks=pytest.mark.servers),
+    pytest.param("sentinel min_replicas=1", id="sentinel, min_replicas=1", marks=pytest.mark.servers),
+]
+SERVICE = "sessions"
+DOWN_AFTER_MS = 500
+NODE_TIMEOUT_MS = 1000
+
+
+@dataclass(frozen=True)
+class Server:
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes]
+
+
+@dataclass(frozen=True)
+class SentinelGroup:
+    url: str  # redis+sentinel://127.0.0.1:<port>,.../sessions/0
+    master: Server
+    replica: Server
+    sentinels: tuple[Server, ...]
+
+    def master_port(self) -> int:
+        """The master's port as the sentinels see it now."""
+        answer = cli(self.sentinels[0].port, "SENTINEL", "get-master-addr-by-name", SERVICE)
+        return int(answer.split()[1])
+
+
+@dataclass(frozen=True)
+class RedisClusterSet:
+    url: str  # redis+cluster://127.0.0.1:<port>,.../
+    nodes: tuple[Server, ...]
+
+    def masters(self) -> dict[int, Server]:
+        """Port -> server of each live master, from CLUSTER NODES."""
+        by_port = {server.port: server for server in self.nodes if server.process.poll() is None}
+        for server in by_port.values():
+            with contextlib.suppress(subprocess.CalledProcessError):
+                listed = cli(server.port, "CLUSTER", "NODES")
+                break
+        masters = {}
+        for line in listed.splitlines():
+            fields = line.split()
+            port = int(fields[1].partition("@")[0].rpartition(":")[2])
+            if "master" in fields[2] and "fail" not in fields[2] and port in by_port:
+                masters[port] = by_port[port]
+        return masters
+
+
+def cli(port: int, *command: str) -> str:
+    program = require_program("redis-cli", "redis-tools")
+    done = subprocess.run(
+        [program, "-h", "127.0.0.1", "-p", str(port), *command],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def _start(folder: Path, name: str, lines: list[str], later: contextlib.ExitStack, *options: str) -> Server:
+    program = require_program("redis-server", "redis-server")
+    port = free_port()
+    config = folder / f"{name}.conf"
+    config.write_text("\n".join([f"port {port}", "bind 127.0.0.1", f"dir {folder}", *lines]) + "\n")
+    log = folder / f"{name}.log"
+    with log.open("ab") as output:
+        process = subprocess.Popen([program, str(config), *options], stdout=output, stderr=subprocess.STDOUT)
+    later.enter_context(listening(process, port, log))
+    return Server(port, log, process)
+
+
+def _until(condition: str, check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.CalledProcessError, ValueError, IndexError):
+            if check():
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting until {condition}")
+
+
+# No files, and a replica's first sync at once (not after redis-server's 5 s of waiting for more).
+DATA = ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
+
+
+@contextlib.contextmanager
+def running_sentinel_group(folder: Path) -> Iterator[SentinelGroup]:
+    with contextlib.ExitStack() as later:
+        master = _start(folder, "master", DATA, later)
+        replica = _start(folder, "replica", [*DATA, f"replicaof 127.0.0.1 {master.port}"], later)
+        watch = [
+            f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 2",
+            f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
+            f"sentinel failover-timeout {SERVICE} 3000",
+            f"sentinel parallel-syncs {SERVICE} 1",
+        ]
+        sentinels = tuple(_start(folder, f"sentinel-{n}", watch, later, "--sentinel") for n in range(3))
+        _until(
+            "the replica is in sync",
+            lambda: "master_link_status:up" in cli(replica.port, "INFO", "replication"),
+        )
+        _until(
+            "every sentinel knows the replica and the other sentinels",
+            lambda: all(
+                "num-slaves\n1" in (info := cli(s.port, "SENTINEL", "master", SERVICE))
+                and "num-other-sentinels\n2" in info
+                for s in sentinels
+            ),
+        )
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in sentinels)
+        yield SentinelGroup(f"redis+sentinel://{hosts}/{SERVICE}/0", master, replica, sentinels)
+
+
+@contextlib.contextmanager
+def running_redis_cluster(folder: Path) -> Iterator[RedisClusterSet]:
+    with contextlib.ExitStack() as later:
+        nodes = tuple(
+            _start(
+                folder,
+                f"node-{n}",
+                [
+                    *DATA,
+                    "cluster-enabled yes",
+                    f"cluster-config-file nodes-{n}.conf",
+                    f"cluster-node-timeout {NODE_TIMEOUT_MS}",
+                    f"cluster-port {free_port()}",  # not the default port + 10000: it may be over 65535
+                ],
+                later,
+            )
+            for n in range(6)
+        )
+        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+        program = require_program("redis-cli", "redis-tools")
+        subprocess.run(
+            [program, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        _until(
+            "every node sees the cluster ok and every replica is in sync",
+            lambda: all(
+                "cluster_state:ok" in cli(node.port, "CLUSTER", "INFO")
+                and "master_link_status:down" not in cli(node.port, "INFO", "replication")
+                for node in nodes
+            ),
+        )
+        yield RedisClusterSet(f"redis+cluster://{','.join(addresses[:3])}/", nodes)
