@@ -33,11 +33,12 @@ from urllib.parse import quote
 from flask import current_app, has_request_context, request
 from werkzeug.local import LocalProxy
 
-from .authz import AllOf, LoggedIn, Requirement, _current_path, _script_name, deny
+from .authz import AllOf, LoggedIn, Requirement, deny
 from .discovery import find_middleware
 from .errors import ConfigError
 from .identity import Identity
 from .middleware import ENVIRON_KEY, SSOMiddleware
+from .paths import request_path, script_root
 from .redirects import safe_next
 from .settings import PREFIX, SETTINGS, parse_settings
 
@@ -144,11 +145,11 @@ def logout_url(next: str | None = None) -> str:
 
 def _endpoint_url(path: str, next: str | None, *, default_current: bool) -> str:
     environ = request.environ if has_request_context() else {}
-    root = _script_name(environ)
+    root = script_root(environ)
     if next is None:
         if not (default_current and environ):
             return root + path
-        next = _current_path(environ)
+        next = request_path(environ)
     target = safe_next(next, default=root + "/")
     return f"{root}{path}?next={quote(target, safe='')}"
 

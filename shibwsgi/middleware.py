@@ -39,6 +39,7 @@ from .options import (
 )
 from .parsing import IdentityParser
 from .profiles import Profile, get_profile
+from .responses import ERROR_PAGE_KEY, ErrorPage
 from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
 from .settings import parse_settings
@@ -74,6 +75,8 @@ class SSOMiddleware:
     identity seen on ``login_path`` is kept in a server-side session so that
     only the login path needs protecting by the front end. ``whoami_path`` (off
     by default) shows signed-in users their own identity (:mod:`shibwsgi.whoami`).
+    ``error_page(status, message, environ)`` renders the HTML of the middleware's
+    refusals in the app's own layout (``None``: the built-in page).
     """
 
     def __init__(
@@ -117,11 +120,15 @@ class SSOMiddleware:
         audience: str | Iterable[str] | None = None,
         algorithms: str | Iterable[str] | None = None,
         leeway: int = 0,
+        error_page: ErrorPage | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
+        if error_page is not None and not callable(error_page):
+            raise ConfigError("error_page", "expected a function (status, message, environ) -> HTML or None")
         self.app = app
+        self.error_page = error_page
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
         channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
         # A signed profile reads its assertion header whatever the channel: the signature is the trust.
@@ -249,6 +256,8 @@ class SSOMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.login_path is not None:
             environ[LOGIN_PATH_KEY] = self.login_path
+        if self.error_page is not None:
+            environ[ERROR_PAGE_KEY] = self.error_page
         path = environ.get("PATH_INFO") or "/"
         try:
             front = self.identify(environ)

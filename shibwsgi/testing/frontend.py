@@ -32,6 +32,7 @@ from werkzeug.http import dump_cookie, parse_cookie
 from werkzeug.wrappers import Request
 
 from ..errors import ConfigError
+from ..pages import Link, page
 from ..profiles import REMOTE_USER, SIGNED_PROFILES, Profile, get_profile
 from ..redirects import safe_next
 from ..responses import redirect
@@ -320,24 +321,29 @@ class DevFrontEnd:
     ) -> Iterable[bytes]:
         choices = "\n".join(
             f'<li><label><input type="radio" name="user" value="{html.escape(key)}"'
-            f"{' checked' if index == 0 else ''}> <strong>{html.escape(name)}</strong> "
-            f"<code>{html.escape(self.users[key].user)}</code> ({groups} group{'' if groups == 1 else 's'})"
-            "</label></li>"
+            f"{' checked' if index == 0 else ''}> <span><strong>{html.escape(name)}</strong><br>"
+            f'<code>{html.escape(self.users[key].user)}</code> <span class="muted">({groups} '
+            f"group{'' if groups == 1 else 's'})</span></span></label></li>"
             for index, (key, (name, groups)) in enumerate(self._labels.items())
         )
-        message = f'<p role="alert">{html.escape(error)}</p>\n' if error else ""
-        page = (
-            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            "<title>Development sign-in</title></head><body>\n"
-            f"<h1>Development sign-in ({html.escape(self.profile.name)})</h1>\n"
-            "<p><strong>Development front end</strong>: no identity provider and no password. "
-            "Never expose it.</p>\n"
+        message = f'<p class="alert" role="alert">{html.escape(error)}</p>\n' if error else ""
+        body = (
+            '<p class="warning"><strong>Development front end.</strong> No identity provider, no '
+            "password: anyone who reaches this page can be anyone. Never expose it.</p>\n"
+            f"<p>Pick someone to be. The application receives them exactly as the "
+            f"<strong>{html.escape(self.profile.name)}</strong> front end would pass them.</p>\n"
             f'{message}<form method="post" action="{html.escape(self.login_path)}">\n'
             f'<input type="hidden" name="target" value="{html.escape(target)}">\n'
-            f'<ul style="list-style: none">\n{choices}\n</ul>\n'
-            '<button type="submit">Sign in</button>\n</form>\n</body></html>\n'
+            f'<ul class="choices">\n{choices}\n</ul>\n'
+            '<button type="submit">Sign in</button>\n</form>\n'
         )
-        return _respond(start_response, status, "text/html", page, head=head)
+        document = page(
+            "Sign in",
+            body,
+            links=[Link("Back to the home page", "/", main=False)],
+            eyebrow="Development sign-in",
+        )
+        return _respond(start_response, status, "text/html", document, head=head)
 
     # -- the session and what it injects ----------------------------------------------------
 
