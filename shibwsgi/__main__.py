@@ -1,4 +1,4 @@
-"""``python -m shibwsgi COMMAND``: operator commands (``doctor``)."""
+"""``shibwsgi COMMAND`` (or ``python -m shibwsgi COMMAND``): operator commands (``doctor``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import sys
 COMMANDS = ("doctor",)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """Run a command; ``argv`` defaults to the command line (the console script's entry point)."""
+    if argv is None:
+        argv = sys.argv[1:]
     if not argv or argv[0] not in COMMANDS:
         print(
-            f"usage: python -m shibwsgi {{{','.join(COMMANDS)}}} [options]  (--help after the command)",
+            f"usage: shibwsgi {{{','.join(COMMANDS)}}} [options]  (--help after the command)",
             file=sys.stderr,
         )
         return 2
