@@ -85,8 +85,9 @@ class SSOAuthView(AuthView):
         user = g.user if g.user is not None and g.user.is_authenticated else None
         logout_user()
         session.pop(SESSION_KEY, None)
-        if user is not None:
-            self.appbuilder.sm.on_user_logout(user)
+        on_logout = getattr(self.appbuilder.sm, "on_user_logout", None)  # FAB 5's hook
+        if user is not None and on_logout is not None:
+            on_logout(user)
         return redirect(logout_url(next=self.appbuilder.get_url_for_index))
 
 
@@ -104,7 +105,8 @@ class SSOSecurityMixin:
 
     def __init__(self, appbuilder: Any) -> None:
         super().__init__(appbuilder)  # type: ignore[call-arg]
-        config = current_app.config
+        # FAB 4 reaches its app through appbuilder.get_app; FAB 5 runs this in its app context.
+        config = appbuilder.get_app.config if hasattr(appbuilder, "get_app") else current_app.config
         self.sso_user_fields = _user_fields(config.get("AUTH_SHIBWSGI_USER_FIELDS", DEFAULT_USER_FIELDS))
         self.sso_roles_attribute = config.get("AUTH_SHIBWSGI_ROLES_ATTRIBUTE", DEFAULT_ROLES_ATTRIBUTE)
         if not isinstance(self.sso_roles_attribute, str) or not self.sso_roles_attribute:

@@ -8,9 +8,15 @@ from typing import Any
 from flask import Flask, g
 from flask_appbuilder import AppBuilder, BaseView, expose
 from flask_appbuilder.const import AUTH_REMOTE_USER
-from flask_appbuilder.utils.legacy import get_sqla_class
 
 from shibwsgi.flask import SSO
+
+try:  # Flask-AppBuilder 5
+    from flask_appbuilder.utils.legacy import get_sqla_class
+
+    SQLA: Any = get_sqla_class()
+except ImportError:  # Flask-AppBuilder 4
+    from flask_appbuilder import SQLA
 
 CONFIG: dict[str, Any] = {
     "SECRET_KEY": "fab-test-secret-key-0123456789abcdef",
@@ -53,7 +59,7 @@ def create_app(folder: Path, **config: Any) -> Flask:
     app.config.update(config)
     SSO(app)
     with app.app_context():
-        db = get_sqla_class()(app)
+        db = SQLA(app)
         appbuilder = AppBuilder(app, db.session)
         for role in ("Editor", "Viewer"):
             appbuilder.sm.add_role(role)

@@ -13,11 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.const import AUTH_DB
-from flask_appbuilder.utils.legacy import get_sqla_class
 
 from shibwsgi import ConfigError
 from shibwsgi.testing import environ_for
-from tests.fab_site import WhoAmI, create_app
+from tests.fab_site import SQLA, WhoAmI, create_app
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -210,7 +209,7 @@ def test_superset_example_config_logs_people_in(tmp_path: Path, monkeypatch: pyt
     for middleware in settings["ADDITIONAL_MIDDLEWARE"]:  # as Superset's app initializer does
         app.wsgi_app = middleware(app.wsgi_app)  # type: ignore[method-assign]
     with app.app_context():
-        db = get_sqla_class()(app)
+        db = SQLA(app)
         appbuilder = AppBuilder(app, db.session, security_manager_class=settings["CUSTOM_SECURITY_MANAGER"])
         for role in ("Gamma", "Alpha"):
             appbuilder.sm.add_role(role)
