@@ -211,3 +211,18 @@ def test_signed_demo_under_uwsgi_signs_in_on_every_worker(tmp_path: Path) -> Non
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_make_demo_installs_only_what_the_demo_needs(tmp_path: Path) -> None:
+    """Not the test extra (ruff, mypy, Playwright, Django, ...): Flask, PyJWT and uWSGI."""
+    make = require_program("make", "make")
+    plan = subprocess.run(
+        [make, "-n", "-C", str(ROOT), "demo", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installs = [line for line in plan.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert len(installs) == 1, plan
+    assert "-e '.[flask,jwt]' 'uwsgi" in installs[0]
+    assert "[test]" not in plan
