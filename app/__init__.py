@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -38,6 +38,9 @@ from .movies import create_blueprint
 from .pages import blueprint as pages
 from .roles import create_blueprint as create_roles_blueprint
 from .roles import roles_hook, rules
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_EDITOR_GROUP", "create_app", "default_settings", "make_application"]
 
@@ -116,7 +119,16 @@ def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
     settings = {**default_settings(environ), **(os.environ if environ is None else environ)}
     app = create_app(environ=settings)
     own_roles = {} if "SHIBWSGI_ROLES" in settings else {"roles": roles_hook(app.config["DATABASE"])}
-    return SSOMiddleware.from_mapping(app, settings, rules=rules(app.config["EDITOR_GROUP"]), **own_roles)
+    return _MovieMiddleware.from_mapping(app, settings, rules=rules(app.config["EDITOR_GROUP"]), **own_roles)
+
+
+class _MovieMiddleware(SSOMiddleware):
+    """The middleware, which also ends the forms' CSRF binding at each login and logout."""
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if (environ.get("PATH_INFO") or "/") in (self.login_path, self.logout_path):
+            start_response = csrf.clearing(environ, start_response)
+        return super().__call__(environ, start_response)
 
 
 class _MovieApp(Flask):

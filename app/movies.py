@@ -9,7 +9,7 @@ in the ``groups`` attribute (``MOVIES_EDITOR_GROUP``) or the ``editor`` role
     POST   /api/movies           add a movie: 201 with the movie and a Location header
     PUT    /api/movies/<id>      change some fields of a movie: 200 with the movie
     DELETE /api/movies/<id>      delete a movie: 204
-    GET    /api/me               who you are: the Identity as JSON
+    GET    /api/me               who you are: the Identity as JSON, less its secrets (below)
 
 A movie::
 
@@ -32,6 +32,11 @@ PUT is a partial update: the fields in the body change, the others keep their
 values (send ``null`` to clear an optional one); an empty object is refused.
 The ``id`` never changes.
 
+``/api/me`` is read by page JavaScript, which must never hold what proves a login:
+it leaves out the front end's session id (``Shib-Session-ID`` is the SP's session
+key, the value of its HttpOnly cookie) and every attribute whose name says it holds
+a credential (a token, a secret, a password, a session, a cookie, an assertion).
+
 Every error is JSON ``{"error": "...", "status": N}``, the middleware's shape:
 400 invalid body, 401 not logged in, 403 not an editor, 404 no such movie, 405
 wrong method, 413 body too large, 415 body not JSON. ``OPTIONS`` answers 204
@@ -47,6 +52,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import BadRequest, NotFound, Unauthorized, UnsupportedMediaType
 
+from shibwsgi import Identity
 from shibwsgi.authz import AnyOf, HasAttribute, HasRole, Requirement
 from shibwsgi.flask import get_identity, login_required, requires
 
@@ -59,6 +65,7 @@ __all__ = [
     "InvalidMovie",
     "create_blueprint",
     "json_body",
+    "public_identity",
     "validate",
     "writers",
 ]
@@ -131,9 +138,25 @@ def create_blueprint(editor_group: str) -> Blueprint:
         identity = get_identity()
         if identity is None:
             raise Unauthorized("authentication required")
-        return jsonify(identity.to_dict())
+        return jsonify(public_identity(identity))
 
     return api
+
+
+#: Attribute names that say they hold a credential; "sid" as a word (the OIDC session id claim).
+_SECRET_NAME = re.compile(
+    r"token|secret|passw|session|cookie|assertion|credential|(?<![a-z])sid(?![a-z])", re.IGNORECASE
+)
+
+
+def public_identity(identity: Identity) -> dict[str, Any]:
+    """``identity`` as ``/api/me`` shows it: no session id, no attribute named as a credential."""
+    shown = identity.to_dict()
+    del shown["session_id"]
+    shown["attributes"] = {
+        name: values for name, values in shown["attributes"].items() if not _SECRET_NAME.search(name)
+    }
+    return shown
 
 
 def writers(editor_group: str) -> Requirement:

@@ -26,6 +26,7 @@ from werkzeug.exceptions import BadRequest
 from shibwsgi import Identity
 from shibwsgi.authz import HasRole, Rule
 from shibwsgi.flask import get_identity, requires
+from shibwsgi.parsing import MAX_USER_LENGTH
 
 from .db import all_roles, connect, get_db, roles_of, set_roles
 from .movies import EDITOR_ROLE, json_body, writers
@@ -48,8 +49,6 @@ ADMIN_ROLE = "admin"
 APP_ROLES = (ADMIN_ROLE, EDITOR_ROLE)
 #: Most roles one user may be given in one PUT.
 MAX_ROLES = 50
-#: Longest user id accepted, as the middleware accepts them.
-MAX_USER_LENGTH = 1024
 
 _ROLE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
@@ -85,17 +84,23 @@ def valid_role(role: object) -> str:
 
 
 def valid_user(user: object) -> str:
-    """``user`` when it can be a user id (as ``identity.user`` holds it), else ``ValueError``."""
+    """``user`` when the middleware could make it a user id (``identity.user``), else ``ValueError``.
+
+    The middleware's rules: 1 to ``MAX_USER_LENGTH`` printable characters, valid UTF-8
+    (no U+FFFD, which stands for undecodable bytes such as a path's ``%FF``, and no
+    lone surrogates); the app adds no surrounding spaces.
+    """
     if (
         not isinstance(user, str)
         or not user
         or len(user) > MAX_USER_LENGTH
         or not user.isprintable()
+        or "\ufffd" in user
         or user != user.strip()
     ):
         raise ValueError(
-            f"{_shown(user)} is not a user id: 1 to {MAX_USER_LENGTH} printable characters, "
-            "no surrounding spaces"
+            f"{_shown(user)} is not a user id: 1 to {MAX_USER_LENGTH} printable characters of valid "
+            "UTF-8, no surrounding spaces"
         )
     return user
 

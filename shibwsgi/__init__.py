@@ -16,6 +16,7 @@ from .errors import (
     RolesError,
     SessionError,
     ShibwsgiError,
+    SubjectMismatchError,
 )
 from .identity import Identity
 from .middleware import ENVIRON_KEY, SSOMiddleware
@@ -42,4 +43,5 @@ __all__ = [
     "SSOMiddleware",
     "SessionError",
     "ShibwsgiError",
+    "SubjectMismatchError",
 ]

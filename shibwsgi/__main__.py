@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
-COMMANDS = ("doctor",)
+COMMANDS = {"doctor": "check a deployment's configs and settings, or probe it live (--probe URL)"}
+USAGE = "usage: shibwsgi {" + ",".join(COMMANDS) + "} [options]  (--help after the command)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run a command; ``argv`` defaults to the command line (the console script's entry point)."""
-    if argv is None:
-        argv = sys.argv[1:]
-    if not argv or argv[0] not in COMMANDS:
-        print(
-            f"usage: shibwsgi {{{','.join(COMMANDS)}}} [options]  (--help after the command)",
-            file=sys.stderr,
-        )
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``shibwsgi`` console script; ``argv`` defaults to the command line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        print("\ncommands:")
+        for name, what in COMMANDS.items():
+            print(f"  {name:10} {what}")
+        return 0
+    if not args or args[0] not in COMMANDS:
+        print(USAGE, file=sys.stderr)
         return 2
     from .doctor import main as doctor
 
-    return doctor(argv[1:])
+    return doctor(args[1:])
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -14,9 +14,10 @@ import base64
 import binascii
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 try:
     import jwt
@@ -28,19 +29,22 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from .decoding import decoder
 from .errors import ConfigError, InvalidAssertionError, KeysUnavailableError
 from .keys import KeysUnavailable, RemoteKeys, StaticKeys
-from .logs import loggable
-from .lru import BoundedLRU
+from .logs import log, loggable
+from .lru import BoundedLRU, footprint
 from .parsing import channel_key
 from .profiles import REMOTE_USER, Profile
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+    from .parsing import IdentityParser
+
 __all__ = [
     "ALLOWED_ALGORITHMS",
     "MAX_ASSERTION_BYTES",
     "AssertionVerifier",
     "TokenCache",
+    "VerificationKey",
     "build_verifier",
     "flatten",
     "load_jwks",
@@ -57,10 +61,20 @@ _SEGMENT = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 #: Verified tokens kept per worker, and the bytes they may hold in all.
 CACHE_ENTRIES = 4096
 CACHE_BYTES = 8 << 20
+#: Bytes a cache entry costs beyond its token and value: the entry tuples, the expiry, the dict slot.
+_ENTRY_OVERHEAD = 256
+#: Nested claims get dotted names down to this depth; deeper objects stay values of their parent.
+MAX_FLATTEN_DEPTH = 32
 
-PublicKey = Any  # a cryptography public key object
 T = TypeVar("T")
 _PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
+
+
+class VerificationKey(NamedTuple):
+    """A public key, and the one algorithm its JWK allows (``None``: any configured one)."""
+
+    key: Any  # a cryptography public key object
+    alg: str | None = None
 
 
 class AssertionVerifier:
@@ -75,7 +89,7 @@ class AssertionVerifier:
         self,
         *,
         key: str,
-        keys: RemoteKeys[PublicKey] | StaticKeys[PublicKey],
+        keys: RemoteKeys[VerificationKey] | StaticKeys[VerificationKey],
         audience: tuple[str, ...],
         algorithms: tuple[str, ...],
         issuer: str | None = None,
@@ -116,7 +130,9 @@ class AssertionVerifier:
         token = self._token(environ.get(self.key))
         if token is None:
             return None
-        cached = self.cache.get(token, self.keys.generation)
+        # Read before verifying: keys retired meanwhile must not stamp this result as current.
+        generation = self.keys.generation
+        cached = self.cache.get(token, generation)
         if cached is not None:
             value, expires = cached
             # PyJWT's own rule (and clock): expired once exp + leeway has passed.
@@ -124,8 +140,37 @@ class AssertionVerifier:
                 return cast("T", value)
         claims = self._verify(token)
         value = derive(claims)
-        self.cache.put(token, value, claims.get("exp") if self._verify_exp else None, self.keys.generation)
+        self.cache.put(token, value, claims.get("exp") if self._verify_exp else None, generation)
         return value
+
+    def check_user(self, user: str, claims: Mapping[str, Any], parser: IdentityParser) -> None:
+        """Refuse (401) a ``user`` that the verified ID token ``claims`` do not name.
+
+        The user must be the one the token's claims give through the configured user
+        sources. ``REMOTE_USER`` (mod_auth_openidc's ``OIDCRemoteUserClaim``) matches the
+        token's ``sub`` in the module's forms: ``sub``, and ``sub@issuer`` (the default).
+        """
+        named = parser.claimed_user(claims)
+        if user == named:
+            return
+        sub, issuer = claims.get("sub"), claims.get("iss")
+        if REMOTE_USER in parser.user_sources and isinstance(sub, str) and sub:
+            forms = {sub}
+            if isinstance(issuer, str):
+                forms.add(f"{sub}@{issuer.removeprefix('https://')}")
+            if user in forms:
+                return
+        sources = ", ".join(repr(source) for source in parser.user_sources)
+        raise InvalidAssertionError(
+            "the signed-in user is not the one the signed ID token names; sign in again",
+            log_message=(
+                f"the user read from {sources} is not the one the verified ID token names"
+                if named is not None
+                else f"the verified ID token carries none of the user sources {sources}"
+            )
+            + ": with jwks_url the user must come from the ID token; choose a claim it carries as user "
+            "(user='sub'), or REMOTE_USER with OIDCRemoteUserClaim sub or sub@",
+        )
 
     def _token(self, raw: object) -> str | None:
         if not raw or not isinstance(raw, str):
@@ -165,10 +210,15 @@ class AssertionVerifier:
             ) from None
         if key is None:
             raise _refused(f"no key with kid {loggable(kid)} at the configured key source")
+        if key.alg is not None and key.alg != alg:
+            # An RSA key published for RS256 must not verify PS256 (nor the reverse).
+            raise _refused(
+                f"the key with kid {loggable(kid)} is for {loggable(key.alg)}, the token says {alg}"
+            )
         try:
             claims = jwt.decode(
                 token,
-                key,
+                key.key,
                 algorithms=[alg],
                 audience=None if self._audience_field else list(self.audience),
                 issuer=self.issuer,
@@ -181,8 +231,8 @@ class AssertionVerifier:
                     "verify_iat": False,
                 },
             )
-        except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise _refused(f"{type(exc).__name__}: {exc}") from None
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:  # RecursionError: deep JSON
+            raise _refused(f"{type(exc).__name__}: {loggable(str(exc))}") from None
         if not isinstance(claims, dict):
             raise _refused("malformed: the payload is not a JSON object")
         if self._verify_exp and not isinstance(claims.get("exp"), int | float):
@@ -210,14 +260,28 @@ def _same(claims: dict[str, Any]) -> dict[str, Any]:
     return claims
 
 
-def flatten(claims: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``claims`` plus a dotted name for every nested claim: ``realm_access.roles``."""
+def flatten(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """``claims`` plus a dotted name for every nested claim: ``realm_access.roles``.
+
+    A dotted name means the nested path: a claim whose own name holds a dot
+    (``"realm_access.roles"``) is kept only where no nested claim has that name.
+    Iterative, so no nesting depth raises ``RecursionError``; names stop at
+    :data:`MAX_FLATTEN_DEPTH` levels (deeper objects stay values of their parent),
+    so the names of a deep document do not grow with the square of its depth.
+    """
     flat: dict[str, Any] = {}
-    for name, value in claims.items():
-        dotted = prefix + name
-        flat[dotted] = value
-        if isinstance(value, dict):
-            flat.update(flatten(value, dotted + "."))
+    literal: dict[str, Any] = {}
+    pending: list[tuple[str, Mapping[str, Any], int, bool]] = [("", claims, 1, True)]
+    while pending:
+        prefix, document, depth, path = pending.pop()
+        for name, value in document.items():
+            dotted = prefix + name
+            is_path = path and "." not in name
+            (flat if is_path else literal)[dotted] = value
+            if isinstance(value, dict) and depth < MAX_FLATTEN_DEPTH:
+                pending.append((dotted + ".", value, depth + 1, is_path))
+    for dotted, value in literal.items():
+        flat.setdefault(dotted, value)
     return flat
 
 
@@ -247,7 +311,10 @@ class TokenCache:
         return entry[0], entry[1]
 
     def put(self, token: str, value: object, expires: float | None, generation: int) -> None:
-        self._tokens.put(token, (value, expires, generation), 2 * len(token) + 256)
+        """Keep ``value`` for ``token``, sized by the memory both take."""
+        self._tokens.put(
+            token, (value, expires, generation), sys.getsizeof(token) + footprint(value) + _ENTRY_OVERHEAD
+        )
 
 
 # -- construction ---------------------------------------------------------------------------
@@ -264,8 +331,12 @@ def build_verifier(
     audience: str | Iterable[str] | None = None,
     algorithms: str | Iterable[str] | None = None,
     leeway: int = 0,
+    channel: str = "environ",
 ) -> AssertionVerifier:
-    """The verifier for ``profile`` and the middleware's assertion options (validated here)."""
+    """The verifier for ``profile`` and the middleware's assertion options (validated here).
+
+    ``channel``: where a profile's ID token variable arrives (a header through a proxy).
+    """
     if profile.signed:
         if profile.prefixes or REMOTE_USER in user:
             raise ConfigError(
@@ -290,7 +361,7 @@ def build_verifier(
             )
         # mod_auth_openidc ends its own sessions; its ID token expires long before them. It
         # encodes the token like every value it sets (OIDCPassClaimsAs ... base64url).
-        key, bearer, verify_exp = profile.id_token_variable, False, False
+        key, bearer, verify_exp = channel_key(profile.id_token_variable, channel), False, False
         decode = decoder(profile.encoding)
     else:
         raise ConfigError("jwks_url", f"profile {profile.name!r} passes no signed assertion")
@@ -346,31 +417,46 @@ def _leeway(leeway: int) -> int:
 
 def _key_source(
     jwks_url: str | None, jwks: Mapping[str, Any] | str | None
-) -> RemoteKeys[PublicKey] | StaticKeys[PublicKey]:
+) -> RemoteKeys[VerificationKey] | StaticKeys[VerificationKey]:
     if (jwks_url is None) == (jwks is None):
         raise ConfigError("jwks_url", "give exactly one of jwks_url (fetched) and jwks (a static JWKS)")
     if jwks_url is not None:
         return RemoteKeys(jwks_url, _pem_key if "{kid}" in jwks_url else load_jwks)
     try:
         document = json.loads(jwks) if isinstance(jwks, str) else jwks
-        keys = _jwks_keys(document)
+        keys, duplicates = _jwks_keys(document)
     except (ValueError, TypeError) as exc:
         raise ConfigError("jwks", f"not a usable JWKS: {exc}") from None
+    if duplicates:
+        raise ConfigError(
+            "jwks",
+            f"lists kid {', '.join(sorted(map(repr, duplicates)))} more than once: give each key its own kid",
+        )
     if not keys:
         raise ConfigError("jwks", "holds no public signing key (RSA, EC or Ed25519)")
     return StaticKeys(keys)
 
 
-def load_jwks(document: bytes) -> dict[str | None, PublicKey]:
-    """``kid -> public key`` from a JWKS document fetched from a key URL."""
-    return _jwks_keys(json.loads(document))
+def load_jwks(document: bytes) -> dict[str | None, VerificationKey]:
+    """``kid -> key`` from a JWKS document fetched from a key URL; an ambiguous kid is left out."""
+    keys, duplicates = _jwks_keys(json.loads(document))
+    if duplicates:
+        log.warning(
+            "the key set lists kid %s more than once: tokens naming it are refused until it is fixed",
+            ", ".join(sorted(map(repr, duplicates))),
+        )
+    return keys
 
 
-def _jwks_keys(document: Any) -> dict[str | None, PublicKey]:
-    """``kid -> public key`` for the signing keys of a JWKS; other keys are skipped."""
+def _jwks_keys(document: Any) -> tuple[dict[str | None, VerificationKey], set[str | None]]:
+    """``kid -> key`` for the signing keys of a JWKS (other keys are skipped), and the kids listed twice.
+
+    A kid listed twice names no key: which of the two a token means is unknowable.
+    """
     if not isinstance(document, Mapping) or not isinstance(document.get("keys"), list):
         raise ValueError("expected a JSON object with a 'keys' list")
-    keys: dict[str | None, PublicKey] = {}
+    keys: dict[str | None, VerificationKey] = {}
+    duplicates: set[str | None] = set()
     for entry in document["keys"]:
         if not isinstance(entry, Mapping) or entry.get("use", "sig") != "sig":
             continue
@@ -380,12 +466,18 @@ def _jwks_keys(document: Any) -> dict[str | None, PublicKey]:
             continue  # an unsupported or malformed entry: not a key tokens may use
         if isinstance(key, _PUBLIC_KEY_TYPES):  # never a symmetric ("oct") or private key
             kid = entry.get("kid")
-            keys[kid if isinstance(kid, str) else None] = key
-    return keys
+            kid = kid if isinstance(kid, str) else None
+            alg = entry.get("alg")
+            if kid in keys:
+                duplicates.add(kid)
+            keys[kid] = VerificationKey(key, alg if isinstance(alg, str) else None)
+    for kid in duplicates:
+        del keys[kid]
+    return keys, duplicates
 
 
-def _pem_key(document: bytes) -> dict[str | None, PublicKey]:
+def _pem_key(document: bytes) -> dict[str | None, VerificationKey]:
     key = load_pem_public_key(document)
     if not isinstance(key, _PUBLIC_KEY_TYPES):
         raise ValueError(f"unsupported key type {type(key).__name__}")
-    return {None: key}
+    return {None: VerificationKey(key)}

@@ -33,7 +33,17 @@ class Attribute:
     def __post_init__(self) -> None:
         if not isinstance(self.source, str) or not self.source:
             raise ConfigError("attributes", f"source must be a non-empty string, not {self.source!r}")
+        for name in ("multi", "required"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    "attributes", f"{name} of {self.source!r} must be True or False, not {value!r}"
+                )
         for name in ("max_bytes", "max_values"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ConfigError("attributes", f"{name} of {self.source!r} must be a positive integer")
+            # bool is an int to Python, but max_bytes=True is not a size.
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(
+                    "attributes",
+                    f"{name} of {self.source!r} must be a positive integer or None, not {value!r}",
+                )

@@ -5,19 +5,29 @@ rules decide as they would for the request itself. 200 carries who the user is i
 oauth2-proxy's ``X-Auth-Request-*`` headers, 401 means nobody is logged in, 403 that the
 rules refuse; never a redirect (nginx maps 401 to the login with ``error_page``).
 Values are percent-encoded where a comma-joined header could not carry them as they are.
+
+The upstream behind nginx may read the URI otherwise than Python does, so the path is
+judged by the strictest reading: every reading in :func:`shibwsgi.paths.readings`
+(Tomcat's ``;`` parameters, Windows' trailing dots, spaces and stream names), each also
+folded (IIS's case-insensitivity, :func:`shibwsgi.paths.fold`), must be allowed. The
+forms no reading settles are refused with 400: control characters, a backslash, a ``%``
+left after decoding (double encoding), bytes that are not UTF-8 (overlong forms) and
+segments of dots and spaces only. Mounted under ``SCRIPT_NAME``, the app judges only
+URIs under its mount, by its own rules.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import quote, unquote_to_bytes
 
 from . import responses
-from .authz import LoggedIn, Rules
+from .authz import AllOf, LoggedIn, Requirement, Rule, Rules
 from .errors import ConfigError, RequestError
 from .identity import Identity
+from .paths import fold, folded, odd_dot_segment, readings, resolved
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -59,6 +69,12 @@ _ORIGINAL_METHOD = re.compile(r"[A-Za-z_-]{1,32}")
 # Sent as they are: every visible ASCII character but "%" (the escape) and "," (the joint).
 _VERBATIM = "".join(chr(code) for code in range(0x20, 0x7F) if chr(code) not in "%,")
 _EDGE_SPACES = re.compile(r"^ +| +$")
+# Decoded forms that servers read in different ways: (pattern on the decoded bytes, why).
+_REFUSED = (
+    (re.compile(rb"[\x00-\x1f\x7f]"), "holds a control character once decoded (%00-%1F, %7F)"),
+    (re.compile(rb"\\"), "holds a backslash, which Windows servers read as '/'"),
+    (re.compile(rb"%"), "still holds a '%' once decoded: encoded twice (%252e) or %u-encoded"),
+)
 
 
 def header_value(values: tuple[str, ...]) -> str:
@@ -87,7 +103,18 @@ class AuthEndpoint:
     def __init__(self, *, headers: Mapping[str, str], rules: Rules, resolve: Resolve) -> None:
         self.headers = _headers(headers)
         self.rules = rules
+        self.folded_rules = _folded(rules)
         self.resolve = resolve
+
+    def requirement_for(self, paths: list[str], method: str) -> Requirement:
+        """What every reading in ``paths`` requires, as is and in lower case (no rule: logged in)."""
+        found: list[Requirement] = []
+        for path in paths:
+            for rules, spelling in ((self.rules, path), (self.folded_rules, folded(path))):
+                requirement = rules.requirement_for(spelling, method, default=LoggedIn())
+                if requirement not in found:
+                    found.append(requirement)
+        return found[0] if len(found) == 1 else AllOf(*found)
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
@@ -96,10 +123,9 @@ class AuthEndpoint:
         if method not in METHODS:
             message = "the auth_request endpoint answers GET only (nginx's auth_request subrequest)"
             return responses.error(environ, start_response, 405, message, headers=[("Allow", "GET, HEAD")])
-        path, original_method = self.original_request(environ)
+        paths, original_method = self.original_request(environ)
+        requirement = self.requirement_for(paths, original_method)
         identity, headers = self.resolve(environ, front)
-        found = self.rules.requirement_for(path, original_method)
-        requirement = LoggedIn() if found is None else found
         if requirement.allows(identity):
             body: Iterable[bytes] = self.allowed(start_response, identity, headers)
         elif identity is None:
@@ -109,11 +135,12 @@ class AuthEndpoint:
             body = responses.error(environ, start_response, 403, message, headers=headers)
         return [] if method == "HEAD" else body
 
-    def original_request(self, environ: WSGIEnvironment) -> tuple[str, str]:
-        """The original request's path (percent-decoded, as PATH_INFO) and method.
+    def original_request(self, environ: WSGIEnvironment) -> tuple[list[str], str]:
+        """The original request's paths (every reading, percent-decoded, as PATH_INFO) and method.
 
         Raises :class:`~shibwsgi.errors.RequestError` (400) for a missing or unusable
-        ``X-Original-URI`` / ``X-Original-Method``.
+        ``X-Original-URI`` / ``X-Original-Method``, a form servers read in different
+        ways, or a URI outside the app's mount (``SCRIPT_NAME``).
         """
         uri = environ.get("HTTP_X_ORIGINAL_URI")
         method = environ.get("HTTP_X_ORIGINAL_METHOD")
@@ -137,8 +164,8 @@ class AuthEndpoint:
                 log_message="auth request with a malformed X-Original-Method",
             )
         # What a server routes, and the app's PATH_INFO holds: the percent-decoded bytes as latin-1.
-        path = unquote_to_bytes(uri.partition("?")[0]).decode("latin-1")
-        return path, method.upper()
+        path = _decoded(uri.partition("?")[0])
+        return _within(environ.get("SCRIPT_NAME", ""), readings(path)), method.upper()
 
     def allowed(
         self, start_response: StartResponse, identity: Identity | None, headers: list[Header]
@@ -146,7 +173,14 @@ class AuthEndpoint:
         """Answer 200 with who the user is (no identity headers for an allowed anonymous request)."""
         described = [] if identity is None else self.identity_headers(identity)
         start_response(
-            "200 OK", [("Content-Length", "0"), ("Cache-Control", "no-store"), *described, *headers]
+            "200 OK",
+            [
+                ("Content-Length", "0"),
+                ("Cache-Control", "no-store"),
+                *responses.security_headers(),
+                *described,
+                *headers,
+            ],
         )
         return []
 
@@ -158,6 +192,64 @@ class AuthEndpoint:
             if values:
                 headers.append((header, header_value(values)))
         return headers
+
+
+def _decoded(raw_path: str) -> str:
+    """``raw_path`` percent-decoded (the WSGI string), or 400 for a form servers disagree on."""
+    decoded = unquote_to_bytes(raw_path)
+    for pattern, why in _REFUSED:
+        if pattern.search(decoded):
+            _refuse(why)
+    try:
+        text = decoded.decode("utf-8")
+    except UnicodeDecodeError:
+        _refuse("is not UTF-8 once decoded (an overlong form such as %c0%ae, which old decoders read as '.')")
+    if any(0x80 <= ord(character) <= 0x9F for character in text):
+        _refuse("holds a control character once decoded (U+0080-U+009F)")
+    path = decoded.decode("latin-1")
+    if odd_dot_segment(path):
+        _refuse("has a segment of dots and spaces only ('...', '.. '), which servers resolve differently")
+    return path
+
+
+def _refuse(why: str) -> NoReturn:
+    raise RequestError(
+        f"X-Original-URI {why}: refused, since the upstream may not read it as shibwsgi would",
+        log_message=f"auth request refused: the X-Original-URI path {why}",
+    )
+
+
+def _within(mount: str, paths: list[str]) -> list[str]:
+    """``paths`` (and their resolved forms) relative to ``mount``; 400 if one lies outside it."""
+    mount = mount.rstrip("/")
+    relative = []
+    for path in dict.fromkeys(spelling for reading in paths for spelling in (reading, resolved(reading))):
+        if mount and not (path == mount or path.startswith(mount + "/")):
+            raise RequestError(
+                "X-Original-URI is outside this application, which is mounted at SCRIPT_NAME",
+                log_message="auth request for a URI outside this application's mount (SCRIPT_NAME): "
+                "send this location's auth_request to the application that serves it",
+            )
+        relative.append(path[len(mount) :] or "/")
+    return relative
+
+
+def _folded(rules: Rules) -> Rules:
+    """``rules`` with folded prefixes (:func:`~shibwsgi.paths.fold`), for paths that a
+    case-insensitive server matches.
+
+    A rule that an earlier one covers once both are folded is never reached: dropped.
+    A prefix whose folded form is no plain path (``/‥`` is ``/..``) keeps its own spelling.
+    """
+    kept: list[Rule] = []
+    for rule in rules.rules:
+        try:
+            candidate = Rule(fold(rule.prefix), rule.requirement, rule.methods)
+        except ConfigError:
+            candidate = rule
+        if not any(earlier.covers(candidate) for earlier in kept):
+            kept.append(candidate)
+    return Rules(kept)
 
 
 def _values(identity: Identity, source: str) -> tuple[str, ...]:

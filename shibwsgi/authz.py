@@ -15,16 +15,15 @@ one place that answers a refusal (login redirect, 401 or 403)::
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 from urllib.parse import quote
 
-from .errors import ConfigError
+from .errors import ConfigError, RequestError
 from .identity import Identity
-from .paths import request_path, script_root, wsgi_path
+from .paths import has_control_character, request_path, resolved, script_root, wsgi_path
 from .redirects import safe_next
 from .responses import error, redirect, wants_html
 
@@ -293,17 +292,6 @@ def _under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
 
 
-def _normalise(path: str) -> str:
-    # What a server or framework that collapses "//" and resolves dot segments would route.
-    if path.startswith("/") and "//" not in path and "/." not in path:
-        return path  # nothing to collapse or resolve: the common case, without normpath
-    collapsed = posixpath.normpath("/" + path)
-    collapsed = "/" + collapsed.lstrip("/")
-    if path.endswith("/") and collapsed != "/":
-        collapsed += "/"
-    return collapsed
-
-
 class Rules:
     """An ordered list of :class:`Rule`; the first that matches a request wins.
 
@@ -332,17 +320,30 @@ class Rules:
     def __repr__(self) -> str:
         return f"Rules({list(self.rules)!r})"
 
-    def requirement_for(self, path: str, method: str) -> Requirement | None:
-        """The requirement of the first rule matching ``path`` and ``method``, or ``None``.
+    @overload
+    def requirement_for(self, path: str, method: str, *, default: Requirement) -> Requirement: ...
+    @overload
+    def requirement_for(self, path: str, method: str, *, default: None = None) -> Requirement | None: ...
+    def requirement_for(
+        self, path: str, method: str, *, default: Requirement | None = None
+    ) -> Requirement | None:
+        """The requirement of the first rule matching ``path`` and ``method``, else ``default``.
 
         When collapsing slashes and resolving ``.``/``..`` in ``path`` leads to a
         different rule, both requirements apply: neither spelling bypasses a rule.
+        Raises :class:`~shibwsgi.errors.RequestError` (400) for a path holding a
+        control character, which no rule could be meant for.
         """
-        found = self._first(path, method)
-        normalised = _normalise(path)
+        if has_control_character(path):
+            raise RequestError(
+                "the request path holds a control character (a decoded %00-%1F or %7F)",
+                log_message="refused a request path holding a control character",
+            )
+        found = self._first(path, method) or default
+        normalised = resolved(path)
         if normalised == path:
             return found
-        other = self._first(normalised, method)
+        other = self._first(normalised, method) or default
         if found is None or found == other:
             return other
         if other is None:

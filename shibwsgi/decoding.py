@@ -18,6 +18,7 @@ __all__ = [
     "UndecodableValue",
     "decode",
     "decoder",
+    "is_joined",
     "repair_utf8",
     "split_quoted",
     "split_values",
@@ -130,6 +131,15 @@ def split_values(raw: str, delimiter: str | None, *, backslash_escapes: bool) ->
     else:
         parts = raw.split(delimiter)
     return [part for part in parts if part]
+
+
+def is_joined(raw: str, delimiter: str | None, *, backslash_escapes: bool) -> bool:
+    """True when ``raw`` holds ``delimiter`` as a separator (``\\<delimiter>`` is not one)."""
+    if delimiter is None or delimiter not in raw:
+        return False
+    if backslash_escapes and "\\" + delimiter in raw:
+        return _unescaped(delimiter).search(raw) is not None
+    return True
 
 
 def split_quoted(raw: str) -> list[str]:

@@ -4,7 +4,10 @@ The only shibwsgi module that imports Django (install the ``django`` extra). Wra
 project's WSGI application in :class:`~shibwsgi.SSOMiddleware` (wsgi.py), then in
 settings.py::
 
-    AUTHENTICATION_BACKENDS = ["shibwsgi.django.IdentityBackend"]
+    AUTHENTICATION_BACKENDS = [
+        "shibwsgi.django.IdentityBackend",
+        "django.contrib.auth.backends.ModelBackend",  # password logins (the admin's superuser)
+    ]
     MIDDLEWARE = [
         ...,
         "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -17,37 +20,54 @@ settings.py::
 
 Groups whose name starts with ``SHIBWSGI_GROUPS_PREFIX`` are *managed*: a user's
 membership in them is made exactly equal to the identity's values at each login; groups
-without the prefix are the admin's and are never touched. With the empty prefix (the
-default) every group is managed. These names are Django settings, read from
-``django.conf.settings``, never from ``os.environ``, where ``SHIBWSGI_*`` belongs to
-:meth:`~shibwsgi.SSOMiddleware.from_env`.
+without the prefix are the admin's and are never touched (the prefix is compared
+exactly, case included). With the empty prefix (the default) every group is managed.
+These names are Django settings, read from ``django.conf.settings``, never from
+``os.environ``, where ``SHIBWSGI_*`` belongs to :meth:`~shibwsgi.SSOMiddleware.from_env`.
+
+Protect views with :func:`login_required`, :func:`group_required` or
+:func:`user_passes_test_or_403`, not Django's own: a signed-in user who is refused
+gets 403 rather than a trip to ``LOGIN_URL``, which the front end would answer by
+logging them straight back in.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import Group
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, PermissionDenied
 from django.db import models, transaction
 from django.utils.module_loading import import_string
 
 from .errors import ConfigError
 from .identity import Identity
+from .logs import loggable
 from .middleware import ENVIRON_KEY
 
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponse
 
-__all__ = ["IdentityBackend", "IdentityMiddleware", "PersistentIdentityMiddleware", "identity_of"]
+__all__ = [
+    "IdentityBackend",
+    "IdentityMiddleware",
+    "PersistentIdentityMiddleware",
+    "group_required",
+    "identity_of",
+    "login_required",
+    "user_passes_test_or_403",
+]
 
 log = logging.getLogger("shibwsgi.django")
 
@@ -55,6 +75,8 @@ log = logging.getLogger("shibwsgi.django")
 SYNCED_KEY = "_shibwsgi_identity"
 #: Group names per query: SQLite allows 32766 parameters, older builds 999.
 _CHUNK = 500
+
+View = TypeVar("View", bound=Callable[..., Any])
 
 
 def identity_of(request: HttpRequest) -> Identity | None:
@@ -106,15 +128,25 @@ def _check_user_field(field: object, source: object) -> None:
 class IdentityBackend(ModelBackend):
     """Authenticate the front end's :class:`~shibwsgi.Identity`; create the user on first sight.
 
-    Subclass it to change :meth:`clean_username` or :meth:`configure_user`. As a
-    ``ModelBackend``, it also answers permission checks from users' groups.
+    Subclass it to change :meth:`clean_username`, :meth:`configure_user`,
+    ``create_unknown_user`` or ``user_can_authenticate``, as with Django's
+    ``RemoteUserBackend``. As a ``ModelBackend``, it also answers permission checks from
+    users' groups. ``authenticate(request, remote_user=...)`` (Django REST framework's
+    ``RemoteUserAuthentication``) logs in the request's verified identity only when it
+    names that same user.
     """
 
     create_unknown_user = True
 
     def authenticate(
-        self, request: HttpRequest | None, identity: Identity | None = None, **kwargs: Any
+        self,
+        request: HttpRequest | None,
+        identity: Identity | None = None,
+        remote_user: str | None = None,
+        **kwargs: Any,
     ) -> Any:
+        if identity is None and remote_user is not None:
+            identity = _verified(request, remote_user)
         if not isinstance(identity, Identity):
             return None
         model = auth.get_user_model()
@@ -134,23 +166,73 @@ class IdentityBackend(ModelBackend):
                     user.set_unusable_password()
                     user.save(update_fields=["password"])
             else:
-                user = manager.filter(**{model.USERNAME_FIELD: username}).first()
-                created = False
-                if user is None:
+                try:
+                    user = manager.get_by_natural_key(username)
+                except model.DoesNotExist:
+                    log.warning(
+                        "login refused for %s: no such user, and this backend creates none "
+                        "(create_unknown_user = False)",
+                        loggable(username),
+                    )
                     return None
-            user = self.configure_user(request, user, identity, created=created)
-        return user if self.user_can_authenticate(user) else None
+                created = False
+            user = self._configure(request, user, identity, created)
+        if not self.user_can_authenticate(user):
+            log.warning("login refused for %s: the account is inactive", loggable(username))
+            return None
+        return user
 
     def clean_username(self, username: str) -> str:
         """The Django username for a front-end user id (unchanged by default)."""
         return username
 
     def configure_user(
-        self, request: HttpRequest | None, user: Any, identity: Identity, created: bool = False
+        self,
+        request: HttpRequest | None,
+        user: Any,
+        identity: Identity | bool | None = None,
+        created: bool = True,
     ) -> Any:
-        """Update ``user``'s fields and managed groups from ``identity``; return the user."""
-        _sync_user(user, identity, AdapterSettings.load())
+        """Update ``user``'s fields and managed groups from ``identity``; return the user.
+
+        Override it with this signature (call ``super()`` to keep the sync) or with
+        Django's ``(request, user, created=True)``: the sync then runs before your
+        override, which finds the identity at ``identity_of(request)``.
+        """
+        if isinstance(identity, Identity):
+            _sync_user(user, identity, AdapterSettings.load())
         return user
+
+    def _configure(self, request: HttpRequest | None, user: Any, identity: Identity, created: bool) -> Any:
+        if _takes_identity(type(self).configure_user):
+            return self.configure_user(request, user, identity=identity, created=created)
+        _sync_user(user, identity, AdapterSettings.load())
+        return self.configure_user(request, user, created=created)
+
+
+@functools.cache
+def _takes_identity(configure_user: Callable[..., Any]) -> bool:
+    """Whether a ``configure_user`` takes the identity (this adapter's) or not (Django's)."""
+    return "identity" in inspect.signature(configure_user).parameters
+
+
+def _verified(request: Any, remote_user: str) -> Identity | None:
+    """The request's verified identity when it names ``remote_user``, else ``None``.
+
+    A ``remote_user`` argument alone proves nothing (any header may have supplied it).
+    """
+    meta = getattr(request, "META", None)
+    identity = meta.get(ENVIRON_KEY) if isinstance(meta, Mapping) else None
+    if not isinstance(identity, Identity):
+        return None
+    if identity.user != remote_user:
+        log.warning(
+            "login refused: remote_user %s is not the verified user %s",
+            loggable(remote_user),
+            loggable(identity.user),
+        )
+        return None
+    return identity
 
 
 def _sync_user(user: Any, identity: Identity, config: AdapterSettings) -> None:
@@ -197,12 +279,26 @@ def _sync_groups(user: Any, values: Iterable[str], prefix: str) -> None:
             log.warning("group not synced: a value is over %d characters", limit)
             continue
         wanted.add(value)
-    current = {name: pk for pk, name in user.groups.filter(name__startswith=prefix).values_list("pk", "name")}
+    # Databases compare text case-insensitively (SQLite's LIKE, MySQL's collations): the
+    # query narrows, Python decides, so an admin's "MOVIE-Admins" is never managed by "movie-".
+    current = {
+        name: pk
+        for pk, name in user.groups.filter(name__startswith=prefix).values_list("pk", "name")
+        if name.startswith(prefix)
+    }
     missing = sorted(wanted - current.keys())
-    add = []
+    add: list[Any] = []
     for chunk in _chunks(missing):
         Group.objects.bulk_create([Group(name=name) for name in chunk], ignore_conflicts=True)
-        add.extend(Group.objects.filter(name__in=chunk).values_list("pk", flat=True))
+        names = set(chunk)
+        found = Group.objects.filter(name__in=chunk).values_list("pk", "name")
+        add.extend(pk for pk, name in found if name in names)
+    if len(add) < len(missing):
+        log.warning(
+            "%d group(s) not synced for %s: the database holds them under another case",
+            len(missing) - len(add),
+            loggable(user.get_username()),
+        )
     remove = [pk for name, pk in current.items() if name not in wanted]
     if remove:
         user.groups.remove(*remove)
@@ -230,6 +326,8 @@ class IdentityMiddleware:
     force_logout_if_no_identity = True
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        if get_response is None:
+            raise ValueError("get_response must be provided.")
         self.get_response = get_response
         AdapterSettings.load()  # configuration mistakes show at start-up
         if not any(issubclass(type(backend), IdentityBackend) for backend in auth.get_backends()):
@@ -254,11 +352,15 @@ class IdentityMiddleware:
         digest = _digest(identity)
         if user.is_authenticated and request.session.get(SYNCED_KEY) == digest:
             return
+        if user.is_authenticated and not _ours(request) and user.get_username() == _username(identity):
+            # Logged in by another backend (a password) as this very user: theirs to keep,
+            # as Django's RemoteUserMiddleware leaves it.
+            return
         # Logging in again syncs fields and groups; auth.login() flushes the session
         # when the user differs, so another user never inherits it.
         user = auth.authenticate(request, identity=identity)
         if user is None:
-            # Refused (inactive, id too long): whoever was logged in is not this person.
+            # Refused (inactive, unknown, id too long): whoever was logged in is not this person.
             if request.user.is_authenticated:
                 auth.logout(request)
             return
@@ -277,6 +379,56 @@ class PersistentIdentityMiddleware(IdentityMiddleware):
     force_logout_if_no_identity = False
 
 
+def user_passes_test_or_403(
+    test: Callable[[Any], bool], login_url: str | None = None
+) -> Callable[[View], View]:
+    """Django's ``user_passes_test``, but a signed-in user who fails ``test`` gets 403.
+
+    Only a request without an identity goes to ``login_url`` (default
+    ``settings.LOGIN_URL``). Sending anyone the front end signed in there would loop,
+    as the front end logs them straight back in: a user who fails ``test``, or whom
+    this site refused (an inactive account), gets 403 instead.
+    """
+
+    def decorator(view: View) -> View:
+        @functools.wraps(view)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+            if not request.user.is_authenticated:
+                if identity_of(request) is not None:
+                    raise PermissionDenied("your account may not use this site")
+                return redirect_to_login(request.get_full_path(), login_url)
+            if not test(request.user):
+                raise PermissionDenied("you may not see this page")
+            return view(request, *args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorator
+
+
+def login_required(view: View) -> View:
+    """Django's ``login_required``, but 403 for someone the front end signed in and this site refused."""
+    return user_passes_test_or_403(_anyone)(view)
+
+
+def _anyone(user: Any) -> bool:
+    return True
+
+
+def group_required(*groups: str, login_url: str | None = None) -> Callable[[View], View]:
+    """Members of any of ``groups`` only: 403 for other signed-in users, login for anonymous ones."""
+    if not groups or not all(isinstance(group, str) and group for group in groups):
+        raise ConfigError("group_required", f"expected one or more group names, not {groups!r}")
+    names = frozenset(groups)
+
+    def is_member(user: Any) -> bool:
+        # Compared in Python too: the database's collation may ignore case.
+        held = user.groups.filter(name__in=names).values_list("name", flat=True)
+        return any(name in names for name in held)
+
+    return user_passes_test_or_403(is_member, login_url)
+
+
 def _check_order(middleware: type) -> None:
     classes = [import_string(path) for path in settings.MIDDLEWARE]
     mine = next(
@@ -287,6 +439,12 @@ def _check_order(middleware: type) -> None:
             f"{middleware.__module__}.{middleware.__name__} must come after "
             "'django.contrib.auth.middleware.AuthenticationMiddleware' in MIDDLEWARE"
         )
+
+
+def _username(identity: Identity) -> str:
+    """The Django username the first :class:`IdentityBackend` makes of ``identity``."""
+    backend = next(backend for backend in auth.get_backends() if isinstance(backend, IdentityBackend))
+    return backend.clean_username(identity.user)
 
 
 def _ours(request: HttpRequest) -> bool:
@@ -300,18 +458,24 @@ def _ours(request: HttpRequest) -> bool:
 
 
 def _digest(identity: Identity) -> str:
-    """A fingerprint of the login, computed on every request: joined text, not JSON (15x faster).
+    """A fingerprint of the login, computed on every request: two logins never share one.
 
-    The length-prefixed user keeps users apart; a collision within one user's attribute
-    values could only delay their resync to the next front-end login.
+    Lists are counted and parts joined with ``\\x1f``, which decodes back to the parts
+    unless a part holds ``\\x1f`` itself; only then is every part length-prefixed instead.
+    A tag tells the two encodings apart. Joined text, not JSON (3x faster).
     """
     parts = [
-        str(len(identity.user)),
         identity.user,
         identity.session_id or "",
         str(identity.authenticated_at),
+        str(len(identity.dropped)),
+        *identity.dropped,
     ]
-    parts += identity.dropped
     for name, values in sorted(identity.attributes.items()):
         parts += (name, str(len(values)), *values)
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+    joined = "\x1f".join(parts)
+    if joined.count("\x1f") == len(parts) - 1:
+        encoded = "j\x1f" + joined
+    else:
+        encoded = "l" + "".join([f"{len(part)}:{part}" for part in parts])
+    return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()

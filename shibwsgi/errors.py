@@ -55,6 +55,11 @@ class InvalidClaimsError(RequestError):
     """A JSON claims variable is not a readable JSON object."""
 
 
+class SubjectMismatchError(RequestError):
+    """Two sources of one identity (userinfo and ID token, a claim variable and its JSON)
+    name different subjects: neither is used (OpenID Connect Core 1.0, 5.3.2)."""
+
+
 class EncodingMismatchError(RequestError):
     """What arrives cannot be what the configured encoding produces: the front end and
     shibwsgi disagree (for example ``OIDCPassClaimsAs ... base64url`` against the default)."""

@@ -141,9 +141,7 @@ def session_binding(
     absolute = positive("absolute_timeout", absolute_timeout)
     if idle > absolute:
         raise ConfigError("idle_timeout", "cannot be longer than absolute_timeout")
-    if store is None:
-        if secret_key is not None:
-            raise ConfigError("secret_key", "only used with a session store (session=...)")
+    if store is None:  # options that need a store were refused with it (shibwsgi.needs)
         return None, None
     check_store(store)
     if secret_key is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -19,6 +19,9 @@ class Identity:
     ``attributes`` maps the application's attribute names to tuples of values.
     ``expires_at`` is when the front end's own session ends, when it says so.
     ``roles`` come from the application's own data (the ``roles=`` hook), sorted.
+    A time with no UTC equivalent (``0001-01-01T00:00:00+14:00``) is clamped to the
+    first or last representable instant, so that every later use (UTC conversion,
+    ``timestamp()``, serialisation) works.
     """
 
     user: str
@@ -36,6 +39,8 @@ class Identity:
         object.__setattr__(self, "attributes", frozen)
         object.__setattr__(self, "dropped", tuple(self.dropped))
         object.__setattr__(self, "roles", tuple(sorted(set(self.roles))))
+        object.__setattr__(self, "authenticated_at", _representable(self.authenticated_at))
+        object.__setattr__(self, "expires_at", _representable(self.expires_at))
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """Return the first value of attribute ``name``, or ``default``."""
@@ -113,3 +118,19 @@ def _format_time(moment: datetime | None) -> str | None:
 
 def _parse_time(value: object) -> datetime | None:
     return None if value is None else datetime.fromisoformat(_text(value))
+
+
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
+
+
+def _representable(moment: datetime | None) -> datetime | None:
+    """``moment``, or the nearest instant that has a UTC form when it has none."""
+    if moment is None:
+        return None
+    try:
+        moment.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        # Only the two ends of time lack a UTC form: a date near year 1 or year 9999.
+        return _FIRST if moment.year < 5000 else _LAST
+    return moment

@@ -7,6 +7,7 @@ data); an entry bigger than the whole budget is not kept.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import threading
 from collections import OrderedDict
@@ -88,15 +89,27 @@ class BoundedLRU(Generic[K, V]):
 
 
 def footprint(value: object) -> int:
-    """Bytes ``value`` occupies, following dicts, mappings, lists, tuples and sets.
+    """Bytes ``value`` occupies, following dicts, mappings, lists, tuples, sets and dataclasses.
 
     Decoded JSON takes several times the bytes of its text (a 6 KB session of 400
     group names is about 34 KB of objects), so caches of decoded data are bounded by
     this, not by the text's length. An object reached twice is counted twice.
+    Iterative: no depth of nesting raises ``RecursionError``.
     """
-    size = sys.getsizeof(value)
-    if isinstance(value, Mapping):
-        return size + sum(footprint(key) + footprint(item) for key, item in value.items())
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return size + sum(map(footprint, value))
+    size = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        size += sys.getsizeof(item)
+        if isinstance(item, Mapping):
+            for key, member in item.items():
+                pending.append(key)
+                pending.append(member)
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            pending.extend(item)
+        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
+            if hasattr(item, "__dict__"):
+                pending.append(vars(item))
+            else:
+                pending.extend(getattr(item, field.name) for field in dataclasses.fields(item))
     return size

@@ -26,18 +26,24 @@ from .identity import Identity
 from .logs import log_refusal
 from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
 from .memo import IdentityMemo
+from .needs import Setup, check_needs, given_options, keyword_defaults
 from .options import (
     attribute_map,
     check_channel_options,
     check_source_names,
     customised,
     endpoint_path,
+    function,
+    iterable,
     non_negative,
     one_of,
     positive,
     strings,
+    text,
+    token,
 )
 from .parsing import IdentityParser
+from .probe import DEFAULT_PROBE_PATH, Probe, probing
 from .profiles import Profile, get_profile
 from .responses import ERROR_PAGE_KEY, ErrorPage
 from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
@@ -121,22 +127,42 @@ class SSOMiddleware:
         algorithms: str | Iterable[str] | None = None,
         leeway: int = 0,
         error_page: ErrorPage | None = None,
+        probe_path: str | None = None,
+        probe_token: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        given = given_options(locals(), OPTION_DEFAULTS)  # first: locals() holds the options only
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
-        if error_page is not None and not callable(error_page):
-            raise ConfigError("error_page", "expected a function (status, message, environ) -> HTML or None")
+        error_page = None if error_page is None else function("error_page", error_page)
+        clock = function("clock", clock)
+        login_url, logout_url = text("login_url", login_url), text("logout_url", logout_url)
         self.app = app
         self.error_page = error_page
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
         channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
-        # A signed profile reads its assertion header whatever the channel: the signature is the trust.
+        # A signed profile reads its assertion header, the signature is the trust (channel= is refused).
         self.channel = SIGNED if self.profile.signed else channel
+        attribute_specs = attribute_map(attributes or {})
+        check_needs(
+            given,
+            Setup(
+                profile=self.profile,
+                channel=self.channel,
+                session=session is not None,
+                roles=roles is not None,
+                jwks=jwks_url is not None or jwks is not None,
+                proxy_secret=proxy_secret is not None,
+                login_path=login_path is not None,
+                logout_path=logout_path is not None,
+                auth_path=auth_path is not None,
+                probe_token=probe_token is not None,
+                uncapped_attributes=any(spec.max_bytes is None for spec in attribute_specs.values()),
+            ),
+        )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
         user_sources = strings("user", user) if user is not None else self.profile.user
-        attribute_specs = attribute_map(attributes or {})
         check_source_names(
             self.channel,
             {
@@ -165,30 +191,34 @@ class SSOMiddleware:
         )
         self.verifier = _verifier(
             self.profile,
+            channel=self.channel,
             user=user_sources,
-            assertion_header=assertion_header,
-            jwks_url=jwks_url,
+            assertion_header=None
+            if assertion_header is None
+            else token("assertion_header", assertion_header),
+            jwks_url=text("jwks_url", jwks_url),
             jwks=jwks,
             issuer=issuer,
-            audience=audience,
-            algorithms=algorithms,
+            audience=None if audience is None else strings("audience", audience),
+            algorithms=None if algorithms is None else strings("algorithms", algorithms),
             leeway=leeway,
         )
         self._parse_claims = functools.partial(self.parser.parse, {})
-        signed_keys = {self.verifier.key} if self.profile.signed and self.verifier else set()
+        verified_keys = {self.verifier.key} if self.verifier else set()
+        read_keys = verified_keys if self.profile.signed else {*self.parser.read_keys(), *verified_keys}
         self.gate = TrustGate(
             channel=self.channel,
-            variables={*self.parser.variable_names(), *self.profile.companions, *signed_keys},
-            read_keys=signed_keys or self.parser.read_keys(),
+            variables={*self.parser.variable_names(), *self.profile.companions, *verified_keys},
+            read_keys=read_keys,
             owned_prefixes=self.profile.owned_prefixes,
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
-            proxy_secret_header=proxy_secret_header,
+            proxy_secret_header=token("proxy_secret_header", proxy_secret_header),
         )
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)
         self.whoami_path = endpoint_path("whoami_path", whoami_path)
-        self.rules = rules if isinstance(rules, Rules) else Rules(rules)
+        self.rules = rules if isinstance(rules, Rules) else Rules(iterable("rules", rules))
         self.roles = (
             None if roles is None else RolesResolver(roles, ttl=roles_ttl, timeout=roles_timeout, clock=clock)
         )
@@ -197,7 +227,7 @@ class SSOMiddleware:
             secret_key,
             idle_timeout,
             absolute_timeout,
-            cookie_name,
+            None if cookie_name is None else token("cookie_name", cookie_name),
             cookie_secure,
             clock,
             cookie_cache_entries,
@@ -213,6 +243,7 @@ class SSOMiddleware:
             profile_name=self.profile.name,
         )
         self.auth_path = endpoint_path("auth_path", auth_path)
+        self.probe = _probe(probe_path, probe_token, self.channel, self.profile.name, read_keys)
         auth = AuthEndpoint(headers=auth_headers, rules=self.rules, resolve=self._resolve)
         self.endpoints = _endpoints(
             {
@@ -228,6 +259,7 @@ class SSOMiddleware:
                         attributes=attribute_specs,
                     ),
                 ),
+                **({"probe_path": (self.probe.path, self.probe)} if self.probe else {}),
             }
         )
 
@@ -260,10 +292,19 @@ class SSOMiddleware:
             environ[ERROR_PAGE_KEY] = self.error_page
         path = environ.get("PATH_INFO") or "/"
         try:
-            front = self.identify(environ)
+            probe, start_response = probing(self.probe, environ, path, start_response)  # before the gate
+            front = probe.identify(self.identify, environ) if probe else self.identify(environ)
             endpoint = self.endpoints.get(path)
+            if endpoint is self.probe and probe is None:
+                endpoint = None  # without its token the probe path does not exist
             if endpoint is not None:
                 return endpoint(environ, start_response, front)
+            # Judged before the identity: a path no rule can be meant for is a 400 for anyone.
+            requirement = (
+                self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
+                if self.rules.rules
+                else None
+            )
             identity, headers = self._resolve(environ, front)
         except RequestError as exc:
             log_refusal(environ, exc.status, exc.log_message)
@@ -278,10 +319,8 @@ class SSOMiddleware:
         expose(environ, identity)
         if headers:
             start_response = adding(start_response, headers)
-        if self.rules.rules:
-            requirement = self.rules.requirement_for(path, environ.get("REQUEST_METHOD", "GET"))
-            if requirement is not None and not requirement.allows(identity):
-                return deny(environ, start_response, identity, requirement)
+        if requirement is not None and not requirement.allows(identity):
+            return deny(environ, start_response, identity, requirement)
         return self.app(environ, start_response)
 
     def identify(self, environ: WSGIEnvironment) -> Identity | None:
@@ -295,12 +334,15 @@ class SSOMiddleware:
             return self.verifier.verified(environ, self._parse_claims)
         claims = self.verifier.claims(environ)
         identity = self.parser.parse(environ, claims)
-        if identity is not None and claims is None:
+        if identity is None:
+            return None
+        if claims is None:
             raise InvalidAssertionError(
                 "the front end's signed ID token is missing",
                 log_message=f"{self.verifier.key} is missing while a user is present: set "
                 "OIDCPassIDTokenAs serialized (or remove jwks_url)",
             )
+        self.verifier.check_user(identity.user, claims, self.parser)
         return identity
 
     def _resolve(
@@ -320,6 +362,10 @@ class SSOMiddleware:
         return self.flows.login(environ, start_response, front)
 
 
+#: Each option's default: an option is "given" when it differs (see :mod:`shibwsgi.needs`).
+OPTION_DEFAULTS = keyword_defaults(SSOMiddleware.__init__)
+
+
 def expose(environ: WSGIEnvironment, identity: Identity | None) -> None:
     """Publish ``identity`` to the app: the environ key and ``REMOTE_USER``."""
     environ[ENVIRON_KEY] = identity
@@ -337,6 +383,16 @@ def _verifier(profile: Profile, **options: Any) -> AssertionVerifier | None:
     from .assertions import build_verifier  # PyJWT is an optional dependency
 
     return build_verifier(profile, **options)
+
+
+def _probe(
+    path: str | None, token: str | None, channel: str, profile: str, read_keys: set[str]
+) -> Probe | None:
+    """The ``probe_path`` endpoint, when ``probe_token`` is set (:mod:`shibwsgi.probe`)."""
+    if token is None:
+        return None
+    checked = endpoint_path("probe_path", path or DEFAULT_PROBE_PATH) or DEFAULT_PROBE_PATH
+    return Probe(path=checked, token=token, channel=channel, profile=profile, read_keys=read_keys)
 
 
 def _endpoints(settings: Mapping[str, tuple[str | None, Endpoint]]) -> dict[str, Endpoint]:

@@ -6,8 +6,10 @@ path uses; a bad value raises :class:`~shibwsgi.ConfigError` naming the setting.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
+from typing import Any
 
 from .attributes import Attribute
 from .decoding import ENCODINGS
@@ -22,11 +24,17 @@ __all__ = [
     "check_source_names",
     "customised",
     "endpoint_path",
+    "function",
+    "iterable",
     "non_negative",
     "one_of",
     "positive",
     "strings",
+    "text",
+    "token",
 ]
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def one_of(setting: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -52,13 +60,48 @@ def non_negative(setting: str, value: int) -> int:
 
 def strings(setting: str, values: str | Iterable[str], *, allow_empty: bool = False) -> tuple[str, ...]:
     """One string or several, as a tuple of strings."""
-    items = (values,) if isinstance(values, str) else tuple(values)
-    for item in items:
+    if isinstance(values, str):
+        given: Iterable[object] = (values,)
+    elif isinstance(values, Iterable) and not isinstance(values, (bytes, Mapping)):
+        given = values
+    else:
+        raise ConfigError(setting, f"expected a string or a list of strings, not {type(values).__name__}")
+    items: list[str] = []
+    for item in given:
         if not isinstance(item, str) or (not item and not allow_empty):
             raise ConfigError(setting, f"expected non-empty strings, got {item!r}")
+        items.append(item)
     if not items and setting == "user":
         raise ConfigError(setting, "at least one source name is needed")
-    return items
+    return tuple(items)
+
+
+def token(setting: str, name: str) -> str:
+    """A header or cookie name (an RFC 9110 token)."""
+    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+        raise ConfigError(setting, f"must be a header or cookie name such as 'X-Name', not {name!r}")
+    return name
+
+
+def text(setting: str, value: str | None) -> str | None:
+    """A string (a URL, a template), or ``None``."""
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(setting, f"expected a string, not {type(value).__name__}")
+    return value
+
+
+def function(setting: str, value: Callable[..., Any]) -> Callable[..., Any]:
+    """A callable (a clock)."""
+    if not callable(value):
+        raise ConfigError(setting, f"expected a function, not {type(value).__name__}")
+    return value
+
+
+def iterable(setting: str, values: Iterable[Any]) -> Iterable[Any]:
+    """A list (of rules)."""
+    if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
+        raise ConfigError(setting, f"expected a list, not {type(values).__name__}")
+    return values
 
 
 def endpoint_path(setting: str, path: str | None) -> str | None:
@@ -102,18 +145,12 @@ def customised(profile: Profile, *, encoding: str | None, prefix: str | Iterable
 def check_channel_options(
     channel: str, networks: tuple[object, ...], proxy_secret: str | None, profile: str
 ) -> None:
-    """The headers channel needs trusted proxies; the environ channel takes none."""
+    """The headers channel needs trusted proxies (the environ channel takes none: see :mod:`.needs`)."""
     if channel == "headers" and not networks:
         raise ConfigError(
             "trusted_proxies",
             f"channel='headers' (profile {profile!r}) needs the addresses of the proxies that set "
             "the identity headers; anyone else could send them",
-        )
-    if channel == "environ" and (networks or proxy_secret):
-        raise ConfigError(
-            "channel",
-            "trusted_proxies and proxy_secret only apply to channel='headers'; in the environ "
-            "channel identity comes from server variables, which clients cannot set",
         )
     if proxy_secret is not None and (not isinstance(proxy_secret, str) or len(proxy_secret) < 16):
         raise ConfigError("proxy_secret", "must be a string of at least 16 characters")

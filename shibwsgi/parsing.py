@@ -11,18 +11,27 @@ from functools import lru_cache
 from typing import Any
 
 from .attributes import Attribute
-from .decoding import UndecodableValue, decoder, repair_utf8, split_quoted, split_values, without_surrogates
+from .decoding import (
+    UndecodableValue,
+    decoder,
+    is_joined,
+    repair_utf8,
+    split_quoted,
+    split_values,
+    without_surrogates,
+)
 from .errors import (
     AttributeTooLargeError,
     EncodingMismatchError,
     InvalidClaimsError,
     InvalidUserError,
     MissingAttributeError,
+    SubjectMismatchError,
 )
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
 
-__all__ = ["IdentityParser", "channel_key"]
+__all__ = ["IdentityParser", "channel_key", "claim_at"]
 
 log = logging.getLogger("shibwsgi")
 
@@ -38,6 +47,13 @@ MAX_JSON_DEPTH = 32
 Raw = str | list[str] | tuple[str, ...]
 #: The parser only looks values up (``get``): the identity memo records what it read.
 Environ = Mapping[str, Any]
+#: A document of claims and where it came from (a variable name, or the signed token).
+Document = tuple[str, Mapping[str, Any]]
+
+#: The claims naming the subject in OpenID Connect documents: a subject is unique per issuer.
+SUBJECT = ("sub", "iss")
+#: What :func:`claim_at` returns for a claim that is not there (a claim may be ``null``).
+MISSING: Any = object()
 
 
 def channel_key(variable: str, channel: str) -> str:
@@ -45,6 +61,25 @@ def channel_key(variable: str, channel: str) -> str:
     if channel == "environ":
         return variable
     return "HTTP_" + variable.upper().replace("-", "_")
+
+
+def claim_at(claims: Mapping[str, Any], source: str, *, nested: bool = True) -> Any:
+    """The claim ``source`` names in ``claims``, or :data:`MISSING`.
+
+    A dotted name is a path into nested objects and nothing else: ``realm_access.roles``
+    is the ``roles`` member of ``realm_access``, never a top-level claim spelled with a
+    dot (which anyone able to add a claim could otherwise use to shadow it). A URI
+    (``https://example.org/roles``, a collision-resistant name, RFC 7519 4.2) is one
+    name. ``nested=False`` (Azure's principal: claim types, never nested) reads names only.
+    """
+    if not nested or "." not in source or ":" in source:
+        return claims.get(source, MISSING)
+    value: Any = claims
+    for segment in source.split("."):
+        if not isinstance(value, Mapping) or segment not in value:
+            return MISSING
+        value = value[segment]
+    return value
 
 
 @dataclass(frozen=True)
@@ -91,6 +126,15 @@ class IdentityParser:
             name: channel_key(variable, channel) for name, variable in profile.variables.items()
         }
         self._json_names = {channel_key(v, channel): v for v in profile.json_variables}
+        self._nested = profile.json_shape == "claims"
+        # Names that identify the subject: every document holding one must agree on it.
+        self._subject_names = tuple(
+            dict.fromkeys(
+                name
+                for name in (*(SUBJECT if self._nested else ()), *user)
+                if name != REMOTE_USER and name not in profile.source_variables
+            )
+        )
         self._json_keys = tuple(self._json_names)
         self._json_encoding = profile.json_encoding or profile.encoding
         self._decode_json = decoder(self._json_encoding)
@@ -128,9 +172,10 @@ class IdentityParser:
             raise self._mismatch(f"a front-end variable is {exc}") from None
 
     def _parse(self, environ: Environ, verified: Mapping[str, Any] | None) -> Identity | None:
-        claims = self._json_claims(environ)
+        documents = self._json_documents(environ)
         if verified is not None:
-            claims = {**claims, **verified} if claims else dict(verified)
+            documents.insert(0, ("the verified token", verified))
+        claims = self._merged(documents)
         user_source, user = self._user(environ, claims)
         if user is None:
             return None
@@ -158,14 +203,28 @@ class IdentityParser:
             dropped=tuple(dropped),
         )
 
+    def claimed_user(self, claims: Mapping[str, Any]) -> str | None:
+        """The user ``claims`` alone give through the user sources (no variable is read)."""
+        return self._user({}, dict(claims))[1]
+
     # -- locating raw values ------------------------------------------------------------
 
     def _keys_for(self, source: str) -> tuple[str, ...]:
         return tuple(channel_key(v, self.channel) for v in self.profile.variables_for(source))
 
+    def _fixed(self, source: str) -> bool:
+        """True for a source the front end sends in one fixed variable: never a claim."""
+        return source == REMOTE_USER or source in self.profile.source_variables
+
+    def _claim(self, claims: dict[str, Any] | None, source: str) -> Any:
+        if claims is None or self._fixed(source):
+            return MISSING
+        return claim_at(claims, source, nested=self._nested)
+
     def _raw(self, environ: Environ, claims: dict[str, Any] | None, source: str) -> Raw | None:
-        if claims is not None and source in claims:
-            return _claim_values(claims[source])
+        claim = self._claim(claims, source)
+        if claim is not MISSING:
+            return _claim_values(claim)
         keys = self._keys[source]
         if self.profile.series and source != REMOTE_USER:
             series = _series(environ, keys[0])
@@ -178,18 +237,50 @@ class IdentityParser:
                 return (self._decode_remote_user(str(value)),) if source == REMOTE_USER else str(value)
         return None
 
-    def _json_claims(self, environ: Environ) -> dict[str, Any] | None:
-        if not self._json_keys:
+    def _json_documents(self, environ: Environ) -> list[Document]:
+        """The JSON variables that arrived, read, in the profile's order."""
+        return [
+            (self._json_names[key], self._json_document(key, str(text)))
+            for key in self._json_keys
+            if (text := environ.get(key))
+        ]
+
+    def _merged(self, documents: list[Document]) -> dict[str, Any] | None:
+        """One claim set from ``documents``, the first holding a claim giving it.
+
+        The documents must name one subject: a userinfo whose ``sub`` is not the ID
+        token's is not used (OpenID Connect Core 1.0, 5.3.2), so neither is the request.
+        """
+        if not documents:
             return None
+        for name in self._subject_names:
+            found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
+            self._agree(name, found)
+        if len(documents) == 1:
+            return dict(documents[0][1])
         claims: dict[str, Any] = {}
-        for key in self._json_keys:
-            text = environ.get(key)
-            if not text:
-                continue
-            document = self._json_document(key, str(text))
+        for _, document in documents:
             for claim, value in document.items():
                 claims.setdefault(claim, value)
-        return claims or None
+        return claims
+
+    def _agree(self, name: str, found: list[tuple[str, Any]]) -> None:
+        """Refuse when the sources in ``found`` (label, value) give ``name`` different values."""
+        present = [(label, value) for label, value in found if value is not MISSING]
+        if any(value != present[0][1] for _, value in present[1:]):
+            raise self._disagree(name, [label for label, _ in present])
+
+    def _disagree(self, name: str, labels: list[str]) -> SubjectMismatchError:
+        sources = " and ".join(labels)
+        return SubjectMismatchError(
+            "the front end passed sources that name different users; the request is refused",
+            log_message=(
+                f"{name!r} differs between {sources} ({self.profile.name} profile): none of "
+                "them is used. Either a client sent its own copy that the front end did not "
+                "overwrite (strip these headers at the proxy, see docs/front-ends.md) or the "
+                "front end mixes two logins"
+            ),
+        )
 
     def _json_document(self, key: str, text: str) -> dict[str, Any]:
         """The claims in JSON variable ``key``; refused when too large, malformed or encoded."""
@@ -284,10 +375,7 @@ class IdentityParser:
 
     def _user(self, environ: Environ, claims: dict[str, Any] | None) -> tuple[str, str | None]:
         for source in self.user_sources:
-            raw = self._raw(environ, claims, source)
-            if raw is None:
-                continue
-            user = self._one_value(raw, what=f"the user attribute {source!r}", split=True)
+            user = self._user_value(environ, claims, source)
             if not user:
                 continue
             if len(user) > MAX_USER_LENGTH:
@@ -301,31 +389,115 @@ class IdentityParser:
             return source, user
         return "", None
 
-    def _one_value(self, raw: Raw, *, what: str, split: bool) -> str:
+    def _user_value(self, environ: Environ, claims: dict[str, Any] | None, source: str) -> str | None:
+        """The user id ``source`` gives, exactly as the front end sent it; ``None`` when absent.
+
+        A claim present both in the JSON and as a variable must be the same in both.
+        """
+        what = f"the user attribute {source!r}"
+        claim = self._claim(claims, source)
+        if claim is MISSING:
+            return self._user_variable(environ, source, what, verbatim=False)
+        user = self._user_claim(claim, what)
+        # The JSON says it is one string: its variable copy is compared whole, never split.
+        text = self._user_variable(environ, source, what, verbatim=True)
+        if text and not self._same_text(user, text):
+            raise self._disagree(source, ["the JSON claims", "its claim variable"])
+        return user
+
+    def _user_variable(self, environ: Environ, source: str, what: str, *, verbatim: bool) -> str | None:
+        """The user id in ``source``'s variables, decoded but never taken out of a list.
+
+        A fixed variable (``REMOTE_USER``, ``X-Vouch-User``, Azure's principal headers)
+        holds one value whatever it contains. Any other variable may hold a list the
+        front end joined: list syntax there is refused, never parsed (unless ``verbatim``).
+        The variables that carry ``source`` (several prefixes) must agree; an empty one
+        holds no value.
+        """
+        found: list[tuple[str, str]] = []
+        for key in self._keys[source]:
+            value = environ.get(key)
+            if value is not None:
+                found.append((key, self._one_user(source, str(value), what, verbatim=verbatim)))
+        if self.profile.series and not self._fixed(source):
+            series = _series(environ, self._keys[source][0])
+            if series is not None:
+                found.insert(0, (self._keys[source][0] + "_0 ..", self._one_value(series, what=what)))
+        if not found:
+            return None
+        present = [(key, user) for key, user in found if user]
+        self._agree(source, present)
+        return present[0][1] if present else ""
+
+    def _one_user(self, source: str, raw: str, what: str, *, verbatim: bool) -> str:
+        if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text
+            raise InvalidUserError(f"{what} is longer than {MAX_USER_LENGTH} characters")
+        if source == REMOTE_USER:
+            return self._decode_remote_user(raw)
+        if verbatim or self._fixed(source):
+            return self._decode(raw)
+        values = self._split(raw)  # at most one value, unescaped, unless it is a list
+        if self._is_list(raw):
+            if values:
+                raise self._several(what, "a list")
+            return ""  # only delimiters: no value at all
+        return values[0] if values else ""
+
+    def _is_list(self, raw: str) -> bool:
+        """True when ``raw`` has the form of values joined by the front end, even of one.
+
+        Such a value is never cut down to its non-empty part (``admin;``, vouch's
+        ``"admin","``): the front end did not send that user.
+        """
+        if self._quoted_lists:  # vouch: an array claim is "a","b" (one element: "a")
+            return len(raw) >= 2 and raw[0] == raw[-1] == '"'
+        text = raw if self._split_first else self._decode(raw)
+        return is_joined(text, self.profile.delimiter, backslash_escapes=self.profile.backslash_escapes)
+
+    def _user_claim(self, value: Any, what: str) -> str:
+        """A JSON claim as a user id: one string, never a number, object or list turned into text."""
+        if isinstance(value, list) and len(value) > 1:
+            raise self._several(what, f"{len(value)} values")
+        if not self._nested and isinstance(value, list):  # Azure: each claim type is a list
+            value = value[0] if value else ""
+        if not isinstance(value, str):
+            kind = _JSON_KINDS.get(type(value), "value")
+            raise InvalidUserError(
+                f"{what} is a JSON {kind}, not a string",
+                log_message=f"{what} is a JSON {kind}, not a string: refused rather than used as text. "
+                "Map the user to a claim holding one string (sub, email, preferred_username)",
+            )
+        return without_surrogates(value)
+
+    def _same_text(self, claim: str, text: str) -> bool:
+        """True when variable ``text`` is how the front end passes ``claim``."""
+        if claim == text:
+            return True
+        # mod_auth_openidc's latin1 mode turns what latin-1 cannot hold into "?".
+        return (
+            self.profile.encoding == "latin-1"
+            and claim.encode("latin-1", "replace").decode("latin-1") == text
+        )
+
+    def _one_value(self, raw: list[str] | tuple[str, ...], *, what: str) -> str:
         """The single value ``raw`` holds, decoded; ``InvalidUserError`` when it holds several.
 
         Several values are never cut down to the first: whoever chose the order would
-        choose the user. With ``split`` the profile's delimiter separates values.
+        choose the user.
         """
-        if isinstance(raw, str):
-            if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text
-                raise InvalidUserError(f"{what} is longer than {MAX_USER_LENGTH} characters")
-            values = self._split(raw) if split else [self._decode(raw)]
-        elif isinstance(raw, tuple):
-            values = [value for value in raw if value]
-        else:
-            values = [value for value in map(self._decode, raw) if value]
+        values = [value for value in (raw if isinstance(raw, tuple) else map(self._decode, raw)) if value]
         if len(values) > 1:
-            joined = f" (joined with {self.profile.delimiter!r})" if isinstance(raw, str) else ""
-            raise InvalidUserError(
-                f"{what} holds {len(values)} values{joined}, and it must be one value",
-                log_message=(
-                    f"{what} holds {len(values)} values{joined}: refused rather than picking one. "
-                    "Map it to a single-valued attribute (eppn, sub, ...) or have the front end "
-                    "pass one value"
-                ),
-            )
+            raise self._several(what, f"{len(values)} values")
         return values[0] if values else ""
+
+    def _several(self, what: str, form: str) -> InvalidUserError:
+        return InvalidUserError(
+            f"{what} holds {form}, and it must be one value",
+            log_message=(
+                f"{what} holds {form}: refused rather than picking one. Map it to a "
+                "single-valued attribute (eppn, sub, ...) or have the front end pass one value"
+            ),
+        )
 
     def _standard(self, environ: Environ, claims: dict[str, Any] | None, field: str) -> str | None:
         key = self._variable_keys.get(field)
@@ -339,7 +511,7 @@ class IdentityParser:
             if raw is not None:
                 if isinstance(raw, str):
                     return self._checked_standard(field, source, raw) or None
-                return self._one_value(raw, what=f"the {field} claim {source!r}", split=False) or None
+                return self._one_value(raw, what=f"the {field} claim {source!r}") or None
         return None
 
     def _checked_standard(self, field: str, name: str, raw: str) -> str:
@@ -447,6 +619,17 @@ def _within_depth(value: Any, limit: int) -> bool:
                     return False
                 pending.append((child, depth + 1))
     return True
+
+
+#: How a user id that is not a string is named in errors.
+_JSON_KINDS = {
+    dict: "object",
+    list: "list",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    type(None): "null",
+}
 
 
 def _is_json_object(text: str) -> bool:

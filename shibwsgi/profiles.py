@@ -36,17 +36,23 @@ class Profile:
     ``delimiter``: joins multiple values (``None``: never split).
     ``backslash_escapes``: ``\\<delimiter>`` inside a value stands for the delimiter.
     ``encoding``: one of :data:`shibwsgi.decoding.ENCODINGS`.
-    ``user``: source names tried in order for the user id.
+    ``user``: source names tried in order for the user id. A user variable is never
+    list-parsed: one holding the profile's list syntax (the delimiter unescaped, or
+    vouch's quoted form) is refused, whatever its non-empty part.
     ``series``: values may also come as ``<name>_0 .. <name>_N`` (mod_auth_mellon).
     ``header_case``: source names are written in header case in variable names
     (``preferred-username`` -> ``X-Forwarded-Preferred-Username``).
     ``quoted_lists``: a list arrives as ``"a","b"`` and a single value bare, never
     split (vouch-proxy); otherwise values are joined with ``delimiter``.
     ``source_variables``: sources read from one fixed variable instead of a prefixed
-    name (``{"user": "X-Vouch-User"}``).
+    name (``{"user": "X-Vouch-User"}``): one value taken as it is, and never from a
+    claim of the same name (the platform's own headers come first, always).
     ``json_variables``: variables holding a JSON object of claims, preferred over the
     joined variables because JSON lists are lossless (mod_auth_openidc). With no
     ``prefixes`` they are the only source of claims, and an unreadable one is refused.
+    Every document (and a verified ID token) holding ``sub``, ``iss`` or the user claim
+    must give the same value (OpenID Connect Core 1.0, 5.3.2), else 400. A dotted
+    source (``realm_access.roles``) is a path into nested objects, never a literal name.
     ``json_encoding``: how the JSON variables are encoded (default: ``encoding``).
     ``json_shape``: ``"claims"`` (an object of claims) or ``"ms-client-principal"``
     (Azure App Service: ``{"claims": [{"typ": ..., "val": ...}]}``, repeated types

@@ -11,6 +11,10 @@ Permissions come from ACLs (``__acl__``) over the principals ``system.Everyone``
 ``system.Authenticated``, ``user:<id>``, ``group:<value>`` (each value of the groups
 attribute) and ``role:<name>`` (``identity.roles``, when the app has a roles hook).
 
+The user ids ``system.Everyone`` and ``system.Authenticated`` are Pyramid's own
+principals, which Pyramid refuses as user ids: such an identity is anonymous here
+(and logged).
+
 Logging in and out belongs to the front end and :class:`~shibwsgi.SSOMiddleware`,
 not to Pyramid: :meth:`~IdentitySecurityPolicy.remember` and
 :meth:`~IdentitySecurityPolicy.forget` return no headers; send the browser to the
@@ -19,13 +23,17 @@ middleware's ``login_path`` (:func:`login_url`) or ``logout_path`` instead.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from pyramid.authorization import ACLHelper, Authenticated, Everyone
+from pyramid.interfaces import ISecurityPolicy
+from zope.interface import implementer  # type: ignore[import-untyped]
 
 from .errors import ConfigError
 from .identity import Identity
+from .logs import loggable
 from .middleware import ENVIRON_KEY, LOGIN_PATH_KEY
 
 if TYPE_CHECKING:
@@ -33,7 +41,13 @@ if TYPE_CHECKING:
 
 __all__ = ["IdentitySecurityPolicy", "login_url"]
 
+log = logging.getLogger("shibwsgi.pyramid")
 
+#: Principals Pyramid gives everyone: never a user id (Pyramid's own policies refuse them too).
+_RESERVED = frozenset((Everyone, Authenticated))
+
+
+@implementer(ISecurityPolicy)
 class IdentitySecurityPolicy:
     """Pyramid 2 security policy over ``environ["shibwsgi.identity"]``."""
 
@@ -46,7 +60,12 @@ class IdentitySecurityPolicy:
     def identity(self, request: Request) -> Identity | None:
         """The request's :class:`~shibwsgi.Identity`, or ``None`` when anonymous."""
         identity = request.environ.get(ENVIRON_KEY)
-        return identity if isinstance(identity, Identity) else None
+        if not isinstance(identity, Identity):
+            return None
+        if identity.user in _RESERVED:
+            log.warning("identity refused: the user id %s is a Pyramid principal", loggable(identity.user))
+            return None
+        return identity
 
     def authenticated_userid(self, request: Request) -> str | None:
         identity = self.identity(request)
@@ -54,7 +73,7 @@ class IdentitySecurityPolicy:
 
     def principals(self, identity: Identity | None) -> list[str]:
         """The principals ``identity`` holds, for ACL checks."""
-        if identity is None:
+        if identity is None or identity.user in _RESERVED:
             return [Everyone]
         groups = identity.attributes.get(self.groups_attribute, ())
         # identity.roles comes from the app's roles hook, when it has one.
@@ -81,6 +100,9 @@ class IdentitySecurityPolicy:
 
 
 def login_url(request: Request, next_path: str | None = None) -> str:
-    """The middleware's login path, coming back to ``next_path`` (default: this page)."""
+    """The middleware's login path under the app's ``SCRIPT_NAME``, coming back to ``next_path``.
+
+    ``next_path`` defaults to this page (with its ``SCRIPT_NAME``); give one the same way.
+    """
     path = request.environ.get(LOGIN_PATH_KEY) or "/login"
-    return f"{path}?next={quote(next_path or request.path_qs, safe='')}"
+    return f"{request.script_name}{path}?next={quote(next_path or request.path_qs, safe='')}"

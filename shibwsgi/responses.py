@@ -4,10 +4,14 @@ API clients get JSON ``{"error": ...}``; browsers (``Accept`` preferring
 ``text/html``) get a page written for people, with a way on (home, sign in),
 or the application's own page from its ``error_page`` hook. Bodies never
 contain attribute values; hints for the operator go to the log.
+Every answer of the middleware's own carries :func:`security_headers`: it is
+never sniffed as another type, loads nothing, runs no script and is never framed.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import logging
@@ -19,14 +23,13 @@ from urllib.parse import quote
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from .pages import Link, page
+from .pages import STYLE, Link, page
 from .paths import request_path, script_root
 from .redirects import safe_next
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["ERROR_PAGE_KEY", "ErrorPage", "error", "redirect", "wants_html"]
 
 log = logging.getLogger("shibwsgi")
 
@@ -53,6 +56,44 @@ _ADVICE = {
     431: "Contact the site's administrators: your account has more groups or attributes than it takes.",
     503: "Please try again in a moment.",
 }
+__all__ = [
+    "ERROR_PAGE_KEY",
+    "POLICY",
+    "ErrorPage",
+    "content_security_policy",
+    "error",
+    "redirect",
+    "security_headers",
+    "wants_html",
+]
+
+_STRICT = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
+
+def content_security_policy(*, styles: Iterable[str] = (), forms: bool = False) -> str:
+    """The policy of a page that loads nothing and runs no script.
+
+    ``styles`` are the exact texts of the page's inline ``<style>`` elements,
+    allowed by hash (no ``'unsafe-inline'``); ``forms`` lets it post forms to this site.
+    """
+    directives = [_STRICT, "form-action 'self'" if forms else "form-action 'none'"]
+    hashes = [
+        f"'sha256-{base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()}'" for style in styles
+    ]
+    if hashes:
+        directives.append("style-src " + " ".join(hashes))
+    return "; ".join(directives)
+
+
+#: The policy of every answer that needs nothing at all (errors, JSON, redirects).
+POLICY = content_security_policy()
+#: The built-in pages: their one inline stylesheet, nothing else.
+_PAGE_POLICY = content_security_policy(styles=[STYLE])
+
+
+def security_headers(policy: str = POLICY) -> list[tuple[str, str]]:
+    """``X-Content-Type-Options: nosniff`` and ``policy`` as the Content-Security-Policy."""
+    return [("X-Content-Type-Options", "nosniff"), ("Content-Security-Policy", policy)]
 
 
 def wants_html(environ: WSGIEnvironment) -> bool:
@@ -71,8 +112,14 @@ def error(
 ) -> list[bytes]:
     """Answer ``status`` with ``message`` as HTML or JSON, as the client prefers."""
     title = HTTPStatus(status).phrase
+    safety = security_headers()
     if wants_html(environ):
-        body = _html(environ, status, message).encode()
+        custom = _custom(environ, status, message)
+        if custom is None:
+            body, safety = _html(environ, status, message).encode(), security_headers(_PAGE_POLICY)
+        else:
+            # The app's own layout loads the app's own styles and scripts: its policy, not ours.
+            body, safety = custom.encode(), [("X-Content-Type-Options", "nosniff")]
         content_type = "text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message, "status": status}).encode()
@@ -83,23 +130,28 @@ def error(
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
+            *safety,
             *headers,
         ],
     )
     return [body]
 
 
-def _html(environ: WSGIEnvironment, status: int, message: str) -> str:
-    """The app's page from its ``error_page`` hook, else the built-in one."""
+def _custom(environ: WSGIEnvironment, status: int, message: str) -> str | None:
+    """The app's page from its ``error_page`` hook, or ``None`` for the built-in one."""
     hook = environ.get(ERROR_PAGE_KEY)
-    if callable(hook):
-        try:
-            custom = hook(status, message, environ)
-        except Exception:  # the refusal must still be answered: never a 500
-            log.exception("the error_page hook failed for a %d answer; the built-in page is shown", status)
-        else:
-            if isinstance(custom, str):
-                return custom
+    if not callable(hook):
+        return None
+    try:
+        custom = hook(status, message, environ)
+    except Exception:  # the refusal must still be answered: never a 500
+        log.exception("the error_page hook failed for a %d answer; the built-in page is shown", status)
+        return None
+    return custom if isinstance(custom, str) else None
+
+
+def _html(environ: WSGIEnvironment, status: int, message: str) -> str:
+    """The built-in page: what happened, what to do, and a way on."""
     advice = _ADVICE.get(status, "")
     body = f"<p>{html.escape(advice)}</p>" if advice else ""
     if message:
@@ -135,6 +187,12 @@ def redirect(
     """Answer 302 to ``location`` (which the caller has already validated)."""
     start_response(
         "302 Found",
-        [("Location", location), ("Content-Length", "0"), ("Cache-Control", "no-store"), *headers],
+        [
+            ("Location", location),
+            ("Content-Length", "0"),
+            ("Cache-Control", "no-store"),
+            *security_headers(),
+            *headers,
+        ],
     )
     return []

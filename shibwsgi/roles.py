@@ -1,10 +1,13 @@
 """Roles from the application's own data: the ``roles=`` hook, its cache and its time limit.
 
 The hook receives the verified :class:`~shibwsgi.identity.Identity` and returns role
-names (any iterable of strings); they become ``identity.roles``. It runs in its own
-thread under a time limit: raising, hanging past the limit or returning anything but
-role names answers 503, so a request never goes on with roles the hook did not return.
-Answers are cached per user and attributes for ``ttl`` seconds.
+names (an iterable of strings: a list, tuple, set or generator; not a string, bytes or
+a mapping, whose keys could be roles the hook meant to deny); they become
+``identity.roles``. It runs in its own thread under a time limit: raising, hanging past
+the limit, a thread that cannot start or an answer that is not role names answers 503,
+so a request never goes on with roles the hook did not return. Answers are cached per
+user and attributes for ``ttl`` seconds. Every bound here is per resolver, that is per
+:class:`~shibwsgi.SSOMiddleware`: one app's hung database does not stop another's roles.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import importlib
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -40,10 +43,10 @@ DEFAULT_ROLES_TIMEOUT = 5.0
 #: Answers beyond these are not role lists but a bug (a whole table, a blob).
 MAX_ROLES = 1000
 MAX_ROLE_LENGTH = 256
-#: Bounds of the roles cache per process: people, and bytes of the identities it keeps.
+#: Bounds of the roles cache per middleware: people, and bytes of the identities it keeps.
 CACHE_SIZE = 4096
 CACHE_BYTES = 4 * 1024 * 1024
-#: Lookups running at once per process. Past it the hook is hanging: fail at once
+#: Lookups running at once per middleware. Past it the hook is hanging: fail at once
 #: instead of starting yet another thread that will hang too.
 MAX_RUNNING = 16
 
@@ -134,20 +137,31 @@ class RolesResolver:
                 f"{MAX_RUNNING} calls to the roles hook {self.name} are still running: it hangs "
                 "(a database that does not answer?); refusing more until they finish",
             )
-        outcome: list[Any] = []
-        finished = threading.Event()
+        started = False
+        try:
+            outcome: list[Any] = []
+            finished = threading.Event()
 
-        def run() -> None:
-            try:
-                outcome.append(_checked(self.hook(identity)))
-            except BaseException as exc:  # reported to the waiting request, whatever it is
-                outcome.append(exc)
-            finally:
-                self._running.release()
-                finished.set()
+            def run() -> None:
+                try:
+                    outcome.append(_checked(self.hook(identity)))
+                except BaseException as exc:  # reported to the waiting request, whatever it is
+                    outcome.append(exc)
+                finally:
+                    self._running.release()
+                    finished.set()
 
-        # A daemon thread: one that hangs forever must not keep the process from exiting.
-        threading.Thread(target=run, name="shibwsgi-roles", daemon=True).start()
+            # A daemon thread: one that hangs forever must not keep the process from exiting.
+            thread = threading.Thread(target=run, name="shibwsgi-roles", daemon=True)
+            thread.start()
+            started = True
+        except Exception as exc:  # RuntimeError "can't start new thread": the process is out of threads
+            raise self._failure(
+                "could not run", f"no thread could be started for the roles hook {self.name}: {_said(exc)}"
+            ) from None
+        finally:
+            if not started:
+                self._running.release()  # run() never will
         if not finished.wait(self.timeout):
             raise self._failure(
                 "did not answer in time",
@@ -161,10 +175,7 @@ class RolesResolver:
             )
         if isinstance(result, BaseException):
             log.error("the roles hook %s raised an exception", self.name, exc_info=result)
-            raise self._failure(
-                "failed",
-                f"the roles hook {self.name} raised {type(result).__name__}: {result}",
-            )
+            raise self._failure("failed", f"the roles hook {self.name} raised {_said(result)}")
         roles: tuple[str, ...] = result
         return roles
 
@@ -181,12 +192,16 @@ class _NotRoles(Exception):
 
 
 def _checked(answer: object) -> tuple[str, ...]:
-    if isinstance(answer, (str, bytes)) or not isinstance(answer, Iterable):
-        raise _NotRoles(f"returned {type(answer).__name__}, not an iterable of role names")
+    if isinstance(answer, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(answer, Iterable):
+        raise _NotRoles(
+            f"returned {type(answer).__name__}, not an iterable of role names "
+            "(a list, tuple, set or generator of strings)"
+        )
     roles = set()
     for role in answer:
         if not isinstance(role, str):
             raise _NotRoles(f"returned a role name that is {type(role).__name__}, not a string")
+        role = str.__str__(role)  # a plain string: a subclass could compare or hash as it likes
         if not role or not role.isprintable() or len(role) > MAX_ROLE_LENGTH:
             raise _NotRoles(
                 f"returned a role name that is empty, longer than {MAX_ROLE_LENGTH} characters "
@@ -196,6 +211,15 @@ def _checked(answer: object) -> tuple[str, ...]:
         if len(roles) > MAX_ROLES:
             raise _NotRoles(f"returned more than {MAX_ROLES} roles")
     return tuple(sorted(roles))
+
+
+def _said(exc: BaseException) -> str:
+    """``exc``'s type and message, even when its ``str()`` raises."""
+    try:
+        message = str(exc)
+    except Exception:
+        message = "(its message cannot be shown: str() raised)"
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _name(hook: object) -> str:

@@ -3,13 +3,16 @@
 It answers only for the identity of the request itself (front end or session),
 so nobody sees anyone else's; anonymous requests get 401. It shows what the
 front end released and how shibwsgi read it, never a secret: no cookie, no
-session id, no proxy secret. JSON, or an HTML page for browsers.
+session id, no proxy secret, and no attribute that carries a credential (its
+name, its source's name or its value says so: a token, a session id, an
+assertion...), which is listed as redacted instead. JSON, or an HTML page for browsers.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,8 +21,9 @@ from . import responses
 from .attributes import Attribute
 from .flows import Flows, Header
 from .identity import Identity
-from .pages import Link, page
+from .pages import STYLE, Link, page
 from .paths import script_root
+from .responses import POLICY, content_security_policy, security_headers
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -27,6 +31,16 @@ if TYPE_CHECKING:
 __all__ = ["WhoAmI"]
 
 _METHODS = ("GET", "HEAD")
+
+# A name that says what it holds is a credential: OIDC_access_token, Shib-Session-ID,
+# X-Amzn-Oidc-Accesstoken, Cf-Access-Jwt-Assertion, a "sid" claim, a cookie, a password...
+_CREDENTIAL_NAME = re.compile(
+    r"token|secret|session|cookie|passw|assertion|credential|jwt|bearer|authoriz|api.?key|private.?key"
+    r"|ticket|signature|saml.?response|nonce|[cx]srf|(?<![a-z])sid(?![a-z])",
+    re.IGNORECASE,
+)
+# A value that is a credential whatever its name: a JWT (header "eyJ..." . payload . signature).
+_JWT = re.compile(r"eyJ[\w-]*\.[\w-]+\.")
 
 
 #: The middleware's own resolution of a request's identity (session and roles included).
@@ -63,22 +77,35 @@ class WhoAmI:
         report = self.report(identity, self._session_expires(environ, identity))
         if responses.wants_html(environ):
             body, media_type = _page(report, script_root(environ)).encode(), "text/html; charset=utf-8"
+            policy = _PAGE_POLICY
         else:
-            body, media_type = json.dumps(report, ensure_ascii=False).encode(), "application/json"
-        return _respond(environ, start_response, body, media_type, headers)
+            body, media_type, policy = (
+                json.dumps(report, ensure_ascii=False).encode(),
+                "application/json",
+                POLICY,
+            )
+        return _respond(environ, start_response, body, media_type, [*security_headers(policy), *headers])
 
     def report(self, identity: Identity, session_expires: datetime | None) -> dict[str, Any]:
         """What the page shows, as JSON-ready data."""
         present = set(identity.attributes) | set(identity.dropped)
+        redacted = sorted(
+            name
+            for name, values in identity.attributes.items()
+            if _credential(name, self.sources.get(name, ""), values, identity.session_id)
+        )
         return {
             "user": identity.user,
             "profile": identity.profile,
             "channel": self.channel,
             "provider": identity.provider,
-            "attributes": {name: list(values) for name, values in identity.attributes.items()},
+            "attributes": {
+                name: list(values) for name, values in identity.attributes.items() if name not in redacted
+            },
             "sources": self.sources,
             "not_released": sorted(name for name in self.sources if name not in present),
             "dropped": list(identity.dropped),
+            "redacted": redacted,
             "roles": list(identity.roles),
             "authenticated_at": _iso(identity.authenticated_at),
             "front_end_session_expires": _iso(identity.expires_at),
@@ -95,6 +122,13 @@ class WhoAmI:
         if session is None or session.identity.user != identity.user:
             return None
         return datetime.fromtimestamp(sessions.deadline(session), UTC)
+
+
+def _credential(name: str, source: str, values: tuple[str, ...], session_id: str | None) -> bool:
+    """True when attribute ``name`` (read from ``source``) holds a credential."""
+    if _CREDENTIAL_NAME.search(name) or _CREDENTIAL_NAME.search(source):
+        return True
+    return any(_JWT.match(value) or value == session_id for value in values)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -121,6 +155,9 @@ def _respond(
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
+_PAGE_POLICY = content_security_policy(styles=[STYLE])
+
+
 def _page(report: Mapping[str, Any], root: str) -> str:
     """The report as a small HTML page; every value is escaped."""
     esc = html.escape
@@ -137,7 +174,9 @@ def _page(report: Mapping[str, Any], root: str) -> str:
     attributes = []
     for name, source in report["sources"].items():
         values = report["attributes"].get(name)
-        if name in report["dropped"]:
+        if name in report["redacted"]:
+            shown = '<span class="muted">redacted: it carries a credential</span>'
+        elif name in report["dropped"]:
             shown = '<span class="muted">dropped: over its size cap (see the log)</span>'
         elif values is None:
             shown = '<span class="muted">not released by the front end</span>'

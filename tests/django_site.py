@@ -1,4 +1,7 @@
-"""A minimal Django project for tests/test_django.py: settings, one view, its URLconf."""
+"""A minimal Django project for tests/test_django.py: settings and the views that need no adapter.
+
+Importable before Django is configured; :mod:`django_views` (the URLconf, backends) is not.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from pathlib import Path
 import django
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
 
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -31,12 +33,13 @@ def configure(database: Path) -> None:
             "shibwsgi.django.IdentityBackend",
             "django.contrib.auth.backends.ModelBackend",
         ],
-        ROOT_URLCONF=__name__,
+        ROOT_URLCONF="django_views",
         USE_TZ=True,
         DEFAULT_AUTO_FIELD="django.db.models.AutoField",
         SHIBWSGI_USER_FIELDS={"email": "email", "first_name": "given_name"},
         SHIBWSGI_GROUPS_ATTRIBUTE="groups",
         SHIBWSGI_GROUPS_PREFIX="app-",
+        LOGIN_URL="/login",
         LOGGING_CONFIG=None,
     )
     django.setup()
@@ -48,6 +51,9 @@ def whoami(request: HttpRequest) -> JsonResponse:
         {
             "authenticated": user.is_authenticated,
             "username": user.get_username(),
+            "last_name": getattr(user, "last_name", ""),
+            "last_login": user.last_login.isoformat() if getattr(user, "last_login", None) else None,
+            "backend": request.session.get("_auth_user_backend"),
             "email": getattr(user, "email", ""),
             "first_name": getattr(user, "first_name", ""),
             "groups": sorted(user.groups.values_list("name", flat=True)) if user.is_authenticated else [],
@@ -63,6 +69,3 @@ def password_login(request: HttpRequest) -> JsonResponse:
     user, _ = get_user_model().objects.get_or_create(username=request.GET["user"])
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return whoami(request)
-
-
-urlpatterns = [path("", whoami), path("password-login", password_login)]

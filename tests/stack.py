@@ -168,7 +168,7 @@ def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
 
 
 def apache_variables(front_end: str, root: Path, tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str]:
-    variables = common_variables(tls, uwsgi_socket)
+    variables = {**common_variables(tls, uwsgi_socket), "CONFIG_DIR": str(CONFIGS)}
     if front_end == "shibboleth":
         # Read by mod_shib only when a child starts, never by `apache2 -t`.
         variables["SHIB_CONFIG"] = "/etc/shibboleth/shibboleth2.xml"

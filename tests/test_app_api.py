@@ -609,3 +609,35 @@ def test_default_settings_follow_the_profile(
     assert me["attributes"]["email"] == ["z@x"]
     groups = ["a,b", "c"] if profile != "oauth2-proxy" else ["a", "b", "c"]  # comma-joined header: lossy
     assert me["attributes"]["groups"] == groups
+
+
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [
+        pytest.param("access_token", "OIDC_access_token", id="an access token"),
+        pytest.param("sessionIndex", "Shib-Session-Index", id="the SAML session index"),
+        pytest.param("sid", "sid", id="an OpenID Connect session id claim"),
+        pytest.param("assertion", "Shib-Assertion-01", id="an assertion's URL"),
+        pytest.param("client_secret", "clientSecret", id="a secret"),
+    ],
+)
+def test_me_never_hands_session_ids_or_tokens_to_page_javascript(
+    db_path: Path, name: str, source: str
+) -> None:
+    attributes = f"name=displayName email=mail groups=isMemberOf:multi {name}={source}"
+    app = sso_app(db_path, {"SHIBWSGI_ATTRIBUTES": attributes})
+    secret = "_c2VjcmV0LXNlc3Npb24ta2V5"
+    environ = environ_for("shibboleth", *ZOE, session_id=secret)
+    environ[source] = "credential-value"
+    response = TestApp(app, extra_environ=environ).get("/api/me", headers=JSON)
+    assert secret not in response.text and "credential-value" not in response.text
+    assert "session_id" not in response.json and name not in response.json["attributes"]
+    assert response.json["attributes"]["name"] == ["Zoë Müller"]  # the rest is still there
+
+
+@pytest.mark.parametrize("name", ["side", "consider", "passage"])
+def test_me_keeps_attributes_whose_names_only_look_like_secrets(db_path: Path, name: str) -> None:
+    app = sso_app(db_path, {"SHIBWSGI_ATTRIBUTES": f"name=displayName {name}=extra"})
+    environ = environ_for("shibboleth", *ZOE)
+    environ["extra"] = "shown"
+    assert TestApp(app, extra_environ=environ).get("/api/me").json["attributes"][name] == ["shown"]

@@ -12,7 +12,7 @@ from app_fixtures import EDITOR_GROUP, SEED_TITLES, client, person, sso_app
 from markupsafe import escape
 from webtest import TestApp
 
-from app import create_app
+from app import create_app, csrf
 from shibwsgi import ConfigError, SSOMiddleware
 from shibwsgi.testing import environ_for
 
@@ -197,8 +197,56 @@ def test_token_survives_a_restart_and_is_shared_by_workers(tmp_path: Path) -> No
     # Every worker process builds its own app from the same database: one key for all.
     first, second = sso_app(tmp_path / "m.sqlite3"), sso_app(tmp_path / "m.sqlite3")
     ada = environ_for("shibboleth", *ADA, session_id="_ada-session")
-    token = token_of(TestApp(first, extra_environ=ada).get("/"))
-    TestApp(second, extra_environ=ada).post("/movies/1/delete", {"csrf_token": token}, status=303)
+    browser = TestApp(first, extra_environ=ada)
+    token = token_of(browser.get("/"))
+    elsewhere = TestApp(second, extra_environ=ada)
+    elsewhere.set_cookie(csrf.COOKIE, browser.cookies[csrf.COOKIE])  # the same browser, another worker
+    elsewhere.post("/movies/1/delete", {"csrf_token": token}, status=303)
+
+
+# Tokens end with the login they were made in
+
+
+def lazy_app(db_path: Path) -> Any:
+    """Only /login is protected: the middleware's own session carries the identity (no session id)."""
+    settings = {"SHIBWSGI_SESSION": "memory:", "SHIBWSGI_SECRET_KEY": "k" * 32, "SHIBWSGI_COOKIE_SECURE": "0"}
+    return sso_app(db_path, settings)
+
+
+def test_token_without_a_front_end_session_id_dies_with_logout_and_login(tmp_path: Path) -> None:
+    app = lazy_app(tmp_path / "m.sqlite3")
+    browser = TestApp(app)
+    browser.get("/login?next=/", extra_environ=environ_for("shibboleth", *ADA), status=302)
+    token = token_of(browser.get("/"))
+    browser.get("/logout", status=302)
+    browser.get("/login?next=/", extra_environ=environ_for("shibboleth", *ADA), status=302)
+    browser.post("/movies/1/delete", {"csrf_token": token}, status=400)
+    fresh = token_of(browser.get("/"))
+    browser.post("/movies/1/delete", {"csrf_token": fresh}, status=303)
+
+
+@pytest.mark.parametrize("path", ["/login?next=/", "/logout"])
+def test_login_and_logout_drop_the_forms_cookie(login_as: Login, path: str) -> None:
+    ada = login_as(ADA)
+    token_of(ada.get("/"))
+    assert csrf.COOKIE in ada.cookies
+    ada.get(path, status=302)
+    assert csrf.COOKIE not in ada.cookies
+
+
+def test_token_from_another_browser_of_the_same_user_is_refused(login_as: Login) -> None:
+    """Without a front-end session id, a token bound to the user alone would work in any browser."""
+    token = token_of(login_as(ADA).get("/"))
+    victim = login_as(ADA)
+    token_of(victim.get("/"))  # the victim's browser has its own cookie
+    victim.post("/movies/1/delete", {"csrf_token": token}, status=400)
+    assert titles(victim.get("/")) == SEED_TITLES
+
+
+def test_forms_cookie_is_httponly_and_samesite(login_as: Login) -> None:
+    response = login_as(ADA).get("/")
+    cookie = next(value for value in response.headers.getall("Set-Cookie") if value.startswith(csrf.COOKIE))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
 
 
 def test_seed_movies_show_no_made_up_author(login_as: Login) -> None:
@@ -263,3 +311,19 @@ def test_database_that_cannot_be_opened_names_its_path(tmp_path: Path) -> None:
     assert caught.value.setting == "MOVIES_DB"
     assert str(missing) in str(caught.value)
     assert f"its folder {missing.parent} does not exist" in str(caught.value)
+
+
+def test_every_token_of_a_first_page_shares_one_cookie(tmp_path: Path) -> None:
+    """A page may hold several forms: each token it gets is bound to the one cookie it sets."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from shibwsgi import Identity
+
+    flask_app = create_app({"DATABASE": str(tmp_path / "forms.sqlite3")})
+    serializer: URLSafeTimedSerializer = flask_app.extensions["CSRF_SERIALIZER"]
+    with flask_app.test_request_context("/"):
+        tokens = [csrf.csrf_token(Identity(ADA[0])) for _ in range(3)]
+        nonces = {serializer.loads(token)[-1] for token in tokens}
+        response = flask_app.process_response(flask_app.response_class())
+    assert len(nonces) == 1
+    assert response.headers["Set-Cookie"].startswith(f"{csrf.COOKIE}={nonces.pop()};")

@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from app_fixtures import EDITOR_GROUP, client, person, sso_app
 from webtest import TestApp
 
 from app.__main__ import main
-from app.db import connect, grant_role, roles_of
+from app.db import all_roles, connect, grant_role, roles_of
 from shibwsgi import SSOMiddleware
 from tests.helpers import ROLES_TABLE
 
@@ -326,10 +327,33 @@ def test_bad_bodies_are_refused_and_change_nothing(
         pytest.param("/api/roles/%20rita", id="leading space"),
         pytest.param("/api/roles/rita%09x", id="control character"),
         pytest.param("/api/roles/" + "u" * 1025, id="too long"),
+        pytest.param("/api/roles/%FF", id="not UTF-8"),
+        pytest.param("/api/roles/rita%C3", id="a truncated UTF-8 sequence"),
+        pytest.param("/api/roles/%ED%A0%80", id="an encoded surrogate"),
+        pytest.param("/api/roles/%EF%BF%BD", id="the replacement character itself"),
+        pytest.param("/api/roles/rita%7F", id="DEL"),
+        pytest.param("/api/roles/rita%C2%85", id="a C1 control character"),
     ],
 )
-def test_bad_user_in_the_path_is_400(admin: TestApp, path: str) -> None:
+def test_user_id_the_middleware_never_produces_gets_no_roles(
+    admin: TestApp, db_path: Path, path: str
+) -> None:
     admin.put_json(path, {"roles": ["editor"]}, status=400)
+    admin.get(path, status=400)
+    with closing(connect(str(db_path))) as db:
+        assert set(all_roles(db)) == {ADA}  # the admin, and nobody else
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        pytest.param("zoë@example.org", id="non-ASCII"),
+        pytest.param("u" * 1024, id="the longest"),
+        pytest.param("https://idp.example.org/users/a b", id="an inner space"),
+    ],
+)
+def test_user_id_the_middleware_can_produce_gets_roles(admin: TestApp, user: str) -> None:
+    assert admin.put_json(f"/api/roles/{quote(user)}", {"roles": ["editor"]}).json["user"] == user
 
 
 def test_roles_api_method_not_allowed(admin: TestApp) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shibwsgi import Attribute, ConfigError, Profile, SSOMiddleware
+from shibwsgi.auth_request import DEFAULT_AUTH_HEADERS
+from shibwsgi.middleware import OPTION_DEFAULTS
+from shibwsgi.needs import NEEDS, markdown_table
 from shibwsgi.profiles import PROFILES
+from shibwsgi.sessions import MemoryStore
+from shibwsgi.settings import PREFIX
+from shibwsgi.settings import SETTINGS as SETTINGS_TABLE
+from shibwsgi.testing.signed import TestSigner
 from tests.helpers import echo_app
 
 
@@ -17,7 +25,9 @@ from tests.helpers import echo_app
         pytest.param({"profile": "shibolleth"}, "profile", id="unknown profile"),
         pytest.param({"channel": "cookies"}, "channel", id="unknown channel"),
         pytest.param({"channel": "headers"}, "trusted_proxies", id="headers without trusted proxies"),
-        pytest.param({"trusted_proxies": ["10.0.0.1"]}, "channel", id="trusted proxies with environ channel"),
+        pytest.param(
+            {"trusted_proxies": ["10.0.0.1"]}, "trusted_proxies", id="trusted proxies with environ channel"
+        ),
         pytest.param(
             {"channel": "headers", "trusted_proxies": ["10.0.0.300"]}, "trusted_proxies", id="bad address"
         ),
@@ -223,3 +233,219 @@ def test_weak_secret_keys_are_refused(key: Any) -> None:
     with pytest.raises(ConfigError) as info:
         SSOMiddleware(echo_app, session=MemoryStore(), secret_key=key)
     assert info.value.setting == "secret_key"
+
+
+# -- options that cannot take effect (shibwsgi.needs) -------------------------------------------
+
+_KEYS = TestSigner()
+_SIGNED = {"profile": "pomerium", "jwks": _KEYS.jwks, "audience": "app"}
+_OPENIDC_VERIFIED = {"profile": "openidc", "jwks": _KEYS.jwks, "audience": "app"}
+_HEADERS = {"channel": "headers", "trusted_proxies": ["10.0.0.1"]}
+
+
+def _session() -> dict[str, Any]:
+    return {"session": MemoryStore(), "secret_key": "k" * 32}
+
+
+def _roles(identity: Any) -> list[str]:
+    return []
+
+
+#: option, a value other than its default, options where it cannot take effect, options where it does.
+IDLE_OPTIONS = [
+    pytest.param("channel", "headers", _SIGNED, _HEADERS, id="channel with a signed profile"),
+    pytest.param(
+        "trusted_proxies", ["10.0.0.1"], {}, {"channel": "headers"}, id="trusted_proxies with environ"
+    ),
+    pytest.param("proxy_secret", "s" * 16, {}, _HEADERS, id="proxy_secret with environ"),
+    pytest.param(
+        "proxy_secret_header",
+        "X-Secret",
+        _HEADERS,
+        {**_HEADERS, "proxy_secret": "s" * 16},
+        id="proxy_secret_header without proxy_secret",
+    ),
+    pytest.param("encoding", "latin-1", _SIGNED, {}, id="encoding with a signed profile"),
+    pytest.param("prefix", "X-", _SIGNED, {}, id="prefix with a signed profile"),
+    pytest.param(
+        "max_attribute_bytes", 1000, {}, {"attributes": {"mail": "mail"}}, id="byte cap, no attribute"
+    ),
+    pytest.param(
+        "max_attribute_bytes",
+        1000,
+        {"attributes": {"mail": Attribute("mail", max_bytes=10)}},
+        {"attributes": {"mail": Attribute("mail", max_values=3)}},
+        id="byte cap, every attribute capped itself",
+    ),
+    pytest.param("secret_key", "k" * 32, {}, {"session": MemoryStore()}, id="secret_key without session"),
+    pytest.param("idle_timeout", 600, {}, _session(), id="idle_timeout without session"),
+    pytest.param("absolute_timeout", 7200, {}, _session(), id="absolute_timeout without session"),
+    pytest.param("cookie_name", "app", {}, _session(), id="cookie_name without session"),
+    pytest.param("cookie_secure", False, {}, _session(), id="cookie_secure without session"),
+    pytest.param("cookie_cache_entries", 5, {}, _session(), id="cookie_cache_entries without session"),
+    pytest.param("login_url", "/sso?t={target}", {"login_path": None}, {}, id="login_url without login_path"),
+    pytest.param(
+        "logout_url", "/sso/out?r={return_to}", {"logout_path": None}, {}, id="logout_url without logout_path"
+    ),
+    pytest.param("identity_cache_bytes", 0, _SIGNED, {}, id="identity cache with a signed profile"),
+    pytest.param("roles_ttl", 30, {}, {"roles": _roles}, id="roles_ttl without roles"),
+    pytest.param("roles_timeout", 1.5, {}, {"roles": _roles}, id="roles_timeout without roles"),
+    pytest.param("auth_headers", {}, {}, {"auth_path": "/_auth"}, id="auth_headers without auth_path"),
+    pytest.param("probe_path", "/_probe", {}, {"probe_token": "t" * 16}, id="probe_path without probe_token"),
+    pytest.param(
+        "assertion_header", "X-Token", _OPENIDC_VERIFIED, _SIGNED, id="assertion_header, unsigned profile"
+    ),
+    pytest.param(
+        "jwks_url",
+        "https://idp.example.org/jwks",
+        {},
+        {"profile": "iap", "audience": "/projects/1/global/backendServices/2"},
+        id="jwks_url with shibboleth",
+    ),
+    pytest.param(
+        "jwks", _KEYS.jwks, {}, {"profile": "openidc", "audience": "app"}, id="jwks with shibboleth"
+    ),
+    pytest.param("issuer", "https://idp", {}, _SIGNED, id="issuer with shibboleth"),
+    pytest.param(
+        "issuer", "https://idp", {"profile": "openidc"}, _OPENIDC_VERIFIED, id="issuer, openidc no keys"
+    ),
+    pytest.param(
+        "audience",
+        "app",
+        {"profile": "openidc"},
+        {"profile": "openidc", "jwks": _KEYS.jwks},
+        id="audience, no keys",
+    ),
+    pytest.param("algorithms", ["ES256"], {}, _SIGNED, id="algorithms with shibboleth"),
+    pytest.param("leeway", 30, {}, _SIGNED, id="leeway without a signed profile"),
+    pytest.param("leeway", 30, {"profile": "openidc"}, _OPENIDC_VERIFIED, id="leeway, openidc without keys"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "idle", "effective"), IDLE_OPTIONS)
+def test_option_that_cannot_take_effect_is_refused_naming_what_it_needs(
+    option: str, value: Any, idle: dict[str, Any], effective: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **{**idle, option: value})
+    assert info.value.setting == option
+    need = NEEDS[option]
+    assert need is not None
+    assert need.what in str(info.value)
+    # The same value where it does take effect is accepted.
+    SSOMiddleware(echo_app, **{**effective, option: value})
+
+
+def test_every_option_is_in_the_needs_table_and_every_setting_maps_to_one() -> None:
+    assert list(NEEDS) == list(OPTION_DEFAULTS)
+    assert {keyword for keyword, _ in SETTINGS_TABLE.values()} <= set(NEEDS)
+    tested = {case.values[0] for case in IDLE_OPTIONS}
+    assert tested == {name for name, need in NEEDS.items() if need is not None}
+
+
+def test_readme_shows_the_needs_table() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    settings = {keyword: PREFIX + name for name, (keyword, _) in SETTINGS_TABLE.items()}
+    assert markdown_table(settings) in readme, "regenerate: shibwsgi.needs.markdown_table"
+
+
+def test_string_settings_that_spell_out_defaults_are_accepted() -> None:
+    defaults = {
+        "SHIBWSGI_COOKIE_SECURE": "true",
+        "SHIBWSGI_IDLE_TIMEOUT": "1h",
+        "SHIBWSGI_ABSOLUTE_TIMEOUT": "8h",
+        "SHIBWSGI_COOKIE_CACHE_ENTRIES": "10000",
+        "SHIBWSGI_ROLES_TTL": "60",
+        "SHIBWSGI_ROLES_TIMEOUT": "5",
+        "SHIBWSGI_LEEWAY": "0",
+        "SHIBWSGI_TRUSTED_PROXIES": "",
+        "SHIBWSGI_PROXY_SECRET_HEADER": "X-Shibwsgi-Proxy-Secret",
+        "SHIBWSGI_AUTH_HEADERS": ",".join(
+            f"{name}={source}" for name, source in DEFAULT_AUTH_HEADERS.items()
+        ),
+    }
+    assert SSOMiddleware.from_mapping(echo_app, defaults).sessions is None
+
+
+def test_string_setting_that_cannot_take_effect_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware.from_mapping(echo_app, {"SHIBWSGI_ROLES_TTL": "300"})
+    assert info.value.setting == "roles_ttl"
+    assert "roles" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"max_bytes": True}, id="max_bytes=True"),
+        pytest.param({"max_values": False}, id="max_values=False"),
+        pytest.param({"max_bytes": 1.5}, id="max_bytes float"),
+        pytest.param({"max_bytes": "100"}, id="max_bytes string"),
+        pytest.param({"max_values": -3}, id="max_values negative"),
+        pytest.param({"multi": "yes"}, id="multi string"),
+        pytest.param({"multi": 1}, id="multi int"),
+        pytest.param({"required": None}, id="required None"),
+        pytest.param({"required": "false"}, id="required string"),
+    ],
+)
+def test_attribute_field_of_the_wrong_type_is_refused(fields: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        Attribute("mail", **fields)
+    assert info.value.setting == "attributes"
+    assert next(iter(fields)) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "base"),
+    [
+        pytest.param("user", 5, {}, id="user a number"),
+        pytest.param("user", {"eppn": 1}, {}, id="user a mapping"),
+        pytest.param("prefix", 5, {}, id="prefix a number"),
+        pytest.param("trusted_proxies", 5, {"channel": "headers"}, id="trusted_proxies a number"),
+        pytest.param("trusted_proxies", b"10.0.0.1", {"channel": "headers"}, id="trusted_proxies bytes"),
+        pytest.param(
+            "proxy_secret_header", 5, {**_HEADERS, "proxy_secret": "s" * 16}, id="secret header a number"
+        ),
+        pytest.param(
+            "proxy_secret_header", "", {**_HEADERS, "proxy_secret": "s" * 16}, id="secret header empty"
+        ),
+        pytest.param(
+            "proxy_secret_header", None, {**_HEADERS, "proxy_secret": "s" * 16}, id="secret header None"
+        ),
+        pytest.param(
+            "proxy_secret_header",
+            "X Secret",
+            {**_HEADERS, "proxy_secret": "s" * 16},
+            id="secret header space",
+        ),
+        pytest.param("cookie_name", 5, _session(), id="cookie_name a number"),
+        pytest.param("cookie_name", "", _session(), id="cookie_name empty"),
+        pytest.param("cookie_name", "a b;c", _session(), id="cookie_name with separators"),
+        pytest.param("login_url", 5, {}, id="login_url a number"),
+        pytest.param("logout_url", b"/out", {}, id="logout_url bytes"),
+        pytest.param("rules", 5, {}, id="rules a number"),
+        pytest.param("rules", "admin", {}, id="rules a string"),
+        pytest.param("clock", 5, _session(), id="clock not callable"),
+        pytest.param("assertion_header", 5, _SIGNED, id="assertion_header a number"),
+        pytest.param("jwks_url", 5, {"profile": "iap", "audience": "a"}, id="jwks_url a number"),
+        pytest.param("audience", 5, _SIGNED, id="audience a number"),
+        pytest.param("algorithms", 5, _SIGNED, id="algorithms a number"),
+    ],
+)
+def test_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any, base: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **{**base, option: value})
+    assert info.value.setting == option
+
+
+@pytest.mark.parametrize(
+    ("option", "secret"),
+    [
+        pytest.param("secret_key", "k" * 40, id="secret_key"),
+        pytest.param("proxy_secret", "p" * 40, id="proxy_secret"),
+    ],
+)
+def test_refusing_an_idle_secret_does_not_print_it(option: str, secret: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **{option: secret})
+    assert secret not in str(info.value)

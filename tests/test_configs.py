@@ -173,7 +173,10 @@ def test_apache_config_included_into_a_running_server(front_end: str, server_roo
 def test_included_config_configures_the_tls_session_cache(
     front_end: str, server_root: Path, tls: TLS
 ) -> None:
-    """Included into a server that loads mod_ssl without Debian's ssl.conf: no AH01873."""
+    """Included into a server that loads mod_ssl without Debian's ssl.conf: no AH01873.
+
+    The header budget holds there too: its hook is server wide, not the standalone part's.
+    """
     apache2 = require_apache(front_end)
     variables = apache_variables(front_end, server_root, tls)
     extra = "LogLevel info\nTypesConfig /etc/mime.types\n"
@@ -183,7 +186,28 @@ def test_included_config_configures_the_tls_session_cache(
     command = [apache2, "-d", str(server_root), "-f", str(outer), "-DFOREGROUND"]
     with serving(command, server_root, int(variables["HTTPS_PORT"]), server_environment(variables)):
         wait_for_log(server_root / "error.log", "resuming normal operations")
+        over_budget = {f"X-Big-{n}": "b" * 8000 for n in range(5)}
+        answer = requests.get(
+            f"https://127.0.0.1:{variables['HTTPS_PORT']}/",
+            headers=over_budget,
+            verify=str(tls.cert),
+            timeout=30,
+        )
+        assert answer.status_code == 431
+        assert "this site accepts at most" in answer.text
     assert "AH01873" not in (server_root / "error.log").read_text(errors="replace")
+
+
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
+def test_apache_config_refuses_to_start_without_its_header_budget(
+    front_end: str, server_root: Path, tls: TLS
+) -> None:
+    """A wrong CONFIG_DIR would answer every request 500 (the hook's file missing): refused at start."""
+    apache2 = require_apache(front_end)
+    variables = {**apache_variables(front_end, server_root, tls), "CONFIG_DIR": str(server_root)}
+    result = run_apache(apache2, server_root, CONFIGS / f"{front_end}.conf", variables, "-t")
+    assert result.returncode != 0
+    assert "header-budget.lua is not in CONFIG_DIR" in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)

@@ -34,11 +34,14 @@ from shibwsgi.testing import environ_for
 
 ada = environ_for("shibboleth", "ada@example.org",
                   {"mail": "ada@example.org", "givenName": "Ada", "isMemberOf": ["movie-editors", "staff"]})
+rob = environ_for("shibboleth", "rob@example.org", {"isMemberOf": ["movie-readers"]})
 client = TestApp(application)
 print(json.dumps([
     client.get("/", extra_environ=ada).json,
     client.get("/editors", extra_environ=ada).json,
     client.get("/", status=302).location,
+    client.get("/editors", status=302).location,
+    client.get("/editors", extra_environ=rob, status="*").status_int,
 ]))
 """
 
@@ -46,7 +49,9 @@ print(json.dumps([
 def test_django_example_migrates_and_serves(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
     run(sys.executable, "manage.py", "migrate", database=database)
-    home, editors, anonymous = json.loads(run(sys.executable, "-c", IN_PROCESS, database=database))
+    home, editors, anonymous, anonymous_editors, reader_editors = json.loads(
+        run(sys.executable, "-c", IN_PROCESS, database=database)
+    )
     assert home == {
         "username": "ada@example.org",
         "email": "ada@example.org",
@@ -55,6 +60,8 @@ def test_django_example_migrates_and_serves(tmp_path: Path) -> None:
     }
     assert editors == {"editor": "ada@example.org"}
     assert anonymous.endswith("/login?next=/")
+    assert anonymous_editors.endswith("/login?next=/editors")
+    assert reader_editors == 403  # a signed-in reader: refused, not sent to log in (and back) again
 
 
 def test_django_example_serve_py_signs_in_sample_users(tmp_path: Path) -> None:
@@ -87,7 +94,7 @@ def test_django_example_serve_py_signs_in_sample_users(tmp_path: Path) -> None:
                 )
                 assert signed_in.json()["username"] == f"{user}@example.org", log.read_text()
                 editors = browser.get(url + "/editors", timeout=10, allow_redirects=False)
-                assert (editors.status_code == 200) is editor
+                assert editors.status_code == (200 if editor else 403)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -157,7 +164,7 @@ def test_django_example_under_uwsgi_behind_apache(tmp_path: Path) -> None:
                     timeout=10,
                     allow_redirects=False,
                 ).status_code
-                == 302
+                == 403
             )
             gone = browser.get(url + "/", timeout=10, allow_redirects=False)
             assert gone.status_code == 302 and gone.headers["Location"].endswith("/login?next=/")

@@ -65,7 +65,7 @@ class Case:
     defines: dict[str, str] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # more files beside the Apache one
 
-    def run(self, folder: Path) -> list[Finding]:
+    def run(self, folder: Path, *, servers: bool = False) -> list[Finding]:
         """Write the files into ``folder`` (``{root}`` in them stands for it) and diagnose them."""
         for name, text in self.files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +82,7 @@ class Case:
             nginx=[paths["nginx"]] if "nginx" in paths else [],
             environ=self.settings,
             defines=self.defines,
+            servers=servers,
         )
         return findings
 
@@ -317,7 +318,7 @@ BASIC_AUTH = "    <Location /admin>\n        AuthType Basic\n        Require val
             ),
             "client-headers-not-unset",
             ERROR,
-            "location /login",
+            "uwsgi_param HTTP_X_EXTRA 1",  # the line that hides the server's params
             id="nginx location params hide the server's",
         ),
         pytest.param(

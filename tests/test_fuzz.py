@@ -183,8 +183,11 @@ class RefParser:
             raise Refused(403)
         return {"user": user, "attributes": attributes, "dropped": dropped}
 
+    def fixed(self, source: str) -> bool:
+        return source == "REMOTE_USER" or source in self.profile.source_variables
+
     def claims(self, environ: dict[str, Any]) -> dict[str, Any] | None:
-        merged: dict[str, Any] = {}
+        documents: list[dict[str, Any]] = []
         for key in self.profile.json_variables:
             text = environ.get(key)
             if not text:
@@ -199,12 +202,21 @@ class RefParser:
                 raise Refused(400)
             if self.profile.principal:
                 document = principal_claims(document)
+            documents.append(document)
+        # Every document naming the subject (or the user claim) must name the same one.
+        subjects = {*([] if self.profile.principal else ["sub", "iss"]), *self.profile.user}
+        for name in (name for name in subjects if not self.fixed(name)):
+            named = [document[name] for document in documents if name in document]
+            if any(value != named[0] for value in named):
+                raise Refused(400)
+        merged: dict[str, Any] = {}
+        for document in documents:
             for claim, value in document.items():
                 merged.setdefault(claim, value)
         return merged or None
 
     def raw(self, environ: dict[str, Any], claims: dict[str, Any] | None, source: str) -> Any:
-        if claims is not None and source in claims:
+        if claims is not None and source in claims and not self.fixed(source):
             value = claims[source]
             items = value if isinstance(value, list) else [value]
             result = []
@@ -248,20 +260,61 @@ class RefParser:
             return [value for value in (ref_decode("url", part) for part in parts) if value]
         return ref_split(ref_decode(profile.encoding, raw), profile.delimiter, profile.escapes)
 
+    def user_text(self, source: str, raw: str, *, whole: bool) -> str:
+        """One variable's user id: never split; a list the front end joined is refused."""
+        profile = self.profile
+        if len(raw) > 4096:
+            raise Refused(400)
+        if source == "REMOTE_USER":
+            return ref_decode(profile.encoding if profile.encodes_remote_user else "utf-8", raw)
+        text = ref_decode(profile.encoding, raw)
+        if whole or self.fixed(source):
+            return text
+        if profile.quoted:
+            joined = len(raw) >= 2 and raw[0] == raw[-1] == '"'
+        else:
+            pieces = (raw if profile.encoding == "url" else text).split(profile.delimiter or "\0")
+            # Shibboleth's "\;" is a ";" inside a value, not a separator.
+            joined = profile.delimiter is not None and any(
+                not (profile.escapes and piece.endswith("\\")) for piece in pieces[:-1]
+            )
+        values = self.values("joined", raw)  # one value at most (unescaped) unless joined
+        if joined and values:
+            raise Refused(400)
+        return "" if joined or not values else values[0]
+
     def user(self, environ: dict[str, Any], claims: dict[str, Any] | None) -> str | None:
         for source in self.profile.user:
-            found = self.raw(environ, claims, source)
-            if found is None:
-                continue
-            kind, raw = found
-            if kind == "joined" and len(raw) > 4096:
+            claimed = claims is not None and source in claims and not self.fixed(source)
+            texts = [
+                self.user_text(source, environ[key], whole=claimed)
+                for key in self.profile.keys(source)
+                if key in environ
+            ]
+            texts = [text for text in texts if text] or texts[:1]
+            if any(text != texts[0] for text in texts):
                 raise Refused(400)
-            values = self.values(kind, raw)
-            if len(values) > 1:
-                raise Refused(400)
-            if not values:
+            if claimed:
+                assert claims is not None
+                value = claims[source]
+                if self.profile.principal:
+                    if len(value) > 1:
+                        raise Refused(400)
+                    value = value[0]
+                if not isinstance(value, str):
+                    raise Refused(400)
+                user = no_surrogates(value)
+                lossy = user.encode("latin-1", "replace").decode("latin-1")
+                if (
+                    texts
+                    and texts[0]
+                    and texts[0] not in (user, lossy if self.profile.encoding == "latin-1" else user)
+                ):
+                    raise Refused(400)
+            else:
+                user = texts[0] if texts else ""
+            if not user:
                 continue
-            user = values[0]
             if len(user) > 1024 or not user.isprintable() or "\ufffd" in user:
                 raise Refused(400)
             return user

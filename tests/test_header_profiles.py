@@ -551,7 +551,13 @@ USER = TEXT.filter(lambda user: user.isprintable() and user.strip() == user)
 
 LOSSLESS = [
     ("authentik", lambda value: "|" not in value),
-    ("vouch", lambda value: '",' not in value and ',"' not in value),
+    # A scalar that is itself wrapped in quotes reads as an array of one: lossy at the source.
+    (
+        "vouch",
+        lambda value: (
+            '",' not in value and ',"' not in value and not (len(value) > 1 and value[0] == value[-1] == '"')
+        ),
+    ),
     ("azure-easy-auth", lambda value: True),
     ("kong-oidc", lambda value: True),
     ("authelia", lambda value: "," not in value),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -59,3 +59,32 @@ def test_attributes_are_copied_from_the_callers_dict() -> None:
 def test_malformed_json_is_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         Identity.from_json(text)
+
+
+@pytest.mark.parametrize(
+    ("moment", "clamped"),
+    [
+        pytest.param(
+            datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+            datetime.min.replace(tzinfo=UTC),
+            id="year 1, east of UTC",
+        ),
+        pytest.param(
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14))),
+            datetime.max.replace(tzinfo=UTC),
+            id="year 9999, west of UTC",
+        ),
+    ],
+)
+def test_time_without_a_utc_form_is_clamped_for_every_later_use(moment: datetime, clamped: datetime) -> None:
+    identity = Identity("zoe", authenticated_at=moment, expires_at=moment)
+    assert identity.authenticated_at == identity.expires_at == clamped
+    assert identity.expires_at is not None
+    identity.expires_at.astimezone(UTC)
+    identity.expires_at.timestamp()
+    assert Identity.from_json(identity.to_json()) == identity
+
+
+def test_ordinary_times_keep_their_offset() -> None:
+    moment = datetime(2026, 5, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    assert Identity("zoe", authenticated_at=moment).authenticated_at is moment

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -305,6 +306,88 @@ def test_failing_hook_answers_503_with_an_operator_message(
     assert "secret" not in response.text and "postgres" not in response.text
     assert logged in caplog.text
     assert "test_roles:" in caplog.text  # names the hook
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no message for you")
+
+
+def raising_unprintable(identity: Identity) -> list[str]:
+    raise Unprintable
+
+
+@pytest.mark.parametrize(
+    ("hook", "logged"),
+    [
+        pytest.param(lambda identity: {"admin": False}, "returned dict", id="a dict denying admin"),
+        pytest.param(lambda identity: {"admin": True}, "returned dict", id="a dict granting admin"),
+        pytest.param(
+            lambda identity: MappingProxyType({"admin": 1}), "returned mappingproxy", id="a mapping"
+        ),
+        pytest.param(lambda identity: bytearray(b"admin"), "returned bytearray", id="a bytearray"),
+        pytest.param(lambda identity: memoryview(b"admin"), "returned memoryview", id="a memoryview"),
+        pytest.param(lambda identity: [b"admin"], "is bytes, not a string", id="bytes items"),
+        pytest.param(lambda identity: ["admin", None], "is NoneType, not a string", id="a None item"),
+        pytest.param(lambda identity: [("admin",)], "is tuple, not a string", id="nested items"),
+        pytest.param(raising_unprintable, "raised Unprintable", id="an exception whose str() raises"),
+    ],
+)
+def test_hook_answer_that_is_not_role_names_is_503_never_a_grant(
+    make_app: Callable[..., TestApp],
+    caplog: pytest.LogCaptureFixture,
+    hook: Callable[[Identity], Any],
+    logged: str,
+) -> None:
+    app = make_app(roles=hook, rules=[Rule("/admin", HasRole("admin"))])
+    with caplog.at_level(logging.WARNING, logger="shibwsgi"):
+        response = app.get("/admin", extra_environ=front("alice@example.org"), status=503)
+    assert "roles hook" in response.json["error"]
+    assert logged in caplog.text
+    assert "admin" not in caplog.text.replace("/admin", "")  # the type, never the value
+
+
+def test_role_names_of_a_str_subclass_become_plain_strings() -> None:
+    class Loud(str):
+        def __eq__(self, other: object) -> bool:
+            return True  # would match any role a requirement names
+
+        __hash__ = str.__hash__
+
+    resolver = roles_module.RolesResolver(lambda identity: [Loud("editor")], clock=time.time)
+    roles = resolver.with_roles(Identity("alice@example.org")).roles
+    assert roles == ("editor",)
+    assert [type(role) for role in roles] == [str]
+
+
+def test_thread_that_cannot_start_is_503_and_frees_its_slot(
+    make_app: Callable[..., TestApp], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    app = make_app(roles=lambda identity: ["admin"])
+    with monkeypatch.context() as patched:
+        patched.setattr(threading.Thread, "start", refuse)
+        with caplog.at_level(logging.WARNING, logger="shibwsgi"):
+            for _ in range(roles_module.MAX_RUNNING + 4):  # more failures than there are slots
+                response = app.get("/page", extra_environ=front("alice@example.org"), status=503)
+                assert "could not run" in response.json["error"]
+    assert "can't start new thread" in caplog.text
+    assert roles_seen(app, front("alice@example.org")) == ["admin"]  # every slot came back
+
+
+def test_the_lookup_bound_is_per_middleware(
+    make_app: Callable[..., TestApp], hanging: threading.Event, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(roles_module, "MAX_RUNNING", 1)
+    hung = make_app(roles=lambda identity: hanging.wait() and [], roles_timeout=0.1)
+    hung.get("/page", extra_environ=front("alice@example.org"), status=503)
+    assert (
+        "still busy" in hung.get("/page", extra_environ=front("alice@example.org"), status=503).json["error"]
+    )
+    other = make_app(roles=lambda identity: ["editor"])
+    assert roles_seen(other, front("alice@example.org")) == ["editor"]
 
 
 def test_failing_hook_blocks_the_login_too(make_app: Callable[..., TestApp], clock: Clock) -> None:

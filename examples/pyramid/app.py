@@ -10,7 +10,7 @@ from pyramid.config import Configurator
 from pyramid.httpexceptions import HTTPFound
 from pyramid.request import Request
 
-from shibwsgi import Attribute, SSOMiddleware
+from shibwsgi import ENVIRON_KEY, Attribute, SSOMiddleware
 from shibwsgi.pyramid import IdentitySecurityPolicy, login_url
 
 
@@ -33,8 +33,10 @@ def edit(request: Request) -> dict[str, object]:
 
 
 def forbidden(request: Request) -> object:
-    if request.authenticated_userid is None:
-        return HTTPFound(login_url(request))  # anonymous: log in first
+    # Only nobody at the front end logs in: someone refused (a reader, or a user id the
+    # policy refuses) would come straight back here, and round again.
+    if request.environ.get(ENVIRON_KEY) is None:
+        return HTTPFound(login_url(request))
     request.response.status_int = 403
     return {"error": "only movie editors may do this"}
 

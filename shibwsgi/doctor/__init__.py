@@ -1,8 +1,9 @@
-"""``python -m shibwsgi doctor``: the deployment's known pitfalls, each with its fix."""
+"""``shibwsgi doctor``: the deployment's known pitfalls, each with its fix; ``--probe``: a live check."""
 
 from __future__ import annotations
 
 from .cli import diagnose, main
-from .findings import ERROR, WARNING, Finding, Location
+from .findings import ERROR, INFO, WARNING, Finding, Location
+from .pitfalls import PITFALLS
 
-__all__ = ["ERROR", "WARNING", "Finding", "Location", "diagnose", "main"]
+__all__ = ["ERROR", "INFO", "PITFALLS", "WARNING", "Finding", "Location", "diagnose", "main"]

@@ -5,33 +5,63 @@
 ``Include``/``IncludeOptional`` with globs, relative to ``ServerRoot``. Directives in
 a false conditional are kept, marked inactive: Debian's ``Listen 443`` inside
 ``<IfModule ssl_module>`` matters precisely when it is inactive.
+
+What httpd refuses is reported, not followed: an include loop, an ``Include`` that
+matches nothing, a section left open. Reading is bounded (files, bytes, include depth)
+and linear: a directive points at its innermost section, never copies the stack.
 """
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
-import shlex
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import ERROR, Finding, Location, read_config
+from .findings import ERROR, MAX_FILE_BYTES, Finding, Location, read_config
 
 __all__ = ["Directive", "Section", "read_apache"]
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
-_MAX_DEPTH = 16
+_WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(\S+)')
+#: httpd's own include nesting limit (AP_MAX_INCLUDE_DEPTH).
+_MAX_DEPTH = 128
+_MAX_FILES = 1000
+_MAX_TOTAL_BYTES = 16 * MAX_FILE_BYTES
+#: Sections evaluated at read time; any other section (<Location>, <If>...) is request scope.
+_READ_TIME = ("ifmodule", "ifdefine", "ifversion", "iffile", "ifdirective", "ifsection")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Section:
-    """An enclosing ``<Name args>`` block."""
+    """An enclosing ``<Name args>`` block; ``parent`` is the one around it."""
 
     name: str  # lower case: virtualhost, location, ifmodule...
     args: tuple[str, ...]
     where: Location
+    parent: Section | None
+    active: bool
+    virtual_host: Section | None
+
+    def chain(self) -> Iterator[Section]:
+        """This section, then each enclosing one."""
+        section: Section | None = self
+        while section is not None:
+            yield section
+            section = section.parent
+
+
+def _open_section(
+    name: str, args: tuple[str, ...], where: Location, parent: Section | None, active: bool
+) -> Section:
+    host = parent.virtual_host if parent is not None else None
+    section = Section(name, args, where, parent, active, host)
+    if name == "virtualhost":
+        object.__setattr__(section, "virtual_host", section)
+    return section
 
 
 @dataclass(frozen=True)
@@ -39,12 +69,26 @@ class Directive:
     name: str  # lower case
     args: tuple[str, ...]
     where: Location
-    sections: tuple[Section, ...]
+    section: Section | None  # the innermost enclosing section
     active: bool
 
     @property
     def virtual_host(self) -> Section | None:
-        return next((s for s in reversed(self.sections) if s.name == "virtualhost"), None)
+        return self.section.virtual_host if self.section is not None else None
+
+    @property
+    def sections(self) -> tuple[Section, ...]:
+        """The enclosing sections, outermost first."""
+        return tuple(reversed(list(self.section.chain()))) if self.section is not None else ()
+
+    @property
+    def scope(self) -> Section | None:
+        """The innermost enclosing request-scope section (``<Location>``, ``<If>``...), if any."""
+        if self.section is None:
+            return None
+        return next(
+            (s for s in self.section.chain() if s.name not in _READ_TIME and s.name != "virtualhost"), None
+        )
 
     def arg(self, index: int, default: str = "") -> str:
         return self.args[index] if len(self.args) > index else default
@@ -58,7 +102,14 @@ class _State:
     modules: set[str] = field(default_factory=set)
     directives: list[Directive] = field(default_factory=list)
     problems: list[Finding] = field(default_factory=list)
-    seen: set[Path] = field(default_factory=set)
+    reading: set[str] = field(default_factory=set)  # files being read now (an include chain)
+    files: int = 0
+    size: int = 0
+    stopped: bool = False  # a loop or a cap: httpd would not start; stop following includes
+
+    def stop(self, finding: Finding) -> None:
+        self.problems.append(finding)
+        self.stopped = True
 
 
 def read_apache(
@@ -66,39 +117,93 @@ def read_apache(
 ) -> tuple[list[Directive], list[Finding]]:
     """All directives of ``path`` and its includes, and problems reading them."""
     path = Path(path)
-    state = _State(dict(defines or {}), os.environ if environ is None else environ, path.resolve().parent)
-    _read_file(state, path, (), True, 0)
+    state = _State(
+        dict(defines or {}), os.environ if environ is None else environ, Path(os.path.abspath(path)).parent
+    )
+    _read_file(state, path, None, True, 0)
     return state.directives, state.problems
 
 
-def _read_file(state: _State, path: Path, sections: tuple[Section, ...], active: bool, depth: int) -> None:
+def _read_file(state: _State, path: Path, parent: Section | None, active: bool, depth: int) -> None:
+    real = os.path.realpath(path)
+    state.files += 1
+    if state.files > _MAX_FILES:
+        state.stop(_cap(path, f"more than {_MAX_FILES} files are included"))
+        return
     text, problems = read_config(path)
     state.problems += problems
     if text is None:
         return
-    stack = list(sections)
-    actives = [active]
+    state.size += len(text)
+    if state.size > _MAX_TOTAL_BYTES:
+        state.stop(_cap(path, f"the included files add up to more than {_MAX_TOTAL_BYTES} bytes"))
+        return
+    state.reading.add(real)
+    try:
+        _read_lines(state, path, text, parent, active, depth)
+    finally:
+        state.reading.discard(real)
+
+
+def _read_lines(
+    state: _State, path: Path, text: str, parent: Section | None, active: bool, depth: int
+) -> None:
+    section = parent
     for number, line in _logical_lines(text):
         where = Location(str(path), number)
         line = _VARIABLE.sub(
             lambda m: state.defines.get(m.group(1), state.environ.get(m.group(1), m.group(0))), line
         )
         if line.startswith("</"):
-            if len(stack) > len(sections):
-                stack.pop()
-                actives.pop()
+            name = line[2:].rstrip(">").strip().lower()
+            if section is parent or section is None:
+                state.problems.append(_unbalanced(where, f"</{name}> closes no section opened in this file"))
+            else:
+                if name != section.name:
+                    state.problems.append(_unbalanced(where, f"expected </{section.name}> but saw </{name}>"))
+                section = section.parent
             continue
+        inner = section.active if section is not None and section is not parent else active
         if line.startswith("<"):
-            name, args = _split(line[1:].rstrip(">").rstrip())
-            section = Section(name.lower(), args, where)
-            stack.append(section)
-            actives.append(actives[-1] and _condition(state, section))
+            if not line.endswith(">"):
+                state.problems.append(_unbalanced(where, f"{line.split()[0]} directive missing closing '>'"))
+            name, args = _split(line[1:-1] if line.endswith(">") else line[1:])
+            lower = name.lower()
+            holds = inner and _condition(state, lower, args)
+            section = _open_section(lower, args, where, section, holds)
             continue
         name, args = _split(line)
-        directive = Directive(name.lower(), args, where, tuple(stack), actives[-1])
+        directive = Directive(name.lower(), args, where, section, inner)
         state.directives.append(directive)
         if directive.active:
             _apply(state, directive, depth)
+    while section is not parent and section is not None:
+        state.problems.append(
+            _unbalanced(
+                section.where, f'<{section.name}> is not closed in this file (httpd: "was not closed")'
+            )
+        )
+        section = section.parent
+
+
+def _unbalanced(where: Location, problem: str) -> Finding:
+    return Finding(
+        ERROR,
+        "unterminated-section",
+        where,
+        f"{problem}: httpd refuses to start.",
+        "close each section in the file that opens it.",
+    )
+
+
+def _cap(path: Path, problem: str) -> Finding:
+    return Finding(
+        ERROR,
+        "file-too-large",
+        Location(str(path)),
+        f"{problem}: the doctor stops following includes here.",
+        "check what includes what.",
+    )
 
 
 def _apply(state: _State, directive: Directive, depth: int) -> None:
@@ -112,7 +217,7 @@ def _apply(state: _State, directive: Directive, depth: int) -> None:
     elif name == "loadmodule" and len(args) > 1:
         state.modules.add(args[0])
         state.modules.add(Path(args[1]).stem + ".c")  # <IfModule mod_ssl.c> names the source file
-    elif name in ("include", "includeoptional") and args:
+    elif name in ("include", "includeoptional") and args and not state.stopped:
         _include(state, directive, depth)
 
 
@@ -120,48 +225,66 @@ def _include(state: _State, directive: Directive, depth: int) -> None:
     pattern = directive.args[0]
     if not os.path.isabs(pattern):
         pattern = str(state.server_root / pattern)
-    matches = sorted(glob.glob(pattern))
-    if not matches and directive.name == "include" and not glob.has_magic(pattern):
+    if glob.has_magic(pattern):
+        matches = sorted(itertools.islice(glob.iglob(pattern), _MAX_FILES + 1))
+    else:
+        matches = [pattern] if os.path.lexists(pattern) else []
+    if not matches and directive.name == "include":
+        what = "matches no file" if glob.has_magic(pattern) else "does not exist"
         state.problems.append(
             Finding(
                 ERROR,
                 "missing-include",
                 directive.where,
-                f"Include {pattern} does not exist: httpd will not start.",
-                "fix the path, or use IncludeOptional.",
+                f"Include {pattern} {what}: httpd will not start.",
+                f"fix the path, or IncludeOptional {directive.args[0]}",
             )
         )
     if depth >= _MAX_DEPTH:
-        state.problems.append(
-            Finding(
-                ERROR,
-                "include-loop",
-                directive.where,
-                "Includes nest too deeply (a loop?): httpd refuses to start.",
-                "check what includes what.",
-            )
-        )
+        state.stop(_loop(directive, f"includes nest more than {_MAX_DEPTH} deep"))
         return
+    for file in _files(matches):
+        if state.stopped:
+            return
+        if os.path.realpath(file) in state.reading:
+            state.stop(_loop(directive, f"{file} includes itself (through this line)"))
+            return
+        _read_file(state, Path(file), directive.section, True, depth + 1)
+
+
+def _loop(directive: Directive, problem: str) -> Finding:
+    return Finding(
+        ERROR,
+        "include-loop",
+        directive.where,
+        f"{problem}: httpd refuses to start.",
+        "check what includes what; include each file once.",
+    )
+
+
+def _files(matches: list[str]) -> Iterator[str]:
+    """Each match, a directory as the files under it (sorted, symlinked directories not entered)."""
     for match in matches:
-        target = Path(match)
-        files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
-        for file in files:
-            _read_file(state, file, directive.sections, True, depth + 1)
+        if not os.path.isdir(match):
+            yield match
+            continue
+        for folder, dirs, files in os.walk(match):
+            dirs.sort()
+            yield from (os.path.join(folder, name) for name in sorted(files))
 
 
-def _condition(state: _State, section: Section) -> bool:
-    if section.name not in ("ifmodule", "ifdefine") or not section.args:
+def _condition(state: _State, name: str, args: tuple[str, ...]) -> bool:
+    if name not in ("ifmodule", "ifdefine") or not args:
         return True
-    argument = section.args[0]
+    argument = args[0]
     negated = argument.startswith("!")
     argument = argument.lstrip("!")
-    holds = argument in (state.defines if section.name == "ifdefine" else state.modules)
+    holds = argument in (state.defines if name == "ifdefine" else state.modules)
     return holds != negated
 
 
-def _logical_lines(text: str) -> list[tuple[int, str]]:
-    lines: list[tuple[int, str]] = []
-    pending = ""
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    pending: list[str] = []
     start = 0
     for number, raw in enumerate(text.splitlines(), 1):
         stripped = raw.strip()
@@ -170,20 +293,26 @@ def _logical_lines(text: str) -> list[tuple[int, str]]:
             if not stripped or stripped.startswith("#"):
                 continue
         if stripped.endswith("\\"):
-            pending += stripped[:-1] + " "
+            pending.append(stripped[:-1])
             continue
-        lines.append((start, pending + stripped))
-        pending = ""
+        pending.append(stripped)
+        yield start, " ".join(pending)
+        pending = []
     if pending:
-        lines.append((start, pending))
-    return lines
+        yield start, " ".join(pending)
 
 
 def _split(line: str) -> tuple[str, tuple[str, ...]]:
-    try:
-        words = shlex.split(line, comments=False, posix=True)
-    except ValueError:  # an unbalanced quote: httpd would complain too; keep going
-        words = line.split()
+    """Words as httpd's ap_getword_conf splits them: white space, or quoted with \\ escapes."""
+    words = []
+    for match in _WORD.finditer(line):
+        double, single, bare = match.groups()
+        if double is not None:
+            words.append(double.replace('\\"', '"'))
+        elif single is not None:
+            words.append(single.replace("\\'", "'"))
+        else:
+            words.append(bare)
     if not words:
         return "", ()
     return words[0], tuple(words[1:])

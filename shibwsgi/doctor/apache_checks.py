@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from .addresses import is_loopback, port_of
 from .apache import Directive, Section
+from .apache_routes import Route, covers, location_handlers, parse_target, routes, under
 from .findings import ERROR, WARNING, Finding, Location
 from .settings import AppSettings
 
@@ -122,7 +122,7 @@ def _compat_valid_user(active: list[Directive], app: AppSettings | None) -> list
     for require in _named(active, "require"):
         if [a.lower() for a in require.args] != ["valid-user"]:
             continue
-        auth_types = [d for d in active if d.name == "authtype" and d.sections == require.sections]
+        auth_types = [d for d in active if d.name == "authtype" and d.section is require.section]
         if auth_types and auth_types[-1].arg(0).lower() == "shibboleth":
             continue
         host = require.virtual_host
@@ -140,35 +140,84 @@ def _compat_valid_user(active: list[Directive], app: AppSettings | None) -> list
     return findings
 
 
-def _proxies(active: list[Directive]) -> list[Directive]:
-    return _named(active, "proxypass", "proxypassmatch")
+def _app_routes(active: list[Directive]) -> list[Route]:
+    """Routes that proxy somewhere (not the ``!`` exclusions)."""
+    return [route for route in routes(active) if not route.excluded]
 
 
-def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[Finding]:
-    """The front end's own endpoints must not be proxied to the app."""
+def _endpoints(active: list[Directive]) -> list[tuple[str, str]]:
     endpoints = []
     if _uses(active, "shib"):
         endpoints.append(("/Shibboleth.sso", "the Shibboleth handler (ACS, Login, Logout)"))
     if _uses(active, "mellon"):
         paths = [d.arg(0) for d in _named(active, "mellonendpointpath")] or ["/mellon"]
         endpoints += [(path.rstrip("/") or "/", "mod_auth_mellon's endpoints") for path in paths]
+    return endpoints
+
+
+def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[Finding]:
+    """The front end's own endpoints must not be proxied to the app, whatever form the proxying takes."""
+    order = {id(d): index for index, d in enumerate(active)}
+    every = routes(active)
+    handlers = location_handlers(active)
     findings = []
-    for proxy in _proxies(active):
-        if proxy.name != "proxypass" or proxy.arg(0) != "/" or proxy.arg(1) == "!":
-            continue
-        before = [p for p in _proxies(active) if p.virtual_host == proxy.virtual_host and p.arg(1) == "!"]
-        for path, what in endpoints:
-            if not any(p.arg(0).rstrip("/") == path for p in before):
-                findings.append(
-                    Finding(
-                        ERROR,
-                        "handler-proxied",
-                        proxy.where,
-                        f"ProxyPass / sends {what} ({path}) to the app.",
-                        f"ProxyPass {path} !  before this line.",
-                    )
+    for path, what in _endpoints(active):
+        probe = path + "/Login"
+        for route in _app_routes(active):
+            if not route.matches(probe) or _excluded(route, probe, every, handlers, order):
+                continue
+            if not route.in_location:
+                fix = f"ProxyPass {path} !  before line {route.directive.where.line}."
+            elif "Shibboleth" in path:
+                fix = f"<Location {path}> SetHandler shib </Location> after this Location."
+            else:
+                fix = f"ProxyPass {path} !  and no proxy handler over {path}."
+            findings.append(
+                Finding(
+                    ERROR,
+                    "handler-proxied",
+                    route.directive.where,
+                    f"{_written(route)} sends {what} ({path}) to the app.",
+                    fix,
                 )
+            )
     return findings
+
+
+def _excluded(
+    route: Route, path: str, every: list[Route], handlers: list[tuple[str, Directive]], order: dict[int, int]
+) -> bool:
+    """Whether ``path`` is kept from ``route``: a ``!`` exclusion httpd sees first, or a handler of its own."""
+    host = route.directive.virtual_host
+    if any(
+        other.excluded
+        and other.matches(path)
+        and other.directive.virtual_host in (None, host)
+        # httpd takes the first matching ProxyPass; a <Location> one is merged by specificity.
+        and (
+            route.in_location or other.in_location or order[id(other.directive)] < order[id(route.directive)]
+        )
+        for other in every
+    ):
+        return True
+    # A more specific <Location> with its own handler (SetHandler shib) wins over a Location-level proxy.
+    return route.in_location and any(
+        d.virtual_host in (None, host) and len(prefix) > len(route.path or "") and under(path, prefix)
+        for prefix, d in handlers
+    )
+
+
+def _written(route: Route) -> str:
+    d = route.directive
+    return f"{_directive_name(d)} {' '.join(d.args)}".strip() + (
+        f" (in <Location {route.where_written()}>)" if route.in_location else ""
+    )
+
+
+def _directive_name(d: Directive) -> str:
+    return {"proxypass": "ProxyPass", "proxypassmatch": "ProxyPassMatch", "sethandler": "SetHandler"}.get(
+        d.name, d.name
+    )
 
 
 def _openidc(active: list[Directive], app: AppSettings | None) -> list[Finding]:
@@ -187,6 +236,16 @@ def _openidc(active: list[Directive], app: AppSettings | None) -> list[Finding]:
                 where,
                 "claims pass as latin1 (the module's default): characters outside latin-1 become '?'.",
                 "OIDCPassClaimsAs environment base64url, and SHIBWSGI_ENCODING=base64url.",
+            )
+        )
+    if mode == "both":
+        findings.append(
+            Finding(
+                WARNING,
+                "oidc-claims-twice",
+                where,
+                "OIDCPassClaimsAs both (the module's default): every claim travels twice, as a header and as a variable, in the 64 KB uwsgi packet.",
+                f"OIDCPassClaimsAs environment {encoding}",
             )
         )
     if app is not None and app.profile == "openidc":
@@ -213,7 +272,7 @@ def _openidc(active: list[Directive], app: AppSettings | None) -> list[Finding]:
             )
         prefixes = _named(active, "oidcclaimprefix")
         prefix = prefixes[-1].arg(0) if prefixes else "OIDC_CLAIM_"
-        through_uwsgi = any(p.arg(1).startswith("uwsgi:") for p in _proxies(active))
+        through_uwsgi = any(_scheme(r.target) == "uwsgi" for r in _app_routes(active))
         if app.channel == "headers" and mode in ("headers", "both") and "_" in prefix and through_uwsgi:
             findings.append(
                 Finding(
@@ -280,61 +339,117 @@ def _mellon(active: list[Directive], app: AppSettings | None) -> list[Finding]:
     ]
 
 
+def _scheme(raw: str) -> str:
+    """The protocol of a target, even one with an undefined ${VAR} in it."""
+    url = raw.partition("|")[2] if raw.lower().startswith("unix:") else raw
+    return url.partition("://")[0].lower()
+
+
 def _proxy_targets(active: list[Directive], app: AppSettings | None) -> list[Finding]:
     findings = []
-    for proxy in _proxies(active):
-        if "${" in proxy.arg(1):
-            continue  # an undefined variable: nothing to judge
-        target = urlsplit(proxy.arg(1))
-        if target.scheme == "uwsgi" and not is_loopback(target.hostname):
+    targets: list[tuple[str, Directive, Route | None]] = [
+        (r.target, r.directive, r) for r in _app_routes(active)
+    ]
+    targets += [(d.arg(0), d, None) for d in _named(active, "balancermember") if d.args]
+    for raw, directive, route in targets:
+        if "${" in raw or raw.lower().startswith("balancer:"):
+            continue  # an undefined variable, or the members are checked themselves
+        try:
+            target = parse_target(raw)
+        except ValueError as exc:
+            findings.append(
+                Finding(
+                    ERROR,
+                    "bad-proxy-url",
+                    directive.where,
+                    f"{_directive_name(directive)} target {raw!r} cannot be parsed ({exc}): httpd refuses it.",
+                    "write it as uwsgi://127.0.0.1:PORT/ (IPv6: uwsgi://[::1]:PORT/).",
+                )
+            )
+            continue
+        if target.scheme == "uwsgi" and not target.unix and not is_loopback(target.host):
+            port = port_of(target.netloc) or "3031"
             findings.append(
                 Finding(
                     WARNING,
                     "socket-beyond-loopback",
-                    proxy.where,
+                    directive.where,
                     f"the app's uwsgi socket {target.netloc} is not on loopback: whoever reaches it can send any identity.",
-                    "run uWSGI on 127.0.0.1 or a unix socket (unix:/run/app.sock|uwsgi://app/).",
+                    f"uwsgi://127.0.0.1:{port}{target.path} (with uWSGI's socket = 127.0.0.1:{port}), or a unix socket.",
                 )
             )
-        if app is not None and app.channel == "environ" and target.scheme in ("http", "https"):
+        if app is not None and app.channel == "environ" and target.scheme in ("http", "https") and route:
+            path = route.path if route.path is not None and not route.in_location else route.where_written()
             findings.append(
                 Finding(
                     ERROR,
                     "proxy-http-environ",
-                    proxy.where,
-                    f"ProxyPass to {target.scheme}:// (mod_proxy_http) forwards no server variables: the app, reading the environ channel, sees nobody.",
-                    "ProxyPass / uwsgi://127.0.0.1:3031/ (mod_proxy_uwsgi), or the headers channel with trusted_proxies.",
+                    directive.where,
+                    f"{_written(route)} proxies with mod_proxy_http, which forwards no server variables: the app, reading the environ channel, sees nobody.",
+                    f"ProxyPass {path} uwsgi://{target.netloc}/ (mod_proxy_uwsgi, to uWSGI's socket), or the headers channel with trusted_proxies.",
                 )
             )
     return findings
 
 
 def _client_headers(active: list[Directive], app: AppSettings) -> list[Finding]:
-    proxies = [p for p in _proxies(active) if p.arg(1) != "!"]
-    if not proxies:
-        return []
-    covered = {
-        (d.virtual_host, "HTTP_" + d.arg(1).upper().replace("-", "_"))
+    """Each route to the app must unset (or set) every identity header, unconditionally, in a scope covering it."""
+    sets = [
+        d
         for d in _named(active, "requestheader")
-        if d.arg(0).lower() in ("set", "unset")
-    }
+        if d.arg(0).lower() in ("set", "unset") and len(d.args) >= 2
+    ]
     findings = []
-    for proxy in proxies:
-        missing = sorted(
-            k for k in app.header_keys if (proxy.virtual_host, k) not in covered and (None, k) not in covered
-        )
+    reported: set[int] = set()
+    for route in _app_routes(active):
+        missing = []
+        for key in sorted(app.header_keys):
+            mine = [d for d in sets if _key(d.arg(1)) == key and covers(d, route)]
+            if any(not _conditional(d) for d in mine):
+                continue
+            conditional = [d for d in mine if _conditional(d)]
+            if conditional:
+                for d in conditional:
+                    if id(d) not in reported:
+                        reported.add(id(d))
+                        findings.append(_conditional_finding(d))
+                continue
+            missing.append(key)
         if missing:
             names = ", ".join(_header_name(k) for k in missing)
+            fix = "; ".join(f"RequestHeader unset {_header_name(k)} early" for k in missing)
+            scope = route.directive.virtual_host
+            at = f" in the <VirtualHost> of line {scope.where.line}" if scope is not None else ""
             findings.append(
                 Finding(
                     ERROR,
                     "client-headers-not-unset",
-                    proxy.where,
-                    f"the app reads identity headers, but Apache passes clients' own copies of {names}.",
-                    "RequestHeader unset NAME early (or set) for each, before the auth module sets them.",
+                    route.directive.where,
+                    f"the app reads identity headers, but {_written(route)} passes clients' own copies of {names} (no unconditional RequestHeader set/unset covers these paths).",
+                    f"{fix}{at}, outside any <Location>/<If>.",
                 )
             )
     return findings
+
+
+def _key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def _conditional(d: Directive) -> bool:
+    return any(a.lower().startswith(("env=", "expr=")) for a in d.args[2:])
+
+
+def _conditional_finding(d: Directive) -> Finding:
+    condition = next(a for a in d.args[2:] if a.lower().startswith(("env=", "expr=")))
+    name = d.arg(1)
+    return Finding(
+        ERROR,
+        "conditional-header-set",
+        d.where,
+        f"RequestHeader {d.arg(0)} {name} only when {condition}: otherwise the client's own {name} reaches the app.",
+        f"RequestHeader unset {name} early  before this line, without a condition.",
+    )
 
 
 def _header_name(key: str) -> str:
@@ -416,9 +531,8 @@ def _cookie_scheme(
     active: list[Directive], tls_hosts: set[Section | None], app: AppSettings
 ) -> list[Finding]:
     findings = []
-    for proxy in _proxies(active):
-        if proxy.arg(1) == "!":
-            continue
+    for route in _app_routes(active):
+        proxy = route.directive
         tls = proxy.virtual_host in tls_hosts
         if app.cookie_secure and not tls:
             findings.append(

@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from ..probe import DEFAULT_PROBE_PATH
 from ..settings import PREFIX
 from .apache import read_apache
 from .apache_checks import check_apache
 from .findings import ERROR, WARNING, Finding, Location
 from .nginx import read_nginx
 from .nginx_checks import check_nginx
+from .probe import probe
+from .probe_http import Site
+from .servers import ask_apache, ask_nginx
 from .settings import AppSettings, read_settings
 from .uwsgi import Option, read_uwsgi
 from .uwsgi_checks import check_socket_variable, check_uwsgi
@@ -29,8 +35,12 @@ def diagnose(
     nginx: Sequence[str | Path] = (),
     environ: Mapping[str, str] | None = None,
     defines: Mapping[str, str] | None = None,
+    servers: bool = False,
 ) -> tuple[list[Finding], AppSettings | None]:
-    """Every finding for these files; ``environ``: the environment whose settings count (``--env``)."""
+    """Every finding for these files; ``environ``: the environment whose settings count (``--env``).
+
+    ``servers``: also ask the installed apache2/nginx whether they accept the files.
+    """
     findings: list[Finding] = []
     options: list[Option] | None = None
     if uwsgi is not None:
@@ -46,9 +56,13 @@ def diagnose(
     for path in apache:
         directives, problems = read_apache(path, defines=defines)
         findings += problems + check_apache(directives, app)
+        if servers and any(d.name == "loadmodule" and d.active for d in directives):
+            findings += ask_apache(path, defines or {})
     for path in nginx:
         root, problems = read_nginx(path)
         findings += problems + check_nginx(root, app)
+        if servers and any(block.name == "events" for block in root.children):
+            findings += ask_nginx(path)
     unique = dict.fromkeys(findings)  # an included file may be read twice
     return sorted(unique, key=lambda f: (f.severity != ERROR, f.where.file, f.where.line)), app
 
@@ -61,17 +75,19 @@ def _settings(
     where = {k: Location("environment " + k) for k in settings}
     for option in options:
         name, equals, value = option.value.partition("=")
+        name, value = name.strip(), value.strip()
         if option.key == "env" and equals and name.startswith(PREFIX):
             settings[name] = value
             where[name] = option.where
     return settings, where
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _arguments() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m shibwsgi doctor",
+        prog="shibwsgi doctor",
         description="Find the classic mistakes in a shibwsgi deployment: Apache, uWSGI and nginx "
-        "files and the SHIBWSGI_* settings. Exit status 1 when there are errors.",
+        "files and the SHIBWSGI_* settings; with --probe, send hostile requests through the "
+        "deployed front end and report what reached the app. Exit status 1 when there are errors.",
     )
     parser.add_argument(
         "--apache",
@@ -97,10 +113,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="NAME[=VALUE]",
         help="as apache2 -D, for <IfDefine>",
     )
+    parser.add_argument(
+        "--no-servers",
+        action="store_true",
+        help="do not ask the installed apache2/nginx to test the files (apache2 -t, nginx -t)",
+    )
+    probing = parser.add_argument_group("live probe")
+    probing.add_argument("--probe", metavar="URL", help="the deployed site, e.g. https://app.example.org/")
+    probing.add_argument(
+        "--token", help="the app's SHIBWSGI_PROBE_TOKEN (default: that variable in this environment)"
+    )
+    probing.add_argument(
+        "--profile", help="the app's profile, when no settings are given (--env, --uwsgi); default shibboleth"
+    )
+    probing.add_argument(
+        "--protected", metavar="PATH", help="a path the front end protects (default: the app's login path)"
+    )
+    probing.add_argument("--public", metavar="PATH", default="/", help="a public path (default /)")
+    probing.add_argument("--cafile", metavar="FILE", help="CA certificates to verify the site with")
+    probing.add_argument("--insecure", action="store_true", help="do not verify the site's certificate")
+    probing.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (10)")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _arguments()
     args = parser.parse_args(argv)
-    if not (args.apache or args.uwsgi or args.nginx or args.env):
-        parser.error("nothing to check: give --apache, --uwsgi, --nginx and/or --env")
+    if not (args.apache or args.uwsgi or args.nginx or args.env or args.probe):
+        parser.error("nothing to check: give --apache, --uwsgi, --nginx, --env and/or --probe URL")
     defines = dict(item.partition("=")[::2] for item in args.define)
     findings, app = diagnose(
         apache=args.apache,
@@ -108,10 +149,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         nginx=args.nginx,
         environ=os.environ if args.env else None,
         defines=defines,
+        servers=not args.no_servers,
     )
+    if args.probe:
+        findings += _probe(parser, args, app)
+    return _report(findings, app, as_json=args.json)
+
+
+def _probe(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, app: AppSettings | None
+) -> list[Finding]:
+    token = args.token or os.environ.get(PREFIX + "PROBE_TOKEN")
+    if not token:
+        parser.error("--probe needs --token (the app's SHIBWSGI_PROBE_TOKEN)")
+    if urlsplit(args.probe).scheme not in ("http", "https"):
+        parser.error("--probe needs an http:// or https:// URL")
+    if app is None:
+        app, problems = read_settings({PREFIX + "PROFILE": args.profile or "shibboleth"}, {})
+        if app is None:
+            return problems
+    context = ssl.create_default_context(cafile=args.cafile)
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return probe(
+        Site(args.probe, timeout=args.timeout, context=context),
+        token,
+        names=app.variable_names,
+        probe_path=app.probe_path or DEFAULT_PROBE_PATH,
+        protected=args.protected or app.login_path or "/login",
+        public=args.public,
+    )
+
+
+def _report(findings: list[Finding], app: AppSettings | None, *, as_json: bool) -> int:
     errors = sum(f.severity == ERROR for f in findings)
     warnings = sum(f.severity == WARNING for f in findings)
-    if args.json:
+    if as_json:
         json.dump(
             {
                 "findings": [f.to_dict() for f in findings],
@@ -126,10 +200,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         for finding in findings:
             print(finding)
-        scope = (
-            ""
-            if app is not None
-            else " (no SHIBWSGI_* settings given: checks against the app's settings skipped; use --env or env = lines)"
-        )
+        scope = ""
+        if any(f.pitfall == "invalid-setting" for f in findings):
+            scope = " (the SHIBWSGI_* settings are invalid: checks against the app's settings skipped)"
+        elif app is None:
+            scope = " (no SHIBWSGI_* settings given: checks against the app's settings skipped; use --env or env = lines)"
         print(f"{errors} error(s), {warnings} warning(s){scope}")
     return 1 if errors else 0

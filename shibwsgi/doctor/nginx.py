@@ -1,17 +1,24 @@
-"""Reading an nginx configuration into blocks of directives (``include`` followed)."""
+"""Reading an nginx configuration into blocks of directives (``include`` followed).
+
+What nginx refuses is reported, not followed: an include of a missing file or a loop, a
+block left open or closed twice. Reading is bounded in files, bytes and depth.
+"""
 
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .findings import Finding, Location, read_config
+from .findings import ERROR, MAX_FILE_BYTES, Finding, Location, read_config
 
 __all__ = ["Block", "NginxDirective", "read_nginx"]
 
-_MAX_DEPTH = 16
+_MAX_DEPTH = 128
+_MAX_FILES = 1000
+_MAX_TOTAL_BYTES = 16 * MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -36,9 +43,13 @@ class Block:
         return [d for d in self.directives if d.name == name]
 
     def walk(self) -> list[Block]:
-        blocks = [self]
-        for child in self.children:
-            blocks.extend(child.walk())
+        """This block and every block inside it, in file order (no recursion: nesting is unbounded)."""
+        blocks: list[Block] = []
+        pending = [self]
+        while pending:
+            block = pending.pop()
+            blocks.append(block)
+            pending.extend(reversed(block.children))
         return blocks
 
     def inherited(self, name: str) -> list[NginxDirective]:
@@ -52,49 +63,140 @@ class Block:
         return []
 
 
+@dataclass
+class _State:
+    problems: list[Finding] = field(default_factory=list)
+    reading: set[str] = field(default_factory=set)
+    files: int = 0
+    size: int = 0
+    stopped: bool = False
+
+    def stop(self, finding: Finding) -> None:
+        self.problems.append(finding)
+        self.stopped = True
+
+
 def read_nginx(path: str | Path) -> tuple[Block, list[Finding]]:
     """The main block of ``path`` (its includes spliced in), and problems reading it."""
     path = Path(path)
     root = Block("main", (), Location(str(path)))
-    problems: list[Finding] = []
-    _read(path, root, problems, 0)
-    return root, problems
+    state = _State()
+    _read(state, path, root, 0)
+    return root, state.problems
 
 
-def _read(path: Path, block: Block, problems: list[Finding], depth: int) -> Block:
+def _read(state: _State, path: Path, start: Block, depth: int) -> None:
+    state.files += 1
+    if state.files > _MAX_FILES:
+        state.stop(
+            _refused("file-too-large", Location(str(path)), f"more than {_MAX_FILES} files are included")
+        )
+        return
     text, unreadable = read_config(path)
-    problems += unreadable
+    state.problems += unreadable
     if text is None:
-        return block
+        return
+    state.size += len(text)
+    if state.size > _MAX_TOTAL_BYTES:
+        state.stop(_refused("file-too-large", Location(str(path)), "the included files are too large in all"))
+        return
+    real = os.path.realpath(path)
+    state.reading.add(real)
+    try:
+        _parse(state, path, text, start, depth)
+    finally:
+        state.reading.discard(real)
+
+
+def _parse(state: _State, path: Path, text: str, start: Block, depth: int) -> None:
+    block = start
     words: list[str] = []
-    start = 0
+    first = 0
     for word, line in _tokens(text):
-        where = Location(str(path), start or line)
+        where = Location(str(path), first or line)
         if word == "{":
             child = Block(words[0] if words else "", tuple(words[1:]), where, block)
             block.children.append(child)
-            block, words, start = child, [], 0
+            block, words, first = child, [], 0
         elif word == "}":
-            if block.parent is not None:
+            if words:
+                state.problems.append(
+                    _refused("unterminated-section", where, f'"{words[0]}" has no ";" before "}}"')
+                )
+            if block is start:
+                state.problems.append(_refused("unterminated-section", where, 'unexpected "}"'))
+            elif block.parent is not None:
                 block = block.parent
-            words, start = [], 0
+            words, first = [], 0
         elif word == ";":
             if words:
                 directive = NginxDirective(words[0], tuple(words[1:]), where)
-                if directive.name == "include" and directive.args and depth < _MAX_DEPTH:
-                    pattern = directive.args[0]
-                    if not os.path.isabs(pattern):
-                        pattern = str(path.parent / pattern)
-                    for match in sorted(glob.glob(pattern)):
-                        _read(Path(match), block, problems, depth + 1)
+                if directive.name == "include" and directive.args:
+                    _include(state, path, directive, block, depth)
                 else:
                     block.directives.append(directive)
-            words, start = [], 0
+            words, first = [], 0
         else:
             if not words:
-                start = line
+                first = line
             words.append(word)
-    return block
+    end = Location(str(path), text.count("\n") + 1)
+    if words:
+        state.problems.append(
+            _refused("unterminated-section", end, 'unexpected end of file, expecting ";" or "}"')
+        )
+    while block is not start and block.parent is not None:
+        state.problems.append(
+            _refused(
+                "unterminated-section",
+                block.where,
+                f'"{block.name}" block not closed: unexpected end of file',
+            )
+        )
+        block = block.parent
+
+
+def _include(state: _State, path: Path, directive: NginxDirective, block: Block, depth: int) -> None:
+    if state.stopped:
+        return
+    pattern = directive.args[0]
+    if not os.path.isabs(pattern):
+        pattern = str(path.parent / pattern)
+    if glob.has_magic(pattern):
+        matches = sorted(itertools.islice(glob.iglob(pattern), _MAX_FILES + 1))
+    elif os.path.lexists(pattern):
+        matches = [pattern]
+    else:
+        state.problems.append(
+            _refused(
+                "missing-include",
+                directive.where,
+                f"include {pattern}: open() failed (No such file or directory)",
+            )
+        )
+        return
+    if depth >= _MAX_DEPTH:
+        state.stop(_refused("include-loop", directive.where, f"includes nest more than {_MAX_DEPTH} deep"))
+        return
+    for match in matches:
+        if state.stopped:
+            return
+        if os.path.realpath(match) in state.reading:
+            state.stop(
+                _refused("include-loop", directive.where, f"{match} includes itself (through this line)")
+            )
+            return
+        _read(state, Path(match), block, depth + 1)
+
+
+def _refused(pitfall: str, where: Location, problem: str) -> Finding:
+    return Finding(
+        ERROR,
+        pitfall,
+        where,
+        f"{problem}: nginx refuses this config.",
+        "nginx -t shows the same; fix it there.",
+    )
 
 
 def _tokens(text: str) -> list[tuple[str, int]]:
@@ -123,7 +225,8 @@ def _tokens(text: str) -> list[tuple[str, int]]:
         else:
             end = i
             while end < n and not text[end].isspace() and text[end] not in "{};":
-                end += 1
+                # ${name} is a variable inside a word, not a block
+                end = text.find("}", end) + 1 or n if text.startswith("${", end) else end + 1
             tokens.append((text[i:end], line))
             i = end
     return tokens

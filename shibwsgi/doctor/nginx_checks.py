@@ -2,38 +2,73 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from .addresses import is_loopback, split_address
 from .findings import ERROR, WARNING, Finding, Location
-from .nginx import Block
+from .nginx import Block, NginxDirective
+from .nginx_values import client_variables, tainted_by
 from .settings import AppSettings
 
 __all__ = ["check_nginx"]
 
 
+#: The directive that sends requests on -> the directive that sets what it sends, and how a name becomes an environ key.
+_PASSES: dict[str, tuple[str, Callable[[str], str]]] = {
+    "uwsgi_pass": ("uwsgi_param", str.upper),
+    "fastcgi_pass": ("fastcgi_param", str.upper),
+    "scgi_pass": ("scgi_param", str.upper),
+    "proxy_pass": ("proxy_set_header", lambda name: _header_key(name)),
+    "grpc_pass": ("grpc_set_header", lambda name: _header_key(name)),
+}
+_SETTERS = {setter: key for setter, key in _PASSES.values()}
+#: Without the app's settings: names that look like an identity.
+_IDENTITY_LIKE = re.compile(
+    r"USER|EMAIL|GROUP|EPPN|UID|PRINCIPAL|ROLE|IDENTITY|ASSERTION|JWT|SHIB|OIDC|MELLON"
+)
+
+
 def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
     blocks = root.walk()
     upstreams = {b.args[0]: b for b in blocks if b.name == "upstream" and b.args}
+    auth = _auth_targets(blocks)
+    tainted = client_variables(root)
     findings: list[Finding] = []
     for block in blocks:
-        for passing in block.get("uwsgi_pass"):
-            findings += _upstream(passing.args[0] if passing.args else "", upstreams, passing.where)
-            if app is not None and app.channel == "headers" and _passes_client_headers(block, "uwsgi"):
-                findings += _headers(block, app, "uwsgi_param", str.upper)
-        auth_service = any(d.args[:1] == ("off",) for d in block.get("auth_request"))
-        if (
-            block.get("proxy_pass")
-            and app is not None
-            and app.channel == "headers"
-            and not auth_service
-            and _passes_client_headers(block, "proxy")
-        ):
-            findings += _headers(block, app, "proxy_set_header", _header_key)
+        to_app = False
+        for name, (setter, key) in _PASSES.items():
+            for passing in block.get(name):
+                target = passing.args[0] if passing.args else ""
+                if name == "uwsgi_pass":
+                    findings += _upstream(target, upstreams, passing.where)
+                if target in auth:
+                    continue
+                to_app = True
+                module = name.partition("_")[0]
+                if app is not None and app.channel == "headers" and _passes_client_headers(block, module):
+                    findings += _headers(block, passing, app, setter, key)
+        if not (block.get("proxy_pass") and not to_app):
+            findings += _copied(block, tainted, app)
+        if to_app:
+            findings += _auth_off(block, app.open_paths if app is not None else frozenset({"/logout"}))
     if app is not None and app.sessions and app.cookie_secure:
         for server in (b for b in blocks if b.name == "server"):
             findings += _plain_http(server)
-    return findings
+    return list(dict.fromkeys(findings))
+
+
+def _auth_targets(blocks: list[Block]) -> set[str]:
+    """Where the auth_request subrequests go (oauth2-proxy...): not the app."""
+    uris = {d.args[0] for b in blocks for d in b.get("auth_request") if d.args and d.args[0] != "off"}
+    locations = [b for b in blocks if b.name == "location" and b.args]
+    targets = set()
+    for uri in uris:
+        exact = [b for b in locations if b.args[0] == "=" and b.args[-1] == uri]
+        prefixes = [b for b in locations if len(b.args) == 1 and uri.startswith(b.args[0])]
+        chosen = exact or sorted(prefixes, key=lambda b: len(b.args[0]))[-1:]
+        targets |= {d.args[0] for b in chosen for d in b.get("proxy_pass") if d.args}
+    return targets
 
 
 def _passes_client_headers(block: Block, module: str) -> bool:
@@ -46,25 +81,116 @@ def _header_key(name: str) -> str:
     return "HTTP_" + name.upper().replace("-", "_")
 
 
-def _headers(block: Block, app: AppSettings, directive: str, key: Callable[[str], str]) -> list[Finding]:
-    given = {key(d.args[0]) for d in block.inherited(directive) if d.args}
+def _headers(
+    block: Block, passing: NginxDirective, app: AppSettings, directive: str, key: Callable[[str], str]
+) -> list[Finding]:
+    """The identity headers this pass does not overwrite, reported once at the level that decides."""
+    origin = _origin(block, directive)
+    own = origin.get(directive) if origin is not None else []
+    given = {key(d.args[0]) for d in own if d.args and "if_not_empty" not in d.args[2:]}
     missing = sorted(app.header_keys - given)
     if not missing:
         return []
-    own = block.get(directive)
-    hint = (
-        " (this block sets some of its own, so it inherits none from outer blocks)"
-        if own and block.parent and block.parent.inherited(directive)
-        else ""
-    )
+    hides = origin is not None and origin.parent is not None and bool(origin.parent.inherited(directive))
+    hint = " (this block sets some of its own, so it inherits none from outer blocks)" if hides else ""
+    lazy = [d.args[0] for d in own if d.args and "if_not_empty" in d.args[2:] and key(d.args[0]) in missing]
+    if lazy:
+        hint += f" ({', '.join(lazy)}: if_not_empty lets the client's copy through when the value is empty)"
     names = ", ".join(missing)
+    spelled = [name if directive.endswith("_param") else _header_name(name) for name in missing]
+    if origin is not None:
+        where = own[0].where
+    else:
+        server = next((b for b in _ancestors(block) if b.name == "server"), block)
+        where = server.where if server is not block else passing.where
     return [
         Finding(
             ERROR,
             "client-headers-not-unset",
-            block.where,
-            f"the app reads identity headers, but {directive} does not overwrite the client's own {names} here{hint}.",
-            f"{directive} for each, set from auth_request_set variables (empty when anonymous).",
+            where,
+            f"the app reads identity headers, but {directive} does not overwrite the client's own {names} for the {passing.name} below{hint}.",
+            "here: "
+            + " ".join(f'{directive} {name} "";' for name in spelled)
+            + " (or the auth_request_set variable of each).",
+        )
+    ]
+
+
+def _origin(block: Block, directive: str) -> Block | None:
+    """The level whose ``directive`` list applies to ``block`` (nginx: the innermost that sets any)."""
+    return next((b for b in _ancestors(block) if b.get(directive)), None)
+
+
+def _ancestors(block: Block) -> list[Block]:
+    chain = []
+    current: Block | None = block
+    while current is not None:
+        chain.append(current)
+        current = current.parent
+    return chain
+
+
+def _header_name(key: str) -> str:
+    return "-".join(part.capitalize() for part in key.removeprefix("HTTP_").split("_"))
+
+
+def _identity(key: str, app: AppSettings | None) -> bool:
+    if app is None:
+        return bool(_IDENTITY_LIKE.search(key))
+    return key in app.identity_keys or key in app.header_keys or key == "REMOTE_USER"
+
+
+def _copied(block: Block, tainted: frozenset[str], app: AppSettings | None) -> list[Finding]:
+    """An identity variable set from a value the client sends: anyone can be anyone."""
+    findings = []
+    for d in block.directives:
+        if d.name not in _SETTERS or len(d.args) < 2 or not _identity(_SETTERS[d.name](d.args[0]), app):
+            continue
+        sources = tainted_by(d.args[1], tainted)
+        if _basic_auth(block):  # auth_basic checked the password: $remote_user is nginx's answer
+            sources = [source for source in sources if source != "$remote_user"]
+        if not sources:
+            continue
+        answers = [d.args[0] for b in _ancestors(block) for d in b.get("auth_request_set") if d.args]
+        better = answers[0] if answers else "$upstream_http_x_auth_request_user (via auth_request_set)"
+        findings.append(
+            Finding(
+                ERROR,
+                "client-value-copied",
+                d.where,
+                f"{d.name} {d.args[0]} {d.args[1]}: {', '.join(sources)} is what the client sent, so any client can claim any identity.",
+                f'{d.name} {d.args[0]} {better};  (a value from the auth_request answer), or "" to clear it.',
+            )
+        )
+    return findings
+
+
+def _basic_auth(block: Block) -> bool:
+    setting = block.inherited("auth_basic")
+    return bool(setting) and setting[-1].args[:1] != ("off",)
+
+
+def _auth_off(block: Block, open_paths: frozenset[str]) -> list[Finding]:
+    """``auth_request off`` in a location that passes to the app, under a level that authenticates.
+
+    Named and internal locations (reached only from the config) and the app's own logout
+    path (``location = /logout``) are meant to be open.
+    """
+    offs = [d for d in block.get("auth_request") if d.args[:1] == ("off",)]
+    named = block.args[:1] and block.args[-1].startswith("@")
+    logout = len(block.args) == 2 and block.args[0] == "=" and block.args[1] in open_paths
+    if not offs or named or logout or block.get("internal") or block.parent is None:
+        return []
+    if not any(d.args and d.args[0] != "off" for d in block.parent.inherited("auth_request")):
+        return []
+    path = " ".join(block.args)
+    return [
+        Finding(
+            WARNING,
+            "auth-request-off",
+            offs[0].where,
+            f"location {path} switches auth_request off and passes to the app: requests here reach it unauthenticated.",
+            f"remove auth_request off from location {path}, unless the app itself guards every path under it.",
         )
     ]
 
@@ -87,7 +213,7 @@ def _upstream(target: str, upstreams: dict[str, Block], where: Location) -> list
                     "socket-beyond-loopback",
                     location,
                     f"the app's uwsgi socket {address} is not on loopback: whoever reaches it can send any identity.",
-                    "run uWSGI on 127.0.0.1 or a unix socket.",
+                    f"socket = 127.0.0.1:{split_address(address)[1]} in uWSGI, and uwsgi_pass 127.0.0.1:{split_address(address)[1]}; (or a unix socket).",
                 )
             )
     return findings

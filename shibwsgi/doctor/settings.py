@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 from ..attributes import DEFAULT_MAX_BYTES
 from ..errors import ConfigError
 from ..middleware import SSOMiddleware
 from ..settings import PREFIX, boolean, parse_settings
+from .addresses import is_loopback
 from .findings import ERROR, Finding, Location
 
 __all__ = ["AppSettings", "read_settings"]
@@ -18,8 +22,12 @@ __all__ = ["AppSettings", "read_settings"]
 OVERHEAD = 4096
 #: The uwsgi packet's vars block size is a 16-bit number.
 UWSGI_MAX = 65535
-#: Settings the doctor must not turn into objects: they would open databases or connect.
-_SIDE_EFFECTS = ("SHIBWSGI_SESSION", "SHIBWSGI_SECRET_KEY")
+#: Settings the doctor must not turn into objects: they would open databases, connect, or
+#: import (and so run) the application's own code.
+_SIDE_EFFECTS = ("SHIBWSGI_SESSION", "SHIBWSGI_SECRET_KEY", "SHIBWSGI_ROLES")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: ``package.module:function`` (or ``:Class.method``), as :func:`shibwsgi.roles.load_hook` reads it.
+_HOOK = re.compile(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,11 @@ class AppSettings:
     channel: str
     encoding: str
     header_keys: frozenset[str]  # HTTP_* keys the app reads identity from (headers channel)
+    identity_keys: frozenset[str]  # every environ key the app reads identity from, any channel
+    open_paths: frozenset[str]  # the app's own paths that need no login (logout)
+    variable_names: frozenset[str]  # the front end's names for them (headers or server variables)
+    login_path: str | None
+    probe_path: str | None
     sessions: bool
     cookie_secure: bool
     needed_buffer: int
@@ -48,9 +61,15 @@ def read_settings(
     inert = {key: value for key, value in ours.items() if key not in _SIDE_EFFECTS}
     try:
         options = parse_settings(inert)
+        if "SHIBWSGI_ROLES" in ours:
+            options["roles"] = _roles_hook(ours["SHIBWSGI_ROLES"])
         middleware = SSOMiddleware(_noop_app, **options)
         secure = boolean(ours.get("SHIBWSGI_COOKIE_SECURE", "true"))
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, TypeError, ImportError) as exc:
+        # The middleware refuses a plain-http key URL too: the specific finding says more.
+        specific = _jwks_url(ours, where)
+        if specific:
+            return None, specific
         setting = getattr(exc, "setting", "SHIBWSGI_*")
         setting = setting if setting.startswith(PREFIX) else PREFIX + setting.upper()
         location = where.get(setting, Location("settings"))
@@ -66,9 +85,42 @@ def read_settings(
         channel=middleware.channel,
         encoding=middleware.profile.encoding,
         header_keys=header_keys if middleware.channel == "headers" else frozenset(),
+        identity_keys=frozenset(middleware.parser.read_keys()),
+        open_paths=frozenset(p for p in (middleware.logout_path,) if p is not None),
+        variable_names=frozenset(middleware.parser.variable_names() | set(middleware.profile.companions)),
+        login_path=middleware.login_path,
+        probe_path=middleware.probe.path if middleware.probe else None,
         sessions="SHIBWSGI_SESSION" in ours,
         cookie_secure=secure,
         needed_buffer=min(UWSGI_MAX, sum(caps) + OVERHEAD),
         where=where,
     )
-    return app, []
+    return app, _jwks_url(ours, where)
+
+
+def _roles_hook(reference: str) -> Any:
+    """Check ``module:function`` by its form only: importing it would run the app's code."""
+    if not _HOOK.fullmatch(reference.strip()):
+        raise ConfigError("SHIBWSGI_ROLES", f"{reference!r} is not module:function")
+    return _noop_app
+
+
+def _jwks_url(settings: Mapping[str, str], where: Mapping[str, Location]) -> list[Finding]:
+    url = settings.get("SHIBWSGI_JWKS_URL", "").strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return []  # the middleware refused it already, or will
+    if parts.scheme != "http" or is_loopback(host):
+        return []
+    https = parts._replace(scheme="https").geturl()
+    return [
+        Finding(
+            ERROR,
+            "jwks-over-http",
+            where.get("SHIBWSGI_JWKS_URL", Location("settings")),
+            f"SHIBWSGI_JWKS_URL {url} is plain http to {host}: whoever is on the path can serve their own keys and sign any identity.",
+            f"SHIBWSGI_JWKS_URL={https}",
+        )
+    ]

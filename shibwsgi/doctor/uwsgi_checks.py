@@ -22,7 +22,7 @@ _SOCKETS = {
     "http": WARNING,
 }
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z0-9_]+)\)")
-_SECRETS = ("SHIBWSGI_SECRET_KEY", "SHIBWSGI_PROXY_SECRET")
+_SECRETS = ("SHIBWSGI_SECRET_KEY", "SHIBWSGI_PROXY_SECRET", "SHIBWSGI_PROBE_TOKEN")
 
 
 def check_uwsgi(
@@ -67,7 +67,7 @@ def _socket(option: str, value: str, where: Location, severity: str) -> list[Fin
     address = value.split(",")[0].strip()
     if address.startswith(("/", "@", "$(")) or ":" not in address:
         return []  # a unix socket, or a placeholder we cannot resolve
-    host, _ = split_address(address)
+    host, port = split_address(address)
     if is_loopback(host):
         return []
     what = (
@@ -81,7 +81,7 @@ def _socket(option: str, value: str, where: Location, severity: str) -> list[Fin
             "socket-beyond-loopback",
             where,
             f"{option} = {address} listens beyond loopback: {what}.",
-            "bind 127.0.0.1:PORT or a unix socket, and let only the front end reach it.",
+            f"{option} = 127.0.0.1:{port} (or a unix socket), and let only the front end reach it.",
         )
     ]
 

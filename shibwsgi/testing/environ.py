@@ -49,6 +49,10 @@ def environ_for(
     ``attributes`` maps the front end's source names (``isMemberOf``, ``groups``)
     to a value or a list of values. Values are joined, escaped and encoded the
     way that front end does it (UTF-8 arrives as latin-1 mojibake, PEP 3333).
+    A ``str`` is a scalar, a list an array: vouch-proxy sends a scalar bare and
+    every array quoted (``"a"`` for one element). The user and the other fixed
+    headers (``X-Vouch-User``, Azure's ``X-MS-CLIENT-PRINCIPAL-NAME``) carry the
+    value exactly as it is, quotes and delimiters included.
     Front ends that pass claims only as JSON (Azure App Service's principal,
     kong-oidc's ``X-Userinfo`` / ``X-ID-Token``) get them there, encoded as they
     encode it. ``channel`` defaults to the profile's: ``"headers"`` gives the
@@ -81,6 +85,9 @@ def environ_for(
     }
     values = {source: _as_list(value) for source, value in (attributes or {}).items()}
     values.setdefault(spec.user[0], [user])
+    # A scalar (a str, and the user) is sent as one value; vouch sends only arrays quoted.
+    scalars = {source for source, value in (attributes or {}).items() if isinstance(value, str)}
+    scalars.add(spec.user[0])
     for field, claim in spec.claims.items():
         values.setdefault(claim, [_format(standard[field], epoch=True)])
 
@@ -91,7 +98,7 @@ def environ_for(
     claims: dict[str, list[str]] = {}
     for source, items in values.items():
         if spec.variables_for(source):
-            builder.attribute(source, items)
+            builder.attribute(source, items, scalar=source in scalars)
         else:
             claims[source] = items
     if spec.json_variables and not spec.prefixes:
@@ -151,12 +158,15 @@ class _Builder:
         """One of the front end's own variables, encoded as it encodes them."""
         self.environ[channel_key(variable, self.channel)] = self._encode(text)
 
-    def attribute(self, source: str, values: list[str]) -> None:
+    def attribute(self, source: str, values: list[str], *, scalar: bool) -> None:
         variable = self.profile.variables_for(source)[0]
+        key = channel_key(variable, self.channel)
         if self.profile.series and source != REMOTE_USER:
             self._series(variable, values)
+        elif source in self.profile.source_variables:  # one fixed header: the value, bare
+            self.environ[key] = self._encode(values[0] if values else "")
         else:
-            self.environ[channel_key(variable, self.channel)] = self._joined(values)
+            self.environ[key] = self._joined(values, scalar=scalar and len(values) == 1)
 
     def json(self, variable: str, values: Mapping[str, list[str]]) -> None:
         claims = {source: items[0] if len(items) == 1 else items for source, items in values.items()}
@@ -190,12 +200,11 @@ class _Builder:
             self.environ[f"{key}_{index}"] = self._encode(value)
         self.environ[f"{key}_N"] = str(len(values))
 
-    def _joined(self, values: list[str]) -> str:
+    def _joined(self, values: list[str], *, scalar: bool) -> str:
         profile = self.profile
         if profile.quoted_lists:
-            # vouch-proxy: a list as "a","b"; one value bare (quoted if it looks like a list).
-            single = len(values) == 1 and not (values[0].startswith('"') and values[0].endswith('"'))
-            return self._encode(values[0] if single else '"' + '","'.join(values) + '"')
+            # vouch-proxy: an array claim as "a","b" (one element: "a"), a scalar bare, as is.
+            return self._encode(values[0] if scalar else '"' + '","'.join(values) + '"')
         delimiter = profile.delimiter
         if profile.encoding == "url":
             return (delimiter or "").join(quote(value, safe="") for value in values)

@@ -32,10 +32,10 @@ from werkzeug.http import dump_cookie, parse_cookie
 from werkzeug.wrappers import Request
 
 from ..errors import ConfigError
-from ..pages import Link, page
+from ..pages import STYLE, Link, page
 from ..profiles import REMOTE_USER, SIGNED_PROFILES, Profile, get_profile
 from ..redirects import safe_next
-from ..responses import redirect
+from ..responses import content_security_policy, redirect, security_headers
 from ..trust import CHANNELS, TrustGate
 from .environ import SESSION_LIFETIME, environ_for
 
@@ -520,6 +520,10 @@ def _netloc(scheme: str, netloc: str) -> str:
     return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
 
 
+#: The sign-in form posts to this site and has one inline style: nothing else loads or runs.
+_POLICY = content_security_policy(styles=[STYLE], forms=True)
+
+
 def _respond(
     start_response: StartResponse,
     status: str,
@@ -536,6 +540,7 @@ def _respond(
             ("Content-Type", f"{media_type}; charset=utf-8"),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
+            *security_headers(_POLICY),
             *headers,
         ],
     )

@@ -53,6 +53,8 @@ SHIB_APP_SETTINGS = {
     "SHIBWSGI_USER": "eppn REMOTE_USER",
     "SHIBWSGI_ATTRIBUTES": "name=displayName email=mail groups=isMemberOf:multi",
 }
+#: The probe endpoint's token (``shibwsgi doctor --probe``), set in the Shibboleth sites.
+PROBE_TOKEN = secrets.token_urlsafe(24)
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,12 @@ def _shib_site(variant: str, federation: SamlFederation, tls: TLS) -> Iterator[S
         shared_directory(f"shibwsgi-{variant}-") as root,
         shared_directory(f"shibwsgi-{variant}-uwsgi-") as folder,
     ):
-        settings = {**SHIB_APP_SETTINGS, "MOVIES_DB": str(folder / "movies.sqlite3"), "UWSGI_PROCESSES": "4"}
+        settings = {
+            **SHIB_APP_SETTINGS,
+            "SHIBWSGI_PROBE_TOKEN": PROBE_TOKEN,
+            "MOVIES_DB": str(folder / "movies.sqlite3"),
+            "UWSGI_PROCESSES": "4",
+        }
         if variant == "lazy":
             settings["SHIBWSGI_SESSION"] = f"sqlite://{folder / 'sessions.sqlite3'}"
             settings["SHIBWSGI_SECRET_KEY"] = secrets.token_urlsafe(32)

@@ -208,6 +208,25 @@ def test_absolute_form_request_target_is_judged_by_its_path(site: Site) -> None:
     assert b'"user":"bob"' in response.replace(b" ", b"")
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/api/me%0a", id="LF"),
+        pytest.param("/api/me%0d%0a", id="CRLF"),
+        pytest.param("/api/me%7f", id="DEL"),
+        pytest.param("/api/movies%5c..%5cme", id="backslashes"),
+        pytest.param("/api/%252e%252e/api/me", id="double encoding"),
+        pytest.param("/api/%c0%ae%c0%ae/api/me", id="overlong UTF-8"),
+        pytest.param("/%0a", id="the page, LF"),
+    ],
+)
+def test_path_servers_read_differently_is_400_through_nginx_never_500(site: Site, path: str) -> None:
+    bob = log_in(site, "bob")
+    response = site.get(bob, path)
+    assert response.status_code == 400, (response.status_code, response.text)
+    assert "X-Auth-Request-User" not in response.headers
+
+
 def test_forged_identity_and_original_request_headers_change_nothing(site: Site) -> None:
     forged = {
         "X-Forwarded-User": "alice",
@@ -338,3 +357,27 @@ def test_browser_editor_adds_a_movie_from_the_page(site: Site, chromium: str) ->
         expect(row).to_contain_text("山田")
         expect(row).to_contain_text("alice")
         page.screenshot(path=str(ARTIFACTS / "auth-request-editor.png"), full_page=True)
+
+
+CLIENT_FLOODS = [
+    # Past the uwsgi packet's 65535 bytes nginx would answer 500 itself ("uwsgi request is too big").
+    pytest.param({f"X-Big-{n}": "b" * 8000 for n in range(9)}, id="72 KB in nine headers"),
+    pytest.param({f"X-{n}": "" for n in range(4500)}, id="4500 empty headers"),
+]
+
+
+@pytest.mark.parametrize("flood", CLIENT_FLOODS)
+def test_signed_in_client_over_the_head_cap_gets_431_never_500(site: Site, flood: dict[str, str]) -> None:
+    client = log_in(site, "alice")
+    seen = len(re.findall(r"\{\d+ vars in \d+ bytes\}", site.uwsgi.log.read_text(errors="replace")))
+    answer = site.get(client, "/api/movies", headers=flood)
+    assert answer.status_code in (400, 431), answer.text[:300]
+    log = site.uwsgi.log.read_text(errors="replace")
+    assert len(re.findall(r"\{\d+ vars in \d+ bytes\}", log)) == seen, "the request reached uWSGI"
+
+
+def test_signed_in_client_with_ordinary_big_headers_is_served(site: Site) -> None:
+    client = log_in(site, "alice")
+    big = {"Authorization": "Negotiate YII" + "A" * 8000}
+    client.cookies.set("other-app", "v" * 3000, domain="127.0.0.1", path="/")
+    assert site.get(client, "/api/movies", headers=big).status_code == 200

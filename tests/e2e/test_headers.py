@@ -106,20 +106,19 @@ def movie_stack(
 ) -> Iterator[Stack]:
     """The movie app under uWSGI (2 workers, plus a plain-HTTP socket) behind nginx.
 
-    ``overrides``: app settings (``SHIBWSGI_*``) replacing the oauth2-proxy headers channel's.
+    ``overrides``: app settings (``SHIBWSGI_*``, a profile among them) in place of the oauth2-proxy
+    profile on the headers channel.
     """
     http_port = free_port()
     settings = {
         "UWSGI_PROCESSES": "2",
         "UWSGI_HTTP_SOCKET": f"127.0.0.1:{http_port}",
-        "SHIBWSGI_PROFILE": "oauth2-proxy",
-        "SHIBWSGI_CHANNEL": "headers",
         "SHIBWSGI_TRUSTED_PROXIES": NGINX_ADDRESS,
         "MOVIES_DB": str(folder / "movies.sqlite3"),
     }
     if proxy_secret is not None:
         settings["SHIBWSGI_PROXY_SECRET"] = proxy_secret
-    settings.update(overrides or {})
+    settings.update(overrides or {"SHIBWSGI_PROFILE": "oauth2-proxy", "SHIBWSGI_CHANNEL": "headers"})
     with (
         running_uwsgi(folder, None, **settings) as uwsgi,
         watching(uwsgi.log),

@@ -133,7 +133,7 @@ def expected_me(user: str, groups: int = 0) -> dict[str, Any]:
 def assert_me(me: dict[str, Any], user: str, idp: SamlIdP, groups: int = 0) -> None:
     assert {key: me[key] for key in ("user", "attributes", "profile", "dropped")} == expected_me(user, groups)
     assert me["provider"] == idp.entity_id
-    assert me["session_id"].startswith("_")  # the SP's session, Shib-Session-ID
+    assert "session_id" not in me  # the SP's session key (its HttpOnly cookie) stays out of page JavaScript
 
 
 def sp_session(client: requests.Session, site: ShibSite) -> str:
@@ -158,13 +158,13 @@ def test_whole_site_login_crud_logout_and_login_again(shib_whole_site: ShibSite,
     """Login at the first request, the identity intact, editor and reader rights, logout of both sessions."""
     site = shib_whole_site
     with site.client() as editor, site.client() as reader:
-        me = _log_in_and_edit(site, saml_idp, editor, reader)
-        _log_out_and_in_again(site, saml_idp, editor, me)
+        _log_in_and_edit(site, saml_idp, editor, reader)
+        _log_out_and_in_again(site, saml_idp, editor)
 
 
 def _log_in_and_edit(
     site: ShibSite, idp: SamlIdP, editor: requests.Session, reader: requests.Session
-) -> dict[str, Any]:
+) -> None:
     home = log_in(editor, site, idp, "zoe", path="/")
     assert home.hops[0] == f"{site.url}/"
     assert home.hops[1].startswith(f"{idp.sso_url}?SAMLRequest=")  # mod_shib's AuthnRequest
@@ -204,12 +204,12 @@ def _log_in_and_edit(
 
     assert editor.delete(url, timeout=30).status_code == 204
     assert get(editor, url).status_code == 404
-    return dict(me.json())
 
 
-def _log_out_and_in_again(site: ShibSite, idp: SamlIdP, client: requests.Session, me: dict[str, Any]) -> None:
+def _log_out_and_in_again(site: ShibSite, idp: SamlIdP, client: requests.Session) -> None:
     # The app sends the browser to the SP's logout, which does SAML single logout with the
     # IdP and comes back to the site, where whole-site protection starts a new login.
+    before = _sp_session_keys(client)
     logout = browse(client, f"{site.url}/logout")
     back_home = f"{site.url}/"
     assert logout.hops[1] == f"{site.url}/Shibboleth.sso/Logout?return={quote(back_home, safe='')}"
@@ -230,7 +230,11 @@ def _log_out_and_in_again(site: ShibSite, idp: SamlIdP, client: requests.Session
     assert "Signed in as Zoë Łukasz-Müller 山田" in again.response.text
     me_again = get(client, f"{site.url}/api/me").json()
     assert_me(me_again, "zoe", idp)
-    assert me_again["session_id"] != me["session_id"]
+    assert before and _sp_session_keys(client) and not before & _sp_session_keys(client)  # a new SP session
+
+
+def _sp_session_keys(client: requests.Session) -> set[str | None]:
+    return {cookie.value for cookie in client.cookies if cookie.name.startswith("_shibsession_")}
 
 
 # -- 2. lazy protection: the app's own session ---------------------------------------------------

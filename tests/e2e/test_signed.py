@@ -48,7 +48,7 @@ ROUTE = "movies.example.org"  # Pomerium's aud and iss: the route's domain
 
 def signed_settings(**settings: str) -> dict[str, str]:
     """App settings for a signed profile; ``trusted_proxies`` (nginx) stays, to refuse replays."""
-    return {"SHIBWSGI_CHANNEL": "environ", "SHIBWSGI_ATTRIBUTES": ATTRIBUTES, **settings}
+    return {"SHIBWSGI_ATTRIBUTES": ATTRIBUTES, **settings}
 
 
 def me(stack: Stack, headers: Mapping[str, str], user: str | None = None) -> requests.Response:

@@ -24,7 +24,11 @@ MIDDLEWARE = [
     # After AuthenticationMiddleware: request.user follows the front end's identity.
     "shibwsgi.django.IdentityMiddleware",
 ]
-AUTHENTICATION_BACKENDS = ["shibwsgi.django.IdentityBackend"]
+AUTHENTICATION_BACKENDS = [
+    "shibwsgi.django.IdentityBackend",
+    # Password logins (createsuperuser's account, the admin) keep working next to the front end's.
+    "django.contrib.auth.backends.ModelBackend",
+]
 ROOT_URLCONF = "mysite.urls"
 WSGI_APPLICATION = "mysite.wsgi.application"
 DATABASES = {
@@ -35,7 +39,7 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 USE_TZ = True
-# Where login_required sends anonymous users: shibwsgi's login path.
+# Where login_required and group_required send anonymous users: shibwsgi's login path.
 LOGIN_URL = "/login"
 
 # shibwsgi's Django adapter (Django settings, not environment variables).

@@ -1,7 +1,11 @@
 """Two views: who you are, and a page only movie editors may see."""
 
-from django.contrib.auth.decorators import login_required, user_passes_test
 from django.http import HttpRequest, JsonResponse
+
+# shibwsgi's decorators, not Django's: those would send a signed-in reader (or an inactive
+# account) to LOGIN_URL, which the front end answers by logging them straight back in,
+# and round again. These answer 403 instead.
+from shibwsgi.django import group_required, login_required
 
 
 @login_required
@@ -17,12 +21,6 @@ def home(request: HttpRequest) -> JsonResponse:
     )
 
 
-def is_editor(user: object) -> bool:
-    return bool(
-        getattr(user, "is_authenticated", False) and user.groups.filter(name="movie-editors").exists()
-    )
-
-
-@user_passes_test(is_editor)
+@group_required("movie-editors")
 def editors_only(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"editor": request.user.get_username()})

@@ -1,0 +1,156 @@
+"""The ``probe_path`` endpoint: what the front end really let through, for ``shibwsgi doctor --probe``.
+
+It exists only when ``probe_token`` is set, and answers only a request carrying that token
+(``X-Shibwsgi-Probe-Token``, compared in constant time); any other request for the path goes
+to the app as if the endpoint did not exist. It reports, for that request alone, where the
+probe's own marker values arrived (before and after the trust gate), the channel, the peer,
+the size of the environ and the names and sizes of the identity variables present: never a
+value of a real identity, never a cookie.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, RequestError
+from .flows import adding
+from .identity import Identity
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+__all__ = ["DEFAULT_PROBE_PATH", "MARKER", "REACHED_HEADER", "TOKEN_HEADER", "Probe", "probing"]
+
+DEFAULT_PROBE_PATH = "/_shibwsgi/probe"
+TOKEN_HEADER = "X-Shibwsgi-Probe-Token"  # noqa: S105 - a header name
+#: Added to the answer of a token-carrying request for any other path: it reached the app.
+REACHED_HEADER = "X-Shibwsgi-Probe"
+#: Every marker value the probe sends starts with this, then a short id of its own.
+MARKER = "shibwsgi-probe-"
+_MARKER_ID = re.compile(re.escape(MARKER) + r"([A-Za-z0-9]{1,24})")
+_TOKEN_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
+_ARRIVED_KEY = "shibwsgi.probe.arrived"
+_REFUSED_KEY = "shibwsgi.probe.refused"
+_MIN_TOKEN = 16
+_MAX_IDS = 256
+
+
+class Probe:
+    """The endpoint; ``read_keys``: the environ keys the app reads identity from."""
+
+    def __init__(
+        self, *, path: str, token: str, channel: str, profile: str, read_keys: Iterable[str]
+    ) -> None:
+        if (
+            not isinstance(token, str)
+            or len(token) < _MIN_TOKEN
+            or not token.isascii()
+            or not token.isprintable()
+        ):
+            raise ConfigError("probe_token", f"must be at least {_MIN_TOKEN} printable ASCII characters")
+        self.path = path
+        self._token = token.encode("ascii")
+        self.channel = channel
+        self.profile = profile
+        self.read_keys = frozenset(read_keys)
+
+    def __repr__(self) -> str:
+        return f"<Probe path={self.path!r} token='***'>"
+
+    def admit(
+        self, environ: WSGIEnvironment, path: str, start_response: StartResponse
+    ) -> tuple[bool, StartResponse]:
+        """Before the trust gate: whether this is a probe request (if so, note where markers arrived).
+
+        A request carrying the token to any other path is answered as usual, with
+        ``X-Shibwsgi-Probe: reached`` added: the probe learns the path is not protected.
+        """
+        presented = environ.get(_TOKEN_KEY)
+        if not isinstance(presented, str) or not hmac.compare_digest(
+            presented.encode("latin-1", "replace"), self._token
+        ):
+            return False, start_response
+        del environ[_TOKEN_KEY]
+        if path != self.path:
+            return False, adding(start_response, [(REACHED_HEADER, "reached")])
+        arrived = {
+            key: _marker_ids(value)
+            for key, value in environ.items()
+            if isinstance(value, str) and MARKER in value
+        }
+        environ[_ARRIVED_KEY] = (arrived, _size(environ))
+        return True, start_response
+
+    def identify(
+        self, identify: Callable[[WSGIEnvironment], Identity | None], environ: WSGIEnvironment
+    ) -> Identity | None:
+        """The middleware's ``identify``, a refusal noted instead of raised: the probe reports it."""
+        try:
+            return identify(environ)
+        except RequestError as exc:
+            environ[_REFUSED_KEY] = exc.status
+            return None
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
+    ) -> Iterable[bytes]:
+        arrived, (keys, size) = environ.pop(_ARRIVED_KEY, ({}, (0, 0)))
+        report: dict[str, Any] = {
+            "probe": "shibwsgi",
+            "profile": self.profile,
+            "channel": self.channel,
+            "peer": environ.get("REMOTE_ADDR", ""),
+            "markers": [
+                {
+                    "key": key,
+                    "ids": ids,
+                    "read_by_app": key in self.read_keys,
+                    "removed_by_gate": key not in environ,
+                }
+                for key, ids in sorted(arrived.items())
+            ],
+            "environ": {"keys": keys, "bytes": size},
+            "identity": {
+                "present": front is not None,
+                "refused": environ.pop(_REFUSED_KEY, None),
+                "variables": {
+                    key: len(value)
+                    for key in sorted(self.read_keys)
+                    if key != "HTTP_COOKIE" and isinstance(value := environ.get(key), str)
+                },
+            },
+        }
+        body = json.dumps(report).encode()
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
+
+
+def probing(
+    probe: Probe | None, environ: WSGIEnvironment, path: str, start_response: StartResponse
+) -> tuple[Probe | None, StartResponse]:
+    """The probe when this request is one for it, and the ``start_response`` to answer with."""
+    if probe is None:
+        return None, start_response
+    admitted, start_response = probe.admit(environ, path, start_response)
+    return (probe if admitted else None), start_response
+
+
+def _marker_ids(value: str) -> list[str]:
+    return _MARKER_ID.findall(value)[:_MAX_IDS]
+
+
+def _size(environ: WSGIEnvironment) -> tuple[int, int]:
+    """Keys and bytes of the environ's text: what the front end sent, in effect."""
+    texts = [(key, value) for key, value in environ.items() if isinstance(value, str)]
+    return len(texts), sum(len(key) + len(value) for key, value in texts)

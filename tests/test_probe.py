@@ -1,0 +1,284 @@
+"""The probe endpoint (app side) and ``shibwsgi doctor --probe`` (client side), over real local HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import pytest
+from webtest import TestApp
+
+from shibwsgi import ConfigError, SSOMiddleware
+from shibwsgi.doctor import ERROR, INFO, WARNING, Finding, main
+from shibwsgi.doctor.probe import probe, spellings
+from shibwsgi.doctor.probe_http import Site
+from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+TOKEN = "a-probe-token-of-some-length"
+HEADERS = {"profile": "oauth2-proxy", "channel": "headers", "trusted_proxies": ["127.0.0.1"]}
+
+
+def plain_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"the app"]
+
+
+def wrapped(**options: Any) -> TestApp:
+    return TestApp(SSOMiddleware(plain_app, **options))
+
+
+# --- app side -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "headers"),
+    [
+        pytest.param({}, {TOKEN_HEADER: TOKEN}, id="no probe token configured: the path is the app's"),
+        pytest.param({"probe_token": TOKEN}, {}, id="request without the token"),
+        pytest.param(
+            {"probe_token": TOKEN}, {TOKEN_HEADER: TOKEN[:-1] + "x"}, id="request with a wrong token"
+        ),
+        pytest.param({"probe_token": TOKEN}, {TOKEN_HEADER: TOKEN + "x"}, id="request with a longer token"),
+    ],
+)
+def test_probe_path_does_not_exist_without_its_token(
+    options: dict[str, Any], headers: dict[str, str]
+) -> None:
+    response = wrapped(**options).get(DEFAULT_PROBE_PATH, headers=headers)
+    assert response.text == "the app"
+
+
+def test_probe_reports_where_markers_arrived_and_what_the_gate_removed() -> None:
+    app = wrapped(probe_token=TOKEN, **HEADERS)
+    response = app.get(
+        DEFAULT_PROBE_PATH,
+        headers={TOKEN_HEADER: TOKEN, "X-Forwarded-User": MARKER + "1", "X-Other": MARKER + "2"},
+        extra_environ={"REMOTE_ADDR": "192.0.2.9"},  # not a trusted proxy: the gate scrubs
+    )
+    report = response.json
+    markers = {m["key"]: m for m in report["markers"]}
+    assert markers["HTTP_X_FORWARDED_USER"] == {
+        "key": "HTTP_X_FORWARDED_USER",
+        "ids": ["1"],
+        "read_by_app": True,
+        "removed_by_gate": True,
+    }
+    assert markers["HTTP_X_OTHER"]["read_by_app"] is False and not markers["HTTP_X_OTHER"]["removed_by_gate"]
+    assert report["channel"] == "headers" and report["peer"] == "192.0.2.9"
+    assert report["environ"]["keys"] > 0 and report["environ"]["bytes"] > 0
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_probe_never_shows_an_identity_value_or_a_cookie() -> None:
+    app = wrapped(probe_token=TOKEN, **HEADERS)
+    response = app.get(
+        DEFAULT_PROBE_PATH,
+        headers={
+            TOKEN_HEADER: TOKEN,
+            "X-Forwarded-User": "real-user@example.org",
+            "Cookie": "s=cookie-secret",
+        },
+        extra_environ={"REMOTE_ADDR": "127.0.0.1"},
+    )
+    assert (
+        "real-user" not in response.text
+        and "cookie-secret" not in response.text
+        and TOKEN not in response.text
+    )
+    assert response.json["identity"] == {
+        "present": True,
+        "refused": None,
+        "variables": {"HTTP_X_FORWARDED_USER": 21},
+    }
+
+
+def test_probe_token_does_not_reach_the_app_or_other_paths() -> None:
+    seen: dict[str, Any] = {}
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        seen.update(environ)
+        return plain_app(environ, start_response)
+
+    response = TestApp(SSOMiddleware(app, probe_token=TOKEN)).get("/other", headers={TOKEN_HEADER: TOKEN})
+    assert "shibwsgi.probe.arrived" not in seen and TOKEN not in seen.values()
+    assert response.headers[REACHED_HEADER] == "reached"  # the probe learns /other is not protected
+    assert REACHED_HEADER not in TestApp(SSOMiddleware(app, probe_token=TOKEN)).get("/other").headers
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        pytest.param({"probe_path": "/probe"}, "probe_path", id="probe path without a token"),
+        pytest.param({"probe_token": "short"}, "probe_token", id="token too short"),
+        pytest.param({"probe_token": TOKEN, "probe_path": "no-slash"}, "probe_path", id="not a path"),
+        pytest.param(
+            {"probe_token": TOKEN, "whoami_path": DEFAULT_PROBE_PATH}, "probe_path", id="same path as whoami"
+        ),
+    ],
+)
+def test_probe_options_are_validated(options: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        SSOMiddleware(plain_app, **options)
+    assert raised.value.setting == setting
+
+
+def test_probe_from_settings() -> None:
+    middleware = SSOMiddleware.from_mapping(
+        plain_app, {"SHIBWSGI_PROBE_TOKEN": TOKEN, "SHIBWSGI_PROBE_PATH": "/_probe"}
+    )
+    assert TestApp(middleware).get("/_probe", headers={TOKEN_HEADER: TOKEN}).json["probe"] == "shibwsgi"
+    assert TOKEN not in repr(middleware.probe)
+
+
+# --- client side --------------------------------------------------------------------------
+
+
+def test_markers_cover_every_spelling() -> None:
+    headers, sent = spellings(["X-Forwarded-User"])
+    hows = {s.how for s in sent.values() if s.variable == "X-Forwarded-User"}
+    assert hows == {
+        "as named",
+        "dashes",
+        "underscores",
+        "lower case",
+        "upper case",
+        "repeated",
+        "comma-joined",
+    }
+    names = [name for name, _ in headers]
+    assert "X_Forwarded_User" in names and names.count("X-Forwarded-User") >= 3
+    assert any(", " in value for _, value in headers)
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serving(app: WSGIApplication) -> Iterator[str]:
+    server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def login_required(app: WSGIApplication) -> WSGIApplication:
+    """A front end's protection of /login: anonymous requests go to the identity provider."""
+
+    def front(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/login":
+            start_response("302 Found", [("Location", "https://idp.example.org/")])
+            return [b""]
+        return app(environ, start_response)
+
+    return front
+
+
+def over_budget_fails(app: WSGIApplication, budget: int = 12000) -> WSGIApplication:
+    """A front end that accepts large requests but cannot pass them on: a 502."""
+
+    def front(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        size = sum(len(k) + len(v) for k, v in environ.items() if k.startswith("HTTP_"))
+        if size > budget:
+            start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
+            return [b"upstream failed"]
+        return app(environ, start_response)
+
+    return front
+
+
+def run_probe(app: WSGIApplication, names: Iterable[str], protected: str | None = "/login") -> list[Finding]:
+    with serving(app) as url:
+        return probe(Site(url), TOKEN, names=names, probe_path=DEFAULT_PROBE_PATH, protected=protected)
+
+
+def ids(findings: list[Finding], severity: str | None = None) -> set[str]:
+    return {f.pitfall for f in findings if severity is None or f.severity == severity}
+
+
+Case = Callable[[], "WSGIApplication"]
+
+
+@pytest.mark.parametrize(
+    ("build", "names", "errors"),
+    [
+        pytest.param(
+            lambda: login_required(SSOMiddleware(plain_app, probe_token=TOKEN, **HEADERS)),
+            ["X-Forwarded-User", "X-Auth-Request-User"],
+            {"probe-client-header-passed-gate"},
+            id="header profile behind a proxy that does not strip: the client's header is the identity",
+        ),
+        pytest.param(
+            lambda: login_required(SSOMiddleware(plain_app, probe_token=TOKEN)),
+            ["eppn", "REMOTE_USER", "Shib-Session-ID"],
+            set(),
+            id="environ channel: client headers are only HTTP_ lookalikes",
+        ),
+        pytest.param(
+            lambda: SSOMiddleware(plain_app, probe_token=TOKEN, login_path=None),
+            ["eppn"],
+            {"probe-unprotected"},
+            id="a protected path left open",
+        ),
+        pytest.param(
+            lambda: SSOMiddleware(plain_app, probe_token=TOKEN),
+            ["eppn"],
+            {"probe-unprotected"},
+            id="protected path left open, answered by the app's own redirect to the login",
+        ),
+        pytest.param(
+            lambda: login_required(over_budget_fails(SSOMiddleware(plain_app, probe_token=TOKEN))),
+            ["eppn"],
+            {"probe-header-limit-500"},
+            id="front end accepts what it cannot pass on: 5xx beyond",
+        ),
+        pytest.param(
+            lambda: login_required(plain_app),
+            ["eppn"],
+            {"probe-unreachable"},
+            id="probe endpoint off",
+        ),
+    ],
+)
+def test_probe_finds(build: Case, names: list[str], errors: set[str]) -> None:
+    findings = run_probe(build(), names)
+    assert ids(findings, ERROR) == errors, [str(f) for f in findings]
+
+
+def test_probe_reports_limits_and_plain_http() -> None:
+    findings = run_probe(login_required(SSOMiddleware(plain_app, probe_token=TOKEN)), ["eppn"])
+    assert {"probe-header-limit", "probe-environ-size"} <= ids(findings, INFO)
+    assert "probe-plain-http" in ids(findings, WARNING)
+    limits = [f.problem for f in findings if f.pitfall == "probe-header-limit"]
+    assert any("header line" in p and "refused beyond with 431" in p for p in limits), limits
+
+
+def test_probe_reports_cookie_flags() -> None:
+    def cookie_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Set-Cookie", "session=abc; Path=/")])
+        return [b""]
+
+    findings = run_probe(login_required(SSOMiddleware(cookie_app, probe_token=TOKEN)), ["eppn"])
+    flags = [f for f in findings if f.pitfall == "probe-cookie-flags"]
+    assert flags and "HttpOnly" in flags[0].problem and "abc" not in flags[0].problem
+
+
+def test_probe_command_line_json_and_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    app = login_required(SSOMiddleware(plain_app, probe_token=TOKEN, **HEADERS))
+    with serving(app) as url:
+        status = main(["--probe", url, "--token", TOKEN, "--profile", "oauth2-proxy", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert "probe-client-header-passed-gate" in {f["pitfall"] for f in report["findings"]}
