@@ -5,10 +5,17 @@ BIN := $(VENV)/bin
 
 .PHONY: test lint demo bench soak clean
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(BIN)/.installed: setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# The demo needs Flask, PyJWT (signed profiles) and uWSGI: a few MB, not the test extra.
+$(BIN)/.demo-installed: setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[flask,jwt]' 'uwsgi>=2.0.23'
 	touch $@
 
 lint: $(BIN)/.installed
@@ -27,7 +34,7 @@ clean:
 # uWSGI replaces the recipe's shell (exec) and gets SIGTERM when make dies (setpriv
 # --pdeathsig; die-on-term in the ini), so killing a background `make demo` stops it too.
 DEMO_PORT ?= 8080
-demo: $(BIN)/.installed
+demo: $(BIN)/.demo-installed
 	@echo "Demo at http://127.0.0.1:$(DEMO_PORT) — development front end, never expose it"
 	DEMO_PORT=$(DEMO_PORT) exec setpriv --pdeathsig TERM -- $(BIN)/uwsgi --ini app/demo-uwsgi.ini
 

@@ -30,6 +30,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shibwsgi import ConfigError, SSOMiddleware
+from shibwsgi.profiles import SIGNED_PROFILES
 
 from . import csrf
 from .db import init_app
@@ -59,6 +60,7 @@ DEFAULT_ATTRIBUTES: Mapping[str, str] = {
     ),
     "azure-easy-auth": "name=name "
     "email=http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress groups=groups:multi",
+    **{profile.name: "name=name email=email groups=groups:multi" for profile in SIGNED_PROFILES},
 }
 #: Largest request body accepted; a movie is a few hundred bytes.
 MAX_CONTENT_LENGTH = 64 * 1024

@@ -111,13 +111,17 @@ class Flows:
         front_end_login = self.front_end.login(environ, safe_next(come_back, default=login_path))
         if front_end_login is not None:
             return responses.redirect(start_response, front_end_login, headers=headers)
-        log_refusal(environ, 401, "no identity on the login path: is it protected by the front end?")
+        log_refusal(
+            environ,
+            401,
+            "no identity on the login path: it must be protected by the front end "
+            "(for example Require shib-session, or AuthType openid-connect)",
+        )
         return responses.error(
             environ,
             start_response,
             401,
-            "not logged in at the login path: it must be protected by the front end "
-            "(for example Require shib-session, or AuthType openid-connect)",
+            "signing in did not complete: the sign-in service did not say who you are",
             headers=headers,
         )
 

@@ -46,6 +46,7 @@ from .options import (
 from .parsing import IdentityParser
 from .probe import DEFAULT_PROBE_PATH, Probe, probing
 from .profiles import Profile, get_profile
+from .responses import ERROR_PAGE_KEY, ErrorPage
 from .roles import DEFAULT_ROLES_TIMEOUT, DEFAULT_ROLES_TTL, RolesHook, RolesResolver
 from .sessions.base import SessionStore
 from .settings import parse_settings
@@ -81,6 +82,8 @@ class SSOMiddleware:
     identity seen on ``login_path`` is kept in a server-side session so that
     only the login path needs protecting by the front end. ``whoami_path`` (off
     by default) shows signed-in users their own identity (:mod:`shibwsgi.whoami`).
+    ``error_page(status, message, environ)`` renders the HTML of the middleware's
+    refusals in the app's own layout (``None``: the built-in page).
     """
 
     def __init__(
@@ -124,6 +127,7 @@ class SSOMiddleware:
         audience: str | Iterable[str] | None = None,
         algorithms: str | Iterable[str] | None = None,
         leeway: int = 0,
+        error_page: ErrorPage | None = None,
         probe_path: str | None = None,
         probe_token: str | None = None,
         clock: Callable[[], float] = time.time,
@@ -131,9 +135,11 @@ class SSOMiddleware:
         given = given_options(locals(), OPTION_DEFAULTS)  # first: locals() holds the options only
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
+        error_page = None if error_page is None else function("error_page", error_page)
         clock = function("clock", clock)
         login_url, logout_url = text("login_url", login_url), text("logout_url", logout_url)
         self.app = app
+        self.error_page = error_page
         self.profile = customised(get_profile(profile), encoding=encoding, prefix=prefix)
         channel = one_of("channel", self.profile.channel if channel is None else channel, CHANNELS)
         # A signed profile reads its assertion header, the signature is the trust (channel= is refused).
@@ -292,6 +298,8 @@ class SSOMiddleware:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.login_path is not None:
             environ[LOGIN_PATH_KEY] = self.login_path
+        if self.error_page is not None:
+            environ[ERROR_PAGE_KEY] = self.error_page
         path = environ.get("PATH_INFO") or "/"
         try:
             probe, start_response = probing(self.probe, environ, path, start_response)  # before the gate

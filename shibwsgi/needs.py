@@ -131,6 +131,7 @@ NEEDS: dict[str, Need | None] = {
     "audience": _VERIFIED,
     "algorithms": _VERIFIED,
     "leeway": _VERIFIED,
+    "error_page": None,  # browsers' refusals, whatever the configuration
     "probe_path": Need(
         "probe_token (the probe answers only requests that carry it)", lambda s: s.probe_token
     ),

@@ -287,8 +287,9 @@ class IdentityParser:
         name = self._json_names[key]  # as the operator knows it: the header, not its WSGI key
         if len(text) > MAX_JSON_BYTES:
             raise AttributeTooLargeError(
-                f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
-                "have the front end pass fewer or smaller claims"
+                f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}",
+                log_message=f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
+                "have the front end pass fewer or smaller claims",
             )
         try:
             document = json.loads(self._decode_json(text))
@@ -360,8 +361,9 @@ class IdentityParser:
         )
         if attribute.required:
             raise AttributeTooLargeError(
-                f"{message}: it is required, so the request is refused. Raise the cap or have the "
-                "identity provider release fewer values."
+                f"{message}: it is required, so the request is refused",
+                log_message=f"{message}: it is required, so the request is refused. Raise the cap or "
+                "have the identity provider release fewer values.",
             )
         # Once per attribute at WARNING: in the whole-site style it recurs on every request.
         level = logging.DEBUG if name in self._warned_dropped else logging.WARNING
@@ -548,11 +550,12 @@ class IdentityParser:
             if self.channel == "environ"
             else "the trusted proxy's headers (does the proxy set them on every request?)"
         )
+        missing = f"required attribute(s) {sources} missing for a user identified by {user_source!r}"
         return MissingAttributeError(
-            f"required attribute(s) {sources} missing for a user identified by {user_source!r}: "
-            f"check that the identity provider releases them, that the front end maps them "
-            f"(attribute map, claim names, profile prefix) and that they reach the application "
-            f"through {where}"
+            f"{missing}: your identity provider did not release them to this site",
+            log_message=f"{missing}: check that the identity provider releases them, that the front end "
+            f"maps them (attribute map, claim names, profile prefix) and that they reach the application "
+            f"through {where}",
         )
 
 

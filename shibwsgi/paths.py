@@ -13,13 +13,20 @@ from __future__ import annotations
 import posixpath
 import re
 import unicodedata
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = [
     "folded",
     "has_control_character",
     "odd_dot_segment",
     "readings",
+    "request_path",
     "resolved",
+    "script_root",
     "text_path",
     "wsgi_path",
 ]
@@ -48,6 +55,31 @@ def wsgi_path(path: str) -> str:
 def text_path(path: str) -> str:
     """The inverse of :func:`wsgi_path`, for messages (undecodable bytes are escaped)."""
     return path.encode("latin-1", "replace").decode("utf-8", "backslashreplace")
+
+
+_PATH_SAFE = "/!$&'()*+,;=:@"
+_QUERY_SAFE = "/!$&'()*+,;=:@?%"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _wsgi_bytes(text: str) -> bytes:
+    # WSGI strings carry the request's bytes as latin-1.
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def script_root(environ: WSGIEnvironment) -> str:
+    """Where the app is mounted (``SCRIPT_NAME``), URL-quoted, without a trailing slash."""
+    return quote(_wsgi_bytes(environ.get("SCRIPT_NAME", "")).rstrip(b"/"), safe=_PATH_SAFE)
+
+
+def request_path(environ: WSGIEnvironment) -> str:
+    """The request's site path and query, URL-quoted as the browser sent them (for ``next``)."""
+    path = quote(_wsgi_bytes(environ.get("PATH_INFO", "") or "/"), safe=_PATH_SAFE)
+    query = _STRAY_PERCENT.sub("%25", quote(_wsgi_bytes(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE))
+    return script_root(environ) + path + (f"?{query}" if query else "")
 
 
 def has_control_character(path: str) -> bool:

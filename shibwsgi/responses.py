@@ -1,7 +1,9 @@
 """Small responses the middleware answers by itself: errors and redirects.
 
 API clients get JSON ``{"error": ...}``; browsers (``Accept`` preferring
-``text/html``) get a short HTML page. Bodies never contain attribute values.
+``text/html``) get a page written for people, with a way on (home, sign in),
+or the application's own page from its ``error_page`` hook. Bodies never
+contain attribute values; hints for the operator go to the log.
 Every answer of the middleware's own carries :func:`security_headers`: it is
 never sniffed as another type, loads nothing, runs no script and is never framed.
 """
@@ -12,17 +14,58 @@ import base64
 import hashlib
 import html
 import json
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
+from .pages import STYLE, Link, page
+from .paths import request_path, script_root
+from .redirects import safe_next
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["POLICY", "content_security_policy", "error", "redirect", "security_headers", "wants_html"]
+
+log = logging.getLogger("shibwsgi")
+
+#: Where the middleware puts its ``error_page`` hook for this request.
+ERROR_PAGE_KEY = "shibwsgi.error_page"
+#: ``error_page(status, message, environ)``: the app's HTML for a refusal, or ``None`` for the built-in page.
+ErrorPage = Callable[[int, str, "WSGIEnvironment"], "str | None"]
+
+#: Headings for people, by status; others use the status phrase.
+_HEADINGS = {
+    400: "This request could not be handled",
+    401: "Please sign in",
+    403: "You don't have access to this page",
+    405: "This page cannot be used that way",
+    413: "This request is too large",
+    431: "Your sign-in carries more than this site accepts",
+    503: "This site is briefly unavailable",
+}
+#: What the person can do about it.
+_ADVICE = {
+    400: "Going back and trying again may help. If it keeps happening, contact the site's administrators.",
+    401: "Sign in to continue.",
+    403: "If you think you should have access, contact the site's administrators.",
+    431: "Contact the site's administrators: your account has more groups or attributes than it takes.",
+    503: "Please try again in a moment.",
+}
+__all__ = [
+    "ERROR_PAGE_KEY",
+    "POLICY",
+    "ErrorPage",
+    "content_security_policy",
+    "error",
+    "redirect",
+    "security_headers",
+    "wants_html",
+]
 
 _STRICT = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
@@ -44,6 +87,8 @@ def content_security_policy(*, styles: Iterable[str] = (), forms: bool = False) 
 
 #: The policy of every answer that needs nothing at all (errors, JSON, redirects).
 POLICY = content_security_policy()
+#: The built-in pages: their one inline stylesheet, nothing else.
+_PAGE_POLICY = content_security_policy(styles=[STYLE])
 
 
 def security_headers(policy: str = POLICY) -> list[tuple[str, str]]:
@@ -67,11 +112,14 @@ def error(
 ) -> list[bytes]:
     """Answer ``status`` with ``message`` as HTML or JSON, as the client prefers."""
     title = HTTPStatus(status).phrase
+    safety = security_headers()
     if wants_html(environ):
-        body = (
-            f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{status} {title}</title>'
-            f"</head><body><h1>{title}</h1><p>{html.escape(message)}</p></body></html>\n"
-        ).encode()
+        custom = _custom(environ, status, message)
+        if custom is None:
+            body, safety = _html(environ, status, message).encode(), security_headers(_PAGE_POLICY)
+        else:
+            # The app's own layout loads the app's own styles and scripts: its policy, not ours.
+            body, safety = custom.encode(), [("X-Content-Type-Options", "nosniff")]
         content_type = "text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message, "status": status}).encode()
@@ -82,11 +130,52 @@ def error(
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Cache-Control", "no-store"),
-            *security_headers(),
+            *safety,
             *headers,
         ],
     )
     return [body]
+
+
+def _custom(environ: WSGIEnvironment, status: int, message: str) -> str | None:
+    """The app's page from its ``error_page`` hook, or ``None`` for the built-in one."""
+    hook = environ.get(ERROR_PAGE_KEY)
+    if not callable(hook):
+        return None
+    try:
+        custom = hook(status, message, environ)
+    except Exception:  # the refusal must still be answered: never a 500
+        log.exception("the error_page hook failed for a %d answer; the built-in page is shown", status)
+        return None
+    return custom if isinstance(custom, str) else None
+
+
+def _html(environ: WSGIEnvironment, status: int, message: str) -> str:
+    """The built-in page: what happened, what to do, and a way on."""
+    advice = _ADVICE.get(status, "")
+    body = f"<p>{html.escape(advice)}</p>" if advice else ""
+    if message:
+        body += f'<p class="muted">Details: {html.escape(message)}</p>'
+    eyebrow = f"Error {status} · {HTTPStatus(status).phrase}"
+    return page(
+        _HEADINGS.get(status, HTTPStatus(status).phrase), body, links=_links(environ, status), eyebrow=eyebrow
+    )
+
+
+def _links(environ: WSGIEnvironment, status: int) -> list[Link]:
+    """Sign in (when that is the way on), then the site's home page."""
+    root = script_root(environ)
+    links = []
+    login_path = environ.get("shibwsgi.login_path")
+    signs_in = (
+        status == 401 and isinstance(login_path, str) and safe_next(login_path, default="") == login_path
+    )
+    # On the login path itself, signing in again would only come back here.
+    if signs_in and (environ.get("PATH_INFO") or "/") != login_path:
+        target = safe_next(request_path(environ), default=root + "/")
+        links.append(Link("Sign in", f"{root}{login_path}?next={quote(target, safe='')}"))
+    links.append(Link("Go to the home page", root + "/", main=not links))
+    return links
 
 
 def redirect(

@@ -164,6 +164,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "AUDIENCE": ("audience", words),
     "ALGORITHMS": ("algorithms", words),
     "LEEWAY": ("leeway", integer),
+    "ERROR_PAGE": ("error_page", function),
     "PROBE_PATH": ("probe_path", text),
     "PROBE_TOKEN": ("probe_token", text),
 }

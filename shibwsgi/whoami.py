@@ -21,6 +21,8 @@ from .attributes import Attribute
 from .credentials import holds_jose, names_credential
 from .flows import Flows, Header
 from .identity import Identity
+from .pages import STYLE, Link, page
+from .paths import script_root
 from .responses import POLICY, content_security_policy, security_headers
 
 if TYPE_CHECKING:
@@ -63,7 +65,8 @@ class WhoAmI:
             return responses.error(environ, start_response, 401, f"not logged in{where}", headers=headers)
         report = self.report(identity, self._session_expires(environ, identity))
         if responses.wants_html(environ):
-            body, media_type, policy = _page(report).encode(), "text/html; charset=utf-8", _PAGE_POLICY
+            body, media_type = _page(report, script_root(environ)).encode(), "text/html; charset=utf-8"
+            policy = _PAGE_POLICY
         else:
             body, media_type, policy = (
                 json.dumps(report, ensure_ascii=False).encode(),
@@ -141,16 +144,10 @@ def _respond(
     return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
-_STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:50rem;margin:2rem auto;padding:0 1rem;color:#222}"
-    "table{border-collapse:collapse;width:100%}th,td{text-align:left;vertical-align:top;padding:.3rem .5rem;"
-    "border-bottom:1px solid #eee}th{width:14rem}ul{margin:0;padding-left:1.2rem;max-height:15rem;"
-    "overflow:auto}.muted{color:#666}"
-)
-_PAGE_POLICY = content_security_policy(styles=[_STYLE])
+_PAGE_POLICY = content_security_policy(styles=[STYLE])
 
 
-def _page(report: Mapping[str, Any]) -> str:
+def _page(report: Mapping[str, Any], root: str) -> str:
     """The report as a small HTML page; every value is escaped."""
     esc = html.escape
     rows = [
@@ -177,12 +174,9 @@ def _page(report: Mapping[str, Any]) -> str:
         attributes.append((f"{esc(name)} <span class='muted'>({esc(source)})</span>", shown))
     table = "".join(f"<tr><th>{head}</th><td>{cell}</td></tr>" for head, cell in rows)
     attribute_table = "".join(f"<tr><th>{head}</th><td>{cell}</td></tr>" for head, cell in attributes)
-    return (
-        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Who am I</title><style>{_STYLE}</style></head><body>"
-        f"<h1>Who am I</h1><table>{table}</table>"
+    body = (
+        f"<table>{table}</table>"
         "<h2>Attributes</h2><p class='muted'>As the application names them (the front end's name in "
         f"brackets).</p><table>{attribute_table or '<tr><td>none configured</td></tr>'}</table>"
-        "</body></html>\n"
     )
+    return page("Who am I", body, links=[Link("Go to the home page", root + "/")], wide=True)

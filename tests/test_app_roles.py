@@ -4,6 +4,7 @@ writing with the editor role instead of the editor group."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -366,3 +367,27 @@ def test_admin_role_from_the_api_lets_another_admin_in(
     make_client(RITA).get("/api/roles", status=403)
     admin.put_json(f"/api/roles/{RITA}", {"roles": ["admin"]})
     assert make_client(RITA).get("/api/roles").status_int == 200
+
+
+@pytest.mark.parametrize(
+    ("granted", "groups", "access"),
+    [
+        pytest.param([], ("staff",), "reader", id="reader, no role"),
+        pytest.param(["editor"], ("staff",), "editor", id="editor by role"),
+        pytest.param(["admin"], ("movie-editors",), "editor", id="editor by group, other role"),
+    ],
+)
+def test_home_page_and_whoami_agree_on_roles(
+    db_path: Path, granted: list[str], groups: tuple[str, ...], access: str
+) -> None:
+    wsgi_app = sso_app(db_path, {"SHIBWSGI_ROLES_TTL": "0", "SHIBWSGI_WHOAMI_PATH": "/whoami"})
+    for role in granted:
+        grant(db_path, RITA, role)
+    rita = client(wsgi_app, RITA, person("Rita", RITA, groups))
+    whoami_roles = rita.get("/whoami", headers={"Accept": "application/json"}).json["roles"]
+    assert whoami_roles == sorted(granted)
+    home = rita.get("/", headers={"Accept": "text/html"}).text
+    shown = re.search(r"<dt>Roles</dt><dd>([^<]*)</dd>", home)
+    assert shown is not None
+    assert shown.group(1) == (", ".join(whoami_roles) or "—")
+    assert re.search(rf"<dt>Access</dt>\s*<dd>{access}\b", home)

@@ -184,3 +184,16 @@ def test_reader_sees_why_there_are_no_forms_in_chromium(demo: str, page: Page) -
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#read-only")).to_contain_text("movie-editors")
     expect(page.locator("form")).to_have_count(0)
+
+
+def test_movie_list_fits_a_phone_in_chromium(demo: str, page: Page) -> None:
+    """390 px wide: no sideways scrolling, every row's buttons on screen."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(demo + "/Shibboleth.sso/Login?target=/")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator(".badge")).to_have_text("editor")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for button in page.locator("td.actions .button").all():
+        box = button.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    expect(page.locator("td[data-label='Director']").first).to_be_visible()

@@ -13,11 +13,15 @@ from typing import Any
 
 import pytest
 import requests
-from support import IN_CI, free_port, require_program, wait_for_port
+from support import IN_CI, free_port, require_pip_program, require_program, wait_for_port
 from webtest import TestApp
 
 from app.demo import demo_application
 from shibwsgi import ConfigError
+from shibwsgi.profiles import PROFILES, SIGNED_PROFILES
+from shibwsgi.testing import environ_for
+from shibwsgi.testing.frontend import JWKS_PATH, KEYS_PATH
+from shibwsgi.testing.signed import TestSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
@@ -104,7 +108,7 @@ def test_killing_a_background_make_demo_stops_uwsgi(tmp_path: Path, how: signal.
     with log_path.open("wb") as log:
         # -o: never reinstall the venv from a test; its own session, to clean up whatever is left.
         process = subprocess.Popen(
-            [make, "-C", str(ROOT), "-o", ".venv/bin/.installed", "demo"],
+            [make, "-C", str(ROOT), "-o", ".venv/bin/.demo-installed", "demo"],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -122,3 +126,103 @@ def test_killing_a_background_make_demo_stops_uwsgi(tmp_path: Path, how: signal.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_signs_in_through_the_demo(profile: str, tmp_path: Path) -> None:
+    """`SHIBWSGI_PROFILE=<any profile> make demo`: the signed ones sign with a development key."""
+    client = signed_in({"SHIBWSGI_PROFILE": profile, "MOVIES_DB": str(tmp_path / "m.sqlite3")})
+    me = client.get("/api/me").json
+    assert (me["user"], me["profile"]) == ("ada@example.org", profile)
+    if profile != "remote-user":  # REMOTE_USER alone carries no groups
+        assert "movie-editors" in me["attributes"]["groups"]
+        assert me["attributes"]["name"] == ["Ada Editor"]
+
+
+@pytest.mark.parametrize("profile", [p.name for p in SIGNED_PROFILES])
+def test_signed_demo_ignores_a_token_signed_elsewhere(profile: str, tmp_path: Path) -> None:
+    front = demo_application({"SHIBWSGI_PROFILE": profile, "MOVIES_DB": str(tmp_path / "m.sqlite3")})
+    assert front.signer is not None
+    intruder = TestSigner(front.signer.algorithm, issuer=front.signer.issuer)
+    forged = environ_for(front.profile, "mallory@example.org", signer=intruder)
+    # The front end replaces what the client sent; straight to the app, the signature fails.
+    assert TestApp(front, extra_environ=LOOPBACK).get("/api/me", extra_environ=forged, status=401)
+    assert TestApp(front.app).get("/api/me", extra_environ=forged, status=401)
+
+
+def test_signed_demo_workers_share_one_key(tmp_path: Path) -> None:
+    settings = {
+        "SHIBWSGI_PROFILE": "pomerium",
+        "MOVIES_DB": str(tmp_path / "m.sqlite3"),
+        "DEVFRONTEND_KEY_DIR": str(tmp_path),
+    }
+    first, second = demo_application(settings), demo_application(settings)
+    assert first.signer is not None and second.signer is not None
+    assert first.signer.kid == second.signer.kid
+    assert (tmp_path / "devfrontend-ES256.json").stat().st_mode & 0o777 == 0o600
+    # A token from one worker's front end is good at the other worker's app.
+    token = environ_for(first.profile, "ada@example.org", signer=first.signer)
+    assert TestApp(second.app).get("/api/me", extra_environ=token).json["user"] == "ada@example.org"
+
+
+def test_signed_demo_serves_its_public_keys(tmp_path: Path) -> None:
+    front = demo_application({"SHIBWSGI_PROFILE": "aws-alb", "MOVIES_DB": str(tmp_path / "m.sqlite3")})
+    assert front.signer is not None
+    client = TestApp(front, extra_environ=LOOPBACK)
+    assert client.get(JWKS_PATH).json == front.signer.jwks
+    assert client.get(KEYS_PATH + front.signer.kid).body == front.signer.public_pem
+    client.get(KEYS_PATH + "unknown", status=404)
+
+
+@pytest.mark.servers
+def test_signed_demo_under_uwsgi_signs_in_on_every_worker(tmp_path: Path) -> None:
+    """`SHIBWSGI_PROFILE=pomerium make demo`: two workers, one development key."""
+    uwsgi = require_pip_program("uwsgi")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIBWSGI_", "DEVFRONTEND_", "MOVIES_"))}
+    env.update(
+        DEMO_PORT=str(port),
+        MOVIES_DB=str(tmp_path / "movies.sqlite3"),
+        DEVFRONTEND_KEY_DIR=str(tmp_path),
+        SHIBWSGI_PROFILE="pomerium",
+        PYTHONPATH=str(ROOT),
+    )
+    log_path = tmp_path / "uwsgi.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [uwsgi, "--ini", str(ROOT / "app" / "demo-uwsgi.ini")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        wait_until_serving(port, process)
+        session = requests.Session()
+        session.trust_env = False
+        base = f"http://127.0.0.1:{port}"
+        session.post(f"{base}/devfrontend/login", data={"user": "ada", "target": "/"}, timeout=10)
+        users = {session.get(f"{base}/api/me", timeout=10).json().get("user") for _ in range(12)}
+        assert users == {"ada@example.org"}, log_path.read_text(errors="replace")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_make_demo_installs_only_what_the_demo_needs(tmp_path: Path) -> None:
+    """Not the test extra (ruff, mypy, Playwright, Django, ...): Flask, PyJWT and uWSGI."""
+    make = require_program("make", "make")
+    plan = subprocess.run(
+        [make, "-n", "-C", str(ROOT), "demo", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    installs = [line for line in plan.splitlines() if "pip install" in line and "--upgrade pip" not in line]
+    assert len(installs) == 1, plan
+    assert "-e '.[flask,jwt]' 'uwsgi" in installs[0]
+    assert "[test]" not in plan

@@ -464,3 +464,35 @@ def test_users_are_renamed_for_each_profile() -> None:
     assert users_for_profile("remote-user", custom)["x"].attributes == {"shoeSize": "44"}
     assert users_for_profile(Profile(name="custom"), custom)["x"] == custom["x"]
     assert "affiliation" not in users_for_profile("openidc")["ada"].attributes
+
+
+@pytest.mark.parametrize(
+    ("profile", "options", "message"),
+    [
+        pytest.param(
+            "shibboleth", {"signer": "signer"}, "passes no signed assertion", id="signer for unsigned"
+        ),
+        pytest.param("jwt", {}, "names no assertion header", id="jwt without a header"),
+        pytest.param("pomerium", {"signer": "RS256"}, "RS256 is not one of pomerium's", id="wrong algorithm"),
+    ],
+)
+def test_signed_front_end_options_are_checked(profile: str, options: dict[str, Any], message: str) -> None:
+    from shibwsgi.testing.signed import TestSigner
+
+    if "signer" in options:
+        options = {"signer": TestSigner("RS256")}
+    with pytest.raises(ConfigError, match=message):
+        DevFrontEnd(echo_app, profile=profile, **options)
+
+
+def test_signed_front_end_signs_what_its_key_set_verifies() -> None:
+    front = DevFrontEnd(echo_app, profile="iap")
+    assert front.signer is not None
+    assert front.signer.issuer == "https://cloud.google.com/iap"  # the vendor's own issuer
+    app = SSOMiddleware(echo_app, profile="iap", jwks=front.signer.jwks, audience=front.signer.audience)
+    front.app = app
+    client = TestApp(front, extra_environ=LOOPBACK)
+    client.post(front.login_path, {"user": "ada", "target": "/"}, status=302)
+    identity = client.get("/").json["identity"]
+    assert identity["user"] == "ada@example.org"
+    assert identity["provider"] == "https://cloud.google.com/iap"

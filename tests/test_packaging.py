@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import configparser
+import importlib
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,3 +38,17 @@ def test_no_license_classifier_beside_the_spdx_expression() -> None:
 def test_testing_extra_brings_what_the_pytest_plugin_needs_and_no_tooling() -> None:
     assert extra("testing") == {"webtest"}
     assert extra("testing") <= extra("test")
+
+
+def test_doctor_is_a_console_script(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`shibwsgi doctor`: what the operator docs run, from the app's virtual environment."""
+    scripts = setup_cfg()["options.entry_points"]["console_scripts"]
+    name, _, target = (part.strip() for part in scripts.strip().partition("="))
+    module, _, function = target.partition(":")
+    assert name == "shibwsgi"
+    entry = getattr(importlib.import_module(module), function)
+    monkeypatch.setattr(sys, "argv", ["shibwsgi"])
+    assert entry() == 2  # no command: usage
+    assert "usage: shibwsgi {doctor}" in capsys.readouterr().err

@@ -137,11 +137,14 @@ def test_login_redirect_per_profile(make_app: Callable[..., TestApp], profile: s
     assert urlsplit(response.location).path == path
 
 
-def test_login_without_identity_and_no_front_end_login_is_401_with_hint(
-    make_app: Callable[..., TestApp],
+def test_login_without_identity_and_no_front_end_login_is_401_with_hint_in_the_log(
+    make_app: Callable[..., TestApp], caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The hint is for the operator (the log); the person is told what happened.
     response = make_app(profile="openidc", attributes={}).get("/login", status=401)
-    assert "protected by the front end" in response.json["error"]
+    assert "did not say who you are" in response.json["error"]
+    assert "Require shib-session" not in response.text
+    assert "protected by the front end" in caplog.text
 
 
 @pytest.mark.parametrize(

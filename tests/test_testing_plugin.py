@@ -113,9 +113,45 @@ def test_no_middleware_found(app: Any) -> None:
     assert find_middleware(app) is None
 
 
-def test_without_a_middleware_the_shibboleth_profile_is_used() -> None:
-    client = sso_test_app(echo_app, "zoe@example.org")
+@pytest.mark.parametrize(
+    "app",
+    [
+        pytest.param(echo_app, id="bare WSGI app"),
+        pytest.param(Flask(__name__), id="flask app wrapped only outside"),
+    ],
+)
+def test_client_for_an_app_without_middleware_says_so(app: Any) -> None:
+    # The old client signed in anyway, and every test then saw an anonymous user.
+    with pytest.raises(ValueError, match="no SSOMiddleware found"):
+        sso_test_app(app, "zoe@example.org")
+
+
+def test_without_a_middleware_an_explicit_profile_is_used() -> None:
+    client = sso_test_app(echo_app, "zoe@example.org", profile="shibboleth")
     assert client.extra_environ["eppn"] == "zoe@example.org"
+
+
+@pytest.mark.parametrize(
+    ("attributes", "variable", "seen"),
+    [
+        pytest.param({"groups": ["a", "b"]}, "isMemberOf", {"groups": ["a", "b"]}, id="app name mapped"),
+        pytest.param({"isMemberOf": ["a", "b"]}, "isMemberOf", {"groups": ["a", "b"]}, id="front end's name"),
+        pytest.param({"name": "Zoë"}, "displayName", {"name": ["Zoë"]}, id="single value under app name"),
+    ],
+)
+def test_test_attribute_given_under_the_app_name_reaches_the_app(
+    attributes: dict[str, Any], variable: str, seen: dict[str, list[str]]
+) -> None:
+    client = sso_test_app(SSOMiddleware(echo_app, attributes=ATTRIBUTES), "zoe@example.org", attributes)
+    assert variable in client.extra_environ
+    assert not {"groups", "name"} & set(client.extra_environ)
+    assert identity_of(client)["attributes"] == seen
+
+
+def test_test_attribute_given_under_both_names_is_refused() -> None:
+    app = SSOMiddleware(echo_app, attributes=ATTRIBUTES)
+    with pytest.raises(ValueError, match="'isMemberOf' is given twice"):
+        sso_test_app(app, "zoe@example.org", {"isMemberOf": ["a"], "groups": ["b"]})
 
 
 def test_explicit_profile_wins_over_the_middleware() -> None:
@@ -207,6 +243,15 @@ def test_parametrised_wsgi_app_works_with_sso_client(pytester: pytest.Pytester) 
     pytester.makeconftest(PLUGIN_CONFTEST)
     pytester.makepyfile(PLUGIN_TESTS)
     result = pytester.runpytest_inprocess()
+    result.assert_outcomes(passed=4)
+
+
+def test_sso_client_works_under_warnings_as_errors(pytester: pytest.Pytester) -> None:
+    """WebOb's warning about the cgi module must not fail a suite run with -W error."""
+    pytester.makeconftest(PLUGIN_CONFTEST)
+    pytester.makepyfile(PLUGIN_TESTS)
+    # A fresh interpreter: this one imported WebOb long ago, and warns only once.
+    result = pytester.runpytest_subprocess("-W", "error", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=4)
 
 

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from webtest import TestApp
-
+from ..discovery import find_middleware
 from ..middleware import SSOMiddleware
 from ..profiles import get_profile
+from ._webtest import TestApp
 from .environ import environ_for
 
 if TYPE_CHECKING:
@@ -27,35 +27,6 @@ __all__ = ["DEFAULT_USER", "HTTPS_ENVIRON", "find_middleware", "front_end_enviro
 DEFAULT_USER = "alice@example.org"
 #: What a WSGI server behind TLS puts in the environ.
 HTTPS_ENVIRON: Mapping[str, str] = {"wsgi.url_scheme": "https", "HTTPS": "on", "SERVER_PORT": "443"}
-
-#: Attributes through which wrappers commonly reach the app they wrap (Werkzeug's
-#: ProxyFix and the development front end: ``app``; Flask: ``wsgi_app``).
-_WRAPPED = ("app", "wsgi_app", "application", "__wrapped__")
-_MAX_DEPTH = 8
-
-
-def find_middleware(app: object) -> SSOMiddleware | None:
-    """The :class:`~shibwsgi.SSOMiddleware` in ``app``, or ``None``.
-
-    Looks through wrappers that keep the wrapped app as ``app``, ``wsgi_app``,
-    ``application`` or ``__wrapped__`` (a Flask app whose ``wsgi_app`` was
-    wrapped, ProxyFix, :class:`~shibwsgi.testing.DevFrontEnd`), a few levels deep.
-    """
-    layer: list[object] = [app]
-    seen: set[int] = set()
-    for _ in range(_MAX_DEPTH):
-        following: list[object] = []
-        for candidate in layer:
-            if isinstance(candidate, SSOMiddleware):
-                return candidate
-            if id(candidate) in seen:
-                continue
-            seen.add(id(candidate))
-            following.extend(
-                inner for name in _WRAPPED if (inner := getattr(candidate, name, None)) is not None
-            )
-        layer = following
-    return None
 
 
 def front_end_environ(
@@ -74,6 +45,7 @@ def front_end_environ(
     """
     proxies: tuple[Any, ...] = ()
     if middleware is not None:
+        attributes = source_names(middleware, attributes)
         profile = middleware.profile
         if middleware.parser.user_sources != profile.user:
             profile = replace(profile, user=middleware.parser.user_sources)
@@ -86,6 +58,30 @@ def front_end_environ(
         # The request comes from the proxy that sets the headers (by default one on this machine).
         environ["REMOTE_ADDR"] = str(proxies[0].network_address) if proxies else "127.0.0.1"
     return environ
+
+
+def source_names(
+    middleware: SSOMiddleware, attributes: Mapping[str, str | Iterable[str]] | None
+) -> dict[str, str | Iterable[str]]:
+    """``attributes`` with the app's names (``groups``) renamed to the front end's (``isMemberOf``).
+
+    The front end sends its own names; a test that writes the name the app reads
+    would otherwise sign in a user without that attribute. A name given both ways
+    is refused.
+    """
+    mapped = middleware.parser.attributes
+    sources = {*middleware.parser.user_sources, *(spec.source for spec in mapped.values())}
+    result: dict[str, str | Iterable[str]] = {}
+    given: dict[str, str] = {}
+    for name, value in (attributes or {}).items():
+        source = name if name in sources or name not in mapped else mapped[name].source
+        if source in given:
+            raise ValueError(
+                f"the front end's attribute {source!r} is given twice ({given[source]!r} and {name!r}): "
+                f"give it once, as {source!r}"
+            )
+        result[source], given[source] = value, name
+    return result
 
 
 def sso_test_app(
@@ -109,6 +105,12 @@ def sso_test_app(
     if user is None:
         return TestApp(app, extra_environ=dict(HTTPS_ENVIRON))
     middleware = find_middleware(app)
+    if middleware is None and "profile" not in options:
+        raise ValueError(
+            f"no SSOMiddleware found in {app!r}, so nothing would read the signed-in user: "
+            "pass the wrapped application (SSOMiddleware(app, ...); for Flask, shibwsgi.flask.SSO(app)), "
+            "or profile= to build a front end's variables for an app wrapped out of reach"
+        )
     front = front_end_environ(middleware, user, attributes, **options)
     if not login:
         return TestApp(app, extra_environ={**HTTPS_ENVIRON, **front})

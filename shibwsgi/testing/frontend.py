@@ -7,6 +7,9 @@ Wrap the application *after* :class:`~shibwsgi.SSOMiddleware`, as the outermost 
 It serves the profile's login path (a form to pick a sample user) and logout path
 itself, keeps the choice in a signed cookie, and on every other request puts that
 user into the environ exactly as the real front end would (:func:`environ_for`).
+A signed profile's front end (Pomerium, IAP, ...) signs with a development key
+(:class:`~shibwsgi.testing.signed.TestSigner`) and serves its public keys at
+:data:`JWKS_PATH` (and one PEM per key id under :data:`KEYS_PATH`, as AWS ALB does).
 Only loopback clients are served. Never expose it: whoever reaches it can be anyone.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import html
 import ipaddress
+import json
 import logging
 import secrets
 import time
@@ -28,7 +32,8 @@ from werkzeug.http import dump_cookie, parse_cookie
 from werkzeug.wrappers import Request
 
 from ..errors import ConfigError
-from ..profiles import REMOTE_USER, Profile, get_profile
+from ..pages import STYLE, Link, page
+from ..profiles import REMOTE_USER, SIGNED_PROFILES, Profile, get_profile
 from ..redirects import safe_next
 from ..responses import content_security_policy, redirect, security_headers
 from ..trust import CHANNELS, TrustGate
@@ -37,7 +42,11 @@ from .environ import SESSION_LIFETIME, environ_for
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
+    from .signed import TestSigner
+
 __all__ = [
+    "JWKS_PATH",
+    "KEYS_PATH",
     "SAMPLE_USERS",
     "SOURCE_NAMES",
     "DevFrontEnd",
@@ -47,6 +56,11 @@ __all__ = [
 ]
 
 log = logging.getLogger("shibwsgi")
+
+#: Where a signed profile's development front end serves its public key set.
+JWKS_PATH = "/devfrontend/jwks.json"
+#: ``KEYS_PATH + kid``: its public key in PEM (a ``jwks_url`` with ``{kid}``, as for AWS ALB).
+KEYS_PATH = "/devfrontend/keys/"
 
 WARNING = "DEVELOPMENT FRONT END: anyone who can reach this port can be anyone; never expose it"
 
@@ -116,6 +130,11 @@ SOURCE_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
             "mail": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
             "isMemberOf": "groups",
         },
+        # Signed front ends pass the identity provider's claims.
+        **{
+            profile.name: MappingProxyType({"displayName": "name", "mail": "email", "isMemberOf": "groups"})
+            for profile in SIGNED_PROFILES
+        },
     }
 )
 
@@ -182,6 +201,11 @@ class DevFrontEnd:
     :class:`~shibwsgi.SSOMiddleware` must then trust ``127.0.0.1``; ``protected_paths``: locations the front end itself
     protects (``Require shib-session``): without a front-end session, requests
     there are sent to the sign-in form. Elsewhere they pass on anonymously.
+    ``signer``: for a signed profile, the key that signs its assertions (default: a
+    new :class:`~shibwsgi.testing.signed.TestSigner` with the profile's algorithm
+    and issuer; with several worker processes, give each the same one, see
+    :meth:`~shibwsgi.testing.signed.TestSigner.load`). The inner middleware verifies
+    with ``jwks=front.signer.jwks, issuer=front.signer.issuer, audience=front.signer.audience``.
     """
 
     def __init__(
@@ -194,11 +218,13 @@ class DevFrontEnd:
         cookie_name: str = "_devfrontend_session",
         channel: str | None = None,
         protected_paths: Iterable[str] = (),
+        signer: TestSigner | None = None,
     ) -> None:
         if not callable(app):
             raise ConfigError("app", f"expected a WSGI callable, got {type(app).__name__}")
         self.app = app
         self.profile = get_profile(profile)
+        self.signer = _signer(self.profile, signer)
         self.channel = default_channel(self.profile) if channel is None else channel
         if self.channel not in CHANNELS:
             raise ConfigError("channel", f"{self.channel!r} is not one of {', '.join(CHANNELS)}")
@@ -242,6 +268,8 @@ class DevFrontEnd:
             return self._login(Request(environ), start_response)
         if path == self.logout_path:
             return self._logout(Request(environ), start_response)
+        if self.signer is not None and (path == JWKS_PATH or path.startswith(KEYS_PATH)):
+            return _keys(self.signer, path, start_response)
         # The inner middleware scrubs too; in the headers channel nothing else would.
         self._scrubber.admit(environ)
         session = self._session(environ)
@@ -293,24 +321,29 @@ class DevFrontEnd:
     ) -> Iterable[bytes]:
         choices = "\n".join(
             f'<li><label><input type="radio" name="user" value="{html.escape(key)}"'
-            f"{' checked' if index == 0 else ''}> <strong>{html.escape(name)}</strong> "
-            f"<code>{html.escape(self.users[key].user)}</code> ({groups} group{'' if groups == 1 else 's'})"
-            "</label></li>"
+            f"{' checked' if index == 0 else ''}> <span><strong>{html.escape(name)}</strong><br>"
+            f'<code>{html.escape(self.users[key].user)}</code> <span class="muted">({groups} '
+            f"group{'' if groups == 1 else 's'})</span></span></label></li>"
             for index, (key, (name, groups)) in enumerate(self._labels.items())
         )
-        message = f'<p role="alert">{html.escape(error)}</p>\n' if error else ""
-        page = (
-            '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>Development sign-in</title><style>{_STYLE}</style></head><body>\n"
-            f"<h1>Development sign-in ({html.escape(self.profile.name)})</h1>\n"
-            "<p><strong>Development front end</strong>: no identity provider and no password. "
-            "Never expose it.</p>\n"
+        message = f'<p class="alert" role="alert">{html.escape(error)}</p>\n' if error else ""
+        body = (
+            '<p class="warning"><strong>Development front end.</strong> No identity provider, no '
+            "password: anyone who reaches this page can be anyone. Never expose it.</p>\n"
+            f"<p>Pick someone to be. The application receives them exactly as the "
+            f"<strong>{html.escape(self.profile.name)}</strong> front end would pass them.</p>\n"
             f'{message}<form method="post" action="{html.escape(self.login_path)}">\n'
             f'<input type="hidden" name="target" value="{html.escape(target)}">\n'
-            f"<ul>\n{choices}\n</ul>\n"
-            '<button type="submit">Sign in</button>\n</form>\n</body></html>\n'
+            f'<ul class="choices">\n{choices}\n</ul>\n'
+            '<button type="submit">Sign in</button>\n</form>\n'
         )
-        return _respond(start_response, status, "text/html", page, head=head)
+        document = page(
+            "Sign in",
+            body,
+            links=[Link("Back to the home page", "/", main=False)],
+            eyebrow="Development sign-in",
+        )
+        return _respond(start_response, status, "text/html", document, head=head)
 
     # -- the session and what it injects ----------------------------------------------------
 
@@ -341,7 +374,41 @@ class DevFrontEnd:
             authenticated_at=authenticated_at,
             expires_at=authenticated_at + SESSION_LIFETIME,
             id_token=self._id_token,
+            signer=self.signer,
         )
+
+
+def _signer(profile: Profile, signer: TestSigner | None) -> TestSigner | None:
+    """The key a signed profile's front end signs with; ``None`` for the others."""
+    if not profile.signed:
+        if signer is not None:
+            raise ConfigError("signer", f"profile {profile.name!r} passes no signed assertion")
+        return None
+    if profile.assertion_header is None:
+        raise ConfigError(
+            "profile",
+            f"profile {profile.name!r} names no assertion header: pass "
+            f"dataclasses.replace(get_profile({profile.name!r}), assertion_header=...)",
+        )
+    if signer is not None:
+        if signer.algorithm not in profile.algorithms:
+            raise ConfigError("signer", f"{signer.algorithm} is not one of {profile.name}'s algorithms")
+        return signer
+    from .signed import TestSigner  # PyJWT (the jwt extra) only for signed profiles
+
+    try:
+        return TestSigner.for_profile(profile)
+    except ValueError as exc:
+        raise ConfigError("signer", f"{exc}: pass a signer") from None
+
+
+def _keys(signer: TestSigner, path: str, start_response: StartResponse) -> list[bytes]:
+    """The development key set (JWKS), or one key in PEM by its ``kid``."""
+    if path == JWKS_PATH:
+        return _respond(start_response, "200 OK", "application/json", json.dumps(signer.jwks))
+    if path == KEYS_PATH + signer.kid:
+        return _respond(start_response, "200 OK", "application/x-pem-file", signer.public_pem.decode())
+    return _respond(start_response, "404 Not Found", "text/plain", "No such key.\n")
 
 
 def _checked_users(
@@ -405,6 +472,8 @@ def _scrubber(profile: Profile, users: Iterable[SampleUser]) -> TrustGate:
     sources.update(source for user in users for source in user.attributes)
     variables = {variable for source in sources for variable in profile.variables_for(source)}
     variables.update(profile.variables.values(), profile.json_variables)
+    if profile.assertion_header is not None:
+        variables.add(profile.assertion_header)
     return TrustGate(
         channel="environ", variables=variables, read_keys=(), owned_prefixes=profile.owned_prefixes
     )
@@ -451,9 +520,8 @@ def _netloc(scheme: str, netloc: str) -> str:
     return netloc[: -len(default)] if default and netloc.endswith(default) else netloc
 
 
-_STYLE = "ul{list-style:none}"
 #: The sign-in form posts to this site and has one inline style: nothing else loads or runs.
-_POLICY = content_security_policy(styles=[_STYLE], forms=True)
+_POLICY = content_security_policy(styles=[STYLE], forms=True)
 
 
 def _respond(
