@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,41 +75,54 @@ def test_setting_up_twice_is_refused() -> None:
         SSO(app)
 
 
+SESSION = {"SHIBWSGI_SESSION": "memory:", "SHIBWSGI_SECRET_KEY": "k" * 32}
+
+
 @pytest.mark.parametrize(
-    ("config", "options", "expected"),
+    ("config", "options", "read", "value"),
     [
-        pytest.param({"SHIBWSGI_PROFILE": "mellon"}, {}, {"profile": "mellon"}, id="text setting"),
         pytest.param(
-            {"SHIBWSGI_WHOAMI_PATH": "/me/sso", "SHIBWSGI_IDLE_TIMEOUT": "15m"},
+            {"SHIBWSGI_PROFILE": "mellon"}, {}, lambda m: m.profile.name, "mellon", id="text setting"
+        ),
+        pytest.param(
+            {**SESSION, "SHIBWSGI_IDLE_TIMEOUT": "15m"},
             {},
-            {"whoami_path": "/me/sso"},
+            lambda m: m.sessions.idle_timeout,
+            900,
             id="text converted like from_mapping",
         ),
         pytest.param(
-            {"SHIBWSGI_PROFILE": "mellon"}, {"profile": "openidc"}, {"profile": "openidc"}, id="option wins"
+            {"SHIBWSGI_PROFILE": "mellon"},
+            {"profile": "openidc"},
+            lambda m: m.profile.name,
+            "openidc",
+            id="option wins",
         ),
         pytest.param(
             {"SHIBWSGI_SESSION": MemoryStore(), "SHIBWSGI_SECRET_KEY": ["k" * 32]},
             {},
-            {"sessions": True},
+            lambda m: type(m.sessions.store),
+            MemoryStore,
             id="python values",
         ),
-        pytest.param({"SHIBWSGI_COOKIE_SECURE": False}, {}, {}, id="python boolean"),
+        pytest.param(
+            {**SESSION, "SHIBWSGI_COOKIE_SECURE": False},
+            {},
+            lambda m: m.cookie.secure,
+            False,
+            id="python boolean",
+        ),
     ],
 )
 def test_options_come_from_app_config(
-    config: dict[str, Any], options: dict[str, Any], expected: dict[str, Any]
+    config: dict[str, Any], options: dict[str, Any], read: Callable[[Any], Any], value: Any
 ) -> None:
     app = Flask(__name__)
     app.config.update(config)
-    middleware = SSO(app, **options) and find_middleware(app)
+    SSO(app, **options)
+    middleware = find_middleware(app)
     assert isinstance(middleware, SSOMiddleware)
-    if "profile" in expected:
-        assert middleware.profile.name == expected["profile"]
-    if "whoami_path" in expected:
-        assert middleware.whoami_path == expected["whoami_path"]
-    if "sessions" in expected:
-        assert middleware.sessions is not None
+    assert read(middleware) == value
 
 
 @pytest.mark.parametrize(
