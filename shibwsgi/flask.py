@@ -25,7 +25,9 @@ not see raises :class:`RuntimeError` (rather than treating everyone as anonymous
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
@@ -175,6 +177,12 @@ class SSO:
     """
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
+        known = inspect.signature(SSOMiddleware).parameters
+        for name in options:
+            if name not in known:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(name, f"not an SSOMiddleware option{hint}")
         self.options = options
         if app is not None:
             self.init_app(app)

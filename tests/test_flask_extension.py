@@ -126,6 +126,18 @@ def test_options_come_from_app_config(
 
 
 @pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"atributes": {}}, "did you mean attributes", id="typo"),
+        pytest.param({"dev_mode": True}, "not an SSOMiddleware option", id="no such option"),
+    ],
+)
+def test_unknown_option_is_a_config_error(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        SSO(**options)
+
+
+@pytest.mark.parametrize(
     ("config", "message"),
     [
         pytest.param({"SHIBWSGI_PROFLE": "mellon"}, "did you mean SHIBWSGI_PROFILE", id="typo in text"),
