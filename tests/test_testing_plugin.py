@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -246,8 +247,12 @@ def test_parametrised_wsgi_app_works_with_sso_client(pytester: pytest.Pytester) 
     result.assert_outcomes(passed=4)
 
 
-def test_sso_client_works_under_warnings_as_errors(pytester: pytest.Pytester) -> None:
+def test_sso_client_works_under_warnings_as_errors(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """WebOb's warning about the cgi module must not fail a suite run with -W error."""
+    # The subprocess imports this repository's tests.helpers, as the in-process runs do.
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     pytester.makeconftest(PLUGIN_CONFTEST)
     pytester.makepyfile(PLUGIN_TESTS)
     # A fresh interpreter: this one imported WebOb long ago, and warns only once.
