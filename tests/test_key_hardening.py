@@ -59,6 +59,7 @@ class DrippingServer:
         self.lines = lines
         self.pause = pause
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)  # accept() wakes up to see ``stop``
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/jwks.json"
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -67,6 +68,8 @@ class DrippingServer:
         while not self.stop.is_set():
             try:
                 connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
             with connection:
@@ -85,8 +88,8 @@ class DrippingServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
-        self.listener.close()
         self.thread.join()
+        self.listener.close()
 
 
 #: 300 lines at 0.1 s: half a minute of answer, each read well inside any per-read timeout.
