@@ -196,8 +196,11 @@ class RemoteKeys(Generic[K]):
     """Keys fetched from ``url`` on first use, cached for ``max_age`` seconds.
 
     ``url`` is a key set (JWKS) URL, or a template with ``{kid}`` that serves one
-    key per ``kid`` (AWS ALB). ``generation`` changes whenever a cached key is
-    retired or replaced, so whoever caches verification results can drop them.
+    key per ``kid`` (AWS ALB). ``timeout`` bounds each fetch as a whole;
+    ``refetch_interval`` spaces the fetches an unknown ``kid`` may start;
+    ``miss_ttl`` is how long a ``kid`` a fetch did not find starts none.
+    ``generation`` changes whenever a cached key is retired or replaced, so
+    whoever caches verification results can drop them.
     """
 
     def __init__(
