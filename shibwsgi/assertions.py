@@ -231,7 +231,7 @@ class AssertionVerifier:
                     "verify_iat": False,
                 },
             )
-        except (jwt.PyJWTError, ValueError, TypeError, RecursionError) as exc:  # RecursionError: deep JSON
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise _refused(f"{type(exc).__name__}: {loggable(str(exc))}") from None
         if not isinstance(claims, dict):
             raise _refused("malformed: the payload is not a JSON object")

@@ -93,7 +93,8 @@ def _get(url: str, deadline: float, timeout: float) -> tuple[str | None, bytes]:
     try:
         connection.connect()
         # The socket timeout bounds each read; the timer bounds them all together.
-        timer = threading.Timer(_left(deadline, timeout), _cut, (connection, expired))
+        # The socket, not the connection: a response that closes the connection keeps reading it.
+        timer = threading.Timer(_left(deadline, timeout), _cut, (connection.sock, expired))
         timer.daemon = True
         timer.start()
         target = parts.path or "/"
@@ -134,10 +135,9 @@ def _left(deadline: float, timeout: float) -> float:
     return left
 
 
-def _cut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+def _cut(sock: socket.socket | None, expired: threading.Event) -> None:
     """At the deadline: wake the reading thread (shutdown, unlike close, interrupts a blocked read)."""
     expired.set()
-    sock = connection.sock
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
@@ -196,8 +196,11 @@ class RemoteKeys(Generic[K]):
     """Keys fetched from ``url`` on first use, cached for ``max_age`` seconds.
 
     ``url`` is a key set (JWKS) URL, or a template with ``{kid}`` that serves one
-    key per ``kid`` (AWS ALB). ``generation`` changes whenever a cached key is
-    retired or replaced, so whoever caches verification results can drop them.
+    key per ``kid`` (AWS ALB). ``timeout`` bounds each fetch as a whole;
+    ``refetch_interval`` spaces the fetches an unknown ``kid`` may start;
+    ``miss_ttl`` is how long a ``kid`` a fetch did not find starts none.
+    ``generation`` changes whenever a cached key is retired or replaced, so
+    whoever caches verification results can drop them.
     """
 
     def __init__(
