@@ -196,24 +196,33 @@ class IdentityBackend(ModelBackend):
         """Update ``user``'s fields and managed groups from ``identity``; return the user.
 
         Override it with this signature (call ``super()`` to keep the sync) or with
-        Django's ``(request, user, created=True)``: the sync then runs before your
-        override, which finds the identity at ``identity_of(request)``.
+        Django's ``(request, user, created=True)`` (or, before Django 4.1,
+        ``(request, user)``, then called for new users only): the sync then runs
+        before your override, which finds the identity at ``identity_of(request)``.
         """
         if isinstance(identity, Identity):
             _sync_user(user, identity, AdapterSettings.load())
         return user
 
     def _configure(self, request: HttpRequest | None, user: Any, identity: Identity, created: bool) -> Any:
-        if _takes_identity(type(self).configure_user):
+        takes = _parameters(type(self).configure_user)
+        if "identity" in takes:
             return self.configure_user(request, user, identity=identity, created=created)
         _sync_user(user, identity, AdapterSettings.load())
-        return self.configure_user(request, user, created=created)
+        if "created" in takes:
+            return self.configure_user(request, user, created=created)
+        # Django before 4.1: (request, user), called for new users only.
+        return self.configure_user(request, user) if created else user
 
 
 @functools.cache
-def _takes_identity(configure_user: Callable[..., Any]) -> bool:
-    """Whether a ``configure_user`` takes the identity (this adapter's) or not (Django's)."""
-    return "identity" in inspect.signature(configure_user).parameters
+def _parameters(configure_user: Callable[..., Any]) -> frozenset[str]:
+    """The keywords a ``configure_user`` takes: ``identity`` (this adapter's), ``created`` (Django's)."""
+    parameters = inspect.signature(configure_user).parameters
+    names = frozenset(parameters)
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return names | {"created"}
+    return names
 
 
 def _verified(request: Any, remote_user: str) -> Identity | None:
