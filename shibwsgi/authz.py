@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from .errors import ConfigError
 from .identity import Identity
-from .paths import wsgi_path
+from .paths import PATH_SAFE, script_name_url, wsgi_bytes, wsgi_path
 from .redirects import safe_next
 from .responses import error, redirect, wants_html
 
@@ -375,11 +375,11 @@ def deny(
     login_path = environ.get("shibwsgi.login_path")
     if not isinstance(login_path, str) or safe_next(login_path, default="") != login_path:
         return error(environ, start_response, 401, "authentication required")
-    login_url = _script_name(environ) + login_path
+    login_url = script_name_url(environ) + login_path
     if not wants_html(environ):
         return error(environ, start_response, 401, f"authentication required: log in at {login_url}")
     separator = "&" if "?" in login_url else "?"
-    target = safe_next(_current_path(environ), default=_script_name(environ) + "/")
+    target = safe_next(_current_path(environ), default=script_name_url(environ) + "/")
     return redirect(start_response, f"{login_url}{separator}next={quote(target, safe='')}")
 
 
@@ -397,24 +397,11 @@ def check(
     return deny(environ, start_response, identity, requirement)
 
 
-_PATH_SAFE = "/!$&'()*+,;=:@"
 _QUERY_SAFE = "/!$&'()*+,;=:@?%"
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-def _wsgi_bytes(text: str) -> bytes:
-    # WSGI strings carry the request's bytes as latin-1.
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return text.encode("utf-8")
-
-
-def _script_name(environ: WSGIEnvironment) -> str:
-    return quote(_wsgi_bytes(environ.get("SCRIPT_NAME", "")).rstrip(b"/"), safe=_PATH_SAFE)
-
-
 def _current_path(environ: WSGIEnvironment) -> str:
-    path = quote(_wsgi_bytes(environ.get("PATH_INFO", "") or "/"), safe=_PATH_SAFE)
-    query = _STRAY_PERCENT.sub("%25", quote(_wsgi_bytes(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE))
-    return _script_name(environ) + path + (f"?{query}" if query else "")
+    path = quote(wsgi_bytes(environ.get("PATH_INFO", "") or "/"), safe=PATH_SAFE)
+    query = _STRAY_PERCENT.sub("%25", quote(wsgi_bytes(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE))
+    return script_name_url(environ) + path + (f"?{query}" if query else "")

@@ -9,8 +9,14 @@ at construction, and compared with ``PATH_INFO`` as it comes: byte for byte.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
 
-__all__ = ["text_path", "wsgi_path"]
+__all__ = ["PATH_SAFE", "script_name_url", "text_path", "wsgi_bytes", "wsgi_path"]
+
+#: Characters a URL path keeps as they are (RFC 3986 ``pchar`` and ``/``, less ``%``).
+PATH_SAFE = "/!$&'()*+,;=:@"
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 
@@ -30,3 +36,20 @@ def wsgi_path(path: str) -> str:
 def text_path(path: str) -> str:
     """The inverse of :func:`wsgi_path`, for messages (undecodable bytes are escaped)."""
     return path.encode("latin-1", "replace").decode("utf-8", "backslashreplace")
+
+
+def wsgi_bytes(text: str) -> bytes:
+    """The bytes a WSGI string (``PATH_INFO``, ``SCRIPT_NAME``, ...) carries as latin-1."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8")
+
+
+def script_name_url(environ: Mapping[str, Any]) -> str:
+    """``SCRIPT_NAME`` as the start of a URL path: escaped, no trailing ``/``, ``""`` at the root.
+
+    Never two leading slashes: ``//host/login`` would send the browser to another site.
+    """
+    script = wsgi_bytes(environ.get("SCRIPT_NAME", "") or "").strip(b"/")
+    return "/" + quote(script, safe=PATH_SAFE) if script else ""
