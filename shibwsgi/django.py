@@ -251,9 +251,9 @@ def _sync_user(user: Any, identity: Identity, config: AdapterSettings) -> None:
         value = _usable(identity, source)
         if value is None:
             continue  # not released this time (or dropped for size): keep what we had
-        limit = user._meta.get_field(field).max_length
-        if limit is not None and len(value) > limit:
-            log.warning("user field %s not updated: attribute %s is over %d characters", field, source, limit)
+        problem = _unstorable(value, user._meta.get_field(field).max_length)
+        if problem:
+            log.warning("user field %s not updated: attribute %s %s", field, source, problem)
             continue
         if getattr(user, field) != value:
             setattr(user, field, value)
@@ -278,14 +278,25 @@ def _usable(identity: Identity, source: str) -> str | None:
     return identity.get(source)
 
 
+def _unstorable(value: str, limit: int | None) -> str | None:
+    """Why ``value`` cannot be stored in a text column of ``limit`` characters, or ``None``."""
+    if limit is not None and len(value) > limit:
+        return f"is over {limit} characters"
+    if "\x00" in value:
+        # PostgreSQL refuses NUL in text (a 500 at every login), and Django's forms refuse it too.
+        return "holds a NUL character"
+    return None
+
+
 def _sync_groups(user: Any, values: Iterable[str], prefix: str) -> None:
     limit = Group._meta.get_field("name").max_length or 150
     wanted = set()
     for value in values:
         if not value.startswith(prefix):
             continue
-        if len(value) > limit:
-            log.warning("group not synced: a value is over %d characters", limit)
+        problem = _unstorable(value, limit)
+        if problem:
+            log.warning("group not synced: a value %s", problem)
             continue
         wanted.add(value)
     # Databases compare text case-insensitively (SQLite's LIKE, MySQL's collations): the

@@ -6,6 +6,7 @@ sessions other backends made, user switches, inactive users, the 403 decorators.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -191,6 +192,21 @@ def test_an_overlong_group_value_is_skipped_and_the_others_still_sync(
     client = make_client()
     seen = me(client, person(groups=("app-" + "x" * 200, "app-ok")))
     assert seen["groups"] == ["app-ok"]
+
+
+def test_nul_in_a_field_or_group_value_is_skipped_not_stored(
+    make_client: Callable[..., TestApp], caplog: pytest.LogCaptureFixture
+) -> None:
+    """PostgreSQL refuses NUL in text: storing it would answer 500 at every login of this user."""
+    from django.contrib.auth.models import Group
+
+    client = make_client()
+    me(client, person(groups=("app-a",)))
+    with caplog.at_level(logging.WARNING, logger="shibwsgi.django"):
+        seen = me(client, person(groups=("app-\x00admins", "app-b"), givenName="Zo\x00ë"))
+    assert seen["first_name"] == "Zoë" and seen["groups"] == ["app-b"]
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["app-a", "app-b"]
+    assert "NUL" in caplog.text and "\x00" not in caplog.text
 
 
 # -- configure_user: every signature Django and this adapter have had ------------------------
