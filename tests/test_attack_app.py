@@ -42,17 +42,16 @@ def wsgi_app(db_path: Path) -> SSOMiddleware:
     return sso_app(db_path, {"SHIBWSGI_ROLES_TTL": "0"})
 
 
-def call(app: Any, method: str, path: str, *, query: str = "", body: bytes = b"", **environ: str) -> str:
+def call(app: Any, method: str, path: str, *, query: str = "", body: bytes = b"", **environ: Any) -> str:
     """A raw WSGI call, for bytes WebTest would not send (non-UTF-8 queries, broken headers)."""
-    request = {**editor(), **environ}
+    request: dict[str, Any] = {
+        **editor(),
+        "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        **environ,
+    }
     setup_testing_defaults(request)
-    request.update(
-        REQUEST_METHOD=method,
-        PATH_INFO=path,
-        QUERY_STRING=query,
-        CONTENT_LENGTH=str(len(body)),
-        CONTENT_TYPE=environ.get("CONTENT_TYPE", "application/x-www-form-urlencoded"),
-    )
+    request.update(REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query)
     request["wsgi.input"] = io.BytesIO(body)
     status: list[str] = []
 
@@ -377,3 +376,42 @@ def test_odd_request_headers_are_not_a_500(wsgi_app: SSOMiddleware) -> None:
     ):
         for method, path in (("GET", "/"), ("POST", "/movies"), ("POST", "/movies/1/delete")):
             assert not call(wsgi_app, method, path, body=b"csrf_token=x&title=y", **header).startswith("5")
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "", " 5", "1e3", "0x10", "99999999999999999999"])
+def test_odd_content_length_is_4xx(wsgi_app: SSOMiddleware, length: str) -> None:
+    status = call(
+        wsgi_app,
+        "POST",
+        "/api/movies",
+        body=b'{"title": "x"}',
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH=length,
+    )
+    assert status[:3] in ("400", "413")
+
+
+def test_chunked_body_over_the_limit_is_refused(wsgi_app: SSOMiddleware) -> None:
+    """A streamed body is cut at the limit by Werkzeug: never stored, though 400 rather than 413."""
+    body = b'{"title": "' + b"x" * 70_000 + b'"}'
+    status = call(
+        wsgi_app,
+        "POST",
+        "/api/movies",
+        body=body,
+        CONTENT_TYPE="application/json",
+        CONTENT_LENGTH="",
+        HTTP_TRANSFER_ENCODING="chunked",
+        **{"wsgi.input_terminated": True},
+    )
+    assert status[:3] in ("400", "413")
+
+
+def test_markup_in_titles_and_attributes_is_escaped_on_every_page(wsgi_app: SSOMiddleware) -> None:
+    marked = person("<b>Ada</b>", ADA, [EDITOR_GROUP, "<script>group()</script>"])
+    browser = TestApp(wsgi_app, extra_environ=environ_for("shibboleth", ADA, marked))
+    movie = {"title": "<script>title()</script>", "director": '"><img src=x onerror=director()>'}
+    created = browser.post_json("/api/movies", movie, status=201).json
+    for page in (browser.get("/"), browser.get(f"/movies/{created['id']}/edit")):
+        assert "<script>" not in page.text.replace('<script src="', "")
+        assert "<img src=x" not in page.text and "<b>Ada" not in page.text

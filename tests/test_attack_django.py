@@ -399,3 +399,48 @@ def test_group_required_is_not_fooled_by_a_group_differing_in_unicode_case(
     client = make_client(SHIBWSGI_GROUPS_PREFIX="")
     client.get("/editors", extra_environ=person(groups=("\uff41pp-editors",)), status=403)
     client.get("/editors", extra_environ=person(groups=("app-editors",)), status=200)
+
+
+def test_sso_login_rotates_a_session_key_planted_before_it(make_client: Callable[..., TestApp]) -> None:
+    """Session fixation: a key set in the browser before the login must not name the logged-in session."""
+    client = make_client()
+    planted = client.get("/remember?value=planted").json
+    assert planted["user"] == ""
+    before = client.cookies["sessionid"]
+    assert me(client, person())["username"] == ZOE
+    assert client.cookies["sessionid"] != before
+
+
+class _WrappedRequest:
+    """Django REST framework's Request: proxies attributes (META included) to Django's request."""
+
+    def __init__(self, request: Any) -> None:
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
+@pytest.mark.parametrize(
+    ("claimed", "expected"),
+    [pytest.param(ZOE, ZOE, id="the verified user"), pytest.param("admin", None, id="another user")],
+)
+def test_remote_user_through_a_wrapped_request_is_checked_against_the_identity(
+    make_client: Callable[..., TestApp], claimed: str, expected: str | None
+) -> None:
+    from django.contrib import auth
+    from django.test import RequestFactory
+
+    make_client()
+    request = RequestFactory().get("/", **{"shibwsgi.identity": Identity(ZOE)})
+    user = auth.authenticate(request=_WrappedRequest(request), remote_user=claimed)
+    assert (user.get_username() if user is not None else None) == expected
+
+
+def test_remote_user_none_without_identity_is_anonymous(make_client: Callable[..., TestApp]) -> None:
+    from django.contrib import auth
+    from django.test import RequestFactory
+
+    make_client()
+    assert auth.authenticate(request=RequestFactory().get("/"), remote_user=None) is None
+    assert auth.authenticate(request=None, remote_user=ZOE) is None
