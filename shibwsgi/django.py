@@ -369,13 +369,15 @@ class IdentityMiddleware:
             if self.force_logout_if_no_identity and user.is_authenticated and _ours(request):
                 auth.logout(request)
             return
-        digest = _digest(identity)
-        if user.is_authenticated and request.session.get(SYNCED_KEY) == digest:
-            return
-        if user.is_authenticated and not _ours(request) and user.get_username() == _username(identity):
-            # Logged in by another backend (a password) as this very user: theirs to keep,
-            # as Django's RemoteUserMiddleware leaves it.
-            return
+        # The account itself, not only the login, must still be the identity's: an admin may
+        # have renamed it and given its username to another account.
+        if user.is_authenticated and user.get_username() == _username(identity):
+            if request.session.get(SYNCED_KEY) == _digest(identity):
+                return
+            if not _ours(request):
+                # Logged in by another backend (a password) as this very user: theirs to keep,
+                # as Django's RemoteUserMiddleware leaves it.
+                return
         # Logging in again syncs fields and groups; auth.login() flushes the session
         # when the user differs, so another user never inherits it.
         user = auth.authenticate(request, identity=identity)
@@ -386,7 +388,7 @@ class IdentityMiddleware:
             return
         request.user = user
         auth.login(request, user)
-        request.session[SYNCED_KEY] = digest
+        request.session[SYNCED_KEY] = _digest(identity)
 
 
 class PersistentIdentityMiddleware(IdentityMiddleware):

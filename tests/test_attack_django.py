@@ -330,6 +330,20 @@ def test_password_session_of_the_same_user_keeps_its_backend_through_attribute_c
         assert seen["username"] == ZOE and seen["backend"] == "django.contrib.auth.backends.ModelBackend"
 
 
+def test_account_renamed_mid_session_gives_way_to_the_account_now_holding_the_username(
+    make_client: Callable[..., TestApp],
+) -> None:
+    """The same login (same fingerprint) must not keep a session on an account no longer the identity's."""
+    from django.contrib.auth.models import User
+
+    client = make_client()
+    environ = person()
+    me(client, environ)
+    User.objects.filter(username=ZOE).update(username="zoe-departed")
+    User.objects.create(username=ZOE)
+    assert me(client, environ)["username"] == ZOE
+
+
 def test_account_deactivated_mid_session_is_anonymous_at_the_next_request(
     make_client: Callable[..., TestApp],
 ) -> None:
