@@ -458,3 +458,25 @@ def test_remote_user_none_without_identity_is_anonymous(make_client: Callable[..
     make_client()
     assert auth.authenticate(request=RequestFactory().get("/"), remote_user=None) is None
     assert auth.authenticate(request=None, remote_user=ZOE) is None
+
+
+def test_parallel_first_logins_make_one_account_the_right_user_and_no_500() -> None:
+    """A page's parallel first requests all log in; the adapter must stay race-free (SQLite, immediate mode)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    done = subprocess.run(
+        [sys.executable, str(tests / "attack_django_race.py")],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout)
+    assert report == {"statuses": {"200": 48}, "wrong_users": [], "accounts_of_same": 1}
