@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.middleware import RemoteUserMiddleware
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django_site import password_login, whoami
@@ -54,6 +55,12 @@ class PositionalIdentityBackend(IdentityBackend):
         user.last_name = "positional"
         user.save()
         return user
+
+
+class HeaderRemoteUserMiddleware(RemoteUserMiddleware):
+    """Django's middleware reading a client header, as many "SSO header" guides configure it."""
+
+    header = "HTTP_REMOTE_USER"
 
 
 urlpatterns = [

@@ -292,6 +292,26 @@ def test_forged_remote_user_reaching_django_directly_logs_nobody_in(
     assert not User.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param("admin", ZOE, id="another user in the header"),
+        pytest.param(ZOE.upper(), ZOE, id="the verified user in another case"),
+        pytest.param(ZOE, ZOE, id="the verified user"),
+    ],
+)
+def test_djangos_remote_user_middleware_beside_the_adapter_cannot_log_in_a_header_user(
+    make_client: Callable[..., TestApp], header: str, expected: str
+) -> None:
+    from django.contrib.auth.models import User
+
+    middleware = [*django_site.MIDDLEWARE, "attack_django_views.HeaderRemoteUserMiddleware"]
+    client = make_client(MIDDLEWARE=middleware)
+    seen = me(client, {**person(), "HTTP_REMOTE_USER": header})
+    assert seen["username"] == expected
+    assert set(User.objects.values_list("username", flat=True)) == {ZOE}
+
+
 # -- sessions: other backends, user switches, logout, inactive users -------------------------
 
 
