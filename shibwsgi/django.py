@@ -104,9 +104,22 @@ class AdapterSettings:
             _check_user_field(field, source)
         if attribute is not None and (not isinstance(attribute, str) or not attribute):
             raise ConfigError("SHIBWSGI_GROUPS_ATTRIBUTE", f"expected an attribute name, not {attribute!r}")
+        if attribute is not None:
+            _check_groups_field()
         if not isinstance(prefix, str):
             raise ConfigError("SHIBWSGI_GROUPS_PREFIX", f"expected a string, not {prefix!r}")
         return cls(dict(fields), attribute, prefix)
+
+
+def _check_groups_field() -> None:
+    model = auth.get_user_model()
+    try:
+        model._meta.get_field("groups")
+    except FieldDoesNotExist:
+        raise ConfigError(
+            "SHIBWSGI_GROUPS_ATTRIBUTE",
+            f"{model.__name__} has no groups to sync: add PermissionsMixin to it, or leave this setting unset",
+        ) from None
 
 
 def _check_user_field(field: object, source: object) -> None:

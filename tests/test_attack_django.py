@@ -500,3 +500,32 @@ def test_parallel_first_logins_make_one_account_the_right_user_and_no_500() -> N
     )
     report = json.loads(done.stdout)
     assert report == {"statuses": {"200": 48}, "wrong_users": [], "accounts_of_same": 1}
+
+
+def _run_plain_user_model(*arguments: str) -> str:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).parent
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    done = subprocess.run(
+        [sys.executable, str(tests / "attack_django_plainuser.py"), *arguments],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_groups_setting_over_a_user_model_without_groups_fails_at_start_up_not_at_each_login() -> None:
+    outcome = _run_plain_user_model("groups")
+    assert outcome.startswith("ConfigError: SHIBWSGI_GROUPS_ATTRIBUTE")
+    assert "PermissionsMixin" in outcome
+
+
+def test_user_model_without_groups_logs_in_when_groups_are_not_synced() -> None:
+    assert _run_plain_user_model() == "status 200 {'kept': None, 'user': 'zoe@example.org'}"
