@@ -529,3 +529,24 @@ def test_groups_setting_over_a_user_model_without_groups_fails_at_start_up_not_a
 
 def test_user_model_without_groups_logs_in_when_groups_are_not_synced() -> None:
     assert _run_plain_user_model() == "status 200 {'kept': None, 'user': 'zoe@example.org'}"
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        pytest.param("a/b?c#d%20e", id="URL characters"),
+        pytest.param("x" * 150, id="exactly the username column"),
+        pytest.param("\U0001f3ac@example.org", id="emoji"),
+        pytest.param("zoe\u0308@example.org", id="decomposed accent"),
+        pytest.param("'; DROP TABLE auth_user; --", id="SQL"),
+        pytest.param("<script>x</script>", id="markup"),
+        pytest.param(" zoe", id="leading space, as sent"),
+    ],
+)
+def test_odd_but_valid_user_ids_log_in_as_themselves(make_client: Callable[..., TestApp], user: str) -> None:
+    from django.contrib.auth.models import User
+
+    client = make_client()
+    assert me(client, person(user, groups=("app-\u200b", "app-<b>", "app-a;b,c")))["username"] == user
+    assert list(User.objects.values_list("username", flat=True)) == [user]
+    client.get("/members", extra_environ=person(user), status=200)
