@@ -57,6 +57,15 @@ class PositionalIdentityBackend(IdentityBackend):
         return user
 
 
+class StaffFromGroupBackend(IdentityBackend):
+    """The README's recipe: ``is_staff`` from a group, in Django's configure_user signature."""
+
+    def configure_user(self, request: HttpRequest | None, user: Any, created: bool = True) -> Any:  # type: ignore[override]
+        user.is_staff = user.groups.filter(name="app-staff").exists()
+        user.save()
+        return user
+
+
 class HeaderRemoteUserMiddleware(RemoteUserMiddleware):
     """Django's middleware reading a client header, as many "SSO header" guides configure it."""
 

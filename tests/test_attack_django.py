@@ -235,6 +235,16 @@ def test_backend_with_any_configure_user_signature_logs_in_and_syncs(
     assert second["last_name"] == last_name
 
 
+def test_readmes_is_staff_recipe_follows_the_group_at_each_login(make_client: Callable[..., TestApp]) -> None:
+    from django.contrib.auth.models import User
+
+    client = make_client(AUTHENTICATION_BACKENDS=["attack_django_views.StaffFromGroupBackend"])
+    me(client, person(groups=("app-staff",)))
+    assert User.objects.get(username=ZOE).is_staff
+    me(client, person(groups=("app-readers",)))
+    assert not User.objects.get(username=ZOE).is_staff
+
+
 # -- authenticate(request, remote_user=...): Django REST framework -----------------------------
 
 
