@@ -188,6 +188,13 @@ class IdentityBackend(ModelBackend):
                         loggable(username),
                     )
                     return None
+                except model.MultipleObjectsReturned:
+                    # A lenient natural key (case-insensitive, say): picking one could pick someone else.
+                    log.warning(
+                        "login refused for %s: several accounts match it (get_by_natural_key)",
+                        loggable(username),
+                    )
+                    return None
                 created = False
             user = self._configure(request, user, identity, created)
         if not self.user_can_authenticate(user):

@@ -245,6 +245,25 @@ def test_readmes_is_staff_recipe_follows_the_group_at_each_login(make_client: Ca
     assert not User.objects.get(username=ZOE).is_staff
 
 
+def test_no_create_lookup_matching_two_accounts_refuses_rather_than_picking_one(
+    make_client: Callable[..., TestApp], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A case-insensitive natural key (the reason to honour it) finds "zoe" and "ZOE": neither is sure."""
+    from django.contrib.auth.models import User, UserManager
+
+    def case_insensitive(manager: UserManager[User], username: str) -> User:
+        return manager.get(username__iexact=username)
+
+    monkeypatch.setattr(UserManager, "get_by_natural_key", case_insensitive)
+    User.objects.create(username=ZOE)
+    User.objects.create(username=ZOE.upper())
+    client = make_client(AUTHENTICATION_BACKENDS=["django_views.NoCreateBackend"])
+    with caplog.at_level(logging.WARNING, logger="shibwsgi.django"):
+        assert not me(client, person())["authenticated"]
+    assert "accounts" in caplog.text
+    client.get("/members", extra_environ=person(), status=403)
+
+
 # -- authenticate(request, remote_user=...): Django REST framework -----------------------------
 
 
