@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
@@ -426,22 +427,36 @@ def user_passes_test_or_403(
 ) -> Callable[[View], View]:
     """Django's ``user_passes_test``, but a signed-in user who fails ``test`` gets 403.
 
-    Only a request without an identity goes to ``login_url`` (default
+    Decorates sync and async views alike. Only a request without an identity goes to ``login_url`` (default
     ``settings.LOGIN_URL``). Sending anyone the front end signed in there would loop,
     as the front end logs them straight back in: a user who fails ``test``, or whom
     this site refused (an inactive account), gets 403 instead.
     """
 
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        """The answer to a request that may not see the view (or ``PermissionDenied``); ``None``: go on."""
+        if not request.user.is_authenticated:
+            if identity_of(request) is not None:
+                raise PermissionDenied("your account may not use this site")
+            return redirect_to_login(request.get_full_path(), login_url)
+        if not test(request.user):
+            raise PermissionDenied("you may not see this page")
+        return None
+
     def decorator(view: View) -> View:
+        if iscoroutinefunction(view):
+            # An async view, as Django's own decorators take: the checks query the database.
+            @functools.wraps(view)
+            async def checked_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                refused = await sync_to_async(refusal)(request)
+                return refused if refused is not None else await view(request, *args, **kwargs)
+
+            return markcoroutinefunction(checked_async)  # type: ignore[return-value]
+
         @functools.wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if not request.user.is_authenticated:
-                if identity_of(request) is not None:
-                    raise PermissionDenied("your account may not use this site")
-                return redirect_to_login(request.get_full_path(), login_url)
-            if not test(request.user):
-                raise PermissionDenied("you may not see this page")
-            return view(request, *args, **kwargs)
+            refused = refusal(request)
+            return refused if refused is not None else view(request, *args, **kwargs)
 
         return checked  # type: ignore[return-value]
 

@@ -10,7 +10,13 @@ from django.urls import path
 from django_site import password_login, whoami
 from django_views import editors_only, members_only, remote_user_login
 
-from shibwsgi.django import IdentityBackend, identity_of, user_passes_test_or_403
+from shibwsgi.django import (
+    IdentityBackend,
+    group_required,
+    identity_of,
+    login_required,
+    user_passes_test_or_403,
+)
 
 
 def remember(request: HttpRequest) -> JsonResponse:
@@ -23,6 +29,16 @@ def remember(request: HttpRequest) -> JsonResponse:
 @user_passes_test_or_403(lambda user: user.get_username().startswith("admin"), login_url="/elsewhere")
 def admins_only(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"admin": request.user.get_username()})
+
+
+@login_required
+async def async_members(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"member": (await request.auser()).get_username()})
+
+
+@group_required("app-editors")
+async def async_editors(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"editor": (await request.auser()).get_username()})
 
 
 class ThreeArgumentBackend(IdentityBackend):
@@ -80,4 +96,6 @@ urlpatterns = [
     path("members", members_only),
     path("remember", remember),
     path("admins", admins_only),
+    path("async-members", async_members),
+    path("async-editors", async_editors),
 ]

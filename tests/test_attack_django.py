@@ -441,6 +441,32 @@ def test_user_passes_test_or_403_for_signed_in_users(
     make_client().get("/admins", extra_environ=person(user), status=status)
 
 
+@pytest.mark.parametrize(
+    ("path", "environ", "status"),
+    [
+        pytest.param("/async-members", "zoe", 200, id="login_required, signed in"),
+        pytest.param("/async-members", None, 302, id="login_required, anonymous"),
+        pytest.param("/async-editors", "editor", 200, id="group_required, member"),
+        pytest.param("/async-editors", "zoe", 403, id="group_required, reader"),
+        pytest.param("/async-members", "inactive", 403, id="login_required, refused account"),
+    ],
+)
+def test_decorators_take_async_views_as_djangos_do(
+    make_client: Callable[..., TestApp], path: str, environ: str | None, status: int
+) -> None:
+    from django.contrib.auth.models import User
+
+    User.objects.create(username="inactive@example.org", is_active=False)
+    environs = {
+        "zoe": person(),
+        "editor": person(groups=("app-editors",)),
+        "inactive": person("inactive@example.org"),
+    }
+    response = make_client().get(path, extra_environ=environs.get(environ or "", {}), status=status)
+    if status == 200:
+        assert ZOE in response.text
+
+
 def test_password_user_failing_the_group_gets_403_not_a_login_redirect(
     make_client: Callable[..., TestApp],
 ) -> None:
