@@ -415,3 +415,58 @@ def test_markup_in_titles_and_attributes_is_escaped_on_every_page(wsgi_app: SSOM
     for page in (browser.get("/"), browser.get(f"/movies/{created['id']}/edit")):
         assert "<script>" not in page.text.replace('<script src="', "")
         assert "<img src=x" not in page.text and "<b>Ada" not in page.text
+
+
+_PATHS = [
+    "/",
+    "/api/me",
+    "/api/movies",
+    "/api/movies/all",
+    "/api/movies/1",
+    "/api/movies/0",
+    "/api/movies/99999999999999999999",
+    "/api/roles",
+    "/api/roles/ada@example.org",
+    "/movies",
+    "/movies/1/edit",
+    "/movies/1/delete",
+    "/static/missing.css",
+]
+_BODIES = [
+    (b"", "application/json"),
+    (b"null", "application/json"),
+    (b'{"title": ["x"]}', "application/json"),
+    (b'{"roles": {"admin": true}}', "application/json"),
+    (b"\xff\xfe{", "application/json; charset=utf-16"),
+    (b"title=%FF&csrf_token=%00", "application/x-www-form-urlencoded"),
+    (
+        b"--x\r\nContent-Disposition: form-data; name=title\r\n\r\nx\r\n--x--\r\n",
+        "multipart/form-data; boundary=x",
+    ),
+    (b"--x\r\n", "multipart/form-data"),
+]
+
+
+def test_every_endpoint_method_and_odd_body_answers_below_500(wsgi_app: SSOMiddleware, db_path: Path) -> None:
+    with closing(connect(str(db_path))) as db:
+        grant_role(db, ADA, "admin", by="test")
+    browser = TestApp(wsgi_app, extra_environ=editor())
+    failures = []
+    for path in _PATHS:
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"):
+            for body, content_type in _BODIES if method in ("POST", "PUT", "PATCH") else [(b"", "")]:
+                headers = {"Content-Type": content_type} if content_type else {}
+                response = browser.request(
+                    path, method=method, body=body, headers=headers, expect_errors=True
+                )
+                if response.status_int >= 500:
+                    failures.append((method, path, body[:20], response.status_int))
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/static/\xff", "/api/movies/\xff", "/movies/\xc0\xaf/edit", "/\xed\xa0\x80"]
+)
+def test_undecodable_paths_answer_below_500(wsgi_app: SSOMiddleware, path: str) -> None:
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        assert call(wsgi_app, method, path)[:1] == "4"
