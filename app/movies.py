@@ -170,10 +170,11 @@ def public_identity(identity: Identity) -> dict[str, Any]:
 
 def _is_secret(name: str, values: list[str], identity: Identity) -> bool:
     # The session id under any attribute name (Shib-Session-ID mapped as "handle") is still the key.
+    session = identity.session_id or ""
     return (
         _SECRET_NAME.search(name) is not None
         or any(_SECRET_VALUE.match(value) for value in values)
-        or (identity.session_id is not None and identity.session_id in values)
+        or (bool(session) and any(session in value for value in values))
     )
 
 

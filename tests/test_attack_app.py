@@ -91,9 +91,10 @@ def test_me_never_shows_a_credential_by_name_or_by_shape(name: str, value: str) 
     assert value not in str(shown)
 
 
-def test_me_never_shows_the_session_id_under_another_attribute_name() -> None:
-    shown = public_identity(Identity(ADA, {"handle": ("_8a7b6c",)}, session_id="_8a7b6c"))
-    assert "_8a7b6c" not in str(shown)
+@pytest.mark.parametrize("value", ["_8a7b6c", "sp:_8a7b6c;idp"], ids=["the session id", "inside a value"])
+def test_me_never_shows_the_session_id_under_another_attribute_name(value: str) -> None:
+    shown = public_identity(Identity(ADA, {"handle": (value,), "name": ("Ada",)}, session_id="_8a7b6c"))
+    assert "_8a7b6c" not in str(shown) and shown["attributes"] == {"name": ["Ada"]}
 
 
 @pytest.mark.parametrize(
