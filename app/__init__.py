@@ -26,10 +26,11 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from shibwsgi import ConfigError, SSOMiddleware
+from shibwsgi.paths import script_root
 from shibwsgi.profiles import SIGNED_PROFILES
 
 from . import csrf
@@ -93,6 +94,8 @@ def create_app(config: Mapping[str, Any] | None = None, *, environ: Mapping[str,
     app.register_blueprint(create_blueprint(editor_group))
     app.register_blueprint(create_roles_blueprint())
     app.register_blueprint(pages)
+    app.before_request(_utf8_query)
+    app.context_processor(_mount)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(sqlite3.OperationalError, _database_error)
     app.after_request(_no_store)
@@ -138,6 +141,20 @@ class _MovieApp(Flask):
         response.status_code = 204
         del response.headers["Content-Type"]
         return response
+
+
+def _mount() -> dict[str, str]:
+    # Where the app is mounted, escaped for links; never "//host", which is another site.
+    return {"mount": script_root(request.environ)}
+
+
+def _utf8_query() -> None:
+    # Browsers percent-escape; a client sending raw bytes that are not UTF-8 would make
+    # every read of request.args raise: refuse it once, here.
+    try:
+        request.query_string.decode()
+    except UnicodeDecodeError:
+        raise BadRequest("the query string is not valid UTF-8: percent-escape it") from None
 
 
 def _error_body(message: str, status: int) -> Response:

@@ -31,6 +31,7 @@ from werkzeug.http import dump_cookie
 
 from shibwsgi import Identity
 from shibwsgi.flask import get_identity
+from shibwsgi.paths import script_root
 
 from .db import connect
 
@@ -69,7 +70,7 @@ def csrf_token(identity: Identity) -> str:
 
 def clearing(environ: WSGIEnvironment, start_response: StartResponse) -> StartResponse:
     """``start_response`` that also drops the cookie: for the login and logout paths."""
-    header = ("Set-Cookie", _cookie(environ.get("SCRIPT_NAME", ""), "", secure=False, max_age=0))
+    header = ("Set-Cookie", _cookie(environ, "", secure=False, max_age=0))
 
     def start_clearing(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         return start_response(status, [*headers, header], exc_info)
@@ -111,14 +112,16 @@ def _nonce() -> str | None:
 def _update_cookie(response: Response) -> Response:
     new = g.get("csrf_new_nonce")
     if new is not None:
-        response.headers.add("Set-Cookie", _cookie(request.script_root, new, secure=request.is_secure))
+        response.headers.add("Set-Cookie", _cookie(request.environ, new, secure=request.is_secure))
     return response
 
 
-def _cookie(script_root: str, value: str, *, secure: bool, max_age: int | None = None) -> str:
-    # A browser session cookie: it ends with the browser, a login or a logout.
+def _cookie(environ: WSGIEnvironment, value: str, *, secure: bool, max_age: int | None = None) -> str:
+    # A browser session cookie: it ends with the browser, a login or a logout. One path for
+    # setting and dropping it (a browser drops only a cookie of the very same path).
+    path = script_root(environ) or "/"
     return dump_cookie(
-        COOKIE, value, max_age=max_age, path=script_root or "/", secure=secure, httponly=True, samesite="Lax"
+        COOKIE, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="Lax"
     )
 
 
@@ -131,7 +134,13 @@ def _same_origin() -> bool:
     # Browsers send Origin with every cross-site POST; its absence proves nothing, the token does.
     # Hosts, not schemes: TLS often ends at the front end, so the app may see http.
     origin = request.headers.get("Origin")
-    return origin is None or _host(urlsplit(origin).netloc) == _host(request.host)
+    if origin is None:
+        return True
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # "http://[::1": no site at all
+        return False
+    return _host(netloc) == _host(request.host)
 
 
 def _host(netloc: str) -> str:

@@ -34,8 +34,11 @@ The ``id`` never changes.
 
 ``/api/me`` is read by page JavaScript, which must never hold what proves a login:
 it leaves out the front end's session id (``Shib-Session-ID`` is the SP's session
-key, the value of its HttpOnly cookie) and every attribute whose name says it holds
-a credential (a token, a secret, a password, a session, a cookie, an assertion).
+key, the value of its HttpOnly cookie), every attribute whose name says it holds
+a credential (a token, a JWT, a secret, a key, a password, a session, a cookie, an
+assertion, an Authorization header) and every attribute with a value shaped like one
+(a JWT, ``Bearer ...``) or holding the session id, whatever its name: ALB's
+``x-amzn-oidc-data`` is a JWT.
 
 Every error is JSON ``{"error": "...", "status": N}``, the middleware's shape:
 400 invalid body, 401 not logged in, 403 not an editor, 404 no such movie, 405
@@ -143,20 +146,36 @@ def create_blueprint(editor_group: str) -> Blueprint:
     return api
 
 
-#: Attribute names that say they hold a credential; "sid" as a word (the OIDC session id claim).
+#: Attribute names that say they hold a credential; "sid", "otp" and "pin" as words (the
+#: OIDC session id claim, one-time codes), "key" at a word's end (api_key, apikey, ssh-key).
 _SECRET_NAME = re.compile(
-    r"token|secret|passw|session|cookie|assertion|credential|(?<![a-z])sid(?![a-z])", re.IGNORECASE
+    r"token|secret|passw|pwd|session|cookie|assertion|credential|jwt|bearer|authoriz|saml.?response"
+    r"|key(?![a-z])|(?<![a-z])(?:sid|otp|pin)(?![a-z])",
+    re.IGNORECASE,
 )
+#: Values that are credentials whatever their attribute's name: a JWT (a JSON header in
+#: base64url, then a dot: JWS and JWE) or an HTTP bearer credential.
+_SECRET_VALUE = re.compile(r"\s*(?:eyJ[A-Za-z0-9_-]*\.|bearer\s)", re.IGNORECASE)
 
 
 def public_identity(identity: Identity) -> dict[str, Any]:
-    """``identity`` as ``/api/me`` shows it: no session id, no attribute named as a credential."""
+    """``identity`` as ``/api/me`` shows it: no session id, no credential by name or by shape."""
     shown = identity.to_dict()
     del shown["session_id"]
     shown["attributes"] = {
-        name: values for name, values in shown["attributes"].items() if not _SECRET_NAME.search(name)
+        name: values for name, values in shown["attributes"].items() if not _is_secret(name, values, identity)
     }
     return shown
+
+
+def _is_secret(name: str, values: list[str], identity: Identity) -> bool:
+    # The session id under any attribute name (Shib-Session-ID mapped as "handle") is still the key.
+    session = identity.session_id or ""
+    return (
+        _SECRET_NAME.search(name) is not None
+        or any(_SECRET_VALUE.match(value) for value in values)
+        or (bool(session) and any(session in value for value in values))
+    )
 
 
 def writers(editor_group: str) -> Requirement:

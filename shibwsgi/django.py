@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib import auth
 from django.contrib.auth.backends import ModelBackend
@@ -104,9 +105,22 @@ class AdapterSettings:
             _check_user_field(field, source)
         if attribute is not None and (not isinstance(attribute, str) or not attribute):
             raise ConfigError("SHIBWSGI_GROUPS_ATTRIBUTE", f"expected an attribute name, not {attribute!r}")
+        if attribute is not None:
+            _check_groups_field()
         if not isinstance(prefix, str):
             raise ConfigError("SHIBWSGI_GROUPS_PREFIX", f"expected a string, not {prefix!r}")
         return cls(dict(fields), attribute, prefix)
+
+
+def _check_groups_field() -> None:
+    model = auth.get_user_model()
+    try:
+        model._meta.get_field("groups")
+    except FieldDoesNotExist:
+        raise ConfigError(
+            "SHIBWSGI_GROUPS_ATTRIBUTE",
+            f"{model.__name__} has no groups to sync: add PermissionsMixin to it, or leave this setting unset",
+        ) from None
 
 
 def _check_user_field(field: object, source: object) -> None:
@@ -175,6 +189,13 @@ class IdentityBackend(ModelBackend):
                         loggable(username),
                     )
                     return None
+                except model.MultipleObjectsReturned:
+                    # A lenient natural key (case-insensitive, say): picking one could pick someone else.
+                    log.warning(
+                        "login refused for %s: several accounts match it (get_by_natural_key)",
+                        loggable(username),
+                    )
+                    return None
                 created = False
             user = self._configure(request, user, identity, created)
         if not self.user_can_authenticate(user):
@@ -196,24 +217,33 @@ class IdentityBackend(ModelBackend):
         """Update ``user``'s fields and managed groups from ``identity``; return the user.
 
         Override it with this signature (call ``super()`` to keep the sync) or with
-        Django's ``(request, user, created=True)``: the sync then runs before your
-        override, which finds the identity at ``identity_of(request)``.
+        Django's ``(request, user, created=True)`` (or, before Django 4.1,
+        ``(request, user)``, then called for new users only): the sync then runs
+        before your override, which finds the identity at ``identity_of(request)``.
         """
         if isinstance(identity, Identity):
             _sync_user(user, identity, AdapterSettings.load())
         return user
 
     def _configure(self, request: HttpRequest | None, user: Any, identity: Identity, created: bool) -> Any:
-        if _takes_identity(type(self).configure_user):
+        takes = _parameters(type(self).configure_user)
+        if "identity" in takes:
             return self.configure_user(request, user, identity=identity, created=created)
         _sync_user(user, identity, AdapterSettings.load())
-        return self.configure_user(request, user, created=created)
+        if "created" in takes:
+            return self.configure_user(request, user, created=created)
+        # Django before 4.1: (request, user), called for new users only.
+        return self.configure_user(request, user) if created else user
 
 
 @functools.cache
-def _takes_identity(configure_user: Callable[..., Any]) -> bool:
-    """Whether a ``configure_user`` takes the identity (this adapter's) or not (Django's)."""
-    return "identity" in inspect.signature(configure_user).parameters
+def _parameters(configure_user: Callable[..., Any]) -> frozenset[str]:
+    """The keywords a ``configure_user`` takes: ``identity`` (this adapter's), ``created`` (Django's)."""
+    parameters = inspect.signature(configure_user).parameters
+    names = frozenset(parameters)
+    if any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters.values()):
+        return names | {"created"}
+    return names
 
 
 def _verified(request: Any, remote_user: str) -> Identity | None:
@@ -242,9 +272,9 @@ def _sync_user(user: Any, identity: Identity, config: AdapterSettings) -> None:
         value = _usable(identity, source)
         if value is None:
             continue  # not released this time (or dropped for size): keep what we had
-        limit = user._meta.get_field(field).max_length
-        if limit is not None and len(value) > limit:
-            log.warning("user field %s not updated: attribute %s is over %d characters", field, source, limit)
+        problem = _unstorable(value, user._meta.get_field(field).max_length)
+        if problem:
+            log.warning("user field %s not updated: attribute %s %s", field, source, problem)
             continue
         if getattr(user, field) != value:
             setattr(user, field, value)
@@ -269,14 +299,25 @@ def _usable(identity: Identity, source: str) -> str | None:
     return identity.get(source)
 
 
+def _unstorable(value: str, limit: int | None) -> str | None:
+    """Why ``value`` cannot be stored in a text column of ``limit`` characters, or ``None``."""
+    if limit is not None and len(value) > limit:
+        return f"is over {limit} characters"
+    if "\x00" in value:
+        # PostgreSQL refuses NUL in text (a 500 at every login), and Django's forms refuse it too.
+        return "holds a NUL character"
+    return None
+
+
 def _sync_groups(user: Any, values: Iterable[str], prefix: str) -> None:
     limit = Group._meta.get_field("name").max_length or 150
     wanted = set()
     for value in values:
         if not value.startswith(prefix):
             continue
-        if len(value) > limit:
-            log.warning("group not synced: a value is over %d characters", limit)
+        problem = _unstorable(value, limit)
+        if problem:
+            log.warning("group not synced: a value %s", problem)
             continue
         wanted.add(value)
     # Databases compare text case-insensitively (SQLite's LIKE, MySQL's collations): the
@@ -349,13 +390,15 @@ class IdentityMiddleware:
             if self.force_logout_if_no_identity and user.is_authenticated and _ours(request):
                 auth.logout(request)
             return
-        digest = _digest(identity)
-        if user.is_authenticated and request.session.get(SYNCED_KEY) == digest:
-            return
-        if user.is_authenticated and not _ours(request) and user.get_username() == _username(identity):
-            # Logged in by another backend (a password) as this very user: theirs to keep,
-            # as Django's RemoteUserMiddleware leaves it.
-            return
+        # The account itself, not only the login, must still be the identity's: an admin may
+        # have renamed it and given its username to another account.
+        if user.is_authenticated and user.get_username() == _username(identity):
+            if request.session.get(SYNCED_KEY) == _digest(identity):
+                return
+            if not _ours(request):
+                # Logged in by another backend (a password) as this very user: theirs to keep,
+                # as Django's RemoteUserMiddleware leaves it.
+                return
         # Logging in again syncs fields and groups; auth.login() flushes the session
         # when the user differs, so another user never inherits it.
         user = auth.authenticate(request, identity=identity)
@@ -366,7 +409,7 @@ class IdentityMiddleware:
             return
         request.user = user
         auth.login(request, user)
-        request.session[SYNCED_KEY] = digest
+        request.session[SYNCED_KEY] = _digest(identity)
 
 
 class PersistentIdentityMiddleware(IdentityMiddleware):
@@ -384,22 +427,36 @@ def user_passes_test_or_403(
 ) -> Callable[[View], View]:
     """Django's ``user_passes_test``, but a signed-in user who fails ``test`` gets 403.
 
-    Only a request without an identity goes to ``login_url`` (default
+    Decorates sync and async views alike. Only a request without an identity goes to ``login_url`` (default
     ``settings.LOGIN_URL``). Sending anyone the front end signed in there would loop,
     as the front end logs them straight back in: a user who fails ``test``, or whom
     this site refused (an inactive account), gets 403 instead.
     """
 
+    def refusal(request: HttpRequest) -> HttpResponse | None:
+        """The answer to a request that may not see the view (or ``PermissionDenied``); ``None``: go on."""
+        if not request.user.is_authenticated:
+            if identity_of(request) is not None:
+                raise PermissionDenied("your account may not use this site")
+            return redirect_to_login(request.get_full_path(), login_url)
+        if not test(request.user):
+            raise PermissionDenied("you may not see this page")
+        return None
+
     def decorator(view: View) -> View:
+        if iscoroutinefunction(view):
+            # An async view, as Django's own decorators take: the checks query the database.
+            @functools.wraps(view)
+            async def checked_async(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+                refused = await sync_to_async(refusal)(request)
+                return refused if refused is not None else await view(request, *args, **kwargs)
+
+            return markcoroutinefunction(checked_async)  # type: ignore[return-value]
+
         @functools.wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-            if not request.user.is_authenticated:
-                if identity_of(request) is not None:
-                    raise PermissionDenied("your account may not use this site")
-                return redirect_to_login(request.get_full_path(), login_url)
-            if not test(request.user):
-                raise PermissionDenied("you may not see this page")
-            return view(request, *args, **kwargs)
+            refused = refusal(request)
+            return refused if refused is not None else view(request, *args, **kwargs)
 
         return checked  # type: ignore[return-value]
 

@@ -35,6 +35,7 @@ from .errors import ConfigError
 from .identity import Identity
 from .logs import loggable
 from .middleware import ENVIRON_KEY, LOGIN_PATH_KEY
+from .paths import script_root
 
 if TYPE_CHECKING:
     from pyramid.request import Request
@@ -103,6 +104,9 @@ def login_url(request: Request, next_path: str | None = None) -> str:
     """The middleware's login path under the app's ``SCRIPT_NAME``, coming back to ``next_path``.
 
     ``next_path`` defaults to this page (with its ``SCRIPT_NAME``); give one the same way.
+    ``SCRIPT_NAME`` is percent-escaped, and a trailing or doubled leading ``/`` is dropped
+    (``//host`` would name another site).
     """
     path = request.environ.get(LOGIN_PATH_KEY) or "/login"
-    return f"{request.script_name}{path}?next={quote(next_path or request.path_qs, safe='')}"
+    mount = script_root(request.environ)
+    return f"{mount}{path}?next={quote(next_path or request.path_qs, safe='')}"
