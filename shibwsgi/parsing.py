@@ -249,22 +249,32 @@ class IdentityParser:
         """
         if not documents:
             return None
-        for name in self._subject_names:
-            found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
-            self._agree(name, found)
         if len(documents) == 1:
             return dict(documents[0][1])
+        for name in self._subject_names:
+            found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
+            self._agree(name, found, required=name == SUBJECT[0] and self._nested)
         claims: dict[str, Any] = {}
         for _, document in documents:
             for claim, value in document.items():
                 claims.setdefault(claim, value)
         return claims
 
-    def _agree(self, name: str, found: list[tuple[str, Any]]) -> None:
-        """Refuse when the sources in ``found`` (label, value) give ``name`` different values."""
+    def _agree(self, name: str, found: list[tuple[str, Any]], *, required: bool = False) -> None:
+        """Refuse when the sources in ``found`` (label, value) give ``name`` different values.
+
+        ``required``: a source without ``name`` disagrees with one that has it. Every
+        OpenID Connect document names its ``sub`` (Core 1.0, 2 and 5.3.2); one that does
+        not (an introspection answer) cannot vouch for a second document's subject.
+        """
         present = [(label, value) for label, value in found if value is not MISSING]
-        if any(value != present[0][1] for _, value in present[1:]):
-            raise self._disagree(name, [label for label, _ in present])
+        if not present:
+            return
+        first = present[0][1]
+        if (required and len(present) < len(found)) or any(
+            value != first or type(value) is not type(first) for _, value in present[1:]
+        ):
+            raise self._disagree(name, [label for label, _ in (found if required else present)])
 
     def _disagree(self, name: str, labels: list[str]) -> SubjectMismatchError:
         sources = " and ".join(labels)
@@ -416,7 +426,9 @@ class IdentityParser:
         if self.profile.series and not self._fixed(source):
             series = _series(environ, self._keys[source][0])
             if series is not None:
-                found.insert(0, (self._keys[source][0] + "_0 ..", self._one_value(series, what=what)))
+                if len(series) > 1:  # even with empty members: never cut down to the non-empty one
+                    raise self._several(what, f"a series of {len(series)} values")
+                found.insert(0, (self._keys[source][0] + "_0 ..", self._decode(series[0])))
         if not found:
             return None
         present = [(key, user) for key, user in found if user]
