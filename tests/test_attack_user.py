@@ -153,6 +153,11 @@ TWO_SUBJECTS = [
         id="mellon count says one, series holds two",
     ),
     pytest.param(
+        {"profile": "mellon", "user": "uid", "channel": "headers", **HEADERS},
+        {"HTTP_MELLON_UID": "alice", "HTTP_MELLON_UID_0": "alice", "HTTP_MELLON_UID_1": "admin"},
+        id="mellon series through a trusted proxy",
+    ),
+    pytest.param(
         {"profile": "oauth2-proxy", "channel": "headers", **HEADERS},
         {"HTTP_X_FORWARDED_USER": "alice", "HTTP_X_AUTH_REQUEST_USER": "Alice"},
         id="oauth2-proxy header families differ in case",
@@ -173,6 +178,20 @@ def test_kong_userinfo_without_sub_alone_is_still_read() -> None:
     # Introspection sets X-Userinfo alone; its answer may lack sub (RFC 7662 2.2).
     environ = {"HTTP_X_USERINFO": b64({"active": True, "username": "bob"})}
     assert user_of(environ, user="username", **KONG) == "bob"
+
+
+def test_mellon_series_through_a_trusted_proxy_keeps_every_value() -> None:
+    environ = environ_for("mellon", "alice", {"groups": ["g1", "g2"]}, channel="headers")
+    status, body = call(
+        environ,
+        profile="mellon",
+        channel="headers",
+        attributes={"groups": Attribute("groups", multi=True)},
+        **HEADERS,
+    )
+    assert status == 200
+    assert body["identity"]["attributes"] == {"groups": ["g1", "g2"]}
+    assert "HTTP_MELLON_GROUPS_N" not in body["http_keys"]  # not read: removed
 
 
 def test_mellon_series_from_an_untrusted_peer_is_removed() -> None:
