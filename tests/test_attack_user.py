@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import warnings
 from typing import Any
 
@@ -23,6 +24,7 @@ from shibwsgi import Attribute, RequestError, SSOMiddleware
 from shibwsgi.profiles import PROFILES
 from shibwsgi.testing import environ_for
 from shibwsgi.testing.environ import LossyEncodingWarning
+from shibwsgi.testing.signed import TestSigner
 from tests.helpers import echo_app, mojibake
 
 PROXY = "10.0.0.5"
@@ -571,3 +573,43 @@ def test_environ_for_any_user_in_any_channel_parses_back_as_that_user_or_is_refu
         return
     lossy = profile == "openidc" and encoding is None and not id_token  # latin1: documented "?"
     assert identity.user in ({user, _latin1_lossy(user)} if lossy else {user})
+
+
+@pytest.mark.parametrize("profile", UNSIGNED)
+def test_environ_for_refuses_attributes_naming_another_user(profile: str) -> None:
+    source = PROFILES[profile].user[0]
+    with pytest.raises(ValueError, match="names another user"):
+        environ_for(profile, "alice", {source: "admin"})
+
+
+def test_environ_for_signed_refuses_a_sub_naming_another_user() -> None:
+    with pytest.raises(ValueError, match="names another user"):
+        environ_for("pomerium", "alice", {"sub": "admin"}, signer=TestSigner())
+
+
+@pytest.mark.parametrize(
+    "value", [pytest.param("alice", id="scalar"), pytest.param(["alice"], id="list of the user")]
+)
+def test_environ_for_accepts_the_user_source_naming_the_user(value: str | list[str]) -> None:
+    environ = environ_for("shibboleth", "alice", {"eppn": value})
+    assert _user(SSOMiddleware(echo_app), environ) == "alice"
+
+
+def test_memo_under_threads_never_hands_one_user_anothers_identity() -> None:
+    middleware = SSOMiddleware(echo_app, attributes={"groups": Attribute("isMemberOf", multi=True)})
+    wrong: list[tuple[str, object]] = []
+
+    def sign_in(seed: int) -> None:
+        for index in range(400):
+            user = f"u{(seed * 7 + index) % 12}@x"
+            environ = {"eppn": user, "isMemberOf": f"g;{user}", "Shib-Session-ID": "_" + user[:2]}
+            identity = middleware.identify(environ)
+            if identity is None or identity.user != user or identity.attributes["groups"] != ("g", user):
+                wrong.append((user, identity))
+
+    threads = [threading.Thread(target=sign_in, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
