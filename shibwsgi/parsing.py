@@ -565,7 +565,11 @@ class IdentityParser:
 
 
 def _series(environ: Environ, base_key: str) -> list[str] | None:
-    """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent."""
+    """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent.
+
+    ``<name>_N`` (``MellonEnvVarsSetCount On``), when sent, must count them: a gap
+    or a value added after the last would otherwise go unseen.
+    """
     first = environ.get(base_key + "_0")
     if first is None:
         return None
@@ -574,6 +578,12 @@ def _series(environ: Environ, base_key: str) -> list[str] | None:
     while (value := environ.get(f"{base_key}_{index}")) is not None:
         values.append(str(value))
         index += 1
+    count = environ.get(base_key + "_N")
+    if count is not None and str(count) != str(len(values)):
+        raise InvalidClaimsError(
+            f"{base_key}_N does not match the number of {base_key}_<n> values: one is missing "
+            "or was added after the last"
+        )
     return values
 
 

@@ -142,11 +142,13 @@ class TrustGate:
         return bool(doomed)
 
     def _read(self, key: str) -> bool:
-        """True for a key the parser reads: one of its keys or, with series, ``<key>_<index>``."""
+        """True for a key the parser reads: one of its keys or, with series, ``<key>_<index>``
+        and the count ``<key>_N``."""
         if key in self._read_keys:
             return True
         base, _, index = key.rpartition("_")
-        return self._series and index.isascii() and index.isdigit() and base in self._read_keys
+        counted = index == "N" or (index.isascii() and index.isdigit())
+        return self._series and counted and base in self._read_keys
 
     def _peer_in_networks(self, peer: str) -> bool:
         try:

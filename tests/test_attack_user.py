@@ -155,6 +155,21 @@ TWO_SUBJECTS = [
         id="mellon count says one, series holds two",
     ),
     pytest.param(
+        {"profile": "mellon", "user": "uid"},
+        {"MELLON_uid": "alice", "MELLON_uid_0": "alice", "MELLON_uid_2": "admin", "MELLON_uid_N": "2"},
+        id="mellon gap in the series, count says two",
+    ),
+    pytest.param(
+        {"profile": "mellon", "user": "uid", "channel": "headers", **HEADERS},
+        {
+            "HTTP_MELLON_UID": "alice",
+            "HTTP_MELLON_UID_0": "alice",
+            "HTTP_MELLON_UID_1": "admin",
+            "HTTP_MELLON_UID_N": "1",
+        },
+        id="mellon value added after the proxy's series",
+    ),
+    pytest.param(
         {"profile": "mellon", "user": "uid", "channel": "headers", **HEADERS},
         {"HTTP_MELLON_UID": "alice", "HTTP_MELLON_UID_0": "alice", "HTTP_MELLON_UID_1": "admin"},
         id="mellon series through a trusted proxy",
@@ -185,7 +200,7 @@ def test_kong_userinfo_without_sub_alone_is_still_read() -> None:
 def test_mellon_series_through_a_trusted_proxy_keeps_every_value() -> None:
     environ = environ_for("mellon", "alice", {"groups": ["g1", "g2"]}, channel="headers")
     status, body = call(
-        environ,
+        {**environ, "HTTP_MELLON_GROUPS_X": "forged"},
         profile="mellon",
         channel="headers",
         attributes={"groups": Attribute("groups", multi=True)},
@@ -193,7 +208,22 @@ def test_mellon_series_through_a_trusted_proxy_keeps_every_value() -> None:
     )
     assert status == 200
     assert body["identity"]["attributes"] == {"groups": ["g1", "g2"]}
-    assert "HTTP_MELLON_GROUPS_N" not in body["http_keys"]  # not read: removed
+    assert "HTTP_MELLON_GROUPS_N" in body["http_keys"]
+    assert "HTTP_MELLON_GROUPS_X" not in body["http_keys"]
+
+
+@pytest.mark.parametrize(
+    ("groups", "count"),
+    [
+        pytest.param(["g1", "g2"], "3", id="a value missing"),
+        pytest.param(["g1", "g2"], "1", id="a value added"),
+    ],
+)
+def test_mellon_attribute_series_its_count_does_not_match_is_refused(groups: list[str], count: str) -> None:
+    environ = {**environ_for("mellon", "alice", {"groups": groups}), "MELLON_groups_N": count}
+    status, body = call(environ, profile="mellon", attributes={"groups": Attribute("groups", multi=True)})
+    assert status == 400
+    assert "g1" not in body["error"]
 
 
 def test_mellon_series_from_an_untrusted_peer_is_removed() -> None:
