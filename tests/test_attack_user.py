@@ -379,6 +379,19 @@ REFUSED_USERS = [
         id="kong copies joined by the server",
     ),
     pytest.param(KONG, {"HTTP_X_USERINFO": b64({"sub": "ad\u0000min"})}, id="kong NUL in sub"),
+    pytest.param(KONG, {"HTTP_X_USERINFO": b64('{"sub":"\\ud800admin"}')}, id="kong lone surrogate escape"),
+    pytest.param(
+        KONG, {"HTTP_X_USERINFO": b64('{"sub":' + "9" * 5000 + "}")}, id="kong sub a 5000-digit number"
+    ),
+    pytest.param(
+        KONG, {"HTTP_X_USERINFO": b64('{"sub":"a","x":' + '{"a":' * 3000 + "1" + "}" * 3001)}, id="kong deep"
+    ),
+    pytest.param(KONG, {"HTTP_X_USERINFO": b64(["admin"])}, id="kong document is a list"),
+    pytest.param(
+        {**AZURE, "user": "n"},
+        {"HTTP_X_MS_CLIENT_PRINCIPAL": b64({"claims": [{"typ": 1, "val": "admin"}]})},
+        id="azure claim type a number",
+    ),
     pytest.param(AZURE, {"HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "admin\x00"}, id="azure NUL"),
     pytest.param(
         {**AZURE, "user": NAME},
@@ -643,3 +656,40 @@ def test_memo_under_threads_never_hands_one_user_anothers_identity() -> None:
     for thread in threads:
         thread.join()
     assert wrong == []
+
+
+MELLON_PROXY_KEYS = [
+    "HTTP_MELLON_UID",
+    "HTTP_MELLON_UID_0",
+    "HTTP_MELLON_UID_1",
+    "HTTP_MELLON_UID_N",
+    "HTTP_MELLON_G_0",
+    "HTTP_MELLON_G_1",
+    "HTTP_MELLON_G_N",
+    "HTTP_REMOTE_USER",
+]
+MELLON_PROXY = SSOMiddleware(
+    echo_app,
+    profile="mellon",
+    channel="headers",
+    user=["uid", "REMOTE_USER"],
+    attributes={"g": Attribute("g", multi=True)},
+    **HEADERS,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    environ=st.dictionaries(
+        st.sampled_from(MELLON_PROXY_KEYS),
+        st.text(max_size=6) | st.sampled_from(["0", "1", "2", "N", "alice", "a;b"]),
+        max_size=len(MELLON_PROXY_KEYS),
+    )
+)
+def test_mellon_series_through_a_proxy_gives_one_user_or_a_4xx(environ: dict[str, str]) -> None:
+    try:
+        identity = MELLON_PROXY.identify({**environ, "REMOTE_ADDR": PROXY})
+    except RequestError:
+        return
+    if identity is not None and "HTTP_MELLON_UID_0" in environ:
+        assert environ.get("HTTP_MELLON_UID_1") is None
