@@ -155,6 +155,12 @@ class IdentityParser:
         keys = {key for source_keys in self._keys.values() for key in source_keys}
         return keys | set(self._variable_keys.values()) | set(self._json_keys)
 
+    def series_keys(self) -> set[str]:
+        """The keys whose ``<key>_0 .. <key>_N`` series this parser reads (mellon)."""
+        if not self.profile.series:
+            return set()
+        return {keys[0] for source, keys in self._keys.items() if keys and not self._fixed(source)}
+
     def key_names(self) -> tuple[str, ...]:
         """The environ keys of the user and of the front-end session: short, and they tell logins apart."""
         keys = [key for source in self.user_sources for key in self._keys[source]]

@@ -75,11 +75,11 @@ class TrustGate:
         trusted_proxies: tuple[IPNetwork, ...] = (),
         proxy_secret: str | None = None,
         proxy_secret_header: str = DEFAULT_SECRET_HEADER,
-        series: bool = False,
+        series_keys: Iterable[str] = (),
     ) -> None:
         self.channel = channel
-        # mod_auth_mellon's <name>_0 .. <name>_N: read keys too, found by trying indexes.
-        self._series = series
+        # mod_auth_mellon's <key>_0 .. <key>_N: read too, found by trying indexes.
+        self._series_keys = frozenset(series_keys) if channel != "environ" else frozenset()
         self._trusted = trusted_proxies
         self._secret = proxy_secret.encode() if proxy_secret else None
         self._secret_key = channel_key(proxy_secret_header, "headers")
@@ -142,13 +142,13 @@ class TrustGate:
         return bool(doomed)
 
     def _read(self, key: str) -> bool:
-        """True for a key the parser reads: one of its keys or, with series, ``<key>_<index>``
-        and the count ``<key>_N``."""
+        """True for a key the parser reads: one of its keys, or a series member
+        ``<key>_<index>`` or count ``<key>_N``."""
         if key in self._read_keys:
             return True
         base, _, index = key.rpartition("_")
         counted = index == "N" or (index.isascii() and index.isdigit())
-        return self._series and counted and base in self._read_keys
+        return counted and base in self._series_keys
 
     def _peer_in_networks(self, peer: str) -> bool:
         try:
