@@ -15,6 +15,7 @@ from .decoding import (
     UndecodableValue,
     decoder,
     is_joined,
+    not_utf8,
     repair_utf8,
     split_quoted,
     split_values,
@@ -142,6 +143,10 @@ class IdentityParser:
         self._quoted_lists = profile.quoted_lists
         self._decode = decoder(profile.encoding)
         self._decode_remote_user = self._decode if profile.encodes_remote_user else repair_utf8
+        # Where UTF-8 arrives as latin-1 text (PEP 3333), a user id or JSON document that is not
+        # UTF-8 is refused rather than kept as latin-1: "adm\xefn" would be the UTF-8 "admïn".
+        self._utf8_user = profile.encoding in _UTF8_ENCODINGS
+        self._utf8_remote_user = self._utf8_user or not profile.encodes_remote_user
 
     def variable_names(self) -> set[str]:
         """Every front-end variable name this parser may read (before channel mapping)."""
@@ -302,6 +307,8 @@ class IdentityParser:
                 f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
                 "have the front end pass fewer or smaller claims"
             )
+        if self._json_encoding in _UTF8_ENCODINGS and not_utf8(text):
+            raise InvalidClaimsError(f"{name!r} is not UTF-8 (JSON is, RFC 8259 8.1)")
         try:
             document = json.loads(self._decode_json(text))
         except RecursionError:
@@ -434,6 +441,7 @@ class IdentityParser:
             if series is not None:
                 if len(series) > 1:  # even with empty members: never cut down to the non-empty one
                     raise self._several(what, f"a series of {len(series)} values")
+                self._check_utf8(source, series[0], what)
                 found.insert(0, (self._keys[source][0] + "_0 ..", self._decode(series[0])))
         if not found:
             return None
@@ -444,6 +452,7 @@ class IdentityParser:
     def _one_user(self, source: str, raw: str, what: str, *, verbatim: bool) -> str:
         if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text
             raise InvalidUserError(f"{what} is longer than {MAX_USER_LENGTH} characters")
+        self._check_utf8(source, raw, what)
         if source == REMOTE_USER:
             return self._decode_remote_user(raw)
         if verbatim or self._fixed(source):
@@ -454,6 +463,15 @@ class IdentityParser:
                 raise self._several(what, "a list")
             return ""  # only delimiters: no value at all
         return values[0] if values else ""
+
+    def _check_utf8(self, source: str, raw: str, what: str) -> None:
+        """Refuse a user id whose bytes are not UTF-8 where its front end sends UTF-8."""
+        if (self._utf8_remote_user if source == REMOTE_USER else self._utf8_user) and not_utf8(raw):
+            raise InvalidUserError(
+                f"{what} contains undecodable characters",
+                log_message=f"{what} is not UTF-8: refused rather than read as latin-1, where "
+                "other bytes spell the same user id",
+            )
 
     def _is_list(self, raw: str) -> bool:
         """True when ``raw`` has the form of values joined by the front end, even of one.
@@ -641,6 +659,9 @@ def _within_depth(value: Any, limit: int) -> bool:
                 pending.append((child, depth + 1))
     return True
 
+
+#: Encodings whose bytes are UTF-8 (URL-encoding keeps unescaped bytes as they are).
+_UTF8_ENCODINGS = ("utf-8", "url")
 
 #: How a user id that is not a string is named in errors.
 _JSON_KINDS = {

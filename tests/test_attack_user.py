@@ -191,6 +191,20 @@ def test_two_sources_naming_different_subjects_are_refused(
     assert "admin" not in body["error"]
 
 
+def test_user_id_bytes_that_are_not_utf8_never_spell_another_users_id() -> None:
+    # 0xEF alone (latin-1 "ï") and C3 AF (UTF-8 "ï") would both have been "admïn".
+    assert user_of({"eppn": mojibake("admïn")}) == "admïn"
+    status, _ = call({"eppn": "adm\xefn"})
+    assert status == 400
+
+
+def test_attribute_that_is_not_utf8_is_still_kept_as_latin1() -> None:
+    environ = {"eppn": "zoe@x", "displayName": "Zo\xeb"}
+    status, body = call(environ, attributes={"name": "displayName"})
+    assert status == 200
+    assert body["identity"]["attributes"] == {"name": ["Zoë"]}
+
+
 def test_kong_userinfo_without_sub_alone_is_still_read() -> None:
     # Introspection sets X-Userinfo alone; its answer may lack sub (RFC 7662 2.2).
     environ = {"HTTP_X_USERINFO": b64({"active": True, "username": "bob"})}
@@ -251,6 +265,8 @@ AS_SENT = [
     ),
     pytest.param({"profile": "shibboleth"}, {"eppn": "\\;"}, ";", id="shib escaped delimiter alone"),
     pytest.param({"profile": "shibboleth"}, {"eppn": mojibake("Zoë")}, "Zoë", id="shib utf-8 repaired"),
+    pytest.param({"profile": "openidc"}, {"OIDC_CLAIM_sub": "adm\xefn"}, "admïn", id="openidc latin1 mode"),
+    pytest.param({"profile": "shibboleth"}, {"eppn": "山田"}, "山田", id="text already decoded"),
     pytest.param(
         {"profile": "shibboleth"}, {"eppn": "", "REMOTE_USER": "alice"}, "alice", id="shib empty eppn"
     ),
@@ -343,6 +359,30 @@ REFUSED_USERS = [
     pytest.param({"profile": "shibboleth"}, {"eppn": mojibake("\u202eadmin")}, id="bidi override"),
     pytest.param({"profile": "shibboleth"}, {"eppn": mojibake("\u00a0")}, id="no-break space"),
     pytest.param({"profile": "shibboleth"}, {"eppn": "\xed\xa0\x80admin"}, id="utf-8 encoded surrogate"),
+    pytest.param({"profile": "shibboleth"}, {"eppn": "adm\xefn"}, id="latin-1 byte, not utf-8"),
+    pytest.param({"profile": "shibboleth"}, {"eppn": "\xc0\xafadmin"}, id="overlong utf-8"),
+    pytest.param(
+        {"profile": "shibboleth", "encoding": "url"}, {"eppn": "adm\xefn"}, id="url raw latin-1 byte"
+    ),
+    pytest.param({"profile": "shibboleth"}, {"REMOTE_USER": "adm\xefn"}, id="shib REMOTE_USER latin-1"),
+    pytest.param({"profile": "remote-user"}, {"REMOTE_USER": "adm\xefn"}, id="remote-user latin-1"),
+    pytest.param(
+        {"profile": "openidc", "user": ["sub", "REMOTE_USER"]},
+        {"REMOTE_USER": "adm\xefn"},
+        id="openidc REMOTE_USER latin-1 (plain UTF-8 in every claim encoding)",
+    ),
+    pytest.param(
+        {"profile": "mellon", "user": "uid"},
+        {"MELLON_uid": "adm\xefn", "MELLON_uid_0": "adm\xefn"},
+        id="mellon series latin-1",
+    ),
+    pytest.param(AZURE, {"HTTP_X_MS_CLIENT_PRINCIPAL_NAME": "adm\xefn"}, id="azure name latin-1"),
+    pytest.param(VOUCH, {"HTTP_X_VOUCH_USER": "adm\xefn"}, id="vouch user latin-1"),
+    pytest.param(
+        {"profile": "openidc", "encoding": "utf-8"},
+        {"OIDC_userinfo_json": '{"sub": "adm\xefn"}'},
+        id="openidc utf-8 json not utf-8",
+    ),
     pytest.param({"profile": "shibboleth"}, {"eppn": "a" * 1025}, id="over-long"),
     pytest.param({"profile": "shibboleth"}, {"eppn": "a" * 5000 + ";"}, id="over-long list"),
     pytest.param({"profile": "shibboleth"}, {"eppn": "admin\r\n"}, id="CRLF"),
