@@ -19,6 +19,7 @@ __all__ = [
     "decode",
     "decoder",
     "is_joined",
+    "not_utf8",
     "repair_utf8",
     "split_quoted",
     "split_values",
@@ -48,6 +49,22 @@ def without_surrogates(value: str) -> str:
     if value.isascii():
         return value
     return _SURROGATES.sub("\ufffd", value)
+
+
+def not_utf8(value: str) -> bool:
+    """True when ``value``, bytes a PEP 3333 server handed over as latin-1, is not UTF-8.
+
+    Text that holds characters beyond latin-1 was already decoded: it is not bytes.
+    """
+    if value.isascii():
+        return False
+    try:
+        value.encode("latin-1").decode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def repair_utf8(value: str) -> str:

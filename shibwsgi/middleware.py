@@ -222,6 +222,7 @@ class SSOMiddleware:
             trusted_proxies=networks,
             proxy_secret=proxy_secret,
             proxy_secret_header=token("proxy_secret_header", proxy_secret_header),
+            series_keys=self.parser.series_keys(),
         )
         self.login_path = endpoint_path("login_path", login_path)
         self.logout_path = endpoint_path("logout_path", logout_path)

@@ -15,6 +15,7 @@ from .decoding import (
     UndecodableValue,
     decoder,
     is_joined,
+    not_utf8,
     repair_utf8,
     split_quoted,
     split_values,
@@ -142,6 +143,10 @@ class IdentityParser:
         self._quoted_lists = profile.quoted_lists
         self._decode = decoder(profile.encoding)
         self._decode_remote_user = self._decode if profile.encodes_remote_user else repair_utf8
+        # Where UTF-8 arrives as latin-1 text (PEP 3333), a user id or JSON document that is not
+        # UTF-8 is refused rather than kept as latin-1: "adm\xefn" would be the UTF-8 "admïn".
+        self._utf8_user = profile.encoding in _UTF8_ENCODINGS
+        self._utf8_remote_user = self._utf8_user or not profile.encodes_remote_user
 
     def variable_names(self) -> set[str]:
         """Every front-end variable name this parser may read (before channel mapping)."""
@@ -154,6 +159,12 @@ class IdentityParser:
         """Every environ key this parser reads (after channel mapping)."""
         keys = {key for source_keys in self._keys.values() for key in source_keys}
         return keys | set(self._variable_keys.values()) | set(self._json_keys)
+
+    def series_keys(self) -> set[str]:
+        """The keys whose ``<key>_0 .. <key>_N`` series this parser reads (mellon)."""
+        if not self.profile.series:
+            return set()
+        return {keys[0] for source, keys in self._keys.items() if keys and not self._fixed(source)}
 
     def key_names(self) -> tuple[str, ...]:
         """The environ keys of the user and of the front-end session: short, and they tell logins apart."""
@@ -253,22 +264,32 @@ class IdentityParser:
         """
         if not documents:
             return None
-        for name in self._subject_names:
-            found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
-            self._agree(name, found)
         if len(documents) == 1:
             return dict(documents[0][1])
+        for name in self._subject_names:
+            found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
+            self._agree(name, found, required=name == SUBJECT[0] and self._nested)
         claims: dict[str, Any] = {}
         for _, document in documents:
             for claim, value in document.items():
                 claims.setdefault(claim, value)
         return claims
 
-    def _agree(self, name: str, found: list[tuple[str, Any]]) -> None:
-        """Refuse when the sources in ``found`` (label, value) give ``name`` different values."""
+    def _agree(self, name: str, found: list[tuple[str, Any]], *, required: bool = False) -> None:
+        """Refuse when the sources in ``found`` (label, value) give ``name`` different values.
+
+        ``required``: a source without ``name`` disagrees with one that has it. Every
+        OpenID Connect document names its ``sub`` (Core 1.0, 2 and 5.3.2); one that does
+        not (an introspection answer) cannot vouch for a second document's subject.
+        """
         present = [(label, value) for label, value in found if value is not MISSING]
-        if any(value != present[0][1] for _, value in present[1:]):
-            raise self._disagree(name, [label for label, _ in present])
+        if not present:
+            return
+        first = present[0][1]
+        if (required and len(present) < len(found)) or any(
+            value != first or type(value) is not type(first) for _, value in present[1:]
+        ):
+            raise self._disagree(name, [label for label, _ in (found if required else present)])
 
     def _disagree(self, name: str, labels: list[str]) -> SubjectMismatchError:
         sources = " and ".join(labels)
@@ -291,6 +312,8 @@ class IdentityParser:
                 log_message=f"the JSON claims in {name!r} are {len(text)} bytes, over {MAX_JSON_BYTES}: "
                 "have the front end pass fewer or smaller claims",
             )
+        if self._json_encoding in _UTF8_ENCODINGS and not_utf8(text):
+            raise InvalidClaimsError(f"{name!r} is not UTF-8 (JSON is, RFC 8259 8.1)")
         try:
             document = json.loads(self._decode_json(text))
         except RecursionError:
@@ -422,7 +445,10 @@ class IdentityParser:
         if self.profile.series and not self._fixed(source):
             series = _series(environ, self._keys[source][0])
             if series is not None:
-                found.insert(0, (self._keys[source][0] + "_0 ..", self._one_value(series, what=what)))
+                if len(series) > 1:  # even with empty members: never cut down to the non-empty one
+                    raise self._several(what, f"a series of {len(series)} values")
+                self._check_utf8(source, series[0], what)
+                found.insert(0, (self._keys[source][0] + "_0 ..", self._decode(series[0])))
         if not found:
             return None
         present = [(key, user) for key, user in found if user]
@@ -432,6 +458,7 @@ class IdentityParser:
     def _one_user(self, source: str, raw: str, what: str, *, verbatim: bool) -> str:
         if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text
             raise InvalidUserError(f"{what} is longer than {MAX_USER_LENGTH} characters")
+        self._check_utf8(source, raw, what)
         if source == REMOTE_USER:
             return self._decode_remote_user(raw)
         if verbatim or self._fixed(source):
@@ -442,6 +469,15 @@ class IdentityParser:
                 raise self._several(what, "a list")
             return ""  # only delimiters: no value at all
         return values[0] if values else ""
+
+    def _check_utf8(self, source: str, raw: str, what: str) -> None:
+        """Refuse a user id whose bytes are not UTF-8 where its front end sends UTF-8."""
+        if (self._utf8_remote_user if source == REMOTE_USER else self._utf8_user) and not_utf8(raw):
+            raise InvalidUserError(
+                f"{what} contains undecodable characters",
+                log_message=f"{what} is not UTF-8: refused rather than read as latin-1, where "
+                "other bytes spell the same user id",
+            )
 
     def _is_list(self, raw: str) -> bool:
         """True when ``raw`` has the form of values joined by the front end, even of one.
@@ -560,7 +596,11 @@ class IdentityParser:
 
 
 def _series(environ: Environ, base_key: str) -> list[str] | None:
-    """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent."""
+    """mod_auth_mellon's ``<name>_0 .. <name>_N`` values, ``None`` when absent.
+
+    ``<name>_N`` (``MellonEnvVarsSetCount On``), when sent, must count them: a gap
+    or a value added after the last would otherwise go unseen.
+    """
     first = environ.get(base_key + "_0")
     if first is None:
         return None
@@ -569,6 +609,12 @@ def _series(environ: Environ, base_key: str) -> list[str] | None:
     while (value := environ.get(f"{base_key}_{index}")) is not None:
         values.append(str(value))
         index += 1
+    count = environ.get(base_key + "_N")
+    if count is not None and str(count) != str(len(values)):
+        raise InvalidClaimsError(
+            f"{base_key}_N does not match the number of {base_key}_<n> values: one is missing "
+            "or was added after the last"
+        )
     return values
 
 
@@ -620,6 +666,9 @@ def _within_depth(value: Any, limit: int) -> bool:
                 pending.append((child, depth + 1))
     return True
 
+
+#: Encodings whose bytes are UTF-8 (URL-encoding keeps unescaped bytes as they are).
+_UTF8_ENCODINGS = ("utf-8", "url")
 
 #: How a user id that is not a string is named in errors.
 _JSON_KINDS = {

@@ -75,8 +75,11 @@ class TrustGate:
         trusted_proxies: tuple[IPNetwork, ...] = (),
         proxy_secret: str | None = None,
         proxy_secret_header: str = DEFAULT_SECRET_HEADER,
+        series_keys: Iterable[str] = (),
     ) -> None:
         self.channel = channel
+        # mod_auth_mellon's <key>_0 .. <key>_N: read too, found by trying indexes.
+        self._series_keys = frozenset(series_keys) if channel != "environ" else frozenset()
         self._trusted = trusted_proxies
         self._secret = proxy_secret.encode() if proxy_secret else None
         self._secret_key = channel_key(proxy_secret_header, "headers")
@@ -129,7 +132,7 @@ class TrustGate:
         doomed = []
         for key in environ.keys() - safe:
             if key in self._lookalike_keys or key.startswith(self._lookalike_prefixes):
-                if not (from_proxy and key in self._read_keys):
+                if not (from_proxy and self._read(key)):
                     doomed.append(key)
             elif len(self._safe_keys) < _SAFE_KEYS_LIMIT:
                 self._safe_keys.add(key)
@@ -137,6 +140,15 @@ class TrustGate:
         for key in doomed:
             del environ[key]
         return bool(doomed)
+
+    def _read(self, key: str) -> bool:
+        """True for a key the parser reads: one of its keys, or a series member
+        ``<key>_<index>`` or count ``<key>_N``."""
+        if key in self._read_keys:
+            return True
+        base, _, index = key.rpartition("_")
+        counted = index == "N" or (index.isascii() and index.isdigit())
+        return counted and base in self._series_keys
 
     def _peer_in_networks(self, peer: str) -> bool:
         try:

@@ -80,6 +80,17 @@ def ref_decode(encoding: str, text: str) -> str:
     return no_surrogates(text)
 
 
+def not_utf8(text: str) -> bool:
+    """True for bytes (as PEP 3333 latin-1 text) that are not UTF-8."""
+    try:
+        text.encode("latin-1").decode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
 SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -194,8 +205,11 @@ class RefParser:
                 continue
             if len(text) > 256 * 1024:
                 raise Refused(431)
+            encoding = self.profile.json_encoding or self.profile.encoding
+            if encoding in ("utf-8", "url") and not_utf8(text):
+                raise Refused(400)
             try:
-                document = json.loads(ref_decode(self.profile.json_encoding or self.profile.encoding, text))
+                document = json.loads(ref_decode(encoding, text))
             except (ValueError, RecursionError):
                 raise Refused(400) from None
             if not isinstance(document, dict):
@@ -265,8 +279,11 @@ class RefParser:
         profile = self.profile
         if len(raw) > 4096:
             raise Refused(400)
+        encoding = profile.encoding if source != "REMOTE_USER" or profile.encodes_remote_user else "utf-8"
+        if encoding in ("utf-8", "url") and not_utf8(raw):
+            raise Refused(400)  # a user id is never read as latin-1
         if source == "REMOTE_USER":
-            return ref_decode(profile.encoding if profile.encodes_remote_user else "utf-8", raw)
+            return ref_decode(encoding, raw)
         text = ref_decode(profile.encoding, raw)
         if whole or self.fixed(source):
             return text

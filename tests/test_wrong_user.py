@@ -73,7 +73,7 @@ DISAGREEING_SOURCES = [
     pytest.param(
         {"profile": "kong-oidc", "user": "email", **HEADERS},
         {"HTTP_X_USERINFO": b64({"email": "admin@x"}), "HTTP_X_ID_TOKEN": b64({"sub": "s1", "email": "a@x"})},
-        "'email' differs",
+        "'sub' differs between X-Userinfo and X-ID-Token",
         id="kong introspection userinfo without sub, forged id token",
     ),
     pytest.param(

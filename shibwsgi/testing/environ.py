@@ -70,6 +70,7 @@ def environ_for(
     (``OIDCPassIDTokenAs payload``), both lossless, as the deployment should.
     """
     spec = get_profile(profile)
+    _check_user(spec, user, attributes)
     if spec.signed:
         return _signed_environ(spec, user, attributes, signer, session_id=session_id, expires_at=expires_at)
     if encoding is not None:
@@ -110,6 +111,21 @@ def environ_for(
     if id_token:
         builder.json("OIDC_id_token_payload", values)
     return builder.environ
+
+
+def _check_user(profile: Profile, user: str, attributes: Mapping[str, Any] | None) -> None:
+    """Refuse ``attributes`` that give the user source another value than ``user``.
+
+    The environ would name that other user while the caller asked for ``user``.
+    """
+    source = profile.user[0]
+    if attributes and source in attributes:
+        value = attributes[source]
+        if (value if isinstance(value, str) else list(value)) not in (user, [user]):
+            raise ValueError(
+                f"attributes[{source!r}] is the user source of profile {profile.name!r} and names "
+                f"another user than user={user!r}: pass that user as user= instead"
+            )
 
 
 def _signed_environ(
