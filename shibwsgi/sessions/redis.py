@@ -29,6 +29,7 @@ elsewhere with part of it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import weakref
@@ -39,6 +40,7 @@ from ..errors import ConfigError, SessionError
 from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
 from .redis_ha import HA_SCHEMES, Acknowledged, Replicas, cluster_client, sentinel_client, take_replicas
+from .redis_settings import bad_url, check_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,6 +50,8 @@ __all__ = ["RedisClient", "RedisStore", "mask_url"]
 #: Bounds of the decode cache (bytes in memory: the text and the decoded data).
 CACHE_ENTRIES = 1024
 CACHE_BYTES = 2 * 1024 * 1024
+#: More replicas than Redis Cluster's documented maximum of nodes could never all confirm.
+MAX_REPLICAS = 1000
 _HIDDEN = "***"
 _ESCAPES = "percent-encode '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 
@@ -116,10 +120,10 @@ class RedisStore:
             self._location = _describe(client_or_url)
             self._client = client_or_url
             master_for = _master_finder(client_or_url)
-        if replicas.count < 0 or not 0 < replicas.timeout < 3600:
+        if not 0 <= replicas.count <= MAX_REPLICAS or not 0 < replicas.timeout < 3600:
             raise ConfigError(
                 "session",
-                f"Redis session store {self._location!r}: min_replicas must be 0 or more and "
+                f"Redis session store {self._location!r}: min_replicas must be from 0 to {MAX_REPLICAS} and "
                 "wait_timeout more than 0 and less than 3600 seconds",
             )
         self._writes: _Writes = (
@@ -197,12 +201,19 @@ class RedisStore:
         if mode == "sentinel":
             pooled, close_pooled = sentinel_client(redis, url, self._location)
         else:
+            if parts[0].lower() != "unix:" and not re.fullmatch(r"/?([0-9]+/?)?", parts[2]):
+                raise bad_url(self._location, "the path must be the database number: /<db>")
             try:
                 pooled = redis.Redis.from_url(url)
                 # An unknown query setting otherwise fails only at the first request.
                 pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+            except (TypeError, ValueError, redis.RedisError) as exc:
+                failure: str | None = self._scrub(exc)
+            else:
+                failure = None
+            if failure is not None:  # raised here, not chained: redis-py's message may hold the password
+                raise bad_url(self._location, failure)
+            check_settings(pooled.connection_pool.connection_kwargs, self._location)
             close_pooled = pooled.close
         # A Sentinel connection asks the sentinels for the master each time it connects, and
         # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.

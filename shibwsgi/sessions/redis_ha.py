@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..errors import ConfigError
+from .redis_settings import MAX_DB, bad_url, check_settings, has_blank, refuse_repeated
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -64,17 +64,22 @@ def take_replicas(url: str, location: str) -> tuple[str, Replicas]:
     if not question:
         return url, Replicas()
     kept, found = [], {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    pairs = parse_qsl(query, keep_blank_values=True)
+    refuse_repeated((name for name, _ in pairs), location)
+    for name, value in pairs:
         if name in ("min_replicas", "wait_timeout"):
             found[name] = value
         else:
             kept.append((name, value))
     if not found:
         return url, Replicas()
+    count = found.get("min_replicas", "0")
     try:
-        replicas = Replicas(int(found.get("min_replicas", "0")), float(found.get("wait_timeout", "0.5")))
+        if not (count.isascii() and count.isdigit()):
+            raise ValueError(count)
+        replicas = Replicas(int(count), float(found.get("wait_timeout", "0.5")))
     except ValueError:
-        raise _bad(location, "min_replicas must be a whole number and wait_timeout seconds") from None
+        raise bad_url(location, "min_replicas must be a whole number and wait_timeout seconds") from None
     rebuilt = base + (f"?{urlencode(kept)}" if kept else "") + (hash_ + fragment)
     return rebuilt, replicas
 
@@ -96,10 +101,13 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
 
     parts = _parse(redis, url, location)
     if len(parts.path) not in (1, 2) or not parts.path[0]:
-        raise _bad(location, "the path must name the service: /<service_name>[/<db>]")
+        raise bad_url(location, "the path must name the service: /<service_name>[/<db>]")
     if len(parts.path) == 2:
-        if not parts.path[1].isdigit():
-            raise _bad(location, "the database after the service name must be a number")
+        db = parts.path[1]
+        if not (db.isascii() and db.isdigit() and int(db) <= MAX_DB):
+            raise bad_url(
+                location, f"the database after the service name must be a number from 0 to {MAX_DB}"
+            )
         parts.kwargs.setdefault("db", int(parts.path[1]))
     sentinel_kwargs = {
         name: value for name, value in parts.kwargs.items() if name.startswith(("socket_", "ssl"))
@@ -120,9 +128,9 @@ def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
     """The ``RedisCluster`` of the URL, connected at first use."""
     parts = _parse(redis, url, location)
     if parts.sentinel:
-        raise _bad(location, f"{' and '.join(_SENTINEL_ONLY)} are for redis+sentinel URLs")
+        raise bad_url(location, f"{' and '.join(_SENTINEL_ONLY)} are for redis+sentinel URLs")
     if parts.path not in ([""], ["0"]) or parts.kwargs.get("db", 0) != 0:
-        raise _bad(location, "a cluster has only database 0: end the URL with the last host or '/'")
+        raise bad_url(location, "a cluster has only database 0: end the URL with the last host or '/'")
     parts.kwargs.pop("db", None)
     return LazyCluster(parts.nodes, parts.kwargs)
 
@@ -182,10 +190,10 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise _bad(location, f"it does not parse as a URL ({exc})") from None
+        raise bad_url(location, f"it does not parse as a URL ({exc})") from None
     mode, tls = HA_SCHEMES[parts.scheme.lower()]
     if parts.fragment:
-        raise _bad(location, "it has a fragment ('#...'); percent-encode '#' in a password as %23")
+        raise bad_url(location, "it has a fragment ('#...'); percent-encode '#' in a password as %23")
     userinfo, at, hosts = parts.netloc.rpartition("@")
     nodes = [
         _node(host, DEFAULT_PORTS[mode], number, location) for number, host in enumerate(hosts.split(","), 1)
@@ -198,7 +206,7 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
     try:
         kwargs = redis.connection.parse_url(plain)
     except ValueError as exc:
-        raise _bad(location, str(exc)) from None
+        raise bad_url(location, str(exc)) from None
     for name in ("host", "port", "connection_class"):
         kwargs.pop(name, None)
     for name in ("socket_timeout", "socket_connect_timeout"):
@@ -208,7 +216,10 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
         # An unknown setting otherwise fails only at the first request.
         connection(**kwargs)
     except TypeError as exc:
-        raise _bad(location, f"unknown setting in the query ({_setting(exc)})") from None
+        raise bad_url(location, f"unknown setting in the query ({_setting(exc)})") from None
+    except (ValueError, redis.RedisError) as exc:  # an ssl_* value redis-py does not know
+        raise bad_url(location, str(exc)) from None
+    check_settings(kwargs, location)
     if tls:
         kwargs["ssl"] = True
         sentinel.setdefault("ssl", True)
@@ -221,19 +232,17 @@ def _node(text: str, default_port: int, number: int, location: str) -> tuple[str
         host, port = text, str(default_port)
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not host:
-        raise _bad(location, f"host {number} is empty: list hosts as host:port,host:port")
+        raise bad_url(location, f"host {number} is empty: list hosts as host:port,host:port")
+    if has_blank(host):
+        raise bad_url(location, f"host {number} has a blank or a control character")
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        raise _bad(location, f"the port of host {number} is not a number from 1 to 65535")
+        raise bad_url(location, f"the port of host {number} is not a number from 1 to 65535")
     return host, int(port)
 
 
 def _setting(exc: TypeError) -> str:
     """The setting's name from ``__init__() got an unexpected keyword argument 'name'``."""
     return str(exc).rpartition(" ")[2]
-
-
-def _bad(location: str, message: str) -> ConfigError:
-    return ConfigError("session", f"bad Redis URL {location!r}: {message}")
 
 
 class Acknowledged:
