@@ -8,15 +8,40 @@ bounded time, never another user's session and never a logged-out session back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import os
 import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from ha_redis import RedisClusterSet, SentinelGroup, cli, running_redis_cluster, running_sentinel_group
+from stack import running_redis
+from webtest import TestApp
 
-from shibwsgi import ConfigError
+from shibwsgi import ConfigError, SessionError, SSOMiddleware
 from shibwsgi.sessions import RedisStore
+from shibwsgi.testing import environ_for
+from tests.helpers import echo_app
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from multiprocessing import Queue
+    from pathlib import Path
+
+    from webtest import TestResponse
+
+# The prefix fixture, a key prefix of each test's own on the shared servers.
+pytest_plugins = ["store_fixtures"]
 
 MARK = "S3CR3T"
+KEY = "k" * 32
 
 pytest.importorskip("redis")
 
@@ -202,3 +227,437 @@ def test_accepted_url_never_shows_the_password(url: str) -> None:
 def test_every_refusal_names_the_url_masked() -> None:
     error = refusal(f"redis+sentinel://:{MARK}@h:1/svc?socket_timeout=nan")
     assert re.search(r"'redis\+sentinel://:\*\*\*@h:1/svc\?socket_timeout=nan'", str(error))
+
+
+def test_default_timeouts_bound_a_plain_url() -> None:
+    # redis-py before 8 waits forever unless told: the store bounds one Redis as it bounds HA.
+    store = RedisStore("redis://127.0.0.1:6379/0")
+    try:
+        connection = store._client._connect()  # type: ignore[attr-defined]  # a thread's connection
+        assert (connection.socket_timeout, connection.socket_connect_timeout) == (1.0, 1.0)
+    finally:
+        store.close()
+
+
+# --- Servers that fail: a bounded SessionError (the 503), never a 500 --------------------------------
+
+#: Seconds a request may wait on a failing store here: the 1 s socket timeout, twice, and slack.
+BOUND = 5
+
+
+def answer_with(reply: bytes | None) -> Callable[[socket.socket], None]:
+    """A fake server's handler: ``reply`` to every command (``None``: read and never answer)."""
+
+    def handle(peer: socket.socket) -> None:
+        with peer:
+            while peer.recv(65536):
+                if reply is not None:
+                    peer.sendall(reply)
+
+    return handle
+
+
+def cut_mid_reply(peer: socket.socket) -> None:
+    with peer:
+        peer.recv(65536)
+        peer.sendall(b"$100\r\nabc")  # a bulk string announced 100 bytes long, then the end
+
+
+@pytest.fixture
+def fake_redis() -> Iterator[Callable[[Callable[[socket.socket], None]], int]]:
+    """Start a TCP server on 127.0.0.1 running a handler per connection; give its port."""
+    listeners: list[socket.socket] = []
+
+    def start(handle: Callable[[socket.socket], None]) -> int:
+        listener = socket.create_server(("127.0.0.1", 0))
+        listeners.append(listener)
+
+        def serve() -> None:
+            with contextlib.suppress(OSError):
+                while True:
+                    peer, _ = listener.accept()
+                    threading.Thread(target=handle, args=(peer,), daemon=True).start()
+
+        threading.Thread(target=serve, daemon=True).start()
+        return int(listener.getsockname()[1])
+
+    yield start
+    for listener in listeners:
+        listener.close()
+
+
+def bounded(call: Callable[[], object], seconds: float = BOUND) -> BaseException | None:
+    """What ``call`` raised (``None``: it returned), failing the test if it runs past ``seconds``."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"the store was still waiting after {seconds} s"
+    return outcome[0]
+
+
+OPERATIONS = [
+    pytest.param(lambda store: store.get("s"), id="get"),
+    pytest.param(lambda store: store.set("s", {"a": 1}, 60), id="set"),
+    pytest.param(lambda store: store.update("s", {"a": 1}, 60), id="update"),
+    pytest.param(lambda store: store.delete("s"), id="delete"),
+]
+FAKE_URLS = [
+    pytest.param("redis://127.0.0.1:{port}/0", id="one Redis"),
+    pytest.param("redis+cluster://127.0.0.1:{port}/", id="cluster"),
+    pytest.param("redis://127.0.0.1:{port}/0?min_replicas=1", id="min_replicas"),
+]
+FAULTS = [
+    pytest.param(answer_with(None), id="never answers"),
+    pytest.param(cut_mid_reply, id="closes mid-reply"),
+    pytest.param(answer_with(b"-LOADING Redis is loading the dataset in memory\r\n"), id="LOADING"),
+    pytest.param(answer_with(b"-READONLY You can't write against a read only replica.\r\n"), id="READONLY"),
+    pytest.param(answer_with(b"-MASTERDOWN Link with MASTER is down\r\n"), id="MASTERDOWN"),
+    pytest.param(answer_with(b"\x00\xff not RESP\r\n"), id="not Redis"),
+]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("url", FAKE_URLS)
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_failing_server_is_a_bounded_session_error(
+    fake_redis: Callable[[Callable[[socket.socket], None]], int],
+    fault: Callable[[socket.socket], None],
+    url: str,
+    operation: Callable[[RedisStore], object],
+) -> None:
+    store = RedisStore(url.format(port=fake_redis(fault)))
+    try:
+        assert isinstance(bounded(lambda: operation(store)), SessionError)
+    finally:
+        store.close()
+
+
+# --- A real redis-server that stops answering, through the middleware ------------------------------
+
+HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
+UNAVAILABLE = "the session store is unavailable"
+
+
+def paused(process: subprocess.Popen[bytes]) -> contextlib.AbstractContextManager[None]:
+    """SIGSTOP ``process`` for the block: it keeps accepting connections and never answers."""
+
+    @contextlib.contextmanager
+    def pause() -> Iterator[None]:
+        os.kill(process.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(process.pid, signal.SIGCONT)
+
+    return pause()
+
+
+def page(app: TestApp, status: int | str = "*") -> TestResponse:
+    """GET /page without any front-end identity, within BOUND seconds."""
+    responses: list[TestResponse] = []
+    assert bounded(lambda: responses.append(app.get("/page", status=status))) is None
+    return responses[0]
+
+
+def user_of(response: TestResponse) -> str | None:
+    identity = response.json["identity"]
+    return None if identity is None else str(identity["user"])
+
+
+@pytest.mark.servers
+def test_paused_redis_is_a_503_that_neither_logs_out_nor_logs_in_another_user(tmp_path: Path) -> None:
+    with running_redis(tmp_path) as server:
+        store = RedisStore(server.url)
+        app = TestApp(SSOMiddleware(echo_app, session=store, secret_key=KEY), extra_environ=HTTPS)
+        try:
+            app.get("/login", extra_environ=environ_for("shibboleth", "alice@example.org"), status=302)
+            assert user_of(page(app, 200)) == "alice@example.org"
+            with paused(server.process):
+                refused = page(app, 503)
+                assert UNAVAILABLE in refused.text
+                assert "Set-Cookie" not in refused.headers  # the cookie is kept: no silent logout
+                out: list[TestResponse] = []
+                assert bounded(lambda: out.append(app.get("/logout", status="*"))) is None
+                assert out[0].status_int == 503  # a logout the store did not record is not a success
+            # Back by itself, on the same worker: the session is still Alice's.
+            assert user_of(page(app, 200)) == "alice@example.org"
+            app.get("/logout", status=302)
+            assert user_of(page(app, 200)) is None
+        finally:
+            store.close()
+
+
+# --- Processes forked after the store was used (uWSGI's workers) -----------------------------------
+
+
+def _read_own_session_many_times(store: RedisStore, session_id: str, done: Queue[str]) -> None:
+    wrong = sum(store.get(session_id) != {"owner": session_id} for _ in range(300))
+    done.put(f"{session_id}: {wrong} wrong")
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("fixture", ["redis_url", "sentinel_url", "cluster_url"])
+def test_forked_workers_never_read_each_others_replies(
+    request: pytest.FixtureRequest, fixture: str, prefix: str
+) -> None:
+    store = RedisStore(request.getfixturevalue(fixture), prefix=prefix)
+    try:
+        ids = [f"worker{n}" for n in range(4)]
+        for session_id in ids:
+            store.set(session_id, {"owner": session_id}, 60)
+        assert store.get(ids[0]) == {"owner": ids[0]}  # a connection opened before the fork
+        context = multiprocessing.get_context("fork")
+        done: Queue[str] = context.Queue()
+        workers = [
+            context.Process(target=_read_own_session_many_times, args=(store, sid, done)) for sid in ids[1:]
+        ]
+        for worker in workers:
+            worker.start()
+        _read_own_session_many_times(store, ids[0], done)
+        reports = sorted(done.get(timeout=BOUND * 4) for _ in ids)
+        for worker in workers:
+            worker.join(BOUND)
+        assert reports == sorted(f"{sid}: 0 wrong" for sid in ids)
+        assert [worker.exitcode for worker in workers] == [0] * len(workers)
+    finally:
+        store.close()
+
+
+# --- Sentinel: its master or its sentinels stop answering -------------------------------------------
+
+
+@pytest.fixture
+def sentinel_group(tmp_path: Path) -> Iterator[SentinelGroup]:
+    """A Sentinel group of the test's own: these tests stop and fail over its servers."""
+    with running_sentinel_group(tmp_path) as group:
+        yield group
+
+
+def until_served(store: RedisStore, session_id: str, seconds: float = 15) -> dict[str, Any] | None:
+    """The session once the store answers again (the failure ended by itself)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return store.get(session_id)
+        except SessionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.mark.servers
+def test_sentinel_master_that_stops_answering_is_a_bounded_503_then_served_again(
+    sentinel_group: SentinelGroup,
+) -> None:
+    store = RedisStore(sentinel_group.url)
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        cli(sentinel_group.master.port, "WAIT", "1", "1000")  # on the replica too: it may be promoted
+        assert store.get("alice") == {"user": "alice"}  # this thread's connection is open
+        with paused(sentinel_group.master.process):
+            for _ in range(3):
+                assert isinstance(bounded(lambda: store.get("alice")), SessionError)
+            assert isinstance(bounded(lambda: store.update("alice", {"user": "alice"}, 60)), SessionError)
+        assert until_served(store, "alice") == {"user": "alice"}  # not logged out, and back by itself
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_every_sentinel_paused_is_a_bounded_503_for_a_new_connection(sentinel_group: SentinelGroup) -> None:
+    store = RedisStore(sentinel_group.url)
+    try:
+        with contextlib.ExitStack() as stack:
+            for sentinel in sentinel_group.sentinels:
+                stack.enter_context(paused(sentinel.process))
+            # Three sentinels that accept and never answer: 1 s each, asked twice.
+            assert isinstance(bounded(lambda: store.get("x"), seconds=10), SessionError)
+        assert until_served(store, "x") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_logged_out_session_stays_dead_and_live_one_stays_live_through_a_failover(
+    sentinel_group: SentinelGroup,
+) -> None:
+    store = RedisStore(sentinel_group.url)
+    kept, ended = "kept", "ended"
+    store.set(kept, {"user": "alice"}, 60)
+    store.set(ended, {"user": "bob"}, 60)
+    store.delete(ended)
+    cli(sentinel_group.master.port, "WAIT", "1", "1000")  # the logout reached the replica
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            for action in (
+                lambda: seen.append(f"kept read {store.get(kept) is not None}"),
+                lambda: seen.append(f"kept touch {store.update(kept, {'user': 'alice'}, 60)}"),
+                lambda: seen.append(f"ended read {store.get(ended) is not None}"),
+                lambda: seen.append(f"ended touch {store.update(ended, {'user': 'bob'}, 60)}"),
+            ):
+                with contextlib.suppress(SessionError):
+                    action()
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        sentinel_group.master.process.kill()
+        assert until_served(store, kept) == {"user": "alice"}
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(BOUND)
+        store.close()
+    assert sentinel_group.master_port() == sentinel_group.replica.port  # the failover happened
+    assert "kept read False" not in seen  # never a silent logout
+    assert "kept touch False" not in seen
+    assert "ended read True" not in seen  # never a logged-out session back
+    assert "ended touch True" not in seen
+    assert "kept read True" in seen and "ended read False" in seen
+
+
+@pytest.mark.servers
+def test_writes_the_paused_replica_cannot_confirm_are_refused_with_min_replicas(
+    sentinel_group: SentinelGroup,
+) -> None:
+    store = RedisStore(sentinel_group.url + "?min_replicas=1&wait_timeout=0.3")
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        with paused(sentinel_group.replica.process):
+            for write in (
+                lambda: store.set("bob", {"user": "bob"}, 60),
+                lambda: store.update("alice", {"user": "alice"}, 60),
+                lambda: store.delete("alice"),
+            ):
+                assert isinstance(bounded(write), SessionError)  # not a success the failover may undo
+            assert bounded(lambda: store.get("bob")) is None  # reads need no replica
+        store.set("carol", {"user": "carol"}, 60)  # the replica is back: writes are confirmed again
+    finally:
+        store.close()
+
+
+# --- Cluster: slots spread, moved and uncovered -----------------------------------------------------
+
+
+@pytest.fixture
+def redis_cluster(tmp_path: Path) -> Iterator[RedisClusterSet]:
+    """A cluster of the test's own: these tests move and remove its slots."""
+    with running_redis_cluster(tmp_path) as cluster:
+        yield cluster
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("options", ["", "?min_replicas=1"])
+def test_sessions_over_every_slot_owner_never_cross_slots(
+    cluster_url: str, prefix: str, options: str
+) -> None:
+    import redis
+
+    store = RedisStore(cluster_url + options, prefix=prefix)
+    first = cluster_url.removeprefix("redis+cluster://").partition(",")[0]
+    client = redis.RedisCluster(host="127.0.0.1", port=int(first.rpartition(":")[2]))
+    try:
+        ids = [f"session{n}" for n in range(60)]
+        for session_id in ids:
+            store.set(session_id, {"owner": session_id}, 60)
+            assert store.update(session_id, {"owner": session_id, "seen": 1}, 60)
+        owners = {client.get_node_from_key(prefix + session_id).port for session_id in ids}
+        assert len(owners) == 3
+        assert all(store.get(session_id) == {"owner": session_id, "seen": 1} for session_id in ids)
+        for session_id in ids:
+            store.delete(session_id)
+        assert all(store.get(session_id) is None for session_id in ids)
+    finally:
+        client.close()
+        store.close()
+
+
+def _slot_owner(cluster: RedisClusterSet, key: str) -> tuple[int, str, int, str]:
+    """(the slot of ``key``, its master's port, another master's port, that master's node id)."""
+    slot = int(cli(cluster.nodes[0].port, "CLUSTER", "KEYSLOT", key))
+    for line in cli(cluster.nodes[0].port, "CLUSTER", "NODES").splitlines():
+        fields = line.split()
+        if "master" not in fields[2]:
+            continue
+        for served in fields[8:]:
+            low, _, high = served.partition("-")
+            if low.isdigit() and int(low) <= slot <= int(high or low):
+                owner = int(fields[1].partition("@")[0].rpartition(":")[2])
+    other = next(port for port in cluster.masters() if port != owner)
+    return slot, owner, other, cli(other, "CLUSTER", "MYID")
+
+
+@pytest.mark.servers
+def test_acknowledged_writes_follow_a_slot_moved_to_another_master(redis_cluster: RedisClusterSet) -> None:
+    store = RedisStore(redis_cluster.url + "?min_replicas=1", prefix="p:")
+    try:
+        store.set("alice", {"user": "alice"}, 60)  # the store has looked up the slot's master
+        store.delete("alice")
+        slot, owner, other, other_id = _slot_owner(redis_cluster, "p:alice")
+        for port in (other, owner, *(p for p in redis_cluster.masters() if p not in (owner, other))):
+            cli(port, "CLUSTER", "SETSLOT", str(slot), "NODE", other_id)
+        # Refused with MOVED on every write until a read updated the slot table: a 503 per login.
+        store.set("alice", {"user": "alice"}, 60)
+        assert cli(other, "GET", "p:alice") == '{"user":"alice"}'
+        assert store.update("alice", {"user": "alice", "seen": 1}, 60)
+        store.delete("alice")
+        assert store.get("alice") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_acknowledged_writes_follow_a_slot_being_migrated(redis_cluster: RedisClusterSet) -> None:
+    store = RedisStore(redis_cluster.url + "?min_replicas=1", prefix="p:")
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        slot, owner, other, other_id = _slot_owner(redis_cluster, "p:alice")
+        cli(other, "CLUSTER", "SETSLOT", str(slot), "IMPORTING", cli(owner, "CLUSTER", "MYID"))
+        cli(owner, "CLUSTER", "SETSLOT", str(slot), "MIGRATING", other_id)
+        cli(owner, "MIGRATE", "127.0.0.1", str(other), "p:alice", "0", "5000")
+        # The source answers ASK for a key it no longer has: the write goes to the importing node.
+        assert store.update("alice", {"user": "alice", "seen": 1}, 60)
+        assert store.get("alice") == {"user": "alice", "seen": 1}
+        store.delete("alice")
+        assert store.get("alice") is None
+        assert not store.update("alice", {"user": "alice"}, 60)  # a logged-out session stays dead
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_uncovered_slot_is_a_bounded_503_then_served_again(redis_cluster: RedisClusterSet) -> None:
+    store = RedisStore(redis_cluster.url, prefix="p:")
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        slot, owner, _, _ = _slot_owner(redis_cluster, "p:alice")
+        owner_id = cli(owner, "CLUSTER", "MYID")
+        cli(owner, "CLUSTER", "DELSLOTS", str(slot))
+        try:
+            for call in (lambda: store.get("alice"), lambda: store.update("alice", {"user": "a"}, 60)):
+                assert isinstance(bounded(call), SessionError)
+        finally:
+            cli(owner, "CLUSTER", "ADDSLOTS", str(slot))
+            for server in redis_cluster.nodes:
+                cli(server.port, "CLUSTER", "SETSLOT", str(slot), "NODE", owner_id)
+        assert until_served(store, "alice") == {"user": "alice"}  # never a silent logout
+    finally:
+        store.close()

@@ -39,8 +39,16 @@ from urllib.parse import unquote, unquote_plus, urlsplit
 from ..errors import ConfigError, SessionError
 from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
-from .redis_ha import HA_SCHEMES, Acknowledged, Replicas, cluster_client, sentinel_client, take_replicas
-from .redis_settings import bad_url, check_settings
+from .redis_ha import (
+    HA_SCHEMES,
+    Acknowledged,
+    Replicas,
+    cluster_client,
+    cluster_master,
+    sentinel_client,
+    take_replicas,
+)
+from .redis_settings import bad_url, check_settings, with_timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -106,7 +114,7 @@ class RedisStore:
         self._close: Callable[[], object] | None = None
         self._hidden: tuple[str, ...] | None = ()
         replicas = Replicas(min_replicas, wait_timeout)
-        master_for: Callable[[str], Any]
+        master_for: Callable[[str, Exception | None], Any]
         if isinstance(client_or_url, str):
             self._location, self._hidden = _mask(client_or_url)
             url, asked = take_replicas(client_or_url, self._location)
@@ -181,7 +189,7 @@ class RedisStore:
 
     def _client_from(
         self, redis: Any, url: str
-    ) -> tuple[RedisClient, Callable[[], object], Callable[[str], Any]]:
+    ) -> tuple[RedisClient, Callable[[], object], Callable[[str, Exception | None], Any]]:
         """The client for ``url``, the function closing it, and the one giving a key's master."""
         parts = _split(url)
         if parts is None:
@@ -204,7 +212,7 @@ class RedisStore:
             if parts[0].lower() != "unix:" and not re.fullmatch(r"/?([0-9]+/?)?", parts[2]):
                 raise bad_url(self._location, "the path must be the database number: /<db>")
             try:
-                pooled = redis.Redis.from_url(url)
+                pooled = redis.Redis.from_url(with_timeouts(url))
                 # An unknown query setting otherwise fails only at the first request.
                 pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
             except (TypeError, ValueError, redis.RedisError) as exc:
@@ -224,7 +232,7 @@ class RedisStore:
             connections.close()
             close_pooled()
 
-        return connections, close_both, lambda key: pooled
+        return connections, close_both, lambda key, redirect: pooled
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:
@@ -385,11 +393,11 @@ def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
     return masked, tuple(sorted({text for text in hidden if text}, key=len, reverse=True))
 
 
-def _master_finder(client: Any) -> Callable[[str], Any]:
+def _master_finder(client: Any) -> Callable[[str, Exception | None], Any]:
     """For a client passed in: the ``redis.Redis`` to send a key's acknowledged writes to."""
     if callable(getattr(client, "get_node_from_key", None)):  # a RedisCluster
-        return lambda key: client.get_redis_connection(client.get_node_from_key(key))
-    return lambda key: client
+        return lambda key, redirect: cluster_master(client, key, redirect)
+    return lambda key, redirect: client
 
 
 def _describe(client: object) -> str:

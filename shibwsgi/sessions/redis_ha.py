@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .redis_settings import MAX_DB, bad_url, check_settings, has_blank, refuse_repeated
+from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_settings, has_blank, refuse_repeated
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +32,7 @@ __all__ = [
     "LazyCluster",
     "Replicas",
     "cluster_client",
+    "cluster_master",
     "sentinel_client",
     "take_replicas",
 ]
@@ -44,8 +45,6 @@ HA_SCHEMES = {
     "rediss+cluster": ("cluster", True),
 }
 DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
-#: Seconds, unless the URL says otherwise: a dead node costs a request at most this (twice).
-DEFAULT_TIMEOUT = 1.0
 _SENTINEL_ONLY = ("sentinel_username", "sentinel_password")
 
 
@@ -157,10 +156,9 @@ class LazyCluster:
     def delete(self, *names: str) -> Any:
         return self.cluster().delete(*names)
 
-    def master_for(self, key: str) -> Any:
-        """The ``redis.Redis`` of the master holding ``key`` now."""
-        cluster = self.cluster()
-        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+    def master_for(self, key: str, redirect: Exception | None = None) -> Any:
+        """The ``redis.Redis`` of the master holding ``key`` now (see :func:`cluster_master`)."""
+        return cluster_master(self.cluster(), key, redirect)
 
     def close(self) -> None:
         with self._lock:
@@ -184,6 +182,22 @@ class LazyCluster:
                     **self._settings,
                 )
             return self._cluster
+
+
+def cluster_master(cluster: Any, key: str, redirect: Exception | None) -> Any:
+    """The ``redis.Redis`` of the node ``cluster`` sends ``key`` to, or that a ``MOVED`` or
+    ``ASK`` answer (``redirect``) for it named. A write outside ``RedisCluster`` (with
+    ``WAIT``) must follow them itself while slots are resharded."""
+    from redis.exceptions import MovedError
+
+    if redirect is None:
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+    if isinstance(redirect, MovedError):
+        cluster.exists(key)  # through RedisCluster, which learns where the slot is now
+    node = cluster.get_node(host=getattr(redirect, "host", None), port=getattr(redirect, "port", None))
+    if node is None:
+        raise redirect
+    return cluster.get_redis_connection(node)
 
 
 def _parse(redis: Any, url: str, location: str) -> _Parts:
@@ -250,7 +264,7 @@ class Acknowledged:
     connection's writes only), so that they survive the master's loss."""
 
     def __init__(
-        self, master_for: Callable[[str], Any], replicas: Replicas, refused: type[Exception]
+        self, master_for: Callable[[str, Exception | None], Any], replicas: Replicas, refused: type[Exception]
     ) -> None:
         self._master_for = master_for
         self._count = replicas.count
@@ -264,10 +278,21 @@ class Acknowledged:
         return self._run(names[0], lambda pipe: pipe.delete(*names))
 
     def _run(self, name: str, command: Callable[[Any], object]) -> Any:
-        with self._master_for(name).pipeline(transaction=False) as pipe:
+        from redis.exceptions import AskError, MovedError
+
+        try:
+            return self._acknowledged(self._master_for(name, None), command, asking=False)
+        except AskError as redirect:  # a cluster's slot moved (MOVED, an AskError too) or is moving
+            master = self._master_for(name, redirect)
+            return self._acknowledged(master, command, asking=not isinstance(redirect, MovedError))
+
+    def _acknowledged(self, master: Any, command: Callable[[Any], object], *, asking: bool) -> Any:
+        with master.pipeline(transaction=False) as pipe:
+            if asking:  # the importing node takes the key's command only right after ASKING
+                pipe.execute_command("ASKING")
             command(pipe)
             pipe.execute_command("WAIT", self._count, self._milliseconds)
-            reply, confirmed = pipe.execute()
+            *_, reply, confirmed = pipe.execute()
         if confirmed < self._count:
             raise self._refused(
                 f"the write was confirmed by {confirmed} of the {self._count} replicas "

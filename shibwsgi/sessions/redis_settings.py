@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import math
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["bad_url", "check_settings", "has_blank", "refuse_repeated"]
+__all__ = ["DEFAULT_TIMEOUT", "bad_url", "check_settings", "has_blank", "refuse_repeated", "with_timeouts"]
 
 #: Seconds: a longer socket wait is a hung worker, not a timeout.
 MAX_TIMEOUT = 3600
+#: Seconds, unless the URL says otherwise: a dead node costs a request at most this (twice).
+DEFAULT_TIMEOUT = 1.0
 #: Redis's database numbers are C ints (``databases`` in redis.conf bounds them further).
 MAX_DB = 2**31 - 1
 _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
@@ -46,6 +49,20 @@ def check_settings(kwargs: dict[str, Any], location: str) -> None:
 def has_blank(host: str) -> bool:
     """Whether a host name holds a blank or a control character (no resolver would find it)."""
     return any(char.isspace() or not char.isprintable() for char in host)
+
+
+def with_timeouts(url: str) -> str:
+    """``url`` with ``socket_timeout`` and ``socket_connect_timeout`` added where it has none.
+
+    redis-py before 8 waits forever by default: a server that accepts connections and never
+    answers (stopped, or across a half-open link) would hold every worker, not answer 503.
+    """
+    base, hash_, fragment = url.partition("#")
+    given = {name for name, _ in parse_qsl(base.partition("?")[2], keep_blank_values=True)}
+    added = "&".join(f"{name}={DEFAULT_TIMEOUT}" for name in _TIMEOUTS if name not in given)
+    if not added:
+        return url
+    return base + ("&" if "?" in base else "?") + added + hash_ + fragment
 
 
 def refuse_repeated(names: Iterable[str], location: str) -> None:
