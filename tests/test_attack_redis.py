@@ -46,10 +46,10 @@ KEY = "k" * 32
 pytest.importorskip("redis")
 
 
-def refusal(url: str) -> ConfigError:
+def refusal(url: str, **options: Any) -> ConfigError:
     """The ConfigError for ``url``, checked to hide the password everywhere it could show."""
     with pytest.raises(ConfigError) as info:
-        RedisStore(url)
+        RedisStore(url, **options)
     error = info.value
     for shown in (str(error), repr(error), str(error.__cause__), str(error.__context__)):
         assert MARK not in shown, shown
@@ -130,6 +130,34 @@ def test_setting_given_twice_is_refused(url: str) -> None:
 )
 def test_min_replicas_that_no_server_can_meet_is_refused(url: str) -> None:
     assert "min_replicas" in str(refusal(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        pytest.param(
+            "redis+sentinel://h/svc?min_replicas=1&wait_timeout=2", {}, id="sentinel, default socket"
+        ),
+        pytest.param(
+            "redis+cluster://h:1/?min_replicas=1&wait_timeout=0.5&socket_timeout=0.5", {}, id="cluster, equal"
+        ),
+        pytest.param("redis://127.0.0.1/0", {"min_replicas": 1, "wait_timeout": 1.5}, id="plain, arguments"),
+    ],
+)
+def test_wait_timeout_the_socket_timeout_cuts_short_is_refused(url: str, options: dict[str, Any]) -> None:
+    # The socket gave up first: the wait an operator asked for was silently shortened.
+    assert "wait_timeout must be less than the socket_timeout" in str(refusal(url, **options))
+
+
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        pytest.param("redis+sentinel://h/svc?wait_timeout=0.2", {}, id="in the URL"),
+        pytest.param("redis://127.0.0.1/0", {"wait_timeout": 0.2}, id="as an argument"),
+    ],
+)
+def test_wait_timeout_without_min_replicas_is_refused(url: str, options: dict[str, Any]) -> None:
+    assert "no effect without min_replicas" in str(refusal(url, **options))
 
 
 def test_min_replicas_argument_past_any_cluster_is_refused() -> None:

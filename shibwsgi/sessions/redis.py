@@ -48,7 +48,7 @@ from .redis_ha import (
     sentinel_client,
     take_replicas,
 )
-from .redis_settings import bad_url, check_settings, with_timeouts
+from .redis_settings import bad_url, check_settings, socket_timeout, with_timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -124,10 +124,21 @@ class RedisStore:
                 )
             replicas = asked if asked != Replicas() else replicas
             self._client, self._close, master_for = self._client_from(redis, url)
+            if replicas.count and replicas.timeout >= socket_timeout(url):
+                raise ConfigError(
+                    "session",
+                    f"Redis session store {self._location!r}: wait_timeout must be less than the "
+                    f"socket_timeout ({socket_timeout(url)} s), or the socket gives up first",
+                )
         else:
             self._location = _describe(client_or_url)
             self._client = client_or_url
             master_for = _master_finder(client_or_url)
+        if not replicas.count and replicas.timeout != Replicas().timeout:
+            raise ConfigError(
+                "session",
+                f"Redis session store {self._location!r}: wait_timeout has no effect without min_replicas",
+            )
         if not 0 <= replicas.count <= MAX_REPLICAS or not 0 < replicas.timeout < 3600:
             raise ConfigError(
                 "session",

@@ -19,7 +19,15 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-__all__ = ["DEFAULT_TIMEOUT", "bad_url", "check_settings", "has_blank", "refuse_repeated", "with_timeouts"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "bad_url",
+    "check_settings",
+    "has_blank",
+    "refuse_repeated",
+    "socket_timeout",
+    "with_timeouts",
+]
 
 #: Seconds: a longer socket wait is a hung worker, not a timeout.
 MAX_TIMEOUT = 3600
@@ -63,6 +71,12 @@ def with_timeouts(url: str) -> str:
     if not added:
         return url
     return base + ("&" if "?" in base else "?") + added + hash_ + fragment
+
+
+def socket_timeout(url: str) -> float:
+    """The ``socket_timeout`` a URL's connections get (checked by :func:`check_settings`)."""
+    query = url.partition("#")[0].partition("?")[2]
+    return float(dict(parse_qsl(query)).get("socket_timeout", DEFAULT_TIMEOUT))
 
 
 def refuse_repeated(names: Iterable[str], location: str) -> None:
