@@ -689,3 +689,72 @@ def test_uncovered_slot_is_a_bounded_503_then_served_again(redis_cluster: RedisC
         assert until_served(store, "alice") == {"user": "alice"}  # never a silent logout
     finally:
         store.close()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    ("credentials", "sentinel_user"),
+    [
+        pytest.param(f"app:{MARK}%2F%40x@", "", id="data nodes' ACL user"),
+        pytest.param("", "&sentinel_username=nobody", id="sentinels' ACL user"),
+    ],
+)
+def test_sentinel_errors_never_show_the_passwords(
+    sentinel_url: str, credentials: str, sentinel_user: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No such users on the servers: every connection is refused with WRONGPASS.
+    url = sentinel_url.replace("://", f"://{credentials}", 1) + f"?sentinel_password={MARK}s{sentinel_user}"
+    store = RedisStore(url)
+    app = TestApp(SSOMiddleware(echo_app, session=store, secret_key=KEY), extra_environ=HTTPS)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            error = bounded(lambda: store.get("x"))
+            response = app.get("/login", extra_environ=environ_for("shibboleth", "a@x"), status="*")
+        assert isinstance(error, SessionError)
+        assert response.status_int == 503
+        for shown in (str(error), repr(error), str(error.__cause__), caplog.text, response.text):
+            assert MARK not in shown
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_users_on_many_threads_through_a_failover_get_only_themselves_or_503(
+    sentinel_group: SentinelGroup,
+) -> None:
+    store = RedisStore(sentinel_group.url)
+    middleware = SSOMiddleware(echo_app, session=store, secret_key=KEY)
+    users = [f"user{n}@example.org" for n in range(6)]
+    apps = {user: TestApp(middleware, extra_environ=HTTPS) for user in users}
+    for user, app in apps.items():
+        app.get("/login", extra_environ=environ_for("shibboleth", user), status=302)
+    cli(sentinel_group.master.port, "WAIT", "1", "1000")
+    answers: list[tuple[str, int, str | None]] = []
+    stop = threading.Event()
+
+    def browse(user: str) -> None:
+        while not stop.is_set():
+            response = apps[user].get("/page", status="*")
+            answers.append(
+                (user, response.status_int, user_of(response) if response.status_int == 200 else None)
+            )
+
+    threads = [threading.Thread(target=browse, args=(user,)) for user in users]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        sentinel_group.master.process.kill()
+        until_served(store, "anything")
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(BOUND)
+        store.close()
+    statuses = {status for _, status, _ in answers}
+    assert statuses <= {200, 503}, statuses  # never a 500
+    assert 503 in statuses  # the failover was seen
+    assert all(seen == user for user, status, seen in answers if status == 200)  # never someone else
+    last = {user: (status, seen) for user, status, seen in answers}
+    assert last == {user: (200, user) for user in users}  # nobody was logged out
