@@ -160,6 +160,40 @@ def test_wait_timeout_without_min_replicas_is_refused(url: str, options: dict[st
     assert "no effect without min_replicas" in str(refusal(url, **options))
 
 
+@pytest.mark.parametrize(
+    ("arguments", "options", "part"),
+    [
+        pytest.param((42,), {}, "not int", id="a number as the client"),
+        pytest.param((b"redis://127.0.0.1/0",), {}, "not bytes", id="the URL as bytes"),
+        pytest.param((None,), {}, "not NoneType", id="no client"),
+        pytest.param(("redis://127.0.0.1/0",), {"prefix": None}, "prefix", id="no prefix"),
+        pytest.param(("redis://127.0.0.1/0",), {"prefix": b"s:"}, "prefix", id="prefix as bytes"),
+        pytest.param(("redis://127.0.0.1/0",), {"min_replicas": "1"}, "min_replicas", id="replicas as text"),
+        pytest.param(("redis://127.0.0.1/0",), {"min_replicas": 1.5}, "min_replicas", id="half a replica"),
+        pytest.param(("redis://127.0.0.1/0",), {"min_replicas": True}, "min_replicas", id="replicas as bool"),
+        pytest.param(
+            ("redis://127.0.0.1/0",),
+            {"min_replicas": 1, "wait_timeout": "0.5"},
+            "wait_timeout",
+            id="text wait",
+        ),
+    ],
+)
+def test_argument_of_the_wrong_type_is_a_config_error(
+    arguments: tuple[Any, ...], options: dict[str, Any], part: str
+) -> None:
+    # Accepted, each failed at the first request with AttributeError or TypeError: a 500.
+    with pytest.raises(ConfigError, match=part):
+        RedisStore(*arguments, **options)
+
+
+def test_sentinel_manager_instead_of_its_master_client_is_refused() -> None:
+    from redis.sentinel import Sentinel
+
+    with pytest.raises(ConfigError, match="master_for"):
+        RedisStore(Sentinel([("127.0.0.1", 26379)]))  # type: ignore[arg-type]
+
+
 def test_min_replicas_argument_past_any_cluster_is_refused() -> None:
     with pytest.raises(ConfigError, match="min_replicas"):
         RedisStore("redis://127.0.0.1/0", min_replicas=10**30)

@@ -105,6 +105,7 @@ class RedisStore:
             import redis
         except ImportError as exc:
             raise ConfigError("session", "RedisStore needs redis-py: pip install shibwsgi[redis]") from exc
+        _check_arguments(client_or_url, prefix, min_replicas, wait_timeout)
         self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
         self._prefix = prefix
         self._cache: BoundedLRU[str, tuple[bytes, dict[str, Any]]] = BoundedLRU(
@@ -402,6 +403,30 @@ def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
     masked_authority = ("//" + userinfo + at + hostport) if authority else ""
     masked = head + masked_authority + path + masked_query + (hash_ + _HIDDEN if fragment else hash_)
     return masked, tuple(sorted({text for text in hidden if text}, key=len, reverse=True))
+
+
+def _check_arguments(
+    client_or_url: object, prefix: object, min_replicas: object, wait_timeout: object
+) -> None:
+    """Raise ``ConfigError`` for an argument of the wrong type, which would fail (a 500) at
+    the first request instead."""
+    if not isinstance(client_or_url, str):
+        missing = [
+            name for name in ("get", "set", "delete") if not callable(getattr(client_or_url, name, None))
+        ]
+        if missing:
+            raise ConfigError(
+                "session",
+                f"RedisStore needs a Redis URL or a redis-py client (redis.Redis, RedisCluster, "
+                f"Sentinel(...).master_for(name)), not {type(client_or_url).__name__}: it lacks "
+                f"{', '.join(missing)}",
+            )
+    if not isinstance(prefix, str):
+        raise ConfigError("session", f"the Redis key prefix must be a string, not {type(prefix).__name__}")
+    if isinstance(min_replicas, bool) or not isinstance(min_replicas, int):
+        raise ConfigError("session", f"min_replicas must be a whole number, not {min_replicas!r}")
+    if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, (int, float)):
+        raise ConfigError("session", f"wait_timeout must be a number of seconds, not {wait_timeout!r}")
 
 
 def _master_finder(client: Any) -> Callable[[str, Exception | None], Any]:
