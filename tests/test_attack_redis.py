@@ -122,6 +122,20 @@ def test_setting_given_twice_is_refused(url: str) -> None:
 @pytest.mark.parametrize(
     "url",
     [
+        pytest.param("redis://127.0.0.1/0?socket_timeout=", id="plain timeout (redis-py: none)"),
+        pytest.param("redis+sentinel://h/svc?socket_connect_timeout=&db=1", id="sentinel timeout"),
+        pytest.param("redis+cluster://h:1/?password=", id="cluster password"),
+        pytest.param("redis://127.0.0.1/0?min_replicas=", id="min_replicas"),
+    ],
+)
+def test_blank_setting_is_refused_not_dropped(url: str) -> None:
+    # From an unset variable (?socket_timeout=${T}): redis-py drops it, silently.
+    assert "no value" in str(refusal(url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
         pytest.param("redis+sentinel://h/svc?min_replicas=99999999999999999999999", id="past WAIT's long"),
         pytest.param("redis+sentinel://h/svc?min_replicas=\u0663", id="Arabic-Indic digit"),
         pytest.param("redis+sentinel://h/svc?min_replicas=%2B1", id="plus sign"),
@@ -251,6 +265,8 @@ def test_malformed_host_or_port_names_the_part(url: str, part: str) -> None:
         pytest.param(f"redis://u:{MARK}/0", id="password as the port"),
         pytest.param(f"redis://:{MARK}x/0", id="lone password as the port"),
         pytest.param(f"rediss://u:{MARK}%2F/0", id="encoded password as the port"),
+        pytest.param(f"redis://u:{MARK}a?{MARK}b/0", id="'?' in it: the rest a blank setting"),
+        pytest.param(f"redis://u:{MARK}a?{MARK}=1&{MARK}=2/0", id="'?' in it: the rest a repeated setting"),
     ],
 )
 def test_password_read_as_a_port_is_not_in_the_exception_chain(url: str) -> None:

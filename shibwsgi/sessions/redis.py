@@ -118,7 +118,8 @@ class RedisStore:
         master_for: Callable[[str, Exception | None], Any]
         if isinstance(client_or_url, str):
             self._location, self._hidden = _mask(client_or_url)
-            url, asked = take_replicas(client_or_url, self._location)
+            self._parts(client_or_url)  # first: a query may be the end of a password
+            url, asked = take_replicas(client_or_url, self._location, named=self._hidden is not None)
             if asked != Replicas() and replicas != Replicas():
                 raise ConfigError(
                     "session", "give min_replicas and wait_timeout in the URL or as arguments, not both"
@@ -203,15 +204,7 @@ class RedisStore:
         self, redis: Any, url: str
     ) -> tuple[RedisClient, Callable[[], object], Callable[[str, Exception | None], Any]]:
         """The client for ``url``, the function closing it, and the one giving a key's master."""
-        parts = _split(url)
-        if parts is None:
-            raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
-        if "@" in parts[2] + parts[3]:
-            raise ConfigError(
-                "session",
-                f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
-                f"so redis-py would use part of the password and another host; {_ESCAPES}",
-            )
+        parts = self._parts(url)
         mode = HA_SCHEMES.get(parts[0][:-1].lower(), ("plain",))[0]
         if mode == "cluster":
             # Slots move between nodes: redis-py's client follows them; no per-thread path here.
@@ -245,6 +238,19 @@ class RedisStore:
             close_pooled()
 
         return connections, close_both, lambda key, redirect: pooled
+
+    def _parts(self, url: str) -> tuple[str, str, str, str]:
+        """What :func:`_split` gives, or ``ConfigError`` if where the password ends is unclear."""
+        parts = _split(url)
+        if parts is None:
+            raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
+        if "@" in parts[2] + parts[3]:
+            raise ConfigError(
+                "session",
+                f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
+                f"so redis-py would use part of the password and another host; {_ESCAPES}",
+            )
+        return parts
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_settings, has_blank, refuse_repeated
+from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,15 +56,16 @@ class Replicas:
     timeout: float = 0.5  # below the 1 s socket timeout, which bounds the wait for WAIT's answer
 
 
-def take_replicas(url: str, location: str) -> tuple[str, Replicas]:
-    """``url`` without ``min_replicas``/``wait_timeout`` in its query, and what they asked for."""
+def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, Replicas]:
+    """``url`` without ``min_replicas``/``wait_timeout`` in its query, and what they asked for
+    (``named``: see :func:`check_query`)."""
     base, question, query = url.partition("?")
     query, hash_, fragment = query.partition("#")
     if not question:
         return url, Replicas()
     kept, found = [], {}
     pairs = parse_qsl(query, keep_blank_values=True)
-    refuse_repeated((name for name, _ in pairs), location)
+    check_query(pairs, location, named=named)
     for name, value in pairs:
         if name in ("min_replicas", "wait_timeout"):
             found[name] = value

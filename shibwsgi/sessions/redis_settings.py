@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TIMEOUT",
     "bad_url",
+    "check_query",
     "check_settings",
     "has_blank",
-    "refuse_repeated",
     "socket_timeout",
     "with_timeouts",
 ]
@@ -79,12 +79,20 @@ def socket_timeout(url: str) -> float:
     return float(dict(parse_qsl(query)).get("socket_timeout", DEFAULT_TIMEOUT))
 
 
-def refuse_repeated(names: Iterable[str], location: str) -> None:
-    """Raise ``ConfigError`` if a query setting is given more than once."""
+def check_query(pairs: Iterable[tuple[str, str]], location: str, *, named: bool) -> None:
+    """Raise ``ConfigError`` if a query setting is given more than once, or blank (redis-py
+    drops it: ``?socket_timeout=`` from an unset variable would mean no timeout at all).
+
+    ``named``: whether the error may name the setting (not when the "query" may be the end
+    of a password holding a ``?``).
+    """
     seen: set[str] = set()
-    for name in names:
+    for name, value in pairs:
+        shown = name if named else "a setting"
         if name in seen:
-            raise bad_url(location, f"the query gives {name} more than once")
+            raise bad_url(location, f"the query gives {shown} more than once")
+        if not value:
+            raise bad_url(location, f"the query gives {shown} no value")
         seen.add(name)
 
 
