@@ -808,3 +808,46 @@ def test_users_on_many_threads_through_a_failover_get_only_themselves_or_503(
     assert all(seen == user for user, status, seen in answers if status == 200)  # never someone else
     last = {user: (status, seen) for user, status, seen in answers}
     assert last == {user: (200, user) for user in users}  # nobody was logged out
+
+
+@pytest.mark.servers
+def test_logged_out_session_stays_dead_and_live_one_stays_live_when_a_cluster_master_dies(
+    redis_cluster: RedisClusterSet,
+) -> None:
+    store = RedisStore(redis_cluster.url, prefix="p:")
+    _, owner, _, _ = _slot_owner(redis_cluster, "p:kept")
+    ended = next(f"ended{n}" for n in range(10_000) if _slot_owner(redis_cluster, f"p:ended{n}")[1] == owner)
+    store.set("kept", {"user": "alice"}, 60)
+    store.set(ended, {"user": "bob"}, 60)
+    store.delete(ended)
+    cli(owner, "WAIT", "1", "1000")  # the logout reached the replica that will be promoted
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            for label, action in (
+                ("kept read", lambda: store.get("kept") is not None),
+                ("kept touch", lambda: store.update("kept", {"user": "alice"}, 60)),
+                ("ended read", lambda: store.get(ended) is not None),
+                ("ended touch", lambda: store.update(ended, {"user": "bob"}, 60)),
+            ):
+                with contextlib.suppress(SessionError):
+                    seen.add(f"{label} {action()}")
+            time.sleep(0.002)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        next(server for server in redis_cluster.nodes if server.port == owner).process.kill()
+        assert until_served(store, "kept") == {"user": "alice"}
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(BOUND)
+        store.close()
+    assert owner not in redis_cluster.masters()
+    assert seen == {"kept read True", "kept touch True", "ended read False", "ended touch False"}
