@@ -421,6 +421,39 @@ def test_failing_server_is_a_bounded_session_error(
         store.close()
 
 
+def answer_get_with(reply: bytes) -> Callable[[socket.socket], None]:
+    """A fake server's handler: ``+OK`` to the connection's set-up commands, ``reply`` to GET."""
+
+    def handle(peer: socket.socket) -> None:
+        with peer:
+            while packet := peer.recv(65536):
+                commands = sum(line.startswith(b"*") for line in packet.split(b"\r\n"))
+                peer.sendall(reply if b"GET" in packet else b"+OK\r\n" * commands)
+
+    return handle
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(b":5\r\n", id="integer"),
+        pytest.param(b"*1\r\n$2\r\n{}\r\n", id="array"),
+        pytest.param(b"$5\r\n\xff\xfe\x00\x01\x02\r\n", id="binary"),
+        pytest.param(b"$2\r\n[]\r\n", id="JSON list"),
+    ],
+)
+def test_get_answered_with_something_other_than_session_text_is_a_session_error(
+    fake_redis: Callable[[Callable[[socket.socket], None]], int], reply: bytes
+) -> None:
+    # A proxy or another service on the port: the decoder's TypeError was a 500.
+    store = RedisStore(f"redis://127.0.0.1:{fake_redis(answer_get_with(reply))}/0?protocol=2")
+    try:
+        assert isinstance(bounded(lambda: store.get("s")), SessionError)
+    finally:
+        store.close()
+
+
 # --- A real redis-server that stops answering, through the middleware ------------------------------
 
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
