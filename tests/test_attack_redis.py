@@ -208,6 +208,18 @@ def test_sentinel_manager_instead_of_its_master_client_is_refused() -> None:
         RedisStore(Sentinel([("127.0.0.1", 26379)]))  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("url", "options"),
+    [
+        pytest.param("redis://127.0.0.1/0?min_replicas=0", {"min_replicas": 1}, id="URL says none"),
+        pytest.param("redis+sentinel://h/svc?min_replicas=1", {"min_replicas": 2}, id="both ask"),
+    ],
+)
+def test_min_replicas_in_the_url_and_as_an_argument_is_refused(url: str, options: dict[str, Any]) -> None:
+    # The URL's explicit 0 was taken for "not given" and the argument silently won.
+    assert "not both" in str(refusal(url, **options))
+
+
 def test_min_replicas_argument_past_any_cluster_is_refused() -> None:
     with pytest.raises(ConfigError, match="min_replicas"):
         RedisStore("redis://127.0.0.1/0", min_replicas=10**30)
@@ -419,6 +431,19 @@ def test_failing_server_is_a_bounded_session_error(
         assert isinstance(bounded(lambda: operation(store)), SessionError)
     finally:
         store.close()
+
+
+@pytest.mark.servers
+def test_unix_socket_server_that_never_answers_is_a_bounded_session_error(tmp_path: Path) -> None:
+    path = tmp_path / "redis.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+        listener.listen()
+        store = RedisStore(f"unix://{path}?db=0")
+        try:
+            assert isinstance(bounded(lambda: store.get("s")), SessionError)
+        finally:
+            store.close()
 
 
 def answer_get_with(reply: bytes) -> Callable[[socket.socket], None]:

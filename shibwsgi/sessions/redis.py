@@ -120,11 +120,12 @@ class RedisStore:
             self._location, self._hidden = _mask(client_or_url)
             self._parts(client_or_url)  # first: a query may be the end of a password
             url, asked = take_replicas(client_or_url, self._location, named=self._hidden is not None)
-            if asked != Replicas() and replicas != Replicas():
-                raise ConfigError(
-                    "session", "give min_replicas and wait_timeout in the URL or as arguments, not both"
-                )
-            replicas = asked if asked != Replicas() else replicas
+            if asked is not None:
+                if replicas != Replicas():
+                    raise ConfigError(
+                        "session", "give min_replicas and wait_timeout in the URL or as arguments, not both"
+                    )
+                replicas = asked
             self._client, self._close, master_for = self._client_from(redis, url)
             if replicas.count and replicas.timeout >= socket_timeout(url):
                 raise ConfigError(

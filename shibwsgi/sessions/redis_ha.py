@@ -56,13 +56,13 @@ class Replicas:
     timeout: float = 0.5  # below the 1 s socket timeout, which bounds the wait for WAIT's answer
 
 
-def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, Replicas]:
+def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, Replicas | None]:
     """``url`` without ``min_replicas``/``wait_timeout`` in its query, and what they asked for
-    (``named``: see :func:`check_query`)."""
+    (``None``: neither is there; ``named``: see :func:`check_query`)."""
     base, question, query = url.partition("?")
     query, hash_, fragment = query.partition("#")
     if not question:
-        return url, Replicas()
+        return url, None
     kept, found = [], {}
     pairs = parse_qsl(query, keep_blank_values=True)
     check_query(pairs, location, named=named)
@@ -72,7 +72,7 @@ def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, 
         else:
             kept.append((name, value))
     if not found:
-        return url, Replicas()
+        return url, None
     count = found.get("min_replicas", "0")
     try:
         if not (count.isascii() and count.isdigit()):
