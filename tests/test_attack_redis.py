@@ -26,7 +26,7 @@ from stack import running_redis
 from webtest import TestApp
 
 from shibwsgi import ConfigError, SessionError, SSOMiddleware
-from shibwsgi.sessions import RedisStore
+from shibwsgi.sessions import RedisStore, store_from_url
 from shibwsgi.testing import environ_for
 from tests.helpers import echo_app
 
@@ -909,3 +909,73 @@ def test_logged_out_session_stays_dead_and_live_one_stays_live_when_a_cluster_ma
         store.close()
     assert owner not in redis_cluster.masters()
     assert seen == {"kept read True", "kept touch True", "ended read False", "ended touch False"}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("redis+sentinel://s1:26379,s2:26379/service", id="README, Sentinel"),
+        pytest.param("redis+cluster://n1:6379,n2:6379/", id="README, Cluster"),
+        pytest.param(
+            "redis+sentinel://s1:26379,s2:26379,s3:26379/sessions?min_replicas=1",
+            id="deployment, min_replicas",
+        ),
+        pytest.param("redis://[::1]:6379/0", id="IPv6"),
+        pytest.param("rediss+cluster://[::1]:7000,[::1]:7001/?ssl_cert_reqs=none", id="TLS, IPv6"),
+    ],
+)
+def test_documented_urls_are_accepted_as_written(url: str) -> None:
+    store = store_from_url(url)
+    try:
+        assert isinstance(store, RedisStore)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("rediss+cluster://127.0.0.1:7000/", id="one node"),
+        pytest.param(
+            "rediss+cluster://app:pw@a:7000,b:7001/?ssl_ca_certs=/etc/ssl/redis-ca.pem", id="as documented"
+        ),
+    ],
+)
+def test_tls_cluster_url_is_accepted_and_speaks_tls(url: str) -> None:
+    # Refused at start-up: "sentinel_username and sentinel_password are for redis+sentinel URLs".
+    store = RedisStore(url)
+    try:
+        assert store._client._settings["ssl"] is True  # type: ignore[attr-defined]  # the LazyCluster's
+    finally:
+        store.close()
+
+
+def test_tls_sentinel_url_speaks_tls_to_the_sentinels_too() -> None:
+    import redis
+
+    store = RedisStore("rediss+sentinel://127.0.0.1:26379/svc")
+    try:
+        connection = store._client._connect()  # type: ignore[attr-defined]  # a thread's connection
+        sentinels = connection.connection_pool.sentinel_manager.sentinels
+        assert isinstance(connection, redis.SSLConnection)
+        assert all(s.connection_pool.connection_class is redis.SSLConnection for s in sentinels)
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize(
+    "service", [pytest.param("no-such", id="unknown"), pytest.param("svc%0D%0AFLUSHALL", id="CRLF escaped")]
+)
+def test_unknown_sentinel_service_is_a_bounded_503_and_injects_nothing(
+    sentinel_url: str, prefix: str, service: str
+) -> None:
+    witness = RedisStore(sentinel_url, prefix=prefix)
+    store = RedisStore(sentinel_url.replace("/sessions/", f"/{service}/"), prefix=prefix)
+    try:
+        witness.set("kept", {"user": "alice"}, 60)
+        assert isinstance(bounded(lambda: store.get("kept")), SessionError)
+        assert witness.get("kept") == {"user": "alice"}
+    finally:
+        store.close()
+        witness.close()

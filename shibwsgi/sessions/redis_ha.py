@@ -236,8 +236,7 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
         raise bad_url(location, str(exc)) from None
     check_settings(kwargs, location)
     if tls:
-        kwargs["ssl"] = True
-        sentinel.setdefault("ssl", True)
+        kwargs["ssl"] = True  # the sentinels' too: sentinel_client passes them every ssl setting
     return _Parts(nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel)
 
 
