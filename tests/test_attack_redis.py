@@ -220,6 +220,17 @@ def test_min_replicas_in_the_url_and_as_an_argument_is_refused(url: str, options
     assert "not both" in str(refusal(url, **options))
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("redis://127.0.0.1/2?db=3", id="plain (redis-py: the query's)"),
+        pytest.param("redis+sentinel://h/svc/2?db=3", id="sentinel (the query's)"),
+    ],
+)
+def test_database_in_the_path_and_the_query_is_refused(url: str) -> None:
+    assert "not both" in str(refusal(url))
+
+
 def test_min_replicas_argument_past_any_cluster_is_refused() -> None:
     with pytest.raises(ConfigError, match="min_replicas"):
         RedisStore("redis://127.0.0.1/0", min_replicas=10**30)

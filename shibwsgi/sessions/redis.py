@@ -34,7 +34,7 @@ import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from ..errors import ConfigError, SessionError
 from ..lru import BoundedLRU, footprint
@@ -215,8 +215,12 @@ class RedisStore:
         if mode == "sentinel":
             pooled, close_pooled = sentinel_client(redis, url, self._location)
         else:
-            if parts[0].lower() != "unix:" and not re.fullmatch(r"/?([0-9]+/?)?", parts[2]):
-                raise bad_url(self._location, "the path must be the database number: /<db>")
+            if parts[0].lower() != "unix:":
+                path_db = re.fullmatch(r"/?([0-9]+/?)?", parts[2])
+                if path_db is None:
+                    raise bad_url(self._location, "the path must be the database number: /<db>")
+                if path_db[1] and "db" in dict(parse_qsl(urlsplit(url).query)):
+                    raise bad_url(self._location, "give the database in the path or as ?db=, not both")
             try:
                 pooled = redis.Redis.from_url(with_timeouts(url))
                 # An unknown query setting otherwise fails only at the first request.

@@ -108,7 +108,9 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
             raise bad_url(
                 location, f"the database after the service name must be a number from 0 to {MAX_DB}"
             )
-        parts.kwargs.setdefault("db", int(parts.path[1]))
+        if "db" in parts.kwargs:
+            raise bad_url(location, "give the database after the service name or as ?db=, not both")
+        parts.kwargs["db"] = int(db)
     sentinel_kwargs = {
         name: value for name, value in parts.kwargs.items() if name.startswith(("socket_", "ssl"))
     }
