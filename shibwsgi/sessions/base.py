@@ -81,7 +81,7 @@ def load(text: str | bytes) -> dict[str, Any]:
     """Decode what :func:`dump` produced."""
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:  # TypeError: a server's reply that is not a string
         raise SessionError(f"stored session data is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise SessionError("stored session data is not a JSON object")

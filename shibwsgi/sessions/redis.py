@@ -29,16 +29,26 @@ elsewhere with part of it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import unquote, unquote_plus, urlsplit
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from ..errors import ConfigError, SessionError
 from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
-from .redis_ha import HA_SCHEMES, Acknowledged, Replicas, cluster_client, sentinel_client, take_replicas
+from .redis_ha import (
+    HA_SCHEMES,
+    Acknowledged,
+    Replicas,
+    cluster_client,
+    cluster_master,
+    sentinel_client,
+    take_replicas,
+)
+from .redis_settings import bad_url, check_settings, socket_timeout, with_timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -48,6 +58,8 @@ __all__ = ["RedisClient", "RedisStore", "mask_url"]
 #: Bounds of the decode cache (bytes in memory: the text and the decoded data).
 CACHE_ENTRIES = 1024
 CACHE_BYTES = 2 * 1024 * 1024
+#: More replicas than Redis Cluster's documented maximum of nodes could never all confirm.
+MAX_REPLICAS = 1000
 _HIDDEN = "***"
 _ESCAPES = "percent-encode '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 
@@ -93,6 +105,7 @@ class RedisStore:
             import redis
         except ImportError as exc:
             raise ConfigError("session", "RedisStore needs redis-py: pip install shibwsgi[redis]") from exc
+        _check_arguments(client_or_url, prefix, min_replicas, wait_timeout)
         self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
         self._prefix = prefix
         self._cache: BoundedLRU[str, tuple[bytes, dict[str, Any]]] = BoundedLRU(
@@ -102,24 +115,37 @@ class RedisStore:
         self._close: Callable[[], object] | None = None
         self._hidden: tuple[str, ...] | None = ()
         replicas = Replicas(min_replicas, wait_timeout)
-        master_for: Callable[[str], Any]
+        master_for: Callable[[str, Exception | None], Any]
         if isinstance(client_or_url, str):
             self._location, self._hidden = _mask(client_or_url)
-            url, asked = take_replicas(client_or_url, self._location)
-            if asked != Replicas() and replicas != Replicas():
-                raise ConfigError(
-                    "session", "give min_replicas and wait_timeout in the URL or as arguments, not both"
-                )
-            replicas = asked if asked != Replicas() else replicas
+            self._parts(client_or_url)  # first: a query may be the end of a password
+            url, asked = take_replicas(client_or_url, self._location, named=self._hidden is not None)
+            if asked is not None:
+                if replicas != Replicas():
+                    raise ConfigError(
+                        "session", "give min_replicas and wait_timeout in the URL or as arguments, not both"
+                    )
+                replicas = asked
             self._client, self._close, master_for = self._client_from(redis, url)
+            if replicas.count and replicas.timeout >= socket_timeout(url):
+                raise ConfigError(
+                    "session",
+                    f"Redis session store {self._location!r}: wait_timeout must be less than the "
+                    f"socket_timeout ({socket_timeout(url)} s), or the socket gives up first",
+                )
         else:
             self._location = _describe(client_or_url)
             self._client = client_or_url
             master_for = _master_finder(client_or_url)
-        if replicas.count < 0 or not 0 < replicas.timeout < 3600:
+        if not replicas.count and replicas.timeout != Replicas().timeout:
             raise ConfigError(
                 "session",
-                f"Redis session store {self._location!r}: min_replicas must be 0 or more and "
+                f"Redis session store {self._location!r}: wait_timeout has no effect without min_replicas",
+            )
+        if not 0 <= replicas.count <= MAX_REPLICAS or not 0 < replicas.timeout < 3600:
+            raise ConfigError(
+                "session",
+                f"Redis session store {self._location!r}: min_replicas must be from 0 to {MAX_REPLICAS} and "
                 "wait_timeout more than 0 and less than 3600 seconds",
             )
         self._writes: _Writes = (
@@ -177,17 +203,9 @@ class RedisStore:
 
     def _client_from(
         self, redis: Any, url: str
-    ) -> tuple[RedisClient, Callable[[], object], Callable[[str], Any]]:
+    ) -> tuple[RedisClient, Callable[[], object], Callable[[str, Exception | None], Any]]:
         """The client for ``url``, the function closing it, and the one giving a key's master."""
-        parts = _split(url)
-        if parts is None:
-            raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
-        if "@" in parts[2] + parts[3]:
-            raise ConfigError(
-                "session",
-                f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
-                f"so redis-py would use part of the password and another host; {_ESCAPES}",
-            )
+        parts = self._parts(url)
         mode = HA_SCHEMES.get(parts[0][:-1].lower(), ("plain",))[0]
         if mode == "cluster":
             # Slots move between nodes: redis-py's client follows them; no per-thread path here.
@@ -197,12 +215,23 @@ class RedisStore:
         if mode == "sentinel":
             pooled, close_pooled = sentinel_client(redis, url, self._location)
         else:
+            if parts[0].lower() != "unix:":
+                path_db = re.fullmatch(r"/?([0-9]+/?)?", parts[2])
+                if path_db is None:
+                    raise bad_url(self._location, "the path must be the database number: /<db>")
+                if path_db[1] and "db" in dict(parse_qsl(urlsplit(url).query)):
+                    raise bad_url(self._location, "give the database in the path or as ?db=, not both")
             try:
-                pooled = redis.Redis.from_url(url)
+                pooled = redis.Redis.from_url(with_timeouts(url))
                 # An unknown query setting otherwise fails only at the first request.
                 pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
-            except (TypeError, ValueError) as exc:
-                raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+            except (TypeError, ValueError, redis.RedisError) as exc:
+                failure: str | None = self._scrub(exc)
+            else:
+                failure = None
+            if failure is not None:  # raised here, not chained: redis-py's message may hold the password
+                raise bad_url(self._location, failure)
+            check_settings(pooled.connection_pool.connection_kwargs, self._location)
             close_pooled = pooled.close
         # A Sentinel connection asks the sentinels for the master each time it connects, and
         # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.
@@ -213,7 +242,20 @@ class RedisStore:
             connections.close()
             close_pooled()
 
-        return connections, close_both, lambda key: pooled
+        return connections, close_both, lambda key, redirect: pooled
+
+    def _parts(self, url: str) -> tuple[str, str, str, str]:
+        """What :func:`_split` gives, or ``ConfigError`` if where the password ends is unclear."""
+        parts = _split(url)
+        if parts is None:
+            raise ConfigError("session", f"bad Redis URL {self._location!r}: it does not parse as a URL")
+        if "@" in parts[2] + parts[3]:
+            raise ConfigError(
+                "session",
+                f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
+                f"so redis-py would use part of the password and another host; {_ESCAPES}",
+            )
+        return parts
 
     def _scrub(self, exc: Exception) -> str:
         if self._hidden is None:
@@ -374,11 +416,35 @@ def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
     return masked, tuple(sorted({text for text in hidden if text}, key=len, reverse=True))
 
 
-def _master_finder(client: Any) -> Callable[[str], Any]:
+def _check_arguments(
+    client_or_url: object, prefix: object, min_replicas: object, wait_timeout: object
+) -> None:
+    """Raise ``ConfigError`` for an argument of the wrong type, which would fail (a 500) at
+    the first request instead."""
+    if not isinstance(client_or_url, str):
+        missing = [
+            name for name in ("get", "set", "delete") if not callable(getattr(client_or_url, name, None))
+        ]
+        if missing:
+            raise ConfigError(
+                "session",
+                f"RedisStore needs a Redis URL or a redis-py client (redis.Redis, RedisCluster, "
+                f"Sentinel(...).master_for(name)), not {type(client_or_url).__name__}: it lacks "
+                f"{', '.join(missing)}",
+            )
+    if not isinstance(prefix, str):
+        raise ConfigError("session", f"the Redis key prefix must be a string, not {type(prefix).__name__}")
+    if isinstance(min_replicas, bool) or not isinstance(min_replicas, int):
+        raise ConfigError("session", f"min_replicas must be a whole number, not {min_replicas!r}")
+    if isinstance(wait_timeout, bool) or not isinstance(wait_timeout, (int, float)):
+        raise ConfigError("session", f"wait_timeout must be a number of seconds, not {wait_timeout!r}")
+
+
+def _master_finder(client: Any) -> Callable[[str, Exception | None], Any]:
     """For a client passed in: the ``redis.Redis`` to send a key's acknowledged writes to."""
     if callable(getattr(client, "get_node_from_key", None)):  # a RedisCluster
-        return lambda key: client.get_redis_connection(client.get_node_from_key(key))
-    return lambda key: client
+        return lambda key, redirect: cluster_master(client, key, redirect)
+    return lambda key, redirect: client
 
 
 def _describe(client: object) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..errors import ConfigError
+from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -32,6 +32,7 @@ __all__ = [
     "LazyCluster",
     "Replicas",
     "cluster_client",
+    "cluster_master",
     "sentinel_client",
     "take_replicas",
 ]
@@ -44,8 +45,6 @@ HA_SCHEMES = {
     "rediss+cluster": ("cluster", True),
 }
 DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
-#: Seconds, unless the URL says otherwise: a dead node costs a request at most this (twice).
-DEFAULT_TIMEOUT = 1.0
 _SENTINEL_ONLY = ("sentinel_username", "sentinel_password")
 
 
@@ -57,24 +56,30 @@ class Replicas:
     timeout: float = 0.5  # below the 1 s socket timeout, which bounds the wait for WAIT's answer
 
 
-def take_replicas(url: str, location: str) -> tuple[str, Replicas]:
-    """``url`` without ``min_replicas``/``wait_timeout`` in its query, and what they asked for."""
+def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, Replicas | None]:
+    """``url`` without ``min_replicas``/``wait_timeout`` in its query, and what they asked for
+    (``None``: neither is there; ``named``: see :func:`check_query`)."""
     base, question, query = url.partition("?")
     query, hash_, fragment = query.partition("#")
     if not question:
-        return url, Replicas()
+        return url, None
     kept, found = [], {}
-    for name, value in parse_qsl(query, keep_blank_values=True):
+    pairs = parse_qsl(query, keep_blank_values=True)
+    check_query(pairs, location, named=named)
+    for name, value in pairs:
         if name in ("min_replicas", "wait_timeout"):
             found[name] = value
         else:
             kept.append((name, value))
     if not found:
-        return url, Replicas()
+        return url, None
+    count = found.get("min_replicas", "0")
     try:
-        replicas = Replicas(int(found.get("min_replicas", "0")), float(found.get("wait_timeout", "0.5")))
+        if not (count.isascii() and count.isdigit()):
+            raise ValueError(count)
+        replicas = Replicas(int(count), float(found.get("wait_timeout", "0.5")))
     except ValueError:
-        raise _bad(location, "min_replicas must be a whole number and wait_timeout seconds") from None
+        raise bad_url(location, "min_replicas must be a whole number and wait_timeout seconds") from None
     rebuilt = base + (f"?{urlencode(kept)}" if kept else "") + (hash_ + fragment)
     return rebuilt, replicas
 
@@ -96,11 +101,16 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
 
     parts = _parse(redis, url, location)
     if len(parts.path) not in (1, 2) or not parts.path[0]:
-        raise _bad(location, "the path must name the service: /<service_name>[/<db>]")
+        raise bad_url(location, "the path must name the service: /<service_name>[/<db>]")
     if len(parts.path) == 2:
-        if not parts.path[1].isdigit():
-            raise _bad(location, "the database after the service name must be a number")
-        parts.kwargs.setdefault("db", int(parts.path[1]))
+        db = parts.path[1]
+        if not (db.isascii() and db.isdigit() and int(db) <= MAX_DB):
+            raise bad_url(
+                location, f"the database after the service name must be a number from 0 to {MAX_DB}"
+            )
+        if "db" in parts.kwargs:
+            raise bad_url(location, "give the database after the service name or as ?db=, not both")
+        parts.kwargs["db"] = int(db)
     sentinel_kwargs = {
         name: value for name, value in parts.kwargs.items() if name.startswith(("socket_", "ssl"))
     }
@@ -120,9 +130,9 @@ def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
     """The ``RedisCluster`` of the URL, connected at first use."""
     parts = _parse(redis, url, location)
     if parts.sentinel:
-        raise _bad(location, f"{' and '.join(_SENTINEL_ONLY)} are for redis+sentinel URLs")
+        raise bad_url(location, f"{' and '.join(_SENTINEL_ONLY)} are for redis+sentinel URLs")
     if parts.path not in ([""], ["0"]) or parts.kwargs.get("db", 0) != 0:
-        raise _bad(location, "a cluster has only database 0: end the URL with the last host or '/'")
+        raise bad_url(location, "a cluster has only database 0: end the URL with the last host or '/'")
     parts.kwargs.pop("db", None)
     return LazyCluster(parts.nodes, parts.kwargs)
 
@@ -149,10 +159,9 @@ class LazyCluster:
     def delete(self, *names: str) -> Any:
         return self.cluster().delete(*names)
 
-    def master_for(self, key: str) -> Any:
-        """The ``redis.Redis`` of the master holding ``key`` now."""
-        cluster = self.cluster()
-        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+    def master_for(self, key: str, redirect: Exception | None = None) -> Any:
+        """The ``redis.Redis`` of the master holding ``key`` now (see :func:`cluster_master`)."""
+        return cluster_master(self.cluster(), key, redirect)
 
     def close(self) -> None:
         with self._lock:
@@ -178,14 +187,30 @@ class LazyCluster:
             return self._cluster
 
 
+def cluster_master(cluster: Any, key: str, redirect: Exception | None) -> Any:
+    """The ``redis.Redis`` of the node ``cluster`` sends ``key`` to, or that a ``MOVED`` or
+    ``ASK`` answer (``redirect``) for it named. A write outside ``RedisCluster`` (with
+    ``WAIT``) must follow them itself while slots are resharded."""
+    from redis.exceptions import MovedError
+
+    if redirect is None:
+        return cluster.get_redis_connection(cluster.get_node_from_key(key))
+    if isinstance(redirect, MovedError):
+        cluster.exists(key)  # through RedisCluster, which learns where the slot is now
+    node = cluster.get_node(host=getattr(redirect, "host", None), port=getattr(redirect, "port", None))
+    if node is None:
+        raise redirect
+    return cluster.get_redis_connection(node)
+
+
 def _parse(redis: Any, url: str, location: str) -> _Parts:
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise _bad(location, f"it does not parse as a URL ({exc})") from None
+        raise bad_url(location, f"it does not parse as a URL ({exc})") from None
     mode, tls = HA_SCHEMES[parts.scheme.lower()]
     if parts.fragment:
-        raise _bad(location, "it has a fragment ('#...'); percent-encode '#' in a password as %23")
+        raise bad_url(location, "it has a fragment ('#...'); percent-encode '#' in a password as %23")
     userinfo, at, hosts = parts.netloc.rpartition("@")
     nodes = [
         _node(host, DEFAULT_PORTS[mode], number, location) for number, host in enumerate(hosts.split(","), 1)
@@ -198,7 +223,7 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
     try:
         kwargs = redis.connection.parse_url(plain)
     except ValueError as exc:
-        raise _bad(location, str(exc)) from None
+        raise bad_url(location, str(exc)) from None
     for name in ("host", "port", "connection_class"):
         kwargs.pop(name, None)
     for name in ("socket_timeout", "socket_connect_timeout"):
@@ -208,10 +233,12 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
         # An unknown setting otherwise fails only at the first request.
         connection(**kwargs)
     except TypeError as exc:
-        raise _bad(location, f"unknown setting in the query ({_setting(exc)})") from None
+        raise bad_url(location, f"unknown setting in the query ({_setting(exc)})") from None
+    except (ValueError, redis.RedisError) as exc:  # an ssl_* value redis-py does not know
+        raise bad_url(location, str(exc)) from None
+    check_settings(kwargs, location)
     if tls:
-        kwargs["ssl"] = True
-        sentinel.setdefault("ssl", True)
+        kwargs["ssl"] = True  # the sentinels' too: sentinel_client passes them every ssl setting
     return _Parts(nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel)
 
 
@@ -221,9 +248,11 @@ def _node(text: str, default_port: int, number: int, location: str) -> tuple[str
         host, port = text, str(default_port)
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not host:
-        raise _bad(location, f"host {number} is empty: list hosts as host:port,host:port")
+        raise bad_url(location, f"host {number} is empty: list hosts as host:port,host:port")
+    if has_blank(host):
+        raise bad_url(location, f"host {number} has a blank or a control character")
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-        raise _bad(location, f"the port of host {number} is not a number from 1 to 65535")
+        raise bad_url(location, f"the port of host {number} is not a number from 1 to 65535")
     return host, int(port)
 
 
@@ -232,16 +261,12 @@ def _setting(exc: TypeError) -> str:
     return str(exc).rpartition(" ")[2]
 
 
-def _bad(location: str, message: str) -> ConfigError:
-    return ConfigError("session", f"bad Redis URL {location!r}: {message}")
-
-
 class Acknowledged:
     """Writes followed by ``WAIT count timeout`` on the same connection (WAIT counts that
     connection's writes only), so that they survive the master's loss."""
 
     def __init__(
-        self, master_for: Callable[[str], Any], replicas: Replicas, refused: type[Exception]
+        self, master_for: Callable[[str, Exception | None], Any], replicas: Replicas, refused: type[Exception]
     ) -> None:
         self._master_for = master_for
         self._count = replicas.count
@@ -255,10 +280,21 @@ class Acknowledged:
         return self._run(names[0], lambda pipe: pipe.delete(*names))
 
     def _run(self, name: str, command: Callable[[Any], object]) -> Any:
-        with self._master_for(name).pipeline(transaction=False) as pipe:
+        from redis.exceptions import AskError, MovedError
+
+        try:
+            return self._acknowledged(self._master_for(name, None), command, asking=False)
+        except AskError as redirect:  # a cluster's slot moved (MOVED, an AskError too) or is moving
+            master = self._master_for(name, redirect)
+            return self._acknowledged(master, command, asking=not isinstance(redirect, MovedError))
+
+    def _acknowledged(self, master: Any, command: Callable[[Any], object], *, asking: bool) -> Any:
+        with master.pipeline(transaction=False) as pipe:
+            if asking:  # the importing node takes the key's command only right after ASKING
+                pipe.execute_command("ASKING")
             command(pipe)
             pipe.execute_command("WAIT", self._count, self._milliseconds)
-            reply, confirmed = pipe.execute()
+            *_, reply, confirmed = pipe.execute()
         if confirmed < self._count:
             raise self._refused(
                 f"the write was confirmed by {confirmed} of the {self._count} replicas "

@@ -1,0 +1,100 @@
+"""Checks on the connection settings a Redis URL gives redis-py, made once at start-up.
+
+redis-py reads ``?socket_timeout=nan`` or ``/-1`` without complaint and fails only when a
+request connects: a timeout that is not a positive finite number raises ``ValueError`` or
+``OverflowError`` from the socket (a 500, not a 503), ``0`` makes the socket non-blocking (every
+request a 503), and a database outside Redis's range is refused by the server on every
+request. A setting given twice is refused too: redis-py keeps the first, the Sentinel and
+Cluster parser the last, and which one the operator meant is a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "bad_url",
+    "check_query",
+    "check_settings",
+    "has_blank",
+    "socket_timeout",
+    "with_timeouts",
+]
+
+#: Seconds: a longer socket wait is a hung worker, not a timeout.
+MAX_TIMEOUT = 3600
+#: Seconds, unless the URL says otherwise: a dead node costs a request at most this (twice).
+DEFAULT_TIMEOUT = 1.0
+#: Redis's database numbers are C ints (``databases`` in redis.conf bounds them further).
+MAX_DB = 2**31 - 1
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+
+
+def check_settings(kwargs: dict[str, Any], location: str) -> None:
+    """Raise ``ConfigError`` unless redis-py's connection ``kwargs`` can work."""
+    for name in _TIMEOUTS:
+        value = kwargs.get(name)
+        if value is not None and not (math.isfinite(value) and 0 < value < MAX_TIMEOUT):
+            raise bad_url(location, f"{name} must be more than 0 and less than {MAX_TIMEOUT} seconds")
+    db = kwargs.get("db", 0)
+    if not 0 <= db <= MAX_DB:
+        raise bad_url(location, f"the database must be a number from 0 to {MAX_DB}")
+    port = kwargs.get("port")
+    if port is not None and not 0 < port < 65536:
+        raise bad_url(location, "the port must be a number from 1 to 65535")
+    if has_blank(kwargs.get("host") or ""):
+        raise bad_url(location, "the host name has a blank or a control character")
+
+
+def has_blank(host: str) -> bool:
+    """Whether a host name holds a blank or a control character (no resolver would find it)."""
+    return any(char.isspace() or not char.isprintable() for char in host)
+
+
+def with_timeouts(url: str) -> str:
+    """``url`` with ``socket_timeout`` and ``socket_connect_timeout`` added where it has none.
+
+    redis-py before 8 waits forever by default: a server that accepts connections and never
+    answers (stopped, or across a half-open link) would hold every worker, not answer 503.
+    """
+    base, hash_, fragment = url.partition("#")
+    given = {name for name, _ in parse_qsl(base.partition("?")[2], keep_blank_values=True)}
+    added = "&".join(f"{name}={DEFAULT_TIMEOUT}" for name in _TIMEOUTS if name not in given)
+    if not added:
+        return url
+    return base + ("&" if "?" in base else "?") + added + hash_ + fragment
+
+
+def socket_timeout(url: str) -> float:
+    """The ``socket_timeout`` a URL's connections get (checked by :func:`check_settings`)."""
+    query = url.partition("#")[0].partition("?")[2]
+    return float(dict(parse_qsl(query)).get("socket_timeout", DEFAULT_TIMEOUT))
+
+
+def check_query(pairs: Iterable[tuple[str, str]], location: str, *, named: bool) -> None:
+    """Raise ``ConfigError`` if a query setting is given more than once, or blank (redis-py
+    drops it: ``?socket_timeout=`` from an unset variable would mean no timeout at all).
+
+    ``named``: whether the error may name the setting (not when the "query" may be the end
+    of a password holding a ``?``).
+    """
+    seen: set[str] = set()
+    for name, value in pairs:
+        shown = name if named else "a setting"
+        if name in seen:
+            raise bad_url(location, f"the query gives {shown} more than once")
+        if not value:
+            raise bad_url(location, f"the query gives {shown} no value")
+        seen.add(name)
+
+
+def bad_url(location: str, message: str) -> ConfigError:
+    return ConfigError("session", f"bad Redis URL {location!r}: {message}")
