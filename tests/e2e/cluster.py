@@ -138,6 +138,12 @@ def running_cluster(
             yield Cluster(Site(url, root, node_a, tls, provider), (node_a, node_b), redis, folder, later)
 
 
+def excerpt(text: str) -> str:
+    """The start of a page's readable text (an HTML page's style sheet would hide its message)."""
+    text = re.sub(r"(?s)<style.*?</style>|<[^>]+>", " ", text)
+    return " ".join(text.split())[:300]
+
+
 @dataclass
 class Outcome:
     kind: str
@@ -167,7 +173,7 @@ class Visitor:
         if roll < 0.55:
             answer = site.get(self.client, f"/?n={mark}")
             seen = self.user if answer.ok and f"<dd>{self.user}</dd>" in answer.text else None
-            return Outcome("page", answer.status_code, seen, answer.text[:300])
+            return Outcome("page", answer.status_code, seen, excerpt(answer.text))
         if roll < 0.75 or not self.movies:
             answer = self.client.post(
                 f"{site.url}/api/movies?n={mark}",
@@ -200,7 +206,9 @@ class Visitor:
         after = site.get(self.client, f"/api/me?n=A{marker()}", headers=API)
         self.client.close()
         ok = out.status_code == 302 and after.status_code == 401
-        return Outcome("logout", 302 if ok else out.status_code, self.user if ok else None, after.text[:300])
+        return Outcome(
+            "logout", 302 if ok else out.status_code, self.user if ok else None, excerpt(after.text)
+        )
 
     def _outcome(self, kind: str, answer: requests.Response, named: Callable[[Any], Any]) -> Outcome:
         seen, movie = None, None
@@ -209,7 +217,7 @@ class Visitor:
             seen, movie = named(document), document.get("id")
             if kind == "create":
                 self.movies.append(movie)
-        return Outcome(kind, answer.status_code, seen, answer.text[:300], movie)
+        return Outcome(kind, answer.status_code, seen, excerpt(answer.text), movie)
 
 
 def logged_in_visitors(cluster: Cluster, count: int) -> list[Visitor]:

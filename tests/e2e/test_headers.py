@@ -20,6 +20,7 @@ import contextlib
 import json
 import re
 import secrets
+import shlex
 import socket
 import struct
 from dataclasses import dataclass
@@ -405,7 +406,11 @@ def documented_app_settings() -> dict[str, str]:
     text = (REPO / "docs" / "deployment.md").read_text()
     section = text[text.index("## nginx + oauth2-proxy") :]
     section = section[: section.find("\n## ", 1)]
-    settings = dict(re.findall(r"^\s*(SHIBWSGI_[A-Z_]+)=(\S+(?: \S+)*?)\s*(?:#.*)?$", section, re.MULTILINE))
+    # Read as the shell reads the env file the guide writes (quotes, comments).
+    lines = re.findall(r"^\s*SHIBWSGI_[A-Z_]+=.*$", section, re.MULTILINE)
+    settings = dict(
+        word.split("=", 1) for line in lines for word in shlex.split(line, comments=True) if "=" in word
+    )
     assert settings["SHIBWSGI_PROFILE"] == "oauth2-proxy", section
     return settings
 

@@ -21,7 +21,17 @@ import pytest
 from ha_redis import RedisClusterSet, SentinelGroup, cli, running_redis_cluster, running_sentinel_group
 from stack import Redis
 
-from .cluster import EXPECTED, USERS, Cluster, Outcome, Visitor, logged_in_visitors, marker, running_cluster
+from .cluster import (
+    EXPECTED,
+    USERS,
+    Cluster,
+    Outcome,
+    Visitor,
+    excerpt,
+    logged_in_visitors,
+    marker,
+    running_cluster,
+)
 from .oidc_provider import Provider, running_provider
 from .test_oidc import API, APP_COOKIE
 
@@ -103,13 +113,13 @@ def log_out(visitor: Visitor) -> tuple[Outcome, Outcome | None]:
     site = visitor.cluster.site
     out = site.get(visitor.client, f"/logout?n=O{marker()}")
     done = Outcome(
-        "logout", out.status_code, visitor.user if out.status_code == 302 else None, out.text[:300]
+        "logout", out.status_code, visitor.user if out.status_code == 302 else None, excerpt(out.text)
     )
     if out.status_code != 302:
         return done, None
     after = site.get(visitor.client, f"/api/me?n=A{marker()}", headers=API)
     seen = after.json().get("user") if after.ok else None
-    return done, Outcome("after logout", after.status_code, seen, after.text[:300])
+    return done, Outcome("after logout", after.status_code, seen, excerpt(after.text))
 
 
 def client(cluster: Cluster, number: int, cookie: str, tally: Tally, stop: threading.Event) -> None:
