@@ -1,0 +1,243 @@
+"""Attacks on ``shibwsgi doctor`` and the probe: false clean, hangs, tracebacks, leaks.
+
+The CLI runs as a subprocess with a timeout: whatever it is fed, it ends with findings or a
+usage error, never a traceback. Hostile sites are raw sockets on loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from webtest import TestApp
+
+from shibwsgi import SSOMiddleware
+from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
+
+TOKEN = "a-probe-token-of-some-length"
+WORKTREE = Path(__file__).resolve().parent.parent
+
+
+def doctor(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess; it must end by itself, without a traceback."""
+    environ = {**os.environ, "PYTHONPATH": str(WORKTREE), **(env or {})}
+    done = subprocess.run(
+        [sys.executable, "-m", "shibwsgi", "doctor", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+# --- the probe's client side against hostile sites -------------------------------------------
+
+
+def _json_answer(document: object) -> bytes:
+    body = json.dumps(document).encode()
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
+        len(body),
+        body,
+    )
+
+
+def _drip(connection: socket.socket, data: bytes) -> None:
+    for byte in data:
+        connection.sendall(bytes([byte]))
+        time.sleep(0.1)
+
+
+HOSTILE: dict[str, Callable[[socket.socket], None]] = {
+    "hangs": lambda c: time.sleep(30),
+    "drips its headers": lambda c: _drip(c, b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000),
+    "drips its body": lambda c: (
+        c.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"),
+        _drip(c, b'{"probe": "shibwsgi"' + b" " * 10_000),
+    ),
+    "sends a huge header": lambda c: c.sendall(b"HTTP/1.1 200 OK\r\nX-A: " + b"a" * 200_000 + b"\r\n\r\n"),
+    "sends garbage": lambda c: c.sendall(b"\x00\xff\xfe garbage\r\n\r\n"),
+    "redirects elsewhere": lambda c: c.sendall(
+        b"HTTP/1.1 302 Found\r\nLocation: http://203.0.113.9/\r\nContent-Length: 0\r\n\r\n"
+    ),
+    "closes at once": lambda c: None,
+    "report markers a string": lambda c: c.sendall(_json_answer({"probe": "shibwsgi", "markers": "abc"})),
+    "report markers of numbers": lambda c: c.sendall(
+        _json_answer({"probe": "shibwsgi", "markers": [1, None, {"ids": 5}, {"key": "K", "ids": [[1]]}]})
+    ),
+    "report environ a list": lambda c: c.sendall(
+        _json_answer({"probe": "shibwsgi", "markers": [], "environ": []})
+    ),
+    "report a list": lambda c: c.sendall(_json_answer([1, 2])),
+}
+
+
+@contextlib.contextmanager
+def hostile_site(behave: Callable[[socket.socket], None]) -> Iterator[str]:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    stop = threading.Event()
+
+    def handle(connection: socket.socket) -> None:
+        with contextlib.suppress(OSError), connection:
+            connection.settimeout(30)
+            connection.recv(65536)
+            behave(connection)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.is_set():
+                connection, _ = listener.accept()
+                threading.Thread(target=handle, args=(connection,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/"
+    finally:
+        stop.set()
+        listener.close()
+
+
+@pytest.mark.parametrize("behaviour", list(HOSTILE), ids=list(HOSTILE))
+def test_probe_of_a_hostile_site_ends_with_a_finding_in_valid_json(behaviour: str) -> None:
+    with hostile_site(HOSTILE[behaviour]) as url:
+        done = doctor("--probe", url, "--token", TOKEN, "--timeout", "1", "--json", timeout=45)
+    report = json.loads(done.stdout)
+    assert done.returncode == 1
+    assert "probe-unreachable" in {f["pitfall"] for f in report["findings"]}
+
+
+def test_probe_report_key_cannot_forge_a_line_of_output() -> None:
+    forged = {"probe": "shibwsgi", "markers": [{"key": "X\nerror: all clean", "ids": ["0"]}]}
+    with hostile_site(lambda c: c.sendall(_json_answer(forged))) as url:
+        done = doctor("--probe", url, "--token", TOKEN, "--timeout", "1", timeout=45)
+    assert "\nerror: all clean" not in done.stdout
+    assert "probe-unreachable" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "complaint"),
+    [
+        pytest.param(["--token", TOKEN + "\r\nX-Evil: 1"], "--token", id="token with CR LF"),
+        pytest.param(["--token", "tökentökentökentöken✓"], "--token", id="token not ASCII"),
+        pytest.param(["--probe", "http://[::1/"], "--probe", id="url with a broken IPv6 host"),
+        pytest.param(["--probe", "http://127.0.0.1:99999/"], "--probe", id="url with a port out of range"),
+        pytest.param(["--probe", "http:///"], "--probe", id="url without a host"),
+        pytest.param(["--probe", "http://a\x01b/"], "--probe", id="url with a control character"),
+        pytest.param(["--probe", "http://127.0.0.1:1/ü/"], "--probe", id="url path not ASCII"),
+        pytest.param(["--protected", "/ü"], "--protected", id="protected path not ASCII"),
+        pytest.param(["--public", "/a b"], "--public", id="public path with a space"),
+        pytest.param(["--public", "login"], "--public", id="public path without a slash"),
+        pytest.param(["--timeout", "-1"], "--timeout", id="negative timeout"),
+        pytest.param(["--timeout", "nan"], "--timeout", id="timeout NaN"),
+        pytest.param(["--timeout", "inf"], "--timeout", id="timeout infinite"),
+        pytest.param(["--timeout", "0"], "--timeout", id="timeout zero"),
+        pytest.param(["--cafile", "/nonexistent/ca.pem"], "--cafile", id="cafile missing"),
+        pytest.param(["--cafile", __file__], "--cafile", id="cafile not certificates"),
+    ],
+)
+def test_probe_options_odd_values_are_a_usage_error(arguments: list[str], complaint: str) -> None:
+    given = dict(zip(arguments[::2], arguments[1::2], strict=True))
+    options = {"--probe": "https://127.0.0.1:1/", "--token": TOKEN, "--timeout": "1", **given}
+    done = doctor(*[word for pair in options.items() for word in pair])
+    assert done.returncode == 2
+    assert complaint in done.stderr
+
+
+def test_probe_token_from_environment_with_undecodable_bytes_is_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "shibwsgi", "doctor", "--probe", "http://127.0.0.1:1/"],
+        capture_output=True,
+        env={**os.environb, b"PYTHONPATH": bytes(WORKTREE), b"SHIBWSGI_PROBE_TOKEN": b"\xff\xfe" * 10},
+        timeout=60,
+    )
+    assert b"Traceback" not in done.stderr
+    assert done.returncode == 2
+
+
+# --- the probe's app side ---------------------------------------------------------------------
+
+TOKEN_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
+
+
+def _echo(environ: dict[str, object], start_response: Callable[..., object]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"the app at {environ.get('PATH_INFO')}, token {environ.get(TOKEN_KEY, '-')}".encode()]
+
+
+def probed(**options: object) -> TestApp:
+    return TestApp(SSOMiddleware(_echo, probe_token=TOKEN, **options))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("path", "environ"),
+    [
+        pytest.param(DEFAULT_PROBE_PATH + "?X-Shibwsgi-Probe-Token=" + TOKEN, {}, id="token in the query"),
+        pytest.param(DEFAULT_PROBE_PATH, {TOKEN_KEY: f"{TOKEN},{TOKEN}"}, id="token header repeated"),
+        pytest.param(DEFAULT_PROBE_PATH, {TOKEN_KEY: f" {TOKEN}"}, id="token with a leading space"),
+        pytest.param(DEFAULT_PROBE_PATH, {TOKEN_KEY: TOKEN.upper()}, id="token in another case"),
+        pytest.param(DEFAULT_PROBE_PATH, {TOKEN_KEY: ""}, id="empty token"),
+        pytest.param(DEFAULT_PROBE_PATH, {TOKEN_KEY: TOKEN[:8]}, id="token prefix"),
+        pytest.param(DEFAULT_PROBE_PATH, {TOKEN_KEY + "_": TOKEN}, id="token under another key"),
+        pytest.param(DEFAULT_PROBE_PATH, {"HTTP_COOKIE": f"{TOKEN_HEADER}={TOKEN}"}, id="token in a cookie"),
+        pytest.param("/probe", {"SCRIPT_NAME": "/_shibwsgi"}, id="probe path split by SCRIPT_NAME"),
+    ],
+)
+def test_probe_without_the_exact_token_header_is_the_apps_path(path: str, environ: dict[str, str]) -> None:
+    response = probed(profile="shibboleth").get(path, extra_environ=environ)
+    assert response.text.startswith("the app at ")
+    assert REACHED_HEADER not in response.headers
+
+
+@pytest.mark.parametrize(
+    "path",
+    [DEFAULT_PROBE_PATH + "/", "/" + DEFAULT_PROBE_PATH, DEFAULT_PROBE_PATH.upper(), "/_shibwsgi%2Fprobe"],
+    ids=["trailing slash", "double slash", "upper case", "encoded slash"],
+)
+def test_probe_path_variants_reach_the_app_without_a_report(path: str) -> None:
+    response = probed(profile="shibboleth").get("/", extra_environ={"PATH_INFO": path, TOKEN_KEY: TOKEN})
+    assert response.text == f"the app at {path}, token -"  # the token itself never reaches the app
+    assert response.headers[REACHED_HEADER] == "reached"
+
+
+def test_probe_report_never_shows_an_identity_value_a_cookie_or_the_token() -> None:
+    secret = "Zq8SECRETvalue41"
+    environ = {
+        TOKEN_KEY: TOKEN,
+        "REMOTE_USER": secret + "ru",
+        "eppn": secret + "ep",
+        "mail": secret + "ml",
+        "affiliation": secret + "af",
+        "Shib-Session-ID": secret + "sid",
+        "Shib-Identity-Provider": "https://idp/" + secret,
+        "HTTP_COOKIE": f"s={secret}ck; _shibsession_x={secret}sh",
+        "HTTP_AUTHORIZATION": "Bearer " + secret,
+        "HTTP_X_FORWARDED_USER": secret + "xf",
+        "QUERY_STRING": "q=" + secret,
+    }
+    response = probed(profile="shibboleth").get(DEFAULT_PROBE_PATH, extra_environ=environ)
+    assert response.json["probe"] == "shibwsgi"
+    answer = response.text + repr(response.headers)
+    assert secret not in answer and TOKEN not in answer
+    assert response.json["identity"]["variables"]["REMOTE_USER"] == len(secret) + 2
+
+
+def test_probe_reached_header_never_goes_to_a_tokenless_client() -> None:
+    app = probed(profile="oauth2-proxy", channel="headers", trusted_proxies=["127.0.0.1"])
+    for environ in ({}, {TOKEN_KEY: TOKEN + "x"}, {"HTTP_X_SHIBWSGI_PROBE": "reached"}):
+        response = app.get("/anything", extra_environ=environ, headers={"X-Forwarded-User": MARKER + "1"})
+        assert REACHED_HEADER not in response.headers
