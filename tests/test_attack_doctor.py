@@ -18,12 +18,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_doctor import HEADERS, Case, edited
+from test_doctor_false_clean import OAUTH2_USER_LINE, nginx_app
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
+from shibwsgi.doctor import ERROR
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
 
 TOKEN = "a-probe-token-of-some-length"
+SHIB = {"SHIBWSGI_PROFILE": "shibboleth"}
 WORKTREE = Path(__file__).resolve().parent.parent
 
 
@@ -42,6 +46,142 @@ def doctor(
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def pitfalls(case: Case, folder: Path) -> dict[str, str]:
+    """pitfall -> severity of what the doctor finds in ``case``."""
+    return {f.pitfall: f.severity for f in case.run(folder)}
+
+
+# --- nginx: client values reaching identity headers through indirection ------------------------
+
+
+def _in_server(line: str) -> str:
+    return nginx_app("").replace("listen 443 ssl;", "listen 443 ssl;\n        " + line)
+
+
+def _in_http(line: str) -> str:
+    return nginx_app("").replace("http {", "http {\n    " + line, 1)
+
+
+def _user_from(value: str, before: str = "") -> str:
+    return nginx_app(f"{before}            proxy_set_header X-Forwarded-User {value};")
+
+
+@pytest.mark.parametrize(
+    "nginx",
+    [
+        pytest.param(
+            _user_from("$who").replace("location / {", "location ~ ^/u/(?<who>[^/]+) {"),
+            id="named capture of a location regex",
+        ),
+        pytest.param(
+            _user_from("$who").replace(
+                "listen 443 ssl;", "listen 443 ssl;\n        server_name ~^(?<who>.+)\\.example\\.org$;"
+            ),
+            id="named capture of a server_name regex (the client's Host)",
+        ),
+        pytest.param(
+            _user_from("$who", '            rewrite "^/as/(?P<who>[^/]+)" /home;\n'),
+            id="named capture of a rewrite regex",
+        ),
+        pytest.param(
+            _user_from("$who", '            if ($http_x_user ~ "^(?<who>.+)$") { }\n'),
+            id="named capture of an if on a client header",
+        ),
+        pytest.param(
+            _in_http('map $http_x_user $who { default "nobody"; "~^(?<name>.+)$" $name; }').replace(
+                "$sso_user;\n", "$sso_user;\n            proxy_set_header X-Forwarded-User $name;\n", 1
+            ),
+            id="named capture of a map on a client header used outside the map",
+        ),
+        pytest.param(
+            _user_from("$u").replace(
+                "auth_request_set $sso_user",
+                "auth_request_set $u $http_x_user;\n        auth_request_set $sso_user",
+            ),
+            id="auth_request_set from the client's header",
+        ),
+        pytest.param(
+            _user_from("$who", "            set $WHO $http_x_user;\n"), id="set in upper case, used in lower"
+        ),
+        pytest.param(
+            _user_from('"u=${who}"', '            set $a $cookie_u;\n            set $who "x$A";\n'),
+            id="nested variables in braces, mixed case",
+        ),
+        pytest.param(_user_from("$ssl_server_name"), id="the client's TLS server name"),
+        pytest.param(_user_from("$fastcgi_path_info"), id="a part of the URI"),
+        pytest.param(_user_from('"u=$http_x_user;v=1"'), id="client header inside a larger string"),
+        pytest.param(
+            nginx_app('            more_set_input_headers "X-Forwarded-User: $http_x_evil";'),
+            id="more_set_input_headers from a client header",
+        ),
+        pytest.param(
+            nginx_app('            more_set_input_headers -t "text/html" "X-Forwarded-User:$arg_u";'),
+            id="more_set_input_headers with a type filter, from an argument",
+        ),
+    ],
+)
+def test_nginx_identity_from_a_client_value_through_indirection_is_an_error(
+    tmp_path: Path, nginx: str
+) -> None:
+    assert pitfalls(Case(nginx=nginx, settings=HEADERS), tmp_path).get("client-value-copied") == ERROR
+
+
+@pytest.mark.parametrize(
+    "nginx",
+    [
+        pytest.param(_in_server("underscores_in_headers on;"), id="underscores_in_headers on"),
+        pytest.param(_in_http("underscores_in_headers on;"), id="underscores_in_headers on at http level"),
+        pytest.param(_in_server("ignore_invalid_headers off;"), id="ignore_invalid_headers off"),
+    ],
+)
+def test_nginx_proxy_letting_underscored_client_headers_through_is_an_error(
+    tmp_path: Path, nginx: str
+) -> None:
+    assert pitfalls(Case(nginx=nginx, settings=HEADERS), tmp_path).get("client-headers-not-unset") == ERROR
+
+
+@pytest.mark.parametrize(
+    "nginx",
+    [
+        pytest.param(nginx_app(""), id="the template"),
+        pytest.param(
+            _in_http('map $sso_user $who { default ""; "~^(?<local>[^@]+)@" $local; }').replace(
+                "$sso_user;\n", "$sso_user;\n            proxy_set_header X-Forwarded-User $who;\n", 1
+            ),
+            id="named capture of a map on the auth answer",
+        ),
+        pytest.param(
+            _user_from("$u").replace(
+                "auth_request_set $sso_user",
+                "auth_request_set $u $upstream_http_x_auth_request_email;\n        auth_request_set $sso_user",
+            ),
+            id="auth_request_set from the auth answer",
+        ),
+        pytest.param(
+            _user_from("$who")
+            .replace("location / {", "location ~ ^/u/(?<page>[^/]+) {")
+            .replace(
+                "proxy_set_header X-Forwarded-User $who;",
+                "proxy_set_header X-Forwarded-User $sso_user;\n            proxy_set_header X-Page $page;",
+            ),
+            id="named capture into a header that is no identity",
+        ),
+        pytest.param(_in_server("underscores_in_headers off;"), id="underscores_in_headers off"),
+        pytest.param(
+            edited(
+                "nginx-oauth2-proxy.conf",
+                OAUTH2_USER_LINE,
+                OAUTH2_USER_LINE + "\n        underscores_in_headers on;",
+            ),
+            id="underscores_in_headers on with uwsgi_param, which replaces both spellings",
+        ),
+    ],
+)
+def test_nginx_safe_twin_stays_clean(tmp_path: Path, nginx: str) -> None:
+    found = pitfalls(Case(nginx=nginx, settings=HEADERS), tmp_path)
+    assert not {p for p, severity in found.items() if severity == ERROR}, found
 
 
 # --- the probe's client side against hostile sites -------------------------------------------

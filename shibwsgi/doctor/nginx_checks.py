@@ -48,6 +48,8 @@ def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
                 module = name.partition("_")[0]
                 if app is not None and app.channel == "headers" and _passes_client_headers(block, module):
                     findings += _headers(block, passing, app, setter, key)
+                    if module in ("proxy", "grpc"):
+                        findings += _underscores(block, app)
         if not (block.get("proxy_pass") and not to_app):
             findings += _copied(block, tainted, app)
         if to_app:
@@ -140,29 +142,73 @@ def _identity(key: str, app: AppSettings | None) -> bool:
     return key in app.identity_keys or key in app.header_keys or key == "REMOTE_USER"
 
 
+def _underscores(block: Block, app: AppSettings) -> list[Finding]:
+    """Client headers spelled with ``_`` let through: ``X_Forwarded_User`` is not ``X-Forwarded-User``.
+
+    ``proxy_set_header`` replaces only the dashed header; a WSGI server behind turns both into
+    ``HTTP_X_FORWARDED_USER``. (The uwsgi/fastcgi params replace both spellings: nginx compares
+    them with ``-`` read as ``_``.)
+    """
+    letting = [
+        d
+        for name, value in (("underscores_in_headers", "on"), ("ignore_invalid_headers", "off"))
+        for d in block.inherited(name)[-1:]
+        if d.args[:1] == (value,)
+    ]
+    if not letting:
+        return []
+    d = letting[0]
+    spelled = ", ".join(sorted(_header_name(key).replace("-", "_") for key in app.header_keys))
+    return [
+        Finding(
+            ERROR,
+            "client-headers-not-unset",
+            d.where,
+            f"{d.name} {d.args[0]} lets clients send {spelled}: proxy_set_header replaces only the dashed spelling, and the WSGI server reads both as the same identity variable.",
+            f"remove {d.name} {d.args[0]} (nginx then drops header names with '_'), or pass to the app with uwsgi_pass.",
+        )
+    ]
+
+
+def _settings_of(d: NginxDirective) -> list[tuple[str, str]]:
+    """(environ key, value) pairs a directive sets: ``proxy_set_header NAME VALUE``, ``more_set_input_headers "NAME: VALUE"``."""
+    if d.name == "more_set_input_headers":  # headers-more: rewrites the request's own headers
+        pairs = [arg.partition(":") for arg in d.args if not arg.startswith("-") and ":" in arg]
+        return [(_header_key(name.strip()), value.strip()) for name, _, value in pairs]
+    if d.name in _SETTERS and len(d.args) >= 2:
+        return [(_SETTERS[d.name](d.args[0]), d.args[1])]
+    return []
+
+
 def _copied(block: Block, tainted: frozenset[str], app: AppSettings | None) -> list[Finding]:
     """An identity variable set from a value the client sends: anyone can be anyone."""
-    findings = []
-    for d in block.directives:
-        if d.name not in _SETTERS or len(d.args) < 2 or not _identity(_SETTERS[d.name](d.args[0]), app):
-            continue
-        sources = tainted_by(d.args[1], tainted)
-        if _basic_auth(block):  # auth_basic checked the password: $remote_user is nginx's answer
-            sources = [source for source in sources if source != "$remote_user"]
-        if not sources:
-            continue
-        answers = [d.args[0] for b in _ancestors(block) for d in b.get("auth_request_set") if d.args]
-        better = answers[0] if answers else "$upstream_http_x_auth_request_user (via auth_request_set)"
-        findings.append(
-            Finding(
-                ERROR,
-                "client-value-copied",
-                d.where,
-                f"{d.name} {d.args[0]} {d.args[1]}: {', '.join(sources)} is what the client sent, so any client can claim any identity.",
-                f'{d.name} {d.args[0]} {better};  (a value from the auth_request answer), or "" to clear it.',
-            )
+    return [
+        finding
+        for d in block.directives
+        for key, value in _settings_of(d)
+        if _identity(key, app)
+        for finding in _client_value(block, d, value, tainted)
+    ]
+
+
+def _client_value(block: Block, d: NginxDirective, value: str, tainted: frozenset[str]) -> list[Finding]:
+    sources = tainted_by(value, tainted)
+    if _basic_auth(block):  # auth_basic checked the password: $remote_user is nginx's answer
+        sources = [source for source in sources if source != "$remote_user"]
+    if not sources:
+        return []
+    answers = [a.args[0] for b in _ancestors(block) for a in b.get("auth_request_set") if a.args]
+    better = answers[0] if answers else "$upstream_http_x_auth_request_user (via auth_request_set)"
+    written = f"{d.name} {' '.join(d.args)}"
+    return [
+        Finding(
+            ERROR,
+            "client-value-copied",
+            d.where,
+            f"{written}: {', '.join(sources)} is what the client sent, so any client can claim any identity.",
+            f'set it from {better} (a value from the auth_request answer), or clear it with "".',
         )
-    return findings
+    ]
 
 
 def _basic_auth(block: Block) -> bool:
