@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from test_doctor import HEADERS, Case, edited
-from test_doctor_false_clean import OAUTH2_USER_LINE, nginx_app
+from test_doctor_false_clean import OAUTH2_USER_LINE, UNSET_ALL, header_site, nginx_app, shib_site
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
@@ -182,6 +182,212 @@ def test_nginx_proxy_letting_underscored_client_headers_through_is_an_error(
 def test_nginx_safe_twin_stays_clean(tmp_path: Path, nginx: str) -> None:
     found = pitfalls(Case(nginx=nginx, settings=HEADERS), tmp_path)
     assert not {p for p, severity in found.items() if severity == ERROR}, found
+
+
+# --- Apache: every form of proxying, values copied from the client ---------------------------
+
+UNSET_AUTH = "    RequestHeader unset X-Auth-Request-User early\n"
+REWRITE_PROXY = "RewriteEngine On\n    RewriteRule ^/(.*)$ uwsgi://127.0.0.1:3031/$1 [P,L]"
+
+
+def _rewrite_site(outside: str = "") -> str:
+    return header_site(outside=outside).replace("ProxyPass / uwsgi://127.0.0.1:3031/", REWRITE_PROXY)
+
+
+@pytest.mark.parametrize(
+    ("apache", "settings", "pitfall"),
+    [
+        pytest.param(
+            _rewrite_site(),
+            HEADERS,
+            "client-headers-not-unset",
+            id="RewriteRule P passes the client's headers",
+        ),
+        pytest.param(
+            shib_site("    " + REWRITE_PROXY),
+            SHIB,
+            "handler-proxied",
+            id="RewriteRule P swallows Shibboleth.sso",
+        ),
+        pytest.param(
+            shib_site("    " + REWRITE_PROXY.replace("uwsgi://127.0.0.1:3031", "http://127.0.0.1:8000")),
+            SHIB,
+            "proxy-http-environ",
+            id="RewriteRule P to http with the environ channel",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_AUTH
+                + '    SetEnvIf X-Client-User "(.+)" RU=$1\n    RequestHeader set X-Forwarded-User "%{RU}e"'
+            ),
+            HEADERS,
+            "client-value-copied",
+            id="SetEnvIf copies a client header into the identity header",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_AUTH
+                + '    SetEnvIfNoCase Request_URI "^/as/(.+)" RU=$1\n    RequestHeader set X-Forwarded-User "u:%{RU}e"'
+            ),
+            HEADERS,
+            "client-value-copied",
+            id="SetEnvIfNoCase copies the URI into the identity header",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_AUTH
+                + "    RewriteEngine On\n    RewriteRule .* - [E=RU:%{HTTP:X-Client-User}]\n"
+                '    RewriteRule .* - [E=WHO:%{ENV:RU}]\n    RequestHeader set X-Forwarded-User "%{WHO}e"'
+            ),
+            HEADERS,
+            "client-value-copied",
+            id="RewriteRule E= from a client header, through another variable",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_AUTH + '    RequestHeader set X-Forwarded-User "expr=%{req:X-Client-User}"'
+            ),
+            HEADERS,
+            "client-value-copied",
+            id="expression value reading a client header",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_AUTH + '    RequestHeader set X-Forwarded-User "expr=%{HTTP:X-Client}" early'
+            ),
+            HEADERS,
+            "client-value-copied",
+            id="expression value with early",
+        ),
+        pytest.param(
+            shib_site('    SetEnvIf X-Evil "(.+)" eppn=$1'),
+            SHIB,
+            "client-value-copied",
+            id="SetEnvIf sets an identity variable of the environ channel",
+        ),
+        pytest.param(
+            shib_site("    RewriteEngine On\n    RewriteRule .* - [E=REMOTE_USER:%{QUERY_STRING}]"),
+            SHIB,
+            "client-value-copied",
+            id="RewriteRule E= sets REMOTE_USER from the query",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_AUTH
+                + '    BrowserMatch "^(.+)$" RU=$1\n    RequestHeader setifempty X-Forwarded-User "%{RU}e"'
+            ),
+            HEADERS,
+            "client-value-copied",
+            id="BrowserMatch copies the User-Agent",
+        ),
+    ],
+)
+def test_apache_spoofable_setup_is_an_error(
+    tmp_path: Path, apache: str, settings: dict[str, str], pitfall: str
+) -> None:
+    assert pitfalls(Case(apache=apache, settings=settings), tmp_path).get(pitfall) == ERROR
+
+
+@pytest.mark.parametrize(
+    ("apache", "settings"),
+    [
+        pytest.param(
+            UNSET_ALL + "\n" + _rewrite_site(), HEADERS, id="RewriteRule P under a server-level unset"
+        ),
+        pytest.param(
+            header_site(outside=UNSET_AUTH + '    RequestHeader set X-Forwarded-User "expr=%{REMOTE_USER}"'),
+            HEADERS,
+            id="expression value of the front end's own user",
+        ),
+        pytest.param(
+            header_site(outside=UNSET_AUTH + '    RequestHeader set X-Forwarded-User "%{REMOTE_USER}s"'),
+            HEADERS,
+            id="value of the front end's own user",
+        ),
+        pytest.param(
+            header_site(
+                outside=UNSET_ALL
+                + '\n    SetEnvIf X-Client "(.+)" NOCACHE=1\n    SetEnvIf Remote_Addr "(.+)" PEER=$1'
+            ),
+            HEADERS,
+            id="SetEnvIf with a constant, or from the peer address",
+        ),
+        pytest.param(
+            shib_site(
+                "    RewriteEngine On\n    RewriteCond %{REQUEST_URI} !^/Shibboleth.sso\n"
+                "    RewriteRule ^/(.*)$ uwsgi://127.0.0.1:3031/$1 [P]"
+            ),
+            SHIB,
+            id="RewriteRule P with a condition keeping Shibboleth.sso out",
+        ),
+        pytest.param(
+            shib_site("    RewriteRule ^/(.*)$ http://127.0.0.1:8000/$1 [P]"),
+            SHIB,
+            id="RewriteRule P without RewriteEngine On does nothing",
+        ),
+        pytest.param(
+            shib_site("    <Location /secure>\n        ShibUseHeaders Off\n    </Location>"),
+            SHIB,
+            id="ShibUseHeaders Off",
+        ),
+    ],
+)
+def test_apache_safe_twin_stays_clean(tmp_path: Path, apache: str, settings: dict[str, str]) -> None:
+    found = pitfalls(Case(apache=apache, settings=settings), tmp_path)
+    assert not {p for p, severity in found.items() if severity == ERROR}, found
+
+
+@pytest.mark.parametrize(
+    "shib_use_headers",
+    ["ShibUseHeaders on", 'SHIBUSEHEADERS "ON"', "shibuseheaders On"],
+)
+@pytest.mark.parametrize("where", ["<Location /secure>", "<Directory /var/www>", '<If "true">'])
+def test_apache_shib_use_headers_in_any_spelling_and_scope_is_an_error(
+    tmp_path: Path, shib_use_headers: str, where: str
+) -> None:
+    name = where[1:].split()[0]
+    site = shib_site(f"    {where}\n        {shib_use_headers}\n    </{name}>")
+    assert pitfalls(Case(apache=site, settings=SHIB), tmp_path).get("shib-use-headers") == ERROR
+
+
+# --- never a hang, a traceback or a blow-up ---------------------------------------------------
+
+
+def _nested_routes(levels: int) -> str:
+    opened = "<IfModule !mod_nothing.c>\nProxyPass / uwsgi://127.0.0.1:3031/\nRequestHeader unset X-Forwarded-User\n"
+    return "<VirtualHost *:443>\n" + opened * levels + "</IfModule>\n" * levels + "</VirtualHost>\n"
+
+
+def _flat_routes(count: int) -> str:
+    lines = [
+        f"<Location /p{i}>\nRequestHeader unset X-Forwarded-User\n</Location>\nProxyPass /p{i} uwsgi://127.0.0.1:3031/"
+        for i in range(count)
+    ]
+    return "<VirtualHost *:443>\n" + "\n".join(lines) + "\n</VirtualHost>\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "pitfall"),
+    [
+        pytest.param(
+            _nested_routes(30_000), "client-headers-not-unset", id="30000 nested sections each proxying"
+        ),
+        pytest.param(
+            _flat_routes(20_000), "file-too-large", id="20000 routes each under its own Location unset"
+        ),
+    ],
+)
+def test_apache_many_routes_and_header_lines_end_quickly(tmp_path: Path, text: str, pitfall: str) -> None:
+    (tmp_path / "site.conf").write_text(text)
+    env = {
+        "SHIBWSGI_PROFILE": "oauth2-proxy",
+        "SHIBWSGI_CHANNEL": "headers",
+        "SHIBWSGI_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    done = doctor(
+        "--no-servers", "--env", "--json", "--apache", str(tmp_path / "site.conf"), env=env, timeout=120
+    )
+    assert pitfall in {f["pitfall"] for f in json.loads(done.stdout)["findings"]}
 
 
 # --- the probe's client side against hostile sites -------------------------------------------

@@ -45,6 +45,9 @@ class Section:
     parent: Section | None
     active: bool
     virtual_host: Section | None
+    #: The innermost request-scope section (``<Location>``, ``<If>``...) from here out: known
+    #: once, so a directive deep in sections finds it in constant time.
+    scope: Section | None = None
 
     def chain(self) -> Iterator[Section]:
         """This section, then each enclosing one."""
@@ -61,6 +64,8 @@ def _open_section(
     section = Section(name, args, where, parent, active, host)
     if name == "virtualhost":
         object.__setattr__(section, "virtual_host", section)
+    request_scope = name not in _READ_TIME and name != "virtualhost"
+    object.__setattr__(section, "scope", section if request_scope else parent.scope if parent else None)
     return section
 
 
@@ -84,11 +89,7 @@ class Directive:
     @property
     def scope(self) -> Section | None:
         """The innermost enclosing request-scope section (``<Location>``, ``<If>``...), if any."""
-        if self.section is None:
-            return None
-        return next(
-            (s for s in self.section.chain() if s.name not in _READ_TIME and s.name != "virtualhost"), None
-        )
+        return self.section.scope if self.section is not None else None
 
     def arg(self, index: int, default: str = "") -> str:
         return self.args[index] if len(self.args) > index else default

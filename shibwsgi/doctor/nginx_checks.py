@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from .addresses import is_loopback, split_address
 from .findings import ERROR, WARNING, Finding, Location
 from .nginx import Block, NginxDirective
 from .nginx_values import client_variables, tainted_by
-from .settings import AppSettings
+from .settings import AppSettings, is_identity
 
 __all__ = ["check_nginx"]
 
@@ -23,10 +22,6 @@ _PASSES: dict[str, tuple[str, Callable[[str], str]]] = {
     "grpc_pass": ("grpc_set_header", lambda name: _header_key(name)),
 }
 _SETTERS = {setter: key for setter, key in _PASSES.values()}
-#: Without the app's settings: names that look like an identity.
-_IDENTITY_LIKE = re.compile(
-    r"USER|EMAIL|GROUP|EPPN|UID|PRINCIPAL|ROLE|IDENTITY|ASSERTION|JWT|SHIB|OIDC|MELLON"
-)
 
 
 def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
@@ -136,12 +131,6 @@ def _header_name(key: str) -> str:
     return "-".join(part.capitalize() for part in key.removeprefix("HTTP_").split("_"))
 
 
-def _identity(key: str, app: AppSettings | None) -> bool:
-    if app is None:
-        return bool(_IDENTITY_LIKE.search(key))
-    return key in app.identity_keys or key in app.header_keys or key == "REMOTE_USER"
-
-
 def _underscores(block: Block, app: AppSettings) -> list[Finding]:
     """Client headers spelled with ``_`` let through: ``X_Forwarded_User`` is not ``X-Forwarded-User``.
 
@@ -186,7 +175,7 @@ def _copied(block: Block, tainted: frozenset[str], app: AppSettings | None) -> l
         finding
         for d in block.directives
         for key, value in _settings_of(d)
-        if _identity(key, app)
+        if is_identity(key, app)
         for finding in _client_value(block, d, value, tainted)
     ]
 
