@@ -366,6 +366,24 @@ def _flat_routes(count: int) -> str:
     return "<VirtualHost *:443>\n" + "\n".join(lines) + "\n</VirtualHost>\n"
 
 
+def _nested_locations(levels: int) -> str:
+    opened = "location / { proxy_pass http://127.0.0.1:8000; "
+    return "events {}\nhttp { server { listen 443 ssl; " + opened * levels + "}" * levels + "}}\n"
+
+
+def test_nginx_deeply_nested_proxying_locations_end_quickly(tmp_path: Path) -> None:
+    (tmp_path / "nginx.conf").write_text(_nested_locations(20_000))
+    env = {
+        "SHIBWSGI_PROFILE": "oauth2-proxy",
+        "SHIBWSGI_CHANNEL": "headers",
+        "SHIBWSGI_TRUSTED_PROXIES": "127.0.0.1",
+    }
+    done = doctor(
+        "--no-servers", "--env", "--json", "--nginx", str(tmp_path / "nginx.conf"), env=env, timeout=120
+    )
+    assert "client-headers-not-unset" in {f["pitfall"] for f in json.loads(done.stdout)["findings"]}
+
+
 @pytest.mark.parametrize(
     ("text", "pitfall"),
     [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class Block:
     parent: Block | None = None
     directives: list[NginxDirective] = field(default_factory=list)
     children: list[Block] = field(default_factory=list)
+    #: Lookups up the chain of blocks, remembered: nesting is unbounded, checks stay linear.
+    _nearest: dict[tuple[str, str], Block | None] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, name: str) -> list[NginxDirective]:
         return [d for d in self.directives if d.name == name]
@@ -54,13 +57,31 @@ class Block:
 
     def inherited(self, name: str) -> list[NginxDirective]:
         """nginx's array inheritance: a level that sets ``name`` at all hides every outer one."""
+        origin = self.defining(name)
+        return origin.get(name) if origin is not None else []
+
+    def defining(self, name: str) -> Block | None:
+        """The innermost block, this one or one around it, that sets directive ``name``."""
+        return self._up(("directive", name), lambda block: bool(block.get(name)))
+
+    def within(self, name: str) -> Block | None:
+        """The innermost block named ``name`` (``server``...), this one or one around it."""
+        return self._up(("block", name), lambda block: block.name == name)
+
+    def _up(self, key: tuple[str, str], holds: Callable[[Block], bool]) -> Block | None:
+        """The innermost block up the chain where ``holds``, remembered in every block passed."""
+        passed: list[Block] = []
         block: Block | None = self
-        while block is not None:
-            own = block.get(name)
-            if own:
-                return own
+        while block is not None and key not in block._nearest:
+            if holds(block):
+                block._nearest[key] = block
+                break
+            passed.append(block)
             block = block.parent
-        return []
+        found = block._nearest[key] if block is not None else None
+        for each in passed:
+            each._nearest[key] = found
+        return found
 
 
 @dataclass

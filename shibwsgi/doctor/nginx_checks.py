@@ -98,7 +98,7 @@ def _headers(
     if origin is not None:
         where = own[0].where
     else:
-        server = next((b for b in _ancestors(block) if b.name == "server"), block)
+        server = block.within("server") or block
         where = server.where if server is not block else passing.where
     return [
         Finding(
@@ -115,16 +115,7 @@ def _headers(
 
 def _origin(block: Block, directive: str) -> Block | None:
     """The level whose ``directive`` list applies to ``block`` (nginx: the innermost that sets any)."""
-    return next((b for b in _ancestors(block) if b.get(directive)), None)
-
-
-def _ancestors(block: Block) -> list[Block]:
-    chain = []
-    current: Block | None = block
-    while current is not None:
-        chain.append(current)
-        current = current.parent
-    return chain
+    return block.defining(directive)
 
 
 def _header_name(key: str) -> str:
@@ -186,7 +177,7 @@ def _client_value(block: Block, d: NginxDirective, value: str, tainted: frozense
         sources = [source for source in sources if source != "$remote_user"]
     if not sources:
         return []
-    answers = [a.args[0] for b in _ancestors(block) for a in b.get("auth_request_set") if a.args]
+    answers = [a.args[0] for a in block.inherited("auth_request_set") if a.args]
     better = answers[0] if answers else "$upstream_http_x_auth_request_user (via auth_request_set)"
     written = f"{d.name} {' '.join(d.args)}"
     return [
