@@ -23,7 +23,7 @@ from test_doctor_false_clean import OAUTH2_USER_LINE, UNSET_ALL, header_site, ng
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
-from shibwsgi.doctor import ERROR
+from shibwsgi.doctor import ERROR, globs
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
 
 TOKEN = "a-probe-token-of-some-length"
@@ -406,6 +406,141 @@ def test_apache_many_routes_and_header_lines_end_quickly(tmp_path: Path, text: s
         "--no-servers", "--env", "--json", "--apache", str(tmp_path / "site.conf"), env=env, timeout=120
     )
     assert pitfall in {f["pitfall"] for f in json.loads(done.stdout)["findings"]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "line"),
+    [("apache", "IncludeOptional {root}/*/*/*.conf"), ("nginx", "include {root}/*/*/*.conf;")],
+    ids=["apache", "nginx"],
+)
+def test_include_wildcard_high_in_a_wide_tree_stops_at_the_entry_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str, line: str
+) -> None:
+    monkeypatch.setattr(globs, "MAX_ENTRIES", 50)
+    for i in range(30):
+        (tmp_path / f"d{i}" / "e").mkdir(parents=True)
+    found = pitfalls(Case(**{kind: line}), tmp_path)
+    assert found.get("file-too-large") == ERROR
+
+
+def _tree(folder: Path, files: dict[str, str | bytes]) -> None:
+    for name, content in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content.replace("{root}", str(folder)))
+
+
+ODD_TREES: dict[str, tuple[str, dict[str, str | bytes]]] = {
+    "apache Include of a directory holding a symlink to its parent": (
+        "apache",
+        {"main.conf": "Include {root}/d\n", "d/a.conf": "Include {root}/d\n", "d/sub/.keep": ""},
+    ),
+    "apache Include of /proc/self/fd/0": ("apache", {"main.conf": "Include /proc/self/fd/0\n"}),
+    "apache Include of a dangling symlink": ("apache", {"main.conf": "Include {root}/gone.conf\n"}),
+    "apache relative IncludeOptional loop": (
+        "apache",
+        {
+            "main.conf": "ServerRoot {root}\nIncludeOptional conf.d/*.conf\n",
+            "conf.d/a.conf": "IncludeOptional conf.d/*.conf\n",
+        },
+    ),
+    "apache 3 MB line": ("apache", {"main.conf": "ServerName " + "a" * 3_000_000 + "\n"}),
+    "apache 200000 continuation lines": ("apache", {"main.conf": "ProxyPass \\\n" * 200_000}),
+    "apache nul bytes": ("apache", {"main.conf": b"ProxyPass / uwsgi://127.0.0.1:3031/\x00\n"}),
+    "apache binary garbage": ("apache", {"main.conf": bytes(range(256)) * 1000}),
+    "apache latin-1 bytes": ("apache", {"main.conf": b"ServerName caf\xe9.example.org\n"}),
+    "apache unclosed quote": (
+        "apache",
+        {"main.conf": 'RequestHeader set X-User "abc\nProxyPass / uwsgi://[::1:3031/\n'},
+    ),
+    "nginx include of a directory": ("nginx", {"main.conf": "include {root}/d;\n", "d/x": ""}),
+    "nginx unclosed quote and variable": ("nginx", {"main.conf": 'http { set $a "${x; proxy_pass ${\n'}),
+    "nginx 100000 closing braces": ("nginx", {"main.conf": "}" * 100_000}),
+    "nginx 100000 opening braces": ("nginx", {"main.conf": "a {" * 100_000}),
+    "nginx nul bytes": ("nginx", {"main.conf": b"http { \x00 }"}),
+    "uwsgi % substitutions and @() includes": (
+        "uwsgi",
+        {
+            "main.conf": "[uwsgi]\nbase = %d\nsocket = %(base)/s.sock\nini = @(exec://true)\nenv = SHIBWSGI_PROFILE=%(p)\nbuffer-size = %k\n"
+        },
+    ),
+    "uwsgi sections only": (
+        "uwsgi",
+        {"main.conf": "[uwsgi\n[]\n[ uwsgi ]\n= =\nenv\nenv = =\nenv = SHIBWSGI_=\n"},
+    ),
+    "uwsgi odd buffer sizes": (
+        "uwsgi",
+        {"main.conf": "[uwsgi]\nbuffer-size = 1e400\nbuffer-size = " + "9" * 5000 + "\nbuffer-size = -1\n"},
+    ),
+}
+
+
+@pytest.mark.parametrize("tree", list(ODD_TREES), ids=list(ODD_TREES))
+def test_odd_config_ends_with_findings_not_a_traceback(tmp_path: Path, tree: str) -> None:
+    kind, files = ODD_TREES[tree]
+    _tree(tmp_path, files)
+    if "symlink to its parent" in tree:
+        (tmp_path / "d" / "sub" / "up").symlink_to(tmp_path / "d")
+    if "dangling" in tree:
+        (tmp_path / "gone.conf").symlink_to(tmp_path / "nowhere")
+    done = doctor("--no-servers", "--json", f"--{kind}", str(tmp_path / "main.conf"), timeout=120)
+    assert done.returncode in (0, 1)
+    json.loads(done.stdout)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({b"SHIBWSGI_PROFILE": b"\xff\xfe"}, id="profile not UTF-8"),
+        pytest.param({b"SHIBWSGI_PROFILE": "shibbolethé".encode()}, id="profile with an accent"),
+        pytest.param(
+            {b"SHIBWSGI_PROFILE": b"shibboleth", b"SHIBWSGI_MAX_ATTRIBUTE_BYTES": b"9" * 5000}, id="huge int"
+        ),
+        pytest.param(
+            {b"SHIBWSGI_PROFILE": b"shibboleth", b"SHIBWSGI_MAX_ATTRIBUTE_BYTES": b"1e400"}, id="float"
+        ),
+        pytest.param(
+            {b"SHIBWSGI_PROFILE": b"shibboleth", b"SHIBWSGI_ROLES": b"os:system"}, id="roles hook os:system"
+        ),
+        pytest.param(
+            {b"SHIBWSGI_PROFILE": b"shibboleth", b"SHIBWSGI_ROLES": b"\xff:\xfe"}, id="roles hook bytes"
+        ),
+        pytest.param(
+            {b"SHIBWSGI_PROFILE": b"shibboleth", b"SHIBWSGI_PROBE_PATH": b"/\xff"}, id="probe path bytes"
+        ),
+        pytest.param(
+            {
+                b"SHIBWSGI_PROFILE": b"oauth2-proxy-jwt",
+                b"SHIBWSGI_JWKS_URL": b"http://[::1/x",
+                b"SHIBWSGI_AUDIENCE": b"a",
+            },
+            id="jwks url broken",
+        ),
+        pytest.param(
+            {b"SHIBWSGI_PROFILE": b"shibboleth", b"UWSGI_SOCKET": b"\xff:99999999999999"}, id="socket bytes"
+        ),
+        pytest.param({b"SHIBWSGI_\xff": b"1", b"SHIBWSGI_PROFILE": b"shibboleth"}, id="setting name bytes"),
+    ],
+)
+@pytest.mark.parametrize("output", ["--json", "--no-servers"], ids=["json", "text"])
+def test_odd_settings_in_the_environment_end_with_findings(settings: dict[bytes, bytes], output: str) -> None:
+    environ = {
+        **{k: v for k, v in os.environb.items() if not k.startswith(b"SHIBWSGI_")},
+        b"PYTHONPATH": bytes(WORKTREE),
+        b"LC_ALL": b"C.UTF-8",
+        **settings,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "shibwsgi", "doctor", "--env", "--no-servers", output],
+        capture_output=True,
+        env=environ,
+        timeout=60,
+    )
+    assert b"Traceback" not in done.stderr, done.stderr
+    assert done.returncode in (0, 1)
 
 
 # --- the probe's client side against hostile sites -------------------------------------------

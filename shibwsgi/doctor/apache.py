@@ -14,7 +14,6 @@ and linear: a directive points at its innermost section, never copies the stack.
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import ERROR, MAX_FILE_BYTES, Finding, Location, read_config
+from .globs import MAX_ENTRIES, bounded_glob
 
 __all__ = ["Directive", "Section", "read_apache"]
 
@@ -30,6 +30,7 @@ _WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(\S+)')
 #: httpd's own include nesting limit (AP_MAX_INCLUDE_DEPTH).
 _MAX_DEPTH = 128
 _MAX_FILES = 1000
+_BROAD = f"makes the doctor read over {MAX_ENTRIES} directory entries (a wildcard high in the tree)"
 _MAX_TOTAL_BYTES = 16 * MAX_FILE_BYTES
 #: Sections evaluated at read time; any other section (<Location>, <If>...) is request scope.
 _READ_TIME = ("ifmodule", "ifdefine", "ifversion", "iffile", "ifdirective", "ifsection")
@@ -227,7 +228,10 @@ def _include(state: _State, directive: Directive, depth: int) -> None:
     if not os.path.isabs(pattern):
         pattern = str(state.server_root / pattern)
     if glob.has_magic(pattern):
-        matches = sorted(itertools.islice(glob.iglob(pattern), _MAX_FILES + 1))
+        matches, broad = bounded_glob(pattern, _MAX_FILES + 1)
+        if broad:
+            state.stop(_cap(Path(directive.where.file), f"{directive.where}: {pattern} {_BROAD}"))
+            return
     else:
         matches = [pattern] if os.path.lexists(pattern) else []
     if not matches and directive.name == "include":

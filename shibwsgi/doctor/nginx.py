@@ -7,13 +7,13 @@ block left open or closed twice. Reading is bounded in files, bytes and depth.
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import ERROR, MAX_FILE_BYTES, Finding, Location, read_config
+from .globs import MAX_ENTRIES, bounded_glob
 
 __all__ = ["Block", "NginxDirective", "read_nginx"]
 
@@ -184,7 +184,11 @@ def _include(state: _State, path: Path, directive: NginxDirective, block: Block,
     if not os.path.isabs(pattern):
         pattern = str(path.parent / pattern)
     if glob.has_magic(pattern):
-        matches = sorted(itertools.islice(glob.iglob(pattern), _MAX_FILES + 1))
+        matches, broad = bounded_glob(pattern, _MAX_FILES + 1)
+        if broad:
+            problem = f"include {pattern} makes the doctor read over {MAX_ENTRIES} directory entries"
+            state.stop(_refused("file-too-large", directive.where, problem))
+            return
     elif os.path.lexists(pattern):
         matches = [pattern]
     else:
