@@ -350,6 +350,176 @@ def test_apache_shib_use_headers_in_any_spelling_and_scope_is_an_error(
     assert pitfalls(Case(apache=site, settings=SHIB), tmp_path).get("shib-use-headers") == ERROR
 
 
+@pytest.mark.parametrize(
+    ("case", "pitfall"),
+    [
+        pytest.param(
+            Case(
+                apache=header_site(outside=UNSET_ALL.replace("X-Forwarded-User", "X_Forwarded_User")),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache unset of the underscored spelling leaves the dashed header",
+        ),
+        pytest.param(
+            Case(
+                nginx=nginx_app("").replace(
+                    'proxy_set_header X-Auth-Request-User "";', 'proxy_set_header X_Auth_Request_User "";'
+                ),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="nginx proxy_set_header of the underscored spelling leaves the dashed header",
+        ),
+        pytest.param(
+            Case(
+                nginx=nginx_app("            proxy_set_header Host $host;")
+                .replace(
+                    'proxy_set_header X-Auth-Request-User "";\n            proxy_set_header X-Forwarded-User $sso_user;\n',
+                    "",
+                )
+                .replace(
+                    "auth_request /oauth2/auth;",
+                    'auth_request /oauth2/auth;\n        proxy_set_header X-Auth-Request-User "";',
+                ),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="nginx location proxy_set_header hides the server's clearing",
+        ),
+        pytest.param(
+            Case(
+                nginx=nginx_app("").replace(
+                    "    server {",
+                    "    server {\n        listen 80;\n        location / { proxy_pass http://127.0.0.1:8000; }\n    }\n    server {",
+                    1,
+                ),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="nginx second server proxying without clearing",
+        ),
+        pytest.param(
+            Case(
+                apache=header_site(
+                    outside="    RequestHeader unset X-Auth-Request-User early\n    RequestHeader add X-Forwarded-User x"
+                ),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache RequestHeader add keeps the client's value",
+        ),
+        pytest.param(
+            Case(
+                apache=header_site(
+                    outside="    <LocationMatch ^/login>\n" + UNSET_ALL + "\n    </LocationMatch>"
+                ),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache unset in a LocationMatch covering part of the site",
+        ),
+        pytest.param(
+            Case(
+                apache=header_site(outside="    <Directory />\n" + UNSET_ALL + "\n    </Directory>"),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache unset in a Directory, which proxied requests never enter",
+        ),
+        pytest.param(
+            Case(
+                apache=header_site(
+                    outside="    Header unset X-Forwarded-User\n    Header unset X-Auth-Request-User"
+                ),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache Header (the response) instead of RequestHeader",
+        ),
+        pytest.param(
+            Case(
+                apache="<VirtualHost *:80>\n" + UNSET_ALL + "\n</VirtualHost>\n" + header_site(),
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache unset in another virtual host",
+        ),
+        pytest.param(
+            Case(
+                apache="ProxyPass / uwsgi://127.0.0.1:3031/\n<VirtualHost *:443>\n"
+                + UNSET_ALL
+                + "\n</VirtualHost>\n",
+                settings=HEADERS,
+            ),
+            "client-headers-not-unset",
+            id="apache global ProxyPass, unset in one virtual host only",
+        ),
+        pytest.param(
+            Case(
+                apache=shib_site(
+                    '    <FilesMatch "\\.py$">\n        SetHandler "proxy:http://127.0.0.1:8000/"\n    </FilesMatch>'
+                ),
+                settings=SHIB,
+            ),
+            "proxy-http-environ",
+            id="apache SetHandler proxy http in FilesMatch with the environ channel",
+        ),
+        pytest.param(
+            Case(apache=shib_site("    ProxyPass /app/ http://127.0.0.1:3031/"), settings=SHIB),
+            "proxy-http-environ",
+            id="apache http:// to the uwsgi socket with the environ channel",
+        ),
+    ],
+)
+def test_header_coverage_attack_is_an_error(tmp_path: Path, case: Case, pitfall: str) -> None:
+    assert pitfalls(case, tmp_path).get(pitfall) == ERROR
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(
+            Case(
+                apache=header_site(
+                    outside=UNSET_ALL.replace("RequestHeader unset X-", "requestheader UNSET x-")
+                ),
+                settings=HEADERS,
+            ),
+            id="apache unset in other cases",
+        ),
+        pytest.param(
+            Case(apache=header_site(outside=UNSET_ALL.replace(" early", "")), settings=HEADERS),
+            id="apache unset without early",
+        ),
+        pytest.param(
+            Case(
+                apache=header_site(
+                    outside='    <Location "/">\n' + UNSET_ALL.replace(" early", "") + "\n    </Location>"
+                ),
+                settings=HEADERS,
+            ),
+            id="apache unset in Location /",
+        ),
+        pytest.param(
+            Case(apache=UNSET_ALL + "\n" + header_site(), settings=HEADERS), id="apache unset at server level"
+        ),
+        pytest.param(
+            Case(
+                nginx=nginx_app("            proxy_pass_request_headers off;").replace(
+                    'proxy_set_header X-Auth-Request-User "";', ""
+                ),
+                settings=HEADERS,
+            ),
+            id="nginx proxy_pass_request_headers off",
+        ),
+    ],
+)
+def test_header_coverage_safe_twin_stays_clean(tmp_path: Path, case: Case) -> None:
+    found = pitfalls(case, tmp_path)
+    assert not {p for p, severity in found.items() if severity == ERROR}, found
+
+
 # --- never a hang, a traceback or a blow-up ---------------------------------------------------
 
 

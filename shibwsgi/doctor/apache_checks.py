@@ -442,7 +442,8 @@ def _client_headers(active: list[Directive], app: AppSettings) -> list[Finding]:
     scoped: dict[str, list[Directive]] = {key: [] for key in app.header_keys}
     for d in _named(active, "requestheader"):
         key = _key(d.arg(1))
-        if d.arg(0).lower() in ("set", "unset") and key in hosts:
+        # X_Forwarded_User is another header: unsetting it leaves the client's X-Forwarded-User.
+        if d.arg(0).lower() in ("set", "unset") and key in hosts and "_" not in d.arg(1):
             if d.scope is None and not _conditional(d):
                 hosts[key].add(d.virtual_host)
             else:

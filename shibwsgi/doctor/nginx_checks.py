@@ -84,7 +84,14 @@ def _headers(
     """The identity headers this pass does not overwrite, reported once at the level that decides."""
     origin = _origin(block, directive)
     own = origin.get(directive) if origin is not None else []
-    given = {key(d.args[0]) for d in own if d.args and "if_not_empty" not in d.args[2:]}
+    # A header spelled with "_" is another header: it leaves the client's dashed one in place.
+    given = {
+        key(d.args[0])
+        for d in own
+        if d.args
+        and "if_not_empty" not in d.args[2:]
+        and not (directive.endswith("_header") and "_" in d.args[0])
+    }
     missing = sorted(app.header_keys - given)
     if not missing:
         return []
