@@ -617,6 +617,18 @@ ODD_TREES: dict[str, tuple[str, dict[str, str | bytes]]] = {
             "conf.d/a.conf": "IncludeOptional conf.d/*.conf\n",
         },
     ),
+    "apache Define doubling itself 40 times": (
+        "apache",
+        {"main.conf": "Define A xxxxxxxxxxxxxxxx\n" + "Define A ${A}${A}\n" * 40 + "ServerName ${A}\n"},
+    ),
+    "apache many lines each expanding a large Define": (
+        "apache",
+        {
+            "main.conf": "Define A xxxxxxxxxxxxxxxx\n"
+            + "Define A ${A}${A}\n" * 17
+            + "ServerName ${A}\n" * 5000
+        },
+    ),
     "apache 3 MB line": ("apache", {"main.conf": "ServerName " + "a" * 3_000_000 + "\n"}),
     "apache 200000 continuation lines": ("apache", {"main.conf": "ProxyPass \\\n" * 200_000}),
     "apache nul bytes": ("apache", {"main.conf": b"ProxyPass / uwsgi://127.0.0.1:3031/\x00\n"}),

@@ -106,7 +106,7 @@ class _State:
     problems: list[Finding] = field(default_factory=list)
     reading: set[str] = field(default_factory=set)  # files being read now (an include chain)
     files: int = 0
-    size: int = 0
+    size: int = 0  # bytes read, and bytes ${VAR} expansion made of them
     stopped: bool = False  # a loop or a cap: httpd would not start; stop following includes
 
     def stop(self, finding: Finding) -> None:
@@ -153,9 +153,11 @@ def _read_lines(
     section = parent
     for number, line in _logical_lines(text):
         where = Location(str(path), number)
-        line = _VARIABLE.sub(
-            lambda m: state.defines.get(m.group(1), state.environ.get(m.group(1), m.group(0))), line
-        )
+        expanded = _expand(state, line)
+        if expanded is None or state.size > _MAX_TOTAL_BYTES:
+            state.stop(_cap(path, f"line {number}: ${{...}} expands past what the doctor reads"))
+            return
+        line = expanded
         if line.startswith("</"):
             name = line[2:].rstrip(">").strip().lower()
             if section is parent or section is None:
@@ -186,6 +188,23 @@ def _read_lines(
             )
         )
         section = section.parent
+
+
+def _expand(state: _State, line: str) -> str | None:
+    """``line`` with each ``${VAR}`` replaced; None past ``MAX_FILE_BYTES`` (``Define A ${A}${A}`` doubles)."""
+    pieces, size, end = [], 0, 0
+    for match in _VARIABLE.finditer(line):
+        name = match.group(1)
+        value = state.defines.get(name, state.environ.get(name, match.group(0)))
+        size += match.start() - end + len(value)
+        if size > MAX_FILE_BYTES:
+            return None
+        pieces += [line[end : match.start()], value]
+        end = match.end()
+    if not pieces:
+        return line
+    state.size += size
+    return "".join(pieces) + line[end:]
 
 
 def _unbalanced(where: Location, problem: str) -> Finding:
