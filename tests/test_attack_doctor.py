@@ -725,6 +725,17 @@ def test_odd_settings_in_the_environment_end_with_findings(settings: dict[bytes,
     assert done.returncode in (0, 1)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "ascii", "latin-1"])
+def test_file_name_not_valid_text_is_printed_escaped_under_a_strict_locale(
+    tmp_path: Path, encoding: str
+) -> None:
+    name = os.fsdecode(b"\xff-site.conf")
+    (tmp_path / name).write_text("Include /nonexistent/x.conf\n")
+    done = doctor("--no-servers", "--apache", str(tmp_path / name), env={"PYTHONIOENCODING": encoding})
+    assert done.returncode == 1
+    assert "missing-include" in done.stdout
+
+
 # --- the probe's client side against hostile sites -------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -220,6 +221,9 @@ def _url_problem(url: str) -> str:
 def _report(findings: list[Finding], app: AppSettings | None, *, as_json: bool) -> int:
     errors = sum(f.severity == ERROR for f in findings)
     warnings = sum(f.severity == WARNING for f in findings)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A file name or setting that is not valid text (kept as surrogates) is shown escaped.
+        sys.stdout.reconfigure(errors="backslashreplace")
     if as_json:
         json.dump(
             {
