@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -18,12 +19,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from stack import self_signed_certificate
 from test_doctor import HEADERS, Case, edited
 from test_doctor_false_clean import OAUTH2_USER_LINE, UNSET_ALL, header_site, nginx_app, shib_site
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
 from shibwsgi.doctor import ERROR, globs
+from shibwsgi.doctor.probe_http import Site
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
 
 TOKEN = "a-probe-token-of-some-length"
@@ -778,7 +781,7 @@ HOSTILE: dict[str, Callable[[socket.socket], None]] = {
 
 
 @contextlib.contextmanager
-def hostile_site(behave: Callable[[socket.socket], None]) -> Iterator[str]:
+def hostile_site(behave: Callable[[socket.socket], None], *, tls: bool = False) -> Iterator[str]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
@@ -787,7 +790,8 @@ def hostile_site(behave: Callable[[socket.socket], None]) -> Iterator[str]:
     def handle(connection: socket.socket) -> None:
         with contextlib.suppress(OSError), connection:
             connection.settimeout(30)
-            connection.recv(65536)
+            if not tls:  # a TLS site reads after its handshake
+                connection.recv(65536)
             behave(connection)
 
     def serve() -> None:
@@ -811,6 +815,24 @@ def test_probe_of_a_hostile_site_ends_with_a_finding_in_valid_json(behaviour: st
     report = json.loads(done.stdout)
     assert done.returncode == 1
     assert "probe-unreachable" in {f["pitfall"] for f in report["findings"]}
+
+
+def test_probe_reports_tls_of_a_site_that_closes_each_connection() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"
+    with self_signed_certificate() as tls:
+        server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server.load_cert_chain(tls.cert, tls.key)
+
+        def reply(connection: socket.socket) -> None:
+            with server.wrap_socket(connection, server_side=True) as wrapped:
+                wrapped.recv(65536)
+                wrapped.sendall(answer)
+
+        with hostile_site(reply, tls=True) as url:
+            client = ssl.create_default_context(cafile=str(tls.cert))
+            got = Site(url.replace("http://", "https://"), timeout=5, context=client).get("/")
+    assert got.status == 200
+    assert got.tls.startswith("TLSv1.")
 
 
 def test_probe_report_key_cannot_forge_a_line_of_output() -> None:

@@ -71,15 +71,17 @@ class Site:
             connection.connect()
             if connection.sock is not None:
                 held.append(connection.sock)
+            if not deadline.is_alive():  # it passed while connecting: nothing was there to cut
+                raise TimeoutError
+            tls = ""  # read now: a response that closes the connection takes the socket along
+            if isinstance(connection.sock, ssl.SSLSocket):
+                tls = f"{connection.sock.version()} {(connection.sock.cipher() or ('',))[0]}"
             connection.putrequest(method, self.path(path), skip_accept_encoding=True)
             for name, value in headers:
                 connection.putheader(name, value)
             connection.endheaders()
             response = connection.getresponse()
             body = response.read(1024 * 1024)
-            tls = ""
-            if isinstance(connection.sock, ssl.SSLSocket):
-                tls = f"{connection.sock.version()} {(connection.sock.cipher() or ('',))[0]}"
             if not deadline.is_alive():
                 return Answer(0, error=f"no complete answer within {self.timeout:g} s")
             return Answer(response.status, response.getheaders(), body, tls=tls)
