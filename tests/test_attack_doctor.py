@@ -187,6 +187,30 @@ def test_nginx_safe_twin_stays_clean(tmp_path: Path, nginx: str) -> None:
     assert not {p for p, severity in found.items() if severity == ERROR}, found
 
 
+APP_ANSWERS_AUTH = nginx_app("").replace(
+    "proxy_pass http://127.0.0.1:4180;", "proxy_pass http://127.0.0.1:8000;"
+)
+CLEARING = (
+    'proxy_set_header X-Auth-Request-User "";\n            proxy_set_header X-Forwarded-User $sso_user;\n'
+)
+
+
+def test_nginx_app_answering_auth_request_on_its_own_target_is_still_checked(tmp_path: Path) -> None:
+    spoofable = APP_ANSWERS_AUTH.replace(CLEARING, "proxy_set_header X-Forwarded-User $http_x_user;\n")
+    found = pitfalls(Case(nginx=spoofable, settings=HEADERS), tmp_path)
+    assert found.get("client-value-copied") == ERROR
+    assert found.get("client-headers-not-unset") == ERROR
+
+
+def test_nginx_app_answering_auth_request_with_headers_cleared_stays_clean(tmp_path: Path) -> None:
+    server_level = CLEARING.replace("            ", "        ")
+    safe = APP_ANSWERS_AUTH.replace(CLEARING, "").replace(
+        "auth_request /oauth2/auth;\n", "auth_request /oauth2/auth;\n        " + server_level
+    )
+    found = pitfalls(Case(nginx=safe, settings=HEADERS), tmp_path)
+    assert not {p for p, severity in found.items() if severity == ERROR}, found
+
+
 # --- Apache: every form of proxying, values copied from the client ---------------------------
 
 UNSET_AUTH = "    RequestHeader unset X-Auth-Request-User early\n"
