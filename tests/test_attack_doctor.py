@@ -547,6 +547,30 @@ def test_header_coverage_safe_twin_stays_clean(tmp_path: Path, case: Case) -> No
     assert not {p for p, severity in found.items() if severity == ERROR}, found
 
 
+LOCATION_APP_SLASH = header_site(
+    outside="    <Location /app/>\n" + UNSET_ALL.replace(" early", "") + "\n    </Location>"
+).replace("ProxyPass / ", "ProxyPass /app ")
+
+
+def test_apache_unset_in_location_with_a_slash_does_not_cover_the_bare_path(tmp_path: Path) -> None:
+    # <Location /app/> does not hold /app, which ProxyPass /app sends to the app
+    found = pitfalls(Case(apache=LOCATION_APP_SLASH, settings=HEADERS), tmp_path)
+    assert found.get("client-headers-not-unset") == ERROR
+
+
+@pytest.mark.parametrize(
+    "apache",
+    [
+        LOCATION_APP_SLASH.replace("ProxyPass /app ", "ProxyPass /app/ "),
+        LOCATION_APP_SLASH.replace("<Location /app/>", "<Location /app>"),
+    ],
+    ids=["both with a slash", "Location without a slash"],
+)
+def test_apache_unset_in_a_location_holding_the_route_stays_clean(tmp_path: Path, apache: str) -> None:
+    found = pitfalls(Case(apache=apache, settings=HEADERS), tmp_path)
+    assert not {p for p, severity in found.items() if severity == ERROR}, found
+
+
 # --- never a hang, a traceback or a blow-up ---------------------------------------------------
 
 

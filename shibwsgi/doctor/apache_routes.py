@@ -157,6 +157,8 @@ def covers(directive: Directive, route: Route) -> bool:
 
 
 def under(path: str, prefix: str) -> bool:
-    """httpd's ``<Location>`` match: ``/private`` holds ``/private`` and ``/private/x``, not ``/privatex``."""
-    prefix = prefix.rstrip("/")
-    return not prefix or path == prefix or path.startswith(prefix + "/")
+    """httpd's ``<Location>`` match: ``/private`` holds ``/private`` and ``/private/x``, not ``/privatex``;
+    ``/private/`` holds ``/private/x`` but not ``/private`` itself."""
+    if prefix.endswith("/"):
+        return path.startswith(prefix)
+    return path == prefix or path.startswith(prefix + "/")
