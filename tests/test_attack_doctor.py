@@ -25,7 +25,7 @@ from test_doctor_false_clean import OAUTH2_USER_LINE, UNSET_ALL, header_site, ng
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
-from shibwsgi.doctor import ERROR, globs
+from shibwsgi.doctor import ERROR, WARNING, globs
 from shibwsgi.doctor.probe_http import Site
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
 
@@ -569,6 +569,25 @@ def test_apache_unset_in_location_with_a_slash_does_not_cover_the_bare_path(tmp_
 def test_apache_unset_in_a_location_holding_the_route_stays_clean(tmp_path: Path, apache: str) -> None:
     found = pitfalls(Case(apache=apache, settings=HEADERS), tmp_path)
     assert not {p for p, severity in found.items() if severity == ERROR}, found
+
+
+@pytest.mark.parametrize(
+    ("option", "severity"),
+    [
+        ("fastcgi-socket", ERROR),
+        ("fastcgi-nph-socket", ERROR),
+        ("scgi-socket", ERROR),
+        ("SOCKET", ERROR),
+        ("uwsgi_socket", ERROR),
+        ("https-socket", WARNING),
+    ],
+)
+@pytest.mark.parametrize("address", ["0.0.0.0:3031", ":3031", "[::]:3031", "*:3031"])
+def test_uwsgi_socket_carrying_server_variables_beyond_loopback_is_reported(
+    tmp_path: Path, option: str, severity: str, address: str
+) -> None:
+    ini = f"[uwsgi]\n{option} = {address},cert.pem,key.pem\nbuffer-size = 65535\n"
+    assert pitfalls(Case(uwsgi=ini, settings=SHIB), tmp_path).get("socket-beyond-loopback") == severity
 
 
 # --- never a hang, a traceback or a blow-up ---------------------------------------------------
