@@ -25,7 +25,7 @@ from test_doctor_false_clean import OAUTH2_USER_LINE, UNSET_ALL, header_site, ng
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
-from shibwsgi.doctor import ERROR, WARNING, globs
+from shibwsgi.doctor import ERROR, WARNING, diagnose, globs
 from shibwsgi.doctor.probe_http import Site
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
 
@@ -588,6 +588,25 @@ def test_uwsgi_socket_carrying_server_variables_beyond_loopback_is_reported(
 ) -> None:
     ini = f"[uwsgi]\n{option} = {address},cert.pem,key.pem\nbuffer-size = 65535\n"
     assert pitfalls(Case(uwsgi=ini, settings=SHIB), tmp_path).get("socket-beyond-loopback") == severity
+
+
+def test_nginx_relative_include_resolves_against_the_main_config_not_the_including_file(
+    tmp_path: Path,
+) -> None:
+    # Debian: sites-enabled/site includes snippets/clear.conf, which nginx reads from /etc/nginx/
+    site = nginx_app("").replace(CLEARING, "include snippets/clear.conf;\n")
+    _tree(
+        tmp_path,
+        {
+            "nginx.conf": "include sites-enabled/*.conf;\n",
+            "sites-enabled/site.conf": site.replace("events {}\n", ""),
+            "snippets/clear.conf": "proxy_set_header X-Forwarded-User $http_x_user;\n",
+            "sites-enabled/snippets/clear.conf": CLEARING,  # nginx never reads this one
+        },
+    )
+    found = {f.pitfall for f in diagnose(nginx=[tmp_path / "nginx.conf"], environ=HEADERS)[0]}
+    assert "client-value-copied" in found
+    assert "missing-include" not in found
 
 
 # --- never a hang, a traceback or a blow-up ---------------------------------------------------

@@ -86,6 +86,7 @@ class Block:
 
 @dataclass
 class _State:
+    prefix: Path  # where nginx resolves a relative include: the main config's folder (-c FILE)
     problems: list[Finding] = field(default_factory=list)
     reading: set[str] = field(default_factory=set)
     files: int = 0
@@ -101,7 +102,7 @@ def read_nginx(path: str | Path) -> tuple[Block, list[Finding]]:
     """The main block of ``path`` (its includes spliced in), and problems reading it."""
     path = Path(path)
     root = Block("main", (), Location(str(path)))
-    state = _State()
+    state = _State(path.parent)
     _read(state, path, root, 0)
     return root, state.problems
 
@@ -153,7 +154,7 @@ def _parse(state: _State, path: Path, text: str, start: Block, depth: int) -> No
             if words:
                 directive = NginxDirective(words[0], tuple(words[1:]), where)
                 if directive.name == "include" and directive.args:
-                    _include(state, path, directive, block, depth)
+                    _include(state, directive, block, depth)
                 else:
                     block.directives.append(directive)
             words, first = [], 0
@@ -177,12 +178,12 @@ def _parse(state: _State, path: Path, text: str, start: Block, depth: int) -> No
         block = block.parent
 
 
-def _include(state: _State, path: Path, directive: NginxDirective, block: Block, depth: int) -> None:
+def _include(state: _State, directive: NginxDirective, block: Block, depth: int) -> None:
     if state.stopped:
         return
     pattern = directive.args[0]
     if not os.path.isabs(pattern):
-        pattern = str(path.parent / pattern)
+        pattern = str(state.prefix / pattern)  # nginx: relative to the main config, not this file
     if glob.has_magic(pattern):
         matches, broad = bounded_glob(pattern, _MAX_FILES + 1)
         if broad:
