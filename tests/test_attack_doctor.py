@@ -24,7 +24,7 @@ from test_doctor import HEADERS, Case, edited
 from test_doctor_false_clean import OAUTH2_USER_LINE, UNSET_ALL, header_site, nginx_app, shib_site
 from webtest import TestApp
 
-from shibwsgi import SSOMiddleware
+from shibwsgi import ConfigError, SSOMiddleware
 from shibwsgi.doctor import ERROR, WARNING, diagnose, globs
 from shibwsgi.doctor.probe_http import Site
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
@@ -1012,6 +1012,15 @@ def test_probe_path_variants_reach_the_app_without_a_report(path: str) -> None:
     response = probed(profile="shibboleth").get("/", extra_environ={"PATH_INFO": path, TOKEN_KEY: TOKEN})
     assert response.text == f"the app at {path}, token -"  # the token itself never reaches the app
     assert response.headers[REACHED_HEADER] == "reached"
+
+
+@pytest.mark.parametrize(
+    "token", [" " + TOKEN, TOKEN + " ", TOKEN + "\t"], ids=["leading", "trailing", "tab"]
+)
+def test_probe_token_with_spaces_at_its_edges_is_refused(token: str) -> None:
+    # a front end strips them from the header: the probe could never be answered
+    with pytest.raises(ConfigError, match="probe_token"):
+        SSOMiddleware(_echo, profile="shibboleth", probe_token=token)  # type: ignore[arg-type]
 
 
 def test_probe_report_never_shows_an_identity_value_a_cookie_or_the_token() -> None:
