@@ -195,8 +195,13 @@ CLEARING = (
 )
 
 
-def test_nginx_app_answering_auth_request_on_its_own_target_is_still_checked(tmp_path: Path) -> None:
-    spoofable = APP_ANSWERS_AUTH.replace(CLEARING, "proxy_set_header X-Forwarded-User $http_x_user;\n")
+@pytest.mark.parametrize("app_location", ["location / {", "location /app/ {", "location ~ ^/api {"])
+def test_nginx_app_answering_auth_request_on_its_own_target_is_still_checked(
+    tmp_path: Path, app_location: str
+) -> None:
+    spoofable = APP_ANSWERS_AUTH.replace(
+        CLEARING, "proxy_set_header X-Forwarded-User $http_x_user;\n"
+    ).replace("location / {", app_location)
     found = pitfalls(Case(nginx=spoofable, settings=HEADERS), tmp_path)
     assert found.get("client-value-copied") == ERROR
     assert found.get("client-headers-not-unset") == ERROR

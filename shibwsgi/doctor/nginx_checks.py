@@ -58,8 +58,9 @@ def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
 def _auth_targets(blocks: list[Block]) -> set[str]:
     """Where the auth_request subrequests go (oauth2-proxy...): not the app.
 
-    A target ``location /`` proxies to as well is the app answering the subrequests itself:
-    every location passing there, its auth location too, is the app's.
+    A target that a location outside the auth service's own path (``/oauth2/...``) proxies
+    to as well is the app answering the subrequests itself: every location passing there,
+    its auth location too, is the app's.
     """
     uris = {d.args[0] for b in blocks for d in b.get("auth_request") if d.args and d.args[0] != "off"}
     locations = [b for b in blocks if b.name == "location" and b.args]
@@ -69,8 +70,20 @@ def _auth_targets(blocks: list[Block]) -> set[str]:
         prefixes = [b for b in locations if len(b.args) == 1 and uri.startswith(b.args[0])]
         chosen = exact or sorted(prefixes, key=lambda b: len(b.args[0]))[-1:]
         targets |= {d.args[0] for b in chosen for d in b.get("proxy_pass") if d.args}
-    catch_all = {d.args[0] for b in locations if b.args == ("/",) for d in b.get("proxy_pass") if d.args}
-    return targets - catch_all
+    services = {_first_segment(uri) for uri in uris}
+    elsewhere = {
+        d.args[0]
+        for b in locations
+        if not b.args[-1].startswith("@") and _first_segment(b.args[-1]) not in services
+        for d in b.get("proxy_pass")
+        if d.args
+    }
+    return targets - elsewhere
+
+
+def _first_segment(path: str) -> str:
+    """``/oauth2/auth`` -> ``oauth2``: the auth service's own part of the site."""
+    return path.lstrip("/").partition("/")[0]
 
 
 def _passes_client_headers(block: Block, module: str) -> bool:
