@@ -50,8 +50,12 @@ class Probe:
             or len(token) < _MIN_TOKEN
             or not token.isascii()
             or not token.isprintable()
+            or token != token.strip()  # front ends strip a header value's edges: it could never match
         ):
-            raise ConfigError("probe_token", f"must be at least {_MIN_TOKEN} printable ASCII characters")
+            raise ConfigError(
+                "probe_token",
+                f"must be at least {_MIN_TOKEN} printable ASCII characters, without spaces at either end",
+            )
         self.path = path
         self._token = token.encode("ascii")
         self.channel = channel

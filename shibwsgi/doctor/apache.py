@@ -14,7 +14,6 @@ and linear: a directive points at its innermost section, never copies the stack.
 from __future__ import annotations
 
 import glob
-import itertools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import ERROR, MAX_FILE_BYTES, Finding, Location, read_config
+from .globs import MAX_ENTRIES, bounded_glob
 
 __all__ = ["Directive", "Section", "read_apache"]
 
@@ -30,6 +30,7 @@ _WORD = re.compile(r'"((?:[^"\\]|\\.)*)"|\'((?:[^\'\\]|\\.)*)\'|(\S+)')
 #: httpd's own include nesting limit (AP_MAX_INCLUDE_DEPTH).
 _MAX_DEPTH = 128
 _MAX_FILES = 1000
+_BROAD = f"makes the doctor read over {MAX_ENTRIES} directory entries (a wildcard high in the tree)"
 _MAX_TOTAL_BYTES = 16 * MAX_FILE_BYTES
 #: Sections evaluated at read time; any other section (<Location>, <If>...) is request scope.
 _READ_TIME = ("ifmodule", "ifdefine", "ifversion", "iffile", "ifdirective", "ifsection")
@@ -45,6 +46,9 @@ class Section:
     parent: Section | None
     active: bool
     virtual_host: Section | None
+    #: The innermost request-scope section (``<Location>``, ``<If>``...) from here out: known
+    #: once, so a directive deep in sections finds it in constant time.
+    scope: Section | None = None
 
     def chain(self) -> Iterator[Section]:
         """This section, then each enclosing one."""
@@ -61,6 +65,8 @@ def _open_section(
     section = Section(name, args, where, parent, active, host)
     if name == "virtualhost":
         object.__setattr__(section, "virtual_host", section)
+    request_scope = name not in _READ_TIME and name != "virtualhost"
+    object.__setattr__(section, "scope", section if request_scope else parent.scope if parent else None)
     return section
 
 
@@ -84,11 +90,7 @@ class Directive:
     @property
     def scope(self) -> Section | None:
         """The innermost enclosing request-scope section (``<Location>``, ``<If>``...), if any."""
-        if self.section is None:
-            return None
-        return next(
-            (s for s in self.section.chain() if s.name not in _READ_TIME and s.name != "virtualhost"), None
-        )
+        return self.section.scope if self.section is not None else None
 
     def arg(self, index: int, default: str = "") -> str:
         return self.args[index] if len(self.args) > index else default
@@ -104,7 +106,7 @@ class _State:
     problems: list[Finding] = field(default_factory=list)
     reading: set[str] = field(default_factory=set)  # files being read now (an include chain)
     files: int = 0
-    size: int = 0
+    size: int = 0  # bytes read, and bytes ${VAR} expansion made of them
     stopped: bool = False  # a loop or a cap: httpd would not start; stop following includes
 
     def stop(self, finding: Finding) -> None:
@@ -151,9 +153,11 @@ def _read_lines(
     section = parent
     for number, line in _logical_lines(text):
         where = Location(str(path), number)
-        line = _VARIABLE.sub(
-            lambda m: state.defines.get(m.group(1), state.environ.get(m.group(1), m.group(0))), line
-        )
+        expanded = _expand(state, line)
+        if expanded is None or state.size > _MAX_TOTAL_BYTES:
+            state.stop(_cap(path, f"line {number}: ${{...}} expands past what the doctor reads"))
+            return
+        line = expanded
         if line.startswith("</"):
             name = line[2:].rstrip(">").strip().lower()
             if section is parent or section is None:
@@ -184,6 +188,23 @@ def _read_lines(
             )
         )
         section = section.parent
+
+
+def _expand(state: _State, line: str) -> str | None:
+    """``line`` with each ``${VAR}`` replaced; None past ``MAX_FILE_BYTES`` (``Define A ${A}${A}`` doubles)."""
+    pieces, size, end = [], 0, 0
+    for match in _VARIABLE.finditer(line):
+        name = match.group(1)
+        value = state.defines.get(name, state.environ.get(name, match.group(0)))
+        size += match.start() - end + len(value)
+        if size > MAX_FILE_BYTES:
+            return None
+        pieces += [line[end : match.start()], value]
+        end = match.end()
+    if not pieces:
+        return line
+    state.size += size
+    return "".join(pieces) + line[end:]
 
 
 def _unbalanced(where: Location, problem: str) -> Finding:
@@ -226,7 +247,10 @@ def _include(state: _State, directive: Directive, depth: int) -> None:
     if not os.path.isabs(pattern):
         pattern = str(state.server_root / pattern)
     if glob.has_magic(pattern):
-        matches = sorted(itertools.islice(glob.iglob(pattern), _MAX_FILES + 1))
+        matches, broad = bounded_glob(pattern, _MAX_FILES + 1)
+        if broad:
+            state.stop(_cap(Path(directive.where.file), f"{directive.where}: {pattern} {_BROAD}"))
+            return
     else:
         matches = [pattern] if os.path.lexists(pattern) else []
     if not matches and directive.name == "include":

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from .addresses import is_loopback, port_of
 from .apache import Directive, Section
 from .apache_routes import Route, covers, location_handlers, parse_target, routes, under
+from .apache_values import client_env, client_sources
 from .findings import ERROR, WARNING, Finding, Location
-from .settings import AppSettings
+from .settings import AppSettings, is_identity
 
 __all__ = ["check_apache"]
 
@@ -17,6 +18,8 @@ OIDC_ENCODINGS = {"latin1": "latin-1", "base64url": "base64url", "none": "utf-8"
 OIDC_DEFAULT_ENTRY = 16913
 OIDC_MAX_ENTRY = 524288
 OIDC_ENOUGH_ENTRY = 65536
+#: Routes x RequestHeader lines in sections the header check matches one by one, at most.
+_MAX_PAIRS = 2_000_000
 
 
 def check_apache(directives: list[Directive], app: AppSettings | None) -> list[Finding]:
@@ -27,6 +30,41 @@ def check_apache(directives: list[Directive], app: AppSettings | None) -> list[F
     findings += _tls(directives, active, app)
     if app is not None and app.channel == "headers":
         findings += _client_headers(active, app)
+    findings += _client_values(active, app)
+    return findings
+
+
+def _client_values(active: list[Directive], app: AppSettings | None) -> list[Finding]:
+    """Identity headers or variables set from what the client sent: anyone can be anyone."""
+    tainted = client_env(active)
+    findings = []
+    for d in _named(active, "requestheader"):
+        if d.arg(0).lower() in ("unset", "edit", "edit*") or not is_identity(_key(d.arg(1)), app):
+            continue
+        sources = client_sources(d.arg(2), tainted)
+        if sources:
+            origins = sorted({f"line {tainted[s[2:-2]].where.line}" for s in sources if s[2:-2] in tainted})
+            via = f" (set at {', '.join(origins)})" if origins else ""
+            findings.append(
+                Finding(
+                    ERROR,
+                    "client-value-copied",
+                    d.where,
+                    f"RequestHeader {' '.join(d.args)}: {', '.join(sources)}{via} is what the client sent, so any client can claim any identity.",
+                    f"RequestHeader set {d.arg(1)} from the front end's own variable (%{{REMOTE_USER}}s), or unset it.",
+                )
+            )
+    for name, d in tainted.items():
+        if is_identity(name, app):
+            findings.append(
+                Finding(
+                    ERROR,
+                    "client-value-copied",
+                    d.where,
+                    f"{' '.join((d.name, *d.args))}: sets the variable {name}, which the app reads identity from, to what the client sent.",
+                    f"set {name} only from the front end (the module that authenticates), never from the request.",
+                )
+            )
     return findings
 
 
@@ -164,7 +202,11 @@ def _handlers_proxied(active: list[Directive], app: AppSettings | None) -> list[
     for path, what in _endpoints(active):
         probe = path + "/Login"
         for route in _app_routes(active):
-            if not route.matches(probe) or _excluded(route, probe, every, handlers, order):
+            if (
+                route.conditional
+                or not route.matches(probe)
+                or _excluded(route, probe, every, handlers, order)
+            ):
                 continue
             if not route.in_location:
                 fix = f"ProxyPass {path} !  before line {route.directive.where.line}."
@@ -394,17 +436,30 @@ def _proxy_targets(active: list[Directive], app: AppSettings | None) -> list[Fin
 
 def _client_headers(active: list[Directive], app: AppSettings) -> list[Finding]:
     """Each route to the app must unset (or set) every identity header, unconditionally, in a scope covering it."""
-    sets = [
-        d
-        for d in _named(active, "requestheader")
-        if d.arg(0).lower() in ("set", "unset") and len(d.args) >= 2
-    ]
+    # Per header: the hosts an unconditional line outside any request scope covers (None: all of
+    # them), and the other lines, which are matched route by route.
+    hosts: dict[str, set[Section | None]] = {key: set() for key in app.header_keys}
+    scoped: dict[str, list[Directive]] = {key: [] for key in app.header_keys}
+    for d in _named(active, "requestheader"):
+        key = _key(d.arg(1))
+        # X_Forwarded_User is another header: unsetting it leaves the client's X-Forwarded-User.
+        if d.arg(0).lower() in ("set", "unset") and key in hosts and "_" not in d.arg(1):
+            if d.scope is None and not _conditional(d):
+                hosts[key].add(d.virtual_host)
+            else:
+                scoped[key].append(d)
+    every = _app_routes(active)
+    pairs = len(every) * sum(map(len, scoped.values()))
+    if pairs > _MAX_PAIRS:
+        return [_too_many(every[0].directive, len(every), pairs // len(every))]
     findings = []
     reported: set[int] = set()
-    for route in _app_routes(active):
+    for route in every:
         missing = []
         for key in sorted(app.header_keys):
-            mine = [d for d in sets if _key(d.arg(1)) == key and covers(d, route)]
+            if hosts[key] & {None, route.directive.virtual_host}:
+                continue
+            mine = [d for d in scoped[key] if covers(d, route)]
             if any(not _conditional(d) for d in mine):
                 continue
             conditional = [d for d in mine if _conditional(d)]
@@ -432,16 +487,32 @@ def _client_headers(active: list[Directive], app: AppSettings) -> list[Finding]:
     return findings
 
 
+def _too_many(first: Directive, routes: int, lines: int) -> Finding:
+    return Finding(
+        ERROR,
+        "file-too-large",
+        first.where,
+        f"{routes} proxied routes against {lines} RequestHeader lines inside sections: too many for the doctor to match (more than {_MAX_PAIRS} pairs), so the identity headers are not checked.",
+        "unset the identity headers once at virtual-host level (RequestHeader unset NAME early), outside any section.",
+    )
+
+
 def _key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
+def _condition(d: Directive) -> str | None:
+    """The ``env=``/``expr=`` condition of a RequestHeader line (after the value, which may be ``expr=`` too)."""
+    start = 2 if d.arg(0).lower() == "unset" else 3
+    return next((a for a in d.args[start:] if a.lower().startswith(("env=", "expr="))), None)
+
+
 def _conditional(d: Directive) -> bool:
-    return any(a.lower().startswith(("env=", "expr=")) for a in d.args[2:])
+    return _condition(d) is not None
 
 
 def _conditional_finding(d: Directive) -> Finding:
-    condition = next(a for a in d.args[2:] if a.lower().startswith(("env=", "expr=")))
+    condition = _condition(d)
     name = d.arg(1)
     return Finding(
         ERROR,

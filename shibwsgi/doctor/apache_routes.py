@@ -2,7 +2,8 @@
 
 Routes come from ``ProxyPass PATH URL`` and ``ProxyPassMatch REGEX URL`` at server or virtual
 host level, the one-argument ``ProxyPass URL`` inside ``<Location>``/``<LocationMatch>``, and
-``SetHandler "proxy:URL"``. A directive covers a route when it applies to every request the
+``SetHandler "proxy:URL"``, and ``RewriteRule REGEX URL [P]`` where ``RewriteEngine On``
+(conditional when ``RewriteCond`` lines precede it). A directive covers a route when it applies to every request the
 route sends: at server or host level, or in a ``<Location>`` whose path holds the route's.
 ``<If>``, ``<Directory>``, ``<Files>`` and regex scopes are conditions, never full coverage.
 """
@@ -42,6 +43,7 @@ class Route:
     regex: str | None  # or a regular expression
     target: str  # the URL as written, or "!" for an exclusion
     in_location: bool  # defined by a <Location> scope (one-argument ProxyPass, SetHandler)
+    conditional: bool = False  # a RewriteRule under RewriteCond lines: its paths are not known
 
     @property
     def excluded(self) -> bool:
@@ -75,8 +77,18 @@ def parse_target(raw: str) -> Target:
 
 def routes(active: list[Directive]) -> list[Route]:
     found = []
+    rewriting = {d.section for d in active if d.name == "rewriteengine" and d.arg(0).lower() == "on"}
+    conditions = False
     for d in active:
         location = _location(d)
+        if d.name == "rewritecond":
+            conditions = True
+        elif d.name == "rewriterule":
+            if d.section in rewriting and _proxied(d):
+                negated = d.arg(0).startswith("!")
+                pattern = None if negated else d.arg(0)
+                found.append(Route(d, None, pattern, d.arg(1), False, conditional=conditions or negated))
+            conditions = False
         if d.name in ("proxypass", "proxypassmatch"):
             regex = d.name == "proxypassmatch"
             if location is not None and d.args and not d.arg(0).startswith("/"):
@@ -91,6 +103,16 @@ def routes(active: list[Directive]) -> list[Route]:
             else:  # <Directory>, <Files>...: the paths are not known; the target still counts
                 found.append(Route(d, None, None, d.arg(0)[len("proxy:") :], True))
     return found
+
+
+def _proxied(rule: Directive) -> bool:
+    """A ``RewriteRule PATTERN scheme://... [..., P, ...]``."""
+    flags = rule.arg(2)
+    return (
+        "://" in rule.arg(1)
+        and flags.startswith("[")
+        and any(flag.strip().lower() in ("p", "proxy") for flag in flags.strip("[]").split(","))
+    )
 
 
 def _in_location(d: Directive, location: Section, target: str) -> Route:
@@ -135,6 +157,8 @@ def covers(directive: Directive, route: Route) -> bool:
 
 
 def under(path: str, prefix: str) -> bool:
-    """httpd's ``<Location>`` match: ``/private`` holds ``/private`` and ``/private/x``, not ``/privatex``."""
-    prefix = prefix.rstrip("/")
-    return not prefix or path == prefix or path.startswith(prefix + "/")
+    """httpd's ``<Location>`` match: ``/private`` holds ``/private`` and ``/private/x``, not ``/privatex``;
+    ``/private/`` holds ``/private/x`` but not ``/private`` itself."""
+    if prefix.endswith("/"):
+        return path.startswith(prefix)
+    return path == prefix or path.startswith(prefix + "/")

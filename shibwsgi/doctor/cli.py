@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import os
 import ssl
 import sys
@@ -162,13 +164,26 @@ def _probe(
     token = args.token or os.environ.get(PREFIX + "PROBE_TOKEN")
     if not token:
         parser.error("--probe needs --token (the app's SHIBWSGI_PROBE_TOKEN)")
-    if urlsplit(args.probe).scheme not in ("http", "https"):
-        parser.error("--probe needs an http:// or https:// URL")
+    if not _plain(token):
+        parser.error("--token must be printable ASCII, as the app's SHIBWSGI_PROBE_TOKEN is")
+    problem = _url_problem(args.probe)
+    if problem:
+        parser.error(f"--probe needs an http:// or https:// URL with a host: {problem}")
+    for option, path in (("--protected", args.protected), ("--public", args.public)):
+        if path is not None and not (path.startswith("/") and _plain(path) and " " not in path):
+            parser.error(
+                f"{option} must be a path starting with '/', printable ASCII without spaces (percent-encode the rest)"
+            )
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error("--timeout must be a number of seconds above 0")
     if app is None:
         app, problems = read_settings({PREFIX + "PROFILE": args.profile or "shibboleth"}, {})
         if app is None:
             return problems
-    context = ssl.create_default_context(cafile=args.cafile)
+    try:
+        context = ssl.create_default_context(cafile=args.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        parser.error(f"--cafile {args.cafile}: cannot load CA certificates from it ({exc})")
     if args.insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
@@ -182,9 +197,33 @@ def _probe(
     )
 
 
+def _plain(text: str) -> bool:
+    """Printable ASCII: what goes into a request line or header as it is."""
+    return text.isascii() and text.isprintable()
+
+
+def _url_problem(url: str) -> str:
+    """Why ``url`` is no site to probe, or ``""``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return f"scheme {parts.scheme or 'missing'}"
+    if not parts.hostname:
+        return "no host"
+    if not _plain(url):
+        return "not printable ASCII (percent-encode the path, write the host in its xn-- form)"
+    return ""
+
+
 def _report(findings: list[Finding], app: AppSettings | None, *, as_json: bool) -> int:
     errors = sum(f.severity == ERROR for f in findings)
     warnings = sum(f.severity == WARNING for f in findings)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # A file name or setting that is not valid text (kept as surrogates) is shown escaped.
+        sys.stdout.reconfigure(errors="backslashreplace")
     if as_json:
         json.dump(
             {

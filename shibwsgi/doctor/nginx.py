@@ -7,12 +7,13 @@ block left open or closed twice. Reading is bounded in files, bytes and depth.
 from __future__ import annotations
 
 import glob
-import itertools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .findings import ERROR, MAX_FILE_BYTES, Finding, Location, read_config
+from .globs import MAX_ENTRIES, bounded_glob
 
 __all__ = ["Block", "NginxDirective", "read_nginx"]
 
@@ -38,6 +39,8 @@ class Block:
     parent: Block | None = None
     directives: list[NginxDirective] = field(default_factory=list)
     children: list[Block] = field(default_factory=list)
+    #: Lookups up the chain of blocks, remembered: nesting is unbounded, checks stay linear.
+    _nearest: dict[tuple[str, str], Block | None] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, name: str) -> list[NginxDirective]:
         return [d for d in self.directives if d.name == name]
@@ -54,17 +57,36 @@ class Block:
 
     def inherited(self, name: str) -> list[NginxDirective]:
         """nginx's array inheritance: a level that sets ``name`` at all hides every outer one."""
+        origin = self.defining(name)
+        return origin.get(name) if origin is not None else []
+
+    def defining(self, name: str) -> Block | None:
+        """The innermost block, this one or one around it, that sets directive ``name``."""
+        return self._up(("directive", name), lambda block: bool(block.get(name)))
+
+    def within(self, name: str) -> Block | None:
+        """The innermost block named ``name`` (``server``...), this one or one around it."""
+        return self._up(("block", name), lambda block: block.name == name)
+
+    def _up(self, key: tuple[str, str], holds: Callable[[Block], bool]) -> Block | None:
+        """The innermost block up the chain where ``holds``, remembered in every block passed."""
+        passed: list[Block] = []
         block: Block | None = self
-        while block is not None:
-            own = block.get(name)
-            if own:
-                return own
+        while block is not None and key not in block._nearest:
+            if holds(block):
+                block._nearest[key] = block
+                break
+            passed.append(block)
             block = block.parent
-        return []
+        found = block._nearest[key] if block is not None else None
+        for each in passed:
+            each._nearest[key] = found
+        return found
 
 
 @dataclass
 class _State:
+    prefix: Path  # where nginx resolves a relative include: the main config's folder (-c FILE)
     problems: list[Finding] = field(default_factory=list)
     reading: set[str] = field(default_factory=set)
     files: int = 0
@@ -80,7 +102,7 @@ def read_nginx(path: str | Path) -> tuple[Block, list[Finding]]:
     """The main block of ``path`` (its includes spliced in), and problems reading it."""
     path = Path(path)
     root = Block("main", (), Location(str(path)))
-    state = _State()
+    state = _State(path.parent)
     _read(state, path, root, 0)
     return root, state.problems
 
@@ -132,7 +154,7 @@ def _parse(state: _State, path: Path, text: str, start: Block, depth: int) -> No
             if words:
                 directive = NginxDirective(words[0], tuple(words[1:]), where)
                 if directive.name == "include" and directive.args:
-                    _include(state, path, directive, block, depth)
+                    _include(state, directive, block, depth)
                 else:
                     block.directives.append(directive)
             words, first = [], 0
@@ -156,14 +178,18 @@ def _parse(state: _State, path: Path, text: str, start: Block, depth: int) -> No
         block = block.parent
 
 
-def _include(state: _State, path: Path, directive: NginxDirective, block: Block, depth: int) -> None:
+def _include(state: _State, directive: NginxDirective, block: Block, depth: int) -> None:
     if state.stopped:
         return
     pattern = directive.args[0]
     if not os.path.isabs(pattern):
-        pattern = str(path.parent / pattern)
+        pattern = str(state.prefix / pattern)  # nginx: relative to the main config, not this file
     if glob.has_magic(pattern):
-        matches = sorted(itertools.islice(glob.iglob(pattern), _MAX_FILES + 1))
+        matches, broad = bounded_glob(pattern, _MAX_FILES + 1)
+        if broad:
+            problem = f"include {pattern} makes the doctor read over {MAX_ENTRIES} directory entries"
+            state.stop(_refused("file-too-large", directive.where, problem))
+            return
     elif os.path.lexists(pattern):
         matches = [pattern]
     else:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from .addresses import is_loopback, split_address
 from .findings import ERROR, WARNING, Finding, Location
 from .nginx import Block, NginxDirective
 from .nginx_values import client_variables, tainted_by
-from .settings import AppSettings
+from .settings import AppSettings, is_identity
 
 __all__ = ["check_nginx"]
 
@@ -23,10 +22,6 @@ _PASSES: dict[str, tuple[str, Callable[[str], str]]] = {
     "grpc_pass": ("grpc_set_header", lambda name: _header_key(name)),
 }
 _SETTERS = {setter: key for setter, key in _PASSES.values()}
-#: Without the app's settings: names that look like an identity.
-_IDENTITY_LIKE = re.compile(
-    r"USER|EMAIL|GROUP|EPPN|UID|PRINCIPAL|ROLE|IDENTITY|ASSERTION|JWT|SHIB|OIDC|MELLON"
-)
 
 
 def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
@@ -48,6 +43,8 @@ def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
                 module = name.partition("_")[0]
                 if app is not None and app.channel == "headers" and _passes_client_headers(block, module):
                     findings += _headers(block, passing, app, setter, key)
+                    if module in ("proxy", "grpc"):
+                        findings += _underscores(block, app)
         if not (block.get("proxy_pass") and not to_app):
             findings += _copied(block, tainted, app)
         if to_app:
@@ -59,7 +56,12 @@ def check_nginx(root: Block, app: AppSettings | None) -> list[Finding]:
 
 
 def _auth_targets(blocks: list[Block]) -> set[str]:
-    """Where the auth_request subrequests go (oauth2-proxy...): not the app."""
+    """Where the auth_request subrequests go (oauth2-proxy...): not the app.
+
+    A target that a location outside the auth service's own path (``/oauth2/...``) proxies
+    to as well is the app answering the subrequests itself: every location passing there,
+    its auth location too, is the app's.
+    """
     uris = {d.args[0] for b in blocks for d in b.get("auth_request") if d.args and d.args[0] != "off"}
     locations = [b for b in blocks if b.name == "location" and b.args]
     targets = set()
@@ -68,7 +70,20 @@ def _auth_targets(blocks: list[Block]) -> set[str]:
         prefixes = [b for b in locations if len(b.args) == 1 and uri.startswith(b.args[0])]
         chosen = exact or sorted(prefixes, key=lambda b: len(b.args[0]))[-1:]
         targets |= {d.args[0] for b in chosen for d in b.get("proxy_pass") if d.args}
-    return targets
+    services = {_first_segment(uri) for uri in uris}
+    elsewhere = {
+        d.args[0]
+        for b in locations
+        if not b.args[-1].startswith("@") and _first_segment(b.args[-1]) not in services
+        for d in b.get("proxy_pass")
+        if d.args
+    }
+    return targets - elsewhere
+
+
+def _first_segment(path: str) -> str:
+    """``/oauth2/auth`` -> ``oauth2``: the auth service's own part of the site."""
+    return path.lstrip("/").partition("/")[0]
 
 
 def _passes_client_headers(block: Block, module: str) -> bool:
@@ -87,7 +102,14 @@ def _headers(
     """The identity headers this pass does not overwrite, reported once at the level that decides."""
     origin = _origin(block, directive)
     own = origin.get(directive) if origin is not None else []
-    given = {key(d.args[0]) for d in own if d.args and "if_not_empty" not in d.args[2:]}
+    # A header spelled with "_" is another header: it leaves the client's dashed one in place.
+    given = {
+        key(d.args[0])
+        for d in own
+        if d.args
+        and "if_not_empty" not in d.args[2:]
+        and not (directive.endswith("_header") and "_" in d.args[0])
+    }
     missing = sorted(app.header_keys - given)
     if not missing:
         return []
@@ -101,7 +123,7 @@ def _headers(
     if origin is not None:
         where = own[0].where
     else:
-        server = next((b for b in _ancestors(block) if b.name == "server"), block)
+        server = block.within("server") or block
         where = server.where if server is not block else passing.where
     return [
         Finding(
@@ -118,51 +140,80 @@ def _headers(
 
 def _origin(block: Block, directive: str) -> Block | None:
     """The level whose ``directive`` list applies to ``block`` (nginx: the innermost that sets any)."""
-    return next((b for b in _ancestors(block) if b.get(directive)), None)
-
-
-def _ancestors(block: Block) -> list[Block]:
-    chain = []
-    current: Block | None = block
-    while current is not None:
-        chain.append(current)
-        current = current.parent
-    return chain
+    return block.defining(directive)
 
 
 def _header_name(key: str) -> str:
     return "-".join(part.capitalize() for part in key.removeprefix("HTTP_").split("_"))
 
 
-def _identity(key: str, app: AppSettings | None) -> bool:
-    if app is None:
-        return bool(_IDENTITY_LIKE.search(key))
-    return key in app.identity_keys or key in app.header_keys or key == "REMOTE_USER"
+def _underscores(block: Block, app: AppSettings) -> list[Finding]:
+    """Client headers spelled with ``_`` let through: ``X_Forwarded_User`` is not ``X-Forwarded-User``.
+
+    ``proxy_set_header`` replaces only the dashed header; a WSGI server behind turns both into
+    ``HTTP_X_FORWARDED_USER``. (The uwsgi/fastcgi params replace both spellings: nginx compares
+    them with ``-`` read as ``_``.)
+    """
+    letting = [
+        d
+        for name, value in (("underscores_in_headers", "on"), ("ignore_invalid_headers", "off"))
+        for d in block.inherited(name)[-1:]
+        if d.args[:1] == (value,)
+    ]
+    if not letting:
+        return []
+    d = letting[0]
+    spelled = ", ".join(sorted(_header_name(key).replace("-", "_") for key in app.header_keys))
+    return [
+        Finding(
+            ERROR,
+            "client-headers-not-unset",
+            d.where,
+            f"{d.name} {d.args[0]} lets clients send {spelled}: proxy_set_header replaces only the dashed spelling, and the WSGI server reads both as the same identity variable.",
+            f"remove {d.name} {d.args[0]} (nginx then drops header names with '_'), or pass to the app with uwsgi_pass.",
+        )
+    ]
+
+
+def _settings_of(d: NginxDirective) -> list[tuple[str, str]]:
+    """(environ key, value) pairs a directive sets: ``proxy_set_header NAME VALUE``, ``more_set_input_headers "NAME: VALUE"``."""
+    if d.name == "more_set_input_headers":  # headers-more: rewrites the request's own headers
+        pairs = [arg.partition(":") for arg in d.args if not arg.startswith("-") and ":" in arg]
+        return [(_header_key(name.strip()), value.strip()) for name, _, value in pairs]
+    if d.name in _SETTERS and len(d.args) >= 2:
+        return [(_SETTERS[d.name](d.args[0]), d.args[1])]
+    return []
 
 
 def _copied(block: Block, tainted: frozenset[str], app: AppSettings | None) -> list[Finding]:
     """An identity variable set from a value the client sends: anyone can be anyone."""
-    findings = []
-    for d in block.directives:
-        if d.name not in _SETTERS or len(d.args) < 2 or not _identity(_SETTERS[d.name](d.args[0]), app):
-            continue
-        sources = tainted_by(d.args[1], tainted)
-        if _basic_auth(block):  # auth_basic checked the password: $remote_user is nginx's answer
-            sources = [source for source in sources if source != "$remote_user"]
-        if not sources:
-            continue
-        answers = [d.args[0] for b in _ancestors(block) for d in b.get("auth_request_set") if d.args]
-        better = answers[0] if answers else "$upstream_http_x_auth_request_user (via auth_request_set)"
-        findings.append(
-            Finding(
-                ERROR,
-                "client-value-copied",
-                d.where,
-                f"{d.name} {d.args[0]} {d.args[1]}: {', '.join(sources)} is what the client sent, so any client can claim any identity.",
-                f'{d.name} {d.args[0]} {better};  (a value from the auth_request answer), or "" to clear it.',
-            )
+    return [
+        finding
+        for d in block.directives
+        for key, value in _settings_of(d)
+        if is_identity(key, app)
+        for finding in _client_value(block, d, value, tainted)
+    ]
+
+
+def _client_value(block: Block, d: NginxDirective, value: str, tainted: frozenset[str]) -> list[Finding]:
+    sources = tainted_by(value, tainted)
+    if _basic_auth(block):  # auth_basic checked the password: $remote_user is nginx's answer
+        sources = [source for source in sources if source != "$remote_user"]
+    if not sources:
+        return []
+    answers = [a.args[0] for a in block.inherited("auth_request_set") if a.args]
+    better = answers[0] if answers else "$upstream_http_x_auth_request_user (via auth_request_set)"
+    written = f"{d.name} {' '.join(d.args)}"
+    return [
+        Finding(
+            ERROR,
+            "client-value-copied",
+            d.where,
+            f"{written}: {', '.join(sources)} is what the client sent, so any client can claim any identity.",
+            f'set it from {better} (a value from the auth_request answer), or clear it with "".',
         )
-    return findings
+    ]
 
 
 def _basic_auth(block: Block) -> bool:

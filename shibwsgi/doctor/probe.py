@@ -30,6 +30,8 @@ _BATCH = 20
 _REFUSALS = (400, 413, 414, 431, 494)
 _LARGEST = 256 * 1024
 _PAD = "X-Shibwsgi-Probe-Pad"
+#: An environ key as the app side reports it: printable, one line.
+_KEY = re.compile(r"[!-~]{1,256}")
 
 
 @dataclass(frozen=True)
@@ -145,11 +147,36 @@ def _report(answer: Answer) -> dict[str, Any] | None:
         report = json.loads(answer.body)
     except ValueError:
         return None
-    return report if isinstance(report, dict) and report.get("probe") == "shibwsgi" else None
+    if not isinstance(report, dict) or report.get("probe") != "shibwsgi":
+        return None
+    markers, size = report.get("markers", []), report.get("environ", {})
+    if not (isinstance(markers, list) and all(map(_arrival, markers)) and isinstance(size, dict)):
+        return None  # not what shibwsgi.probe writes: nothing in it can be trusted
+    return report
+
+
+def _arrival(arrival: object) -> bool:
+    """One entry of the report's ``markers``, as the app side writes it."""
+    return (
+        isinstance(arrival, dict)
+        and isinstance(arrival.get("key"), str)
+        and _KEY.fullmatch(arrival["key"]) is not None
+        and isinstance(arrival.get("ids"), list)
+        and all(isinstance(i, str) for i in arrival["ids"])
+    )
+
+
+def _shown(value: object) -> str:
+    """A value from the site's answer, safe to print on one line."""
+    text = str(value)
+    return text if text.isascii() and text.isprintable() else ascii(text)
 
 
 def _unreachable(site: Site, path: str, answer: Answer) -> Finding:
-    got = f"status {answer.status}" if answer.status else f"no answer ({answer.error})"
+    if answer.status == 200:
+        got = "status 200, but not with the probe's report"
+    else:
+        got = f"status {answer.status}" if answer.status else f"no answer ({answer.error})"
     return Finding(
         ERROR,
         "probe-unreachable",
@@ -221,7 +248,7 @@ def _markers(reports: list[dict[str, Any]], sent: dict[str, Spelling], where: Lo
             INFO,
             "probe-environ-size",
             where,
-            f"channel {first.get('channel')}, peer {first.get('peer')}, environ {size.get('keys')} keys / {size.get('bytes')} bytes.",
+            f"channel {_shown(first.get('channel'))}, peer {_shown(first.get('peer'))}, environ {_shown(size.get('keys'))} keys / {_shown(size.get('bytes'))} bytes.",
             "none needed.",
         )
     )

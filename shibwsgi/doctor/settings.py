@@ -15,7 +15,7 @@ from ..settings import PREFIX, boolean, parse_settings
 from .addresses import is_loopback
 from .findings import ERROR, Finding, Location
 
-__all__ = ["AppSettings", "read_settings"]
+__all__ = ["AppSettings", "is_identity", "read_settings"]
 
 #: Bytes a request carries besides the mapped attributes: CGI variables, headers, cookies
 #: and the front end's own variables (Shibboleth's alone are ~0.55 KB; measured ~1.8 KB in all).
@@ -28,6 +28,10 @@ _SIDE_EFFECTS = ("SHIBWSGI_SESSION", "SHIBWSGI_SECRET_KEY", "SHIBWSGI_ROLES")
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 #: ``package.module:function`` (or ``:Class.method``), as :func:`shibwsgi.roles.load_hook` reads it.
 _HOOK = re.compile(rf"{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*")
+#: Without the app's settings: names that look like an identity.
+_IDENTITY_LIKE = re.compile(
+    r"USER|EMAIL|GROUP|EPPN|UID|PRINCIPAL|ROLE|IDENTITY|ASSERTION|JWT|SHIB|OIDC|MELLON", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,13 @@ class AppSettings:
     cookie_secure: bool
     needed_buffer: int
     where: Mapping[str, Location]  # setting -> where it was set
+
+
+def is_identity(key: str, app: AppSettings | None) -> bool:
+    """Whether the app reads identity from environ ``key`` (without settings: whether it looks so)."""
+    if app is None:
+        return bool(_IDENTITY_LIKE.search(key))
+    return key in app.identity_keys or key in app.header_keys or key == "REMOTE_USER"
 
 
 def _noop_app(environ: object, start_response: object) -> list[bytes]:

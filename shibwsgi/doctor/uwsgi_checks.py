@@ -18,8 +18,15 @@ _SOCKETS = {
     "socket": ERROR,
     "uwsgi-socket": ERROR,
     "shared-socket": ERROR,
+    # FastCGI and SCGI carry server variables as uwsgi does: REMOTE_USER from whoever connects
+    "fastcgi-socket": ERROR,
+    "fastcgi-nph-socket": ERROR,
+    "scgi-socket": ERROR,
+    "scgi-nph-socket": ERROR,
     "http-socket": WARNING,
+    "https-socket": WARNING,
     "http": WARNING,
+    "https": WARNING,
 }
 _PLACEHOLDER = re.compile(r"\$\(([A-Za-z0-9_]+)\)")
 _SECRETS = ("SHIBWSGI_SECRET_KEY", "SHIBWSGI_PROXY_SECRET", "SHIBWSGI_PROBE_TOKEN")
@@ -71,7 +78,7 @@ def _socket(option: str, value: str, where: Location, severity: str) -> list[Fin
     if is_loopback(host):
         return []
     what = (
-        "the uwsgi protocol carries server variables, so whoever reaches it can be any user"
+        f"the {option.split('-')[0] if option.startswith(('fastcgi', 'scgi')) else 'uwsgi'} protocol carries server variables, so whoever reaches it can be any user"
         if severity == ERROR
         else "it bypasses the front end that authenticates users"
     )
