@@ -23,15 +23,25 @@ from .identity import Identity
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["DEFAULT_PROBE_PATH", "MARKER", "REACHED_HEADER", "TOKEN_HEADER", "Probe", "probing"]
+__all__ = [
+    "DEFAULT_PROBE_PATH",
+    "MARKER",
+    "REACHED_HEADER",
+    "TOKEN_HEADER",
+    "Probe",
+    "marker_id",
+    "probing",
+]
 
 DEFAULT_PROBE_PATH = "/_shibwsgi/probe"
 TOKEN_HEADER = "X-Shibwsgi-Probe-Token"  # noqa: S105 - a header name
 #: Added to the answer of a token-carrying request for any other path: it reached the app.
 REACHED_HEADER = "X-Shibwsgi-Probe"
-#: Every marker value the probe sends starts with this, then a short id of its own.
+#: Every marker value the probe sends starts with this, then an id made with the token
+#: (:func:`marker_id`): only such ids are reported, so no value of a real identity or
+#: cookie is ever echoed, whatever its shape.
 MARKER = "shibwsgi-probe-"
-_MARKER_ID = re.compile(re.escape(MARKER) + r"([A-Za-z0-9]{1,24})")
+_MARKER_ID = re.compile(re.escape(MARKER) + r"([0-9a-f]{1,4}\.[0-9a-f]{12})")
 _TOKEN_KEY = "HTTP_" + TOKEN_HEADER.upper().replace("-", "_")
 _ARRIVED_KEY = "shibwsgi.probe.arrived"
 _REFUSED_KEY = "shibwsgi.probe.refused"
@@ -65,6 +75,16 @@ class Probe:
     def __repr__(self) -> str:
         return f"<Probe path={self.path!r} token='***'>"
 
+    def _marker_ids(self, value: str) -> list[str]:
+        """The ids in ``value`` that this token made: nothing else a value holds is reported."""
+        token = self._token.decode("ascii")
+        ids = []
+        for found in _MARKER_ID.findall(value)[:_MAX_IDS]:
+            number = int(found.partition(".")[0], 16)
+            if hmac.compare_digest(found, marker_id(token, number)):
+                ids.append(found)
+        return ids
+
     def admit(
         self, environ: WSGIEnvironment, path: str, start_response: StartResponse
     ) -> tuple[bool, StartResponse]:
@@ -82,9 +102,12 @@ class Probe:
         if path != self.path:
             return False, adding(start_response, [(REACHED_HEADER, "reached")])
         arrived = {
-            key: _marker_ids(value)
+            key: ids
             for key, value in environ.items()
-            if isinstance(value, str) and MARKER in value
+            if key != "HTTP_COOKIE"
+            and isinstance(value, str)
+            and MARKER in value
+            and (ids := self._marker_ids(value))
         }
         environ[_ARRIVED_KEY] = (arrived, _size(environ))
         return True, start_response
@@ -150,8 +173,10 @@ def probing(
     return (probe if admitted else None), start_response
 
 
-def _marker_ids(value: str) -> list[str]:
-    return _MARKER_ID.findall(value)[:_MAX_IDS]
+def marker_id(token: str, number: int) -> str:
+    """The ``number``-th marker id of a probe run with ``token``: the number and its tag."""
+    tag = hmac.new(token.encode("ascii"), f"marker {number}".encode(), "sha256").hexdigest()[:12]
+    return f"{number:x}.{tag}"
 
 
 def _size(environ: WSGIEnvironment) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from shibwsgi import ConfigError, SSOMiddleware
 from shibwsgi.doctor import ERROR, INFO, WARNING, Finding, main
 from shibwsgi.doctor.probe import probe, spellings
 from shibwsgi.doctor.probe_http import Site
-from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER
+from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER, marker_id
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -59,14 +59,18 @@ def test_probe_reports_where_markers_arrived_and_what_the_gate_removed() -> None
     app = wrapped(probe_token=TOKEN, **HEADERS)
     response = app.get(
         DEFAULT_PROBE_PATH,
-        headers={TOKEN_HEADER: TOKEN, "X-Forwarded-User": MARKER + "1", "X-Other": MARKER + "2"},
+        headers={
+            TOKEN_HEADER: TOKEN,
+            "X-Forwarded-User": MARKER + marker_id(TOKEN, 1),
+            "X-Other": MARKER + marker_id(TOKEN, 2),
+        },
         extra_environ={"REMOTE_ADDR": "192.0.2.9"},  # not a trusted proxy: the gate scrubs
     )
     report = response.json
     markers = {m["key"]: m for m in report["markers"]}
     assert markers["HTTP_X_FORWARDED_USER"] == {
         "key": "HTTP_X_FORWARDED_USER",
-        "ids": ["1"],
+        "ids": [marker_id(TOKEN, 1)],
         "read_by_app": True,
         "removed_by_gate": True,
     }
@@ -141,7 +145,7 @@ def test_probe_from_settings() -> None:
 
 
 def test_markers_cover_every_spelling() -> None:
-    headers, sent = spellings(["X-Forwarded-User"])
+    headers, sent = spellings(["X-Forwarded-User"], TOKEN)
     hows = {s.how for s in sent.values() if s.variable == "X-Forwarded-User"}
     assert hows == {
         "as named",
@@ -282,3 +286,26 @@ def test_probe_command_line_json_and_exit_status(capsys: pytest.CaptureFixture[s
     report = json.loads(capsys.readouterr().out)
     assert status == 1
     assert "probe-client-header-passed-gate" in {f["pitfall"] for f in report["findings"]}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(MARKER + "S3cr3t", id="marker-shaped secret"),
+        pytest.param(MARKER + "1.000000000000", id="a well-formed id with the wrong tag"),
+        pytest.param(MARKER + marker_id("another-token-of-16+", 1), id="an id made with another token"),
+    ],
+)
+def test_probe_never_echoes_a_marker_shaped_identity_or_cookie_value(value: str) -> None:
+    app = wrapped(probe_token=TOKEN, **HEADERS)
+    response = app.get(
+        DEFAULT_PROBE_PATH,
+        headers={
+            TOKEN_HEADER: TOKEN,
+            "X-Forwarded-User": value,
+            "Cookie": f"s={MARKER}{marker_id(TOKEN, 3)}",
+        },
+        extra_environ={"REMOTE_ADDR": "192.0.2.9"},
+    )
+    assert response.json["markers"] == []
+    assert value.removeprefix(MARKER) not in response.text

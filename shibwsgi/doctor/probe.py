@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..probe import MARKER, REACHED_HEADER, TOKEN_HEADER
+from ..probe import MARKER, REACHED_HEADER, TOKEN_HEADER, marker_id
 from .findings import ERROR, INFO, WARNING, Finding, Location
 from .probe_http import Answer, Site
 
@@ -42,8 +42,11 @@ class Spelling:
     how: str
 
 
-def spellings(names: Iterable[str]) -> tuple[list[tuple[str, str]], dict[str, Spelling]]:
-    """Headers carrying a marker for each name, in each spelling; marker id -> what was sent."""
+def spellings(names: Iterable[str], token: str) -> tuple[list[tuple[str, str]], dict[str, Spelling]]:
+    """Headers carrying a marker for each name, in each spelling; marker id -> what was sent.
+
+    The ids are made with ``token``: the app reports only ids its own token made.
+    """
     headers: list[tuple[str, str]] = []
     sent: dict[str, Spelling] = {}
     seen: set[tuple[str, str]] = set()
@@ -54,7 +57,7 @@ def spellings(names: Iterable[str]) -> tuple[list[tuple[str, str]], dict[str, Sp
         seen.add((header, how))
         ids = []
         for _ in range(count):
-            ids.append(f"{len(sent):x}")
+            ids.append(marker_id(token, len(sent)))
             sent[ids[-1]] = Spelling(ids[-1], variable, header, how)
         if how == "comma-joined":
             headers.append((header, ", ".join(MARKER + i for i in ids)))
@@ -84,7 +87,7 @@ def probe(
 ) -> list[Finding]:
     """Every finding of a live probe of ``site``."""
     where = Location(site.url)
-    headers, sent = spellings(names)
+    headers, sent = spellings(names, token)
     reports = []
     answers: list[Answer] = []
     unreachable: list[Finding] = []
