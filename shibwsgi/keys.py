@@ -6,9 +6,10 @@ lock; a fetch runs outside the lock, one at a time, under one deadline for the
 whole fetch, while requests whose key is cached go on. A ``kid`` that is not
 cached may start a fetch at most once per ``refetch_interval`` (6 s: at most
 ten a minute, as jwks-rsa allows); a ``kid`` a fetch did not find is remembered
-for ``miss_ttl`` and starts none meanwhile. With one key per URL (AWS ALB) each
-fetch goes to the most requested pending ``kid``, so a flood of made-up ones
-cannot starve a real new key.
+for ``miss_ttl`` and starts none meanwhile (at most 1024 are remembered; a ``kid``
+over 256 characters starts no fetch). With one key per URL (AWS ALB) each fetch
+goes to the most requested pending ``kid``, so a flood of made-up ones cannot
+starve a real new key.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ K = TypeVar("K")
 MAX_DOCUMENT_BYTES = 1 << 20
 #: Key ids substituted into a URL template (AWS ALB: ``.../<kid>``) must look like this.
 KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: Longest ``kid`` that may start a fetch: a longer one not cached is unknown, never remembered.
+MAX_KID_LENGTH = 256
 #: Redirects followed per fetch (on the key URL's own origin only).
 MAX_REDIRECTS = 3
 #: Unknown kids remembered: those a fetch did not find, and those waiting for one.
@@ -248,6 +251,8 @@ class RemoteKeys(Generic[K]):
         key = _pick(self._keys, kid)
         if key is not None and not self._stale():
             return key
+        if kid is not None and len(kid) > MAX_KID_LENGTH:
+            return None  # remembered, a made-up kid would cost the memory of its length
         if self.per_kid and (kid is None or not KID_PATTERN.fullmatch(kid)):
             return None
         return self._fetched(kid, key)

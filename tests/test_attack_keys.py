@@ -28,7 +28,7 @@ from webtest import TestApp
 from shibwsgi import Attribute, SSOMiddleware
 from shibwsgi.assertions import AssertionVerifier, load_jwks
 from shibwsgi.errors import InvalidAssertionError, KeysUnavailableError
-from shibwsgi.keys import RemoteKeys, http_get
+from shibwsgi.keys import MAX_REMEMBERED_KIDS, RemoteKeys, http_get
 from shibwsgi.testing.signed import TestSigner
 
 POMERIUM = "HTTP_X_POMERIUM_JWT_ASSERTION"
@@ -872,6 +872,28 @@ def test_one_made_up_kid_asked_often_does_not_starve_a_real_new_alb_key(signer: 
             found = keys.get(real.kid) or found
         clock[0] += 6.1
     assert found is not None
+
+
+def test_long_made_up_kids_do_not_hold_megabytes(signer: TestSigner) -> None:
+    """1024 remembered kids, each as long as a 16 KiB token allows: the memory of what is remembered is bounded."""
+    keys, _ = remote(lambda url: json.dumps(signer.jwks).encode(), refetch_interval=0)
+    verifier = AssertionVerifier(
+        key=POMERIUM, keys=keys, audience=(signer.audience,), algorithms=("ES256",), issuer=signer.issuer
+    )
+    tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(2 * MAX_REMEMBERED_KIDS):
+            kid = f"{number:06d}" + "k" * 11000
+            token = raw_token(json.dumps({"alg": "ES256", "kid": kid}).encode(), b"{}")
+            with pytest.raises(InvalidAssertionError):
+                verifier.claims({POMERIUM: token})
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 4 << 20, f"{held / 2**20:.1f} MiB held for made-up kids"
 
 
 # -- the verified-token cache ---------------------------------------------------------------------
