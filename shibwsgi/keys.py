@@ -20,6 +20,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import string
 import threading
 import time
 import urllib.error
@@ -170,6 +171,25 @@ def check_url(setting: str, url: object) -> str:
     )
 
 
+def _check_template(setting: str, url: str) -> None:
+    """A one-key-per-kid URL: ``{kid}`` in its path or query, and no other replacement field."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(url)]
+    except ValueError:  # an unbalanced brace
+        fields = [("", None, None)]
+    named = [field for field in fields if field[0] is not None]
+    if (
+        not named
+        or any(field != ("kid", "", None) for field in named)
+        or "{kid}" in urllib.parse.urlsplit(url).netloc  # the token would choose the host
+    ):
+        raise ConfigError(
+            setting,
+            f"{url!r}: a key URL template takes {{kid}} in its path and no other braces "
+            "(AWS ALB: https://public-keys.auth.elb.<region>.amazonaws.com/{kid})",
+        )
+
+
 def _loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -221,6 +241,8 @@ class RemoteKeys(Generic[K]):
     ) -> None:
         self.url = check_url(setting, url)
         self.per_kid = "{kid}" in url
+        if "{" in url or "}" in url:
+            _check_template(setting, url)
         self._load = load
         self._timeout = timeout
         self._max_age = max_age

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from helpers import echo_app
 from webtest import TestApp
 
-from shibwsgi import Attribute, SSOMiddleware
+from shibwsgi import Attribute, ConfigError, SSOMiddleware
 from shibwsgi.assertions import AssertionVerifier, load_jwks
 from shibwsgi.errors import InvalidAssertionError, KeysUnavailableError
 from shibwsgi.keys import MAX_REMEMBERED_KIDS, RemoteKeys, http_get
@@ -934,3 +934,20 @@ def test_token_differing_only_in_whitespace_or_signature_junk_is_never_another_u
         assert response.status_int in (200, 401)
         if response.status_int == 200:
             assert response.json["remote_user"] == "alice"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://{kid}.keys.example.org/", id="kid in the host"),
+        pytest.param("https://keys.example.org:{kid}/", id="kid in the port"),
+        pytest.param("https://keys.example.org/{region}/{kid}", id="another field"),
+        pytest.param("https://keys.example.org/{kid!r}", id="a conversion"),
+        pytest.param("https://keys.example.org/{kid:>10}", id="a format spec"),
+        pytest.param("https://keys.example.org/{kid.__class__}", id="an attribute"),
+        pytest.param("https://keys.example.org/{kid}/{", id="an unbalanced brace"),
+    ],
+)
+def test_key_url_template_with_kid_outside_its_path_or_other_fields_is_refused_at_start_up(url: str) -> None:
+    with pytest.raises(ConfigError, match="jwks_url"):
+        SSOMiddleware(echo_app, profile="aws-alb", jwks_url=url, audience=ARN)
