@@ -132,7 +132,8 @@ class AssertionVerifier:
             return None
         # Read before verifying: keys retired meanwhile must not stamp this result as current.
         generation = self.keys.generation
-        cached = self.cache.get(token, generation)
+        # Keys past their age are refetched by verifying: a key replaced upstream stops serving its tokens.
+        cached = None if self.keys.stale else self.cache.get(token, generation)
         if cached is not None:
             value, expires = cached
             # PyJWT's own rule (and clock): expired once exp + leeway has passed.

@@ -203,6 +203,7 @@ class StaticKeys(Generic[K]):
     """Keys given in the configuration (``jwks=``): never fetched."""
 
     generation = 0
+    stale = False
 
     def __init__(self, keys: Mapping[str | None, K]) -> None:
         self._keys = dict(keys)
@@ -271,7 +272,7 @@ class RemoteKeys(Generic[K]):
         Raises :class:`KeysUnavailable` when the URL fails and no cached key fits.
         """
         key = _pick(self._keys, kid)
-        if key is not None and not self._stale():
+        if key is not None and not self.stale:
             return key
         if kid is not None and len(kid) > MAX_KID_LENGTH:
             return None  # remembered, a made-up kid would cost the memory of its length
@@ -279,7 +280,9 @@ class RemoteKeys(Generic[K]):
             return None
         return self._fetched(kid, key)
 
-    def _stale(self) -> bool:
+    @property
+    def stale(self) -> bool:
+        """True once the key set is older than ``max_age``: the next lookup refetches it."""
         return self._fetched_at is not None and self._clock() - self._fetched_at > self._max_age
 
     def _fetched(self, kid: str | None, cached: K | None) -> K | None:

@@ -848,6 +848,26 @@ def test_retired_key_stops_verifying_at_the_refetch_and_its_cached_tokens_go(sig
         verifier.claims({POMERIUM: old_token})
 
 
+def test_retired_key_with_its_kid_reused_by_the_new_key_is_not_served_from_cache(signer: TestSigner) -> None:
+    """The provider rotates the key behind an unchanged kid: cached tokens of the old key go at the refetch."""
+    clock = [1000.0]
+    replacement = TestSigner("ES256", kid=signer.kid, issuer=signer.issuer, audience=signer.audience)
+    published = [signer]
+    fetch = RecordingFetch(lambda url: json.dumps({"keys": [s.jwk for s in published]}).encode())
+    keys = RemoteKeys("https://idp.example.org/jwks", load_jwks, fetch=fetch, clock=lambda: clock[0])
+    verifier = AssertionVerifier(
+        key=POMERIUM, keys=keys, audience=(signer.audience,), algorithms=("ES256",), issuer=signer.issuer
+    )
+    old_token = signer.sign(signer.claims("alice"))
+    verifier.claims({POMERIUM: old_token})
+    published[:] = [replacement]
+    clock[0] += 3601  # the hourly refresh
+    with pytest.raises(InvalidAssertionError, match="refused"):
+        verifier.claims({POMERIUM: old_token})
+    with pytest.raises(InvalidAssertionError, match="refused"):
+        verifier.claims({POMERIUM: old_token})  # and not from the cache either
+
+
 def test_one_made_up_kid_asked_often_does_not_starve_a_real_new_alb_key(signer: TestSigner) -> None:
     """Each window the attacker repeats one made-up kid more often than the real users ask for theirs."""
     clock = [1000.0]
