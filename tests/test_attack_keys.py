@@ -971,3 +971,47 @@ def test_token_differing_only_in_whitespace_or_signature_junk_is_never_another_u
 def test_key_url_template_with_kid_outside_its_path_or_other_fields_is_refused_at_start_up(url: str) -> None:
     with pytest.raises(ConfigError, match="jwks_url"):
         SSOMiddleware(echo_app, profile="aws-alb", jwks_url=url, audience=ARN)
+
+
+def test_flood_of_tiny_distinct_tokens_keeps_at_most_4096_in_the_cache(signer: TestSigner) -> None:
+    middleware = app_for(signer).app
+    claims = signer.claims("alice")
+    for number in range(4200):
+        token = signer.sign({**claims, "n": number})
+        middleware.verifier.verified({POMERIUM: token}, middleware._parse_claims)
+    assert len(middleware.verifier.cache._tokens) == 4096
+
+
+def test_threads_verifying_while_keys_rotate_never_get_another_users_identity(signer: TestSigner) -> None:
+    """Alice's and bob's tokens under two keys, the key set flipping between fetches, 8 threads at once."""
+    second = TestSigner("ES256", issuer=signer.issuer, audience=signer.audience)
+    sets = [{"keys": [signer.jwk, second.jwk]}, {"keys": [signer.jwk]}, {"keys": [second.jwk]}]
+    turn = [0]
+
+    def document(url: str) -> bytes:
+        turn[0] += 1
+        return json.dumps(sets[turn[0] % 3]).encode()
+
+    keys, _ = remote(document, refetch_interval=0, miss_ttl=0)
+    verifier = AssertionVerifier(
+        key=POMERIUM, keys=keys, audience=(signer.audience,), algorithms=("ES256",), issuer=signer.issuer
+    )
+    tokens = {signer.sign(signer.claims("alice")): "alice", second.sign(second.claims("bob")): "bob"}
+    wrong: list[str] = []
+
+    def hammer() -> None:
+        for _ in range(100):
+            for token, user in tokens.items():
+                try:
+                    claims = verifier.claims({POMERIUM: token})
+                except (InvalidAssertionError, KeysUnavailableError):
+                    continue
+                if claims is None or claims["sub"] != user:
+                    wrong.append(f"{user} got {claims and claims['sub']}")
+
+    threads = [threading.Thread(target=hammer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert wrong == []
