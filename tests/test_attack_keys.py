@@ -1015,3 +1015,31 @@ def test_threads_verifying_while_keys_rotate_never_get_another_users_identity(si
     for thread in threads:
         thread.join(60)
     assert wrong == []
+
+
+def long_named_chain(levels: int, name_length: int, leaves: int) -> dict[str, Any]:
+    """Nested claims whose names are long: each leaf's dotted name repeats every name above it."""
+    document: dict[str, Any] = {str(number): 0 for number in range(leaves)}
+    for level in range(levels):
+        document = {f"{level:02d}".ljust(name_length, "n"): document}
+    return document
+
+
+def test_signed_claims_with_long_nested_names_do_not_flatten_to_megabytes(signer: TestSigner) -> None:
+    """A 16 KiB token of 30 nested 280-character names over 440 leaves: 470 names of 8 KB each (4 MiB)."""
+    claims = signer.claims("alice", {"deep": long_named_chain(30, 280, 440)})
+    token = signer.sign(claims)
+    assert len(token) < 16384
+    middleware = app_for(signer).app
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        identity = middleware.verifier.verified({POMERIUM: token}, middleware._parse_claims)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert identity is not None
+    assert identity.user == "alice"
+    assert peak < 2 << 20, f"{peak / 2**20:.1f} MiB to flatten one 16 KiB token"
+    assert identity.attributes == {}
