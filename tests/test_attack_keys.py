@@ -13,7 +13,7 @@ import threading
 import time
 import tracemalloc
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from email.message import Message
 from typing import Any
 
@@ -1043,3 +1043,45 @@ def test_signed_claims_with_long_nested_names_do_not_flatten_to_megabytes(signer
     assert identity.user == "alice"
     assert peak < 2 << 20, f"{peak / 2**20:.1f} MiB to flatten one 16 KiB token"
     assert identity.attributes == {}
+
+
+@pytest.fixture
+def redirecting(signer: TestSigner) -> Iterator[Any]:
+    from test_key_hardening import RedirectingServer
+
+    server = RedirectingServer(signer.jwks)
+    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.httpd.shutdown()
+        server.httpd.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        pytest.param("//evil.example.net/jwks.json", id="protocol relative"),
+        pytest.param(
+            "http://127.0.0.1:{port}@evil.example.net/jwks.json", id="userinfo looking like the host"
+        ),
+        pytest.param("http://evil.example.net#@127.0.0.1:{port}/jwks.json", id="fragment trick"),
+        pytest.param("http://127.0.0.1:{port}.evil.example.net/jwks.json", id="host suffix"),
+        pytest.param("gopher://127.0.0.1:{port}/jwks.json", id="gopher"),
+        pytest.param("http://[::1]:{port}/jwks.json", id="another loopback spelling"),
+        pytest.param("http://2130706433:{port}/jwks.json", id="decimal ip"),
+    ],
+)
+def test_redirect_tricks_never_leave_the_key_urls_origin(redirecting: Any, location: str) -> None:
+    port = redirecting.origin.rsplit(":", 1)[1]
+    redirecting.redirects["/moved"] = location.format(port=port)
+    with pytest.raises((ValueError, OSError)):
+        http_get(redirecting.origin + "/moved", 2)
+
+
+def test_token_without_aud_is_refused(signer: TestSigner) -> None:
+    claims = signer.claims("alice")
+    del claims["aud"]
+    app_for(signer).get("/", extra_environ={POMERIUM: signer.sign(claims)}, status=401)
