@@ -633,8 +633,8 @@ def test_openidc_id_token_through_the_headers_channel_is_verified(rsa_signer: Te
     app = openidc(rsa_signer, channel="headers", trusted_proxies=["10.0.0.0/24"])
     token = rsa_signer.sign(rsa_signer.claims("alice"))
     assert app.get("/", extra_environ=headers_environ("alice", token)).json["remote_user"] == "alice"
-    # The claim headers say mallory, the verified token alice: the token wins.
-    assert app.get("/", extra_environ=headers_environ("mallory", token)).json["remote_user"] == "alice"
+    # The claim headers say mallory, the verified token alice: sources naming two users are refused.
+    app.get("/", extra_environ=headers_environ("mallory", token), status=400)
     forged = TestSigner("RS256").sign(rsa_signer.claims("mallory"))
     app.get("/", extra_environ=headers_environ("mallory", forged), status=401)
 
