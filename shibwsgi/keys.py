@@ -282,8 +282,13 @@ class RemoteKeys(Generic[K]):
 
     @property
     def stale(self) -> bool:
-        """True once the key set is older than ``max_age``: the next lookup refetches it."""
-        return self._fetched_at is not None and self._clock() - self._fetched_at > self._max_age
+        """True when the key set is older than ``max_age`` and a refetch may start (the next lookup's)."""
+        now = self._clock()
+        return (
+            self._fetched_at is not None
+            and now - self._fetched_at > self._max_age
+            and now >= self._next_fetch
+        )
 
     def _fetched(self, kid: str | None, cached: K | None) -> K | None:
         """The key for ``kid`` after starting, awaiting or skipping a fetch."""

@@ -1085,3 +1085,38 @@ def test_token_without_aud_is_refused(signer: TestSigner) -> None:
     claims = signer.claims("alice")
     del claims["aud"]
     app_for(signer).get("/", extra_environ={POMERIUM: signer.sign(claims)}, status=401)
+
+
+def test_cached_tokens_are_served_from_the_cache_while_the_stale_keys_cannot_be_refetched(
+    signer: TestSigner,
+) -> None:
+    """Past the hour with the key URL down: one request per refetch interval tries it, the rest hit the cache."""
+    clock = [1000.0]
+    up = [True]
+
+    def document(url: str) -> bytes:
+        if not up[0]:
+            raise ConnectionRefusedError("down")
+        return json.dumps(signer.jwks).encode()
+
+    fetch = RecordingFetch(document)
+    keys = RemoteKeys("https://idp.example.org/jwks", load_jwks, fetch=fetch, clock=lambda: clock[0])
+    verifier = AssertionVerifier(
+        key=POMERIUM, keys=keys, audience=(signer.audience,), algorithms=("ES256",), issuer=signer.issuer
+    )
+    token = signer.sign(signer.claims("alice"))
+    verifier.claims({POMERIUM: token})
+    up[0] = False
+    clock[0] += 3601
+    verified: list[str] = []
+    check = verifier._verify
+
+    def counting(token: str) -> dict[str, Any]:
+        verified.append(token)
+        return check(token)
+
+    verifier._verify = counting  # type: ignore[method-assign]
+    for _ in range(20):
+        assert verifier.claims({POMERIUM: token})["sub"] == "alice"  # type: ignore[index]
+    assert len(fetch.urls) == 2
+    assert len(verified) == 1
