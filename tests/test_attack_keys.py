@@ -1120,3 +1120,14 @@ def test_cached_tokens_are_served_from_the_cache_while_the_stale_keys_cannot_be_
         assert verifier.claims({POMERIUM: token})["sub"] == "alice"  # type: ignore[index]
     assert len(fetch.urls) == 2
     assert len(verified) == 1
+
+
+@pytest.mark.parametrize("encoding", [None, "base64url", "url"])
+@pytest.mark.parametrize("token", MALFORMED)
+def test_malformed_openidc_id_token_is_refused_never_a_500(
+    rsa_signer: TestSigner, encoding: str | None, token: str
+) -> None:
+    app = openidc(rsa_signer, **({"encoding": encoding} if encoding else {}))
+    environ = {"OIDC_CLAIM_sub": "alice", "OIDC_id_token": token}
+    response = app.get("/", extra_environ=environ, status="*")
+    assert response.status_int in (400, 401)
