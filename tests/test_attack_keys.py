@@ -1131,3 +1131,26 @@ def test_malformed_openidc_id_token_is_refused_never_a_500(
     environ = {"OIDC_CLAIM_sub": "alice", "OIDC_id_token": token}
     response = app.get("/", extra_environ=environ, status="*")
     assert response.status_int in (400, 401)
+
+
+def test_refused_tokens_never_put_the_token_or_its_claims_in_the_log(
+    signer: TestSigner, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "s3cr3t-claim-value"
+    other = TestSigner("ES256", kid=signer.kid, issuer=signer.issuer, audience=signer.audience)
+    tokens = [
+        other.sign(other.claims(secret)),  # bad signature
+        signer.sign(signer.claims(secret, {"aud": secret})),  # wrong audience
+        signer.sign(signer.claims(secret, {"iss": secret})),  # wrong issuer
+        signer.sign(signer.claims(secret, {"exp": 1})),  # expired
+        signed_bytes(signer, json.dumps([secret]).encode()),  # not an object
+        signed_bytes(signer, b'{"sub": "' + secret.encode() + b'", "exp": "x"}'),  # exp not a number
+    ]
+    app = app_for(signer)
+    with caplog.at_level("DEBUG"):
+        for token in tokens:
+            response = app.get("/", extra_environ={POMERIUM: token}, status="*")
+            assert secret not in response.text
+    assert secret not in caplog.text
+    for token in tokens:
+        assert token.rsplit(".", 1)[1] not in caplog.text
