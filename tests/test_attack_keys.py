@@ -71,6 +71,15 @@ def app_for(signer: TestSigner, profile: str = "pomerium", **options: Any) -> Te
     return TestApp(SSOMiddleware(echo_app, **{**defaults, **options}))
 
 
+def timed(claims: dict[str, Any]) -> dict[str, Any]:
+    """``exp_in``/``nbf_in``: seconds from now, taken when the test runs (not when it is collected)."""
+    now = int(time.time())
+    return {
+        name.removesuffix("_in"): now + value if name.endswith("_in") else value
+        for name, value in claims.items()
+    }
+
+
 # -- never a 500: malformed token shapes ---------------------------------------------------------
 
 HEADER = json.dumps({"alg": "ES256", "typ": "JWT"}).encode()
@@ -305,8 +314,8 @@ def test_jku_and_x5u_and_embedded_jwk_headers_are_ignored(signer: TestSigner) ->
 @pytest.mark.parametrize(
     ("extra", "options"),
     [
-        pytest.param({"exp": int(time.time()) - 31}, {"leeway": 30}, id="expired past the leeway"),
-        pytest.param({"nbf": int(time.time()) + 60}, {"leeway": 30}, id="nbf past the leeway"),
+        pytest.param({"exp_in": -31}, {"leeway": 30}, id="expired past the leeway"),
+        pytest.param({"nbf_in": 60}, {"leeway": 30}, id="nbf past the leeway"),
         pytest.param({"exp": 1.5}, {}, id="exp a float in 1970"),
         pytest.param({"aud": ["https://other.example.org"]}, {}, id="aud list without ours"),
         pytest.param({"aud": []}, {}, id="aud empty list"),
@@ -321,7 +330,7 @@ def test_jku_and_x5u_and_embedded_jwk_headers_are_ignored(signer: TestSigner) ->
 def test_token_outside_its_time_audience_or_issuer_is_refused(
     signer: TestSigner, extra: dict[str, Any], options: dict[str, Any]
 ) -> None:
-    token = signer.sign(signer.claims("alice", extra))
+    token = signer.sign(signer.claims("alice", timed(extra)))
     app_for(signer, **options).get("/", extra_environ={POMERIUM: token}, status=401)
 
 
@@ -660,13 +669,13 @@ def test_alices_id_token_replayed_with_mallorys_variables_is_refused(
     [
         pytest.param({"aud": "another-client"}, id="another audience"),
         pytest.param({"iss": "https://evil.example.org"}, id="another issuer"),
-        pytest.param({"nbf": int(time.time()) + 3600}, id="not yet valid"),
+        pytest.param({"nbf_in": 3600}, id="not yet valid"),
     ],
 )
 def test_openidc_id_token_for_another_app_or_issuer_is_refused(
     rsa_signer: TestSigner, extra: dict[str, Any]
 ) -> None:
-    token = rsa_signer.sign(rsa_signer.claims("alice", extra))
+    token = rsa_signer.sign(rsa_signer.claims("alice", timed(extra)))
     app = openidc(rsa_signer, user="REMOTE_USER")
     app.get("/", extra_environ={"REMOTE_USER": "alice", "OIDC_id_token": token}, status=401)
 
