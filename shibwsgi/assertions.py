@@ -65,6 +65,8 @@ CACHE_BYTES = 8 << 20
 _ENTRY_OVERHEAD = 256
 #: Nested claims get dotted names down to this depth; deeper objects stay values of their parent.
 MAX_FLATTEN_DEPTH = 32
+#: Longest dotted name made: a longer one repeats every name above it, and no configured source is as long.
+MAX_DOTTED_NAME = 256
 
 T = TypeVar("T")
 _PUBLIC_KEY_TYPES = (rsa.RSAPublicKey, ec.EllipticCurvePublicKey, ed25519.Ed25519PublicKey)
@@ -132,7 +134,8 @@ class AssertionVerifier:
             return None
         # Read before verifying: keys retired meanwhile must not stamp this result as current.
         generation = self.keys.generation
-        cached = self.cache.get(token, generation)
+        # Keys past their age are refetched by verifying: a key replaced upstream stops serving its tokens.
+        cached = None if self.keys.stale else self.cache.get(token, generation)
         if cached is not None:
             value, expires = cached
             # PyJWT's own rule (and clock): expired once exp + leeway has passed.
@@ -266,8 +269,9 @@ def flatten(claims: Mapping[str, Any]) -> dict[str, Any]:
     A dotted name means the nested path: a claim whose own name holds a dot
     (``"realm_access.roles"``) is kept only where no nested claim has that name.
     Iterative, so no nesting depth raises ``RecursionError``; names stop at
-    :data:`MAX_FLATTEN_DEPTH` levels (deeper objects stay values of their parent),
-    so the names of a deep document do not grow with the square of its depth.
+    :data:`MAX_FLATTEN_DEPTH` levels and :data:`MAX_DOTTED_NAME` characters (deeper
+    objects stay values of their parent), so the names of a deep document, or of one
+    with long names, do not take many times the memory of its text.
     """
     flat: dict[str, Any] = {}
     literal: dict[str, Any] = {}
@@ -276,6 +280,8 @@ def flatten(claims: Mapping[str, Any]) -> dict[str, Any]:
         prefix, document, depth, path = pending.pop()
         for name, value in document.items():
             dotted = prefix + name
+            if prefix and len(dotted) > MAX_DOTTED_NAME:
+                continue
             is_path = path and "." not in name
             (flat if is_path else literal)[dotted] = value
             if isinstance(value, dict) and depth < MAX_FLATTEN_DEPTH:

@@ -6,9 +6,10 @@ lock; a fetch runs outside the lock, one at a time, under one deadline for the
 whole fetch, while requests whose key is cached go on. A ``kid`` that is not
 cached may start a fetch at most once per ``refetch_interval`` (6 s: at most
 ten a minute, as jwks-rsa allows); a ``kid`` a fetch did not find is remembered
-for ``miss_ttl`` and starts none meanwhile. With one key per URL (AWS ALB) each
-fetch goes to the most requested pending ``kid``, so a flood of made-up ones
-cannot starve a real new key.
+for ``miss_ttl`` and starts none meanwhile (at most 1024 are remembered; a ``kid``
+over 256 characters starts no fetch). With one key per URL (AWS ALB) each fetch
+goes to the most requested pending ``kid``, so a flood of made-up ones cannot
+starve a real new key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import ipaddress
 import re
 import socket
 import ssl
+import string
 import threading
 import time
 import urllib.error
@@ -38,6 +40,8 @@ K = TypeVar("K")
 MAX_DOCUMENT_BYTES = 1 << 20
 #: Key ids substituted into a URL template (AWS ALB: ``.../<kid>``) must look like this.
 KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: Longest ``kid`` that may start a fetch: a longer one not cached is unknown, never remembered.
+MAX_KID_LENGTH = 256
 #: Redirects followed per fetch (on the key URL's own origin only).
 MAX_REDIRECTS = 3
 #: Unknown kids remembered: those a fetch did not find, and those waiting for one.
@@ -167,6 +171,25 @@ def check_url(setting: str, url: object) -> str:
     )
 
 
+def _check_template(setting: str, url: str) -> None:
+    """A one-key-per-kid URL: ``{kid}`` in its path or query, and no other replacement field."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(url)]
+    except ValueError:  # an unbalanced brace
+        fields = [("", None, None)]
+    named = [field for field in fields if field[0] is not None]
+    if (
+        not named
+        or any(field != ("kid", "", None) for field in named)
+        or "{kid}" in urllib.parse.urlsplit(url).netloc  # the token would choose the host
+    ):
+        raise ConfigError(
+            setting,
+            f"{url!r}: a key URL template takes {{kid}} in its path and no other braces "
+            "(AWS ALB: https://public-keys.auth.elb.<region>.amazonaws.com/{kid})",
+        )
+
+
 def _loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -180,6 +203,7 @@ class StaticKeys(Generic[K]):
     """Keys given in the configuration (``jwks=``): never fetched."""
 
     generation = 0
+    stale = False
 
     def __init__(self, keys: Mapping[str | None, K]) -> None:
         self._keys = dict(keys)
@@ -218,6 +242,8 @@ class RemoteKeys(Generic[K]):
     ) -> None:
         self.url = check_url(setting, url)
         self.per_kid = "{kid}" in url
+        if "{" in url or "}" in url:
+            _check_template(setting, url)
         self._load = load
         self._timeout = timeout
         self._max_age = max_age
@@ -246,14 +272,23 @@ class RemoteKeys(Generic[K]):
         Raises :class:`KeysUnavailable` when the URL fails and no cached key fits.
         """
         key = _pick(self._keys, kid)
-        if key is not None and not self._stale():
+        if key is not None and not self.stale:
             return key
+        if kid is not None and len(kid) > MAX_KID_LENGTH:
+            return None  # remembered, a made-up kid would cost the memory of its length
         if self.per_kid and (kid is None or not KID_PATTERN.fullmatch(kid)):
             return None
         return self._fetched(kid, key)
 
-    def _stale(self) -> bool:
-        return self._fetched_at is not None and self._clock() - self._fetched_at > self._max_age
+    @property
+    def stale(self) -> bool:
+        """True when the key set is older than ``max_age`` and a refetch may start (the next lookup's)."""
+        now = self._clock()
+        return (
+            self._fetched_at is not None
+            and now - self._fetched_at > self._max_age
+            and now >= self._next_fetch
+        )
 
     def _fetched(self, kid: str | None, cached: K | None) -> K | None:
         """The key for ``kid`` after starting, awaiting or skipping a fetch."""
