@@ -177,7 +177,8 @@ def _add_headers(response: HttpResponse, headers: Iterable[Header]) -> None:
             cookie.load(value)
             for key, morsel in cookie.items():
                 response.cookies[key] = morsel
-        elif name in response.headers and name.lower() == "vary":
+        elif name in response.headers:
+            # A repeated header is a list (RFC 9110): keep every value rather than the last.
             response.headers[name] = f"{response.headers[name]}, {value}"
         else:
             response.headers[name] = value

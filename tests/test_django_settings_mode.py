@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from shibwsgi import Attribute, ConfigError
+from shibwsgi.errors import SessionError
 from shibwsgi.authz import HasAttribute, LoggedIn, Rule
 from shibwsgi.sessions import MemoryStore
 from shibwsgi.testing import environ_for
@@ -290,3 +291,30 @@ def test_force_identity_refuses_server_variables_on_asgi() -> None:
 
     with pytest.raises(ValueError, match="ASGI cannot carry"):
         force_identity(AsyncClient(), "erin@example.org")
+
+
+class DownStore(MemoryStore):
+    """A session store whose server is gone."""
+
+    def set(self, session_id: str, data: dict[str, Any], ttl: int) -> None:
+        raise SessionError("connection refused")
+
+
+def test_session_store_down_is_a_503_django_response(configure: Callable[..., None]) -> None:
+    from django.test import Client
+
+    configure(session=DownStore(), secret_key="k" * 32)
+    response = Client().get("/login", **alice())
+    assert response.status_code == 503
+    assert b"alice" not in response.content
+
+
+def test_repeated_header_keeps_every_value() -> None:
+    from django.http import HttpResponse
+
+    from shibwsgi.django_middleware import _add_headers
+
+    response = HttpResponse(headers={"Vary": "Accept"})
+    _add_headers(response, [("Vary", "Cookie"), ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")])
+    assert response["Vary"] == "Accept, Cookie"
+    assert sorted(response.cookies) == ["a", "b"]
