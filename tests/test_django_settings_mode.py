@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from shibwsgi import Attribute, ConfigError
-from shibwsgi.errors import SessionError
 from shibwsgi.authz import HasAttribute, LoggedIn, Rule
+from shibwsgi.errors import SessionError
 from shibwsgi.sessions import MemoryStore
 from shibwsgi.testing import environ_for
 
