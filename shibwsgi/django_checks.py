@@ -17,6 +17,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.utils.module_loading import import_string
 
 from .errors import ConfigError
+from .settings import PREFIX, SETTINGS
 
 __all__ = ["ADAPTER_SETTINGS", "check_backends", "check_environment", "check_middleware", "check_settings"]
 
@@ -28,10 +29,18 @@ ADAPTER_SETTINGS = ("SHIBWSGI_USER_FIELDS", "SHIBWSGI_GROUPS_ATTRIBUTE", "SHIBWS
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E001: ``SHIBWSGI = {...}`` builds a middleware; E002: the adapter's settings are valid."""
+    """E001: ``SHIBWSGI = {...}`` builds a middleware; E002: the adapter's settings are valid; W003: unread."""
     from .django_middleware import SETTING, build_core
 
     messages: list[CheckMessage] = []
+    if hasattr(settings, SETTING) and _position(SSO) is None:
+        messages.append(
+            Warning(
+                f"settings.SHIBWSGI is set but {SSO} is not in MIDDLEWARE: nothing reads it",
+                hint=f"Add {SSO} first in MIDDLEWARE, or remove SHIBWSGI (wsgi.py wraps the application).",
+                id="shibwsgi.W003",
+            )
+        )
     if hasattr(settings, SETTING) or _position(SSO) is not None:
         try:
             build_core(_unused_app)
@@ -103,8 +112,8 @@ def check_backends(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 
 def check_environment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """W002: a Django adapter setting exported as an environment variable."""
-    return [
+    """W002: an adapter setting in the environment; W004: an option there that settings-only mode ignores."""
+    messages: list[CheckMessage] = [
         Warning(
             f"{name} is set in the environment, but it is a Django setting of shibwsgi.django: "
             "it is not read from there (and SSOMiddleware.from_env refuses it as an unknown variable)",
@@ -114,6 +123,21 @@ def check_environment(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         for name in ADAPTER_SETTINGS
         if name in os.environ
     ]
+    if _position(SSO) is not None:
+        ignored = sorted(
+            name for name in os.environ if name.startswith(PREFIX) and name[len(PREFIX) :] in SETTINGS
+        )
+        if ignored:
+            messages.append(
+                Warning(
+                    f"{', '.join(ignored)} set in the environment, but {SSO} reads its options from "
+                    "settings.SHIBWSGI only",
+                    hint='Read them there (SHIBWSGI = {"profile": os.environ["SHIBWSGI_PROFILE"], ...}) '
+                    "or unset them.",
+                    id="shibwsgi.W004",
+                )
+            )
+    return messages
 
 
 def _position(path: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -19,6 +20,14 @@ BACKENDS = ["shibwsgi.django.IdentityBackend", "django.contrib.auth.backends.Mod
 @pytest.fixture(scope="module", autouse=True)
 def django_configured(tmp_path_factory: pytest.TempPathFactory) -> None:
     django_site.configure(tmp_path_factory.mktemp("django") / "db.sqlite3")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No SHIBWSGI_* variable of the shell running the tests reaches the environment checks."""
+    for name in list(os.environ):
+        if name.startswith("SHIBWSGI_"):
+            monkeypatch.delenv(name)
 
 
 def ids(**overrides: Any) -> list[str]:
@@ -113,6 +122,31 @@ def test_adapter_setting_in_the_environment_is_sent_to_settings_py(
     monkeypatch.setenv(name, "app-")
     assert ids() == ["shibwsgi.W002"]
     assert "Django setting" in messages() and f"{name} = ..." in messages()
+
+
+def test_shibwsgi_setting_without_its_middleware_is_not_silently_ignored() -> None:
+    assert ids(MIDDLEWARE=[SESSIONS, AUTH, IDENTITY]) == ["shibwsgi.W003"]
+
+
+@pytest.mark.parametrize(
+    ("middleware", "expected"),
+    [
+        pytest.param([SSO, SESSIONS, AUTH, IDENTITY], ["shibwsgi.W004"], id="settings-only mode ignores it"),
+        pytest.param([SESSIONS, AUTH, IDENTITY], [], id="wsgi.py reads it"),
+    ],
+)
+def test_core_option_in_the_environment_under_settings_only_mode(
+    monkeypatch: pytest.MonkeyPatch, middleware: list[str], expected: list[str]
+) -> None:
+    from django.conf import settings
+    from django.core.checks import run_checks
+    from django.test import override_settings
+
+    monkeypatch.setenv("SHIBWSGI_PROFILE", "mellon")
+    with override_settings(MIDDLEWARE=middleware, SHIBWSGI={}):
+        if SSO not in middleware:
+            del settings.SHIBWSGI
+        assert sorted(m.id for m in run_checks() if m.id.startswith("shibwsgi.")) == expected
 
 
 def test_checks_module_is_an_installable_app() -> None:
