@@ -100,6 +100,12 @@ class SSOMiddleware:
             raise ValueError("get_response must be provided.")
         self.get_response = get_response
         self.core = build_core(self._inner)
+        from .django_checks import check_middleware
+
+        # After the auth middlewares, it would read the identity once they had logged everyone out.
+        misplaced = [str(message) for message in check_middleware() if message.id == "shibwsgi.E003"]
+        if misplaced:
+            raise ImproperlyConfigured(misplaced[0])
 
     def __repr__(self) -> str:
         return f"<shibwsgi.django.SSOMiddleware core={self.core!r}>"

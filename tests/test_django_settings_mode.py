@@ -208,6 +208,16 @@ def test_missing_setting_is_refused(configure: Callable[..., None]) -> None:
         SSOMiddleware(lambda request: None)  # type: ignore[arg-type,return-value]
 
 
+def test_middleware_after_authentication_middleware_refuses_to_start(configure: Callable[..., None]) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+    from django.test import Client, override_settings
+
+    configure()
+    misplaced = override_settings(MIDDLEWARE=[*MIDDLEWARE[1:], MIDDLEWARE[0]])
+    with misplaced, pytest.raises(ImproperlyConfigured, match="comes after"):
+        Client().get("/", **alice())
+
+
 def test_wsgi_wrapper_and_settings_mode_at_once_is_refused(
     configure: Callable[..., None], caplog: pytest.LogCaptureFixture
 ) -> None:
