@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -328,3 +329,34 @@ def test_repeated_header_keeps_every_value() -> None:
     _add_headers(response, [("Vary", "Cookie"), ("Set-Cookie", "a=1; Path=/"), ("Set-Cookie", "b=2; Path=/")])
     assert response["Vary"] == "Accept, Cookie"
     assert sorted(response.cookies) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("document", "status"),
+    [
+        pytest.param("{not json", 400, id="malformed claims are a 400"),
+        pytest.param(json.dumps({"sub": "u", "big": "x" * 300_000}), 431, id="claims over the cap are a 431"),
+    ],
+)
+def test_front_end_input_refusals_are_django_responses(
+    configure: Callable[..., None], document: str, status: int
+) -> None:
+    from django.test import Client
+
+    configure(profile="openidc", attributes={"name": "name"})
+    response = Client().get("/", OIDC_id_token_payload=document)
+    assert response.status_code == status
+    assert b"authenticated" not in response.content  # the view never ran
+
+
+def test_asgi_signed_profile_signs_in(configure: Callable[..., None]) -> None:
+    from django.test import AsyncClient
+
+    from shibwsgi.testing import TestSigner
+    from shibwsgi.testing.django import force_identity
+
+    signer = TestSigner()
+    configure(profile="pomerium", jwks=signer.jwks, audience=signer.audience, attributes={"email": "email"})
+    client = AsyncClient()
+    force_identity(client, "fay@example.org", {"email": "fay@example.org"}, profile="pomerium", signer=signer)
+    assert asyncio.run(client.get("/")).json()["username"] == "fay@example.org"
