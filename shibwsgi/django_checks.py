@@ -7,6 +7,7 @@ them too). Each check has an id listed in the README: ``shibwsgi.E001``...
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -19,7 +20,14 @@ from django.utils.module_loading import import_string
 from .errors import ConfigError
 from .settings import PREFIX, SETTINGS
 
-__all__ = ["ADAPTER_SETTINGS", "check_backends", "check_environment", "check_middleware", "check_settings"]
+__all__ = [
+    "ADAPTER_SETTINGS",
+    "check_backends",
+    "check_environment",
+    "check_middleware",
+    "check_setting_names",
+    "check_settings",
+]
 
 SSO = "shibwsgi.django.SSOMiddleware"
 IDENTITY = "shibwsgi.django.IdentityMiddleware"
@@ -53,6 +61,28 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             AdapterSettings.load()
         except ConfigError as exc:
             messages.append(Error(str(exc), id="shibwsgi.E002"))
+    return messages
+
+
+def check_setting_names(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E006: a ``SHIBWSGI_*`` Django setting that nothing reads (a typo, or an option outside the dict)."""
+    messages: list[CheckMessage] = []
+    for name in sorted(dir(settings)):
+        if not name.startswith(PREFIX) or name in ADAPTER_SETTINGS:
+            continue
+        option = SETTINGS.get(name[len(PREFIX) :])
+        if option is not None:
+            hint = f'Put it in SHIBWSGI = {{"{option[0]}": ...}}: SSOMiddleware\'s options live there.'
+        else:
+            close = difflib.get_close_matches(name, ADAPTER_SETTINGS, n=1)
+            hint = (
+                f"Did you mean {close[0]}?"
+                if close
+                else f"The adapter's settings are {', '.join(ADAPTER_SETTINGS)}."
+            )
+        messages.append(
+            Error(f"settings.{name} is not a setting shibwsgi reads", hint=hint, id="shibwsgi.E006")
+        )
     return messages
 
 
@@ -164,5 +194,5 @@ def _unused_app(environ: Any, start_response: Any) -> Iterable[bytes]:
     return []
 
 
-for _check in (check_settings, check_middleware, check_backends, check_environment):
+for _check in (check_settings, check_setting_names, check_middleware, check_backends, check_environment):
     register(_check)

@@ -78,6 +78,25 @@ def test_misconfiguration_is_reported(overrides: dict[str, Any], expected: list[
     assert ids(**overrides) == expected
 
 
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        pytest.param(
+            "SHIBWSGI_GROUP_PREFIX", "Did you mean SHIBWSGI_GROUPS_PREFIX?", id="adapter setting typo"
+        ),
+        pytest.param(
+            "SHIBWSGI_USER_FIELD", "Did you mean SHIBWSGI_USER_FIELDS?", id="adapter setting singular"
+        ),
+        pytest.param(
+            "SHIBWSGI_PROFILE", 'SHIBWSGI = {"profile": ...}', id="middleware option outside the dict"
+        ),
+    ],
+)
+def test_unread_shibwsgi_setting_is_an_error(name: str, hint: str) -> None:
+    assert ids(**{name: "app-"}) == ["shibwsgi.E006"]
+    assert hint in messages(**{name: "app-"})
+
+
 def test_option_typo_says_what_was_meant() -> None:
     assert "did you mean 'profile'" in messages(SHIBWSGI={"profil": "shibboleth"})
 
