@@ -1,14 +1,17 @@
 """Django adapter: log the front end's user in, create and update it, sync its groups.
 
-The only shibwsgi module that imports Django (install the ``django`` extra). Wrap the
-project's WSGI application in :class:`~shibwsgi.SSOMiddleware` (wsgi.py), then in
-settings.py::
+Install the ``django`` extra. Either list :class:`SSOMiddleware` first in
+``MIDDLEWARE`` with its options in ``SHIBWSGI = {...}`` (settings-only mode:
+:mod:`shibwsgi.django_middleware`), or wrap the project's WSGI application in
+:class:`~shibwsgi.SSOMiddleware` (wsgi.py); then in settings.py::
 
+    INSTALLED_APPS = [..., "shibwsgi.django_checks"]  # manage.py check
     AUTHENTICATION_BACKENDS = [
         "shibwsgi.django.IdentityBackend",
         "django.contrib.auth.backends.ModelBackend",  # password logins (the admin's superuser)
     ]
     MIDDLEWARE = [
+        "shibwsgi.django.SSOMiddleware",  # settings-only mode
         ...,
         "django.contrib.auth.middleware.AuthenticationMiddleware",
         "shibwsgi.django.IdentityMiddleware",
@@ -52,6 +55,8 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured, Perm
 from django.db import models, transaction
 from django.utils.module_loading import import_string
 
+from . import django_checks  # noqa: F401  (registers the system checks)
+from .django_middleware import SSOMiddleware
 from .errors import ConfigError
 from .identity import Identity
 from .logs import loggable
@@ -64,6 +69,7 @@ __all__ = [
     "IdentityBackend",
     "IdentityMiddleware",
     "PersistentIdentityMiddleware",
+    "SSOMiddleware",
     "group_required",
     "identity_of",
     "login_required",

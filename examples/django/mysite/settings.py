@@ -14,6 +14,7 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
+    "shibwsgi.django_checks",  # shibwsgi's checks in manage.py check
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
