@@ -170,6 +170,10 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
+#: The Django adapter's own settings (``settings.py``): the middleware's settings never spell them.
+DJANGO_ADAPTER_SETTINGS = frozenset({"USER_FIELDS", "GROUPS_ATTRIBUTE", "GROUPS_PREFIX"})
+
+
 def parse_settings(settings: Mapping[str, str]) -> dict[str, Any]:
     """Convert ``SHIBWSGI_*`` entries to keyword arguments; other keys are ignored.
 
@@ -182,6 +186,12 @@ def parse_settings(settings: Mapping[str, str]) -> dict[str, Any]:
         if not key.startswith(PREFIX):
             continue
         name = key[len(PREFIX) :]
+        if name in DJANGO_ADAPTER_SETTINGS:
+            raise ConfigError(
+                key,
+                "is a setting of the Django adapter (shibwsgi.django), read from Django's "
+                "settings.py, not from the environment: move it there",
+            )
         if name not in SETTINGS:
             close = difflib.get_close_matches(name, SETTINGS, n=1)
             hint = f"did you mean {PREFIX}{close[0]}? " if close else ""

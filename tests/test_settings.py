@@ -88,3 +88,13 @@ def test_unrelated_variables_are_not_near_misses(key: str) -> None:
 def test_misspelt_name_under_the_right_prefix_suggests_the_setting() -> None:
     with pytest.raises(ConfigError, match="did you mean SHIBWSGI_IDLE_TIMEOUT"):
         parse_settings({"SHIBWSGI_IDLE_TIMOUT": "1h"})
+
+
+@pytest.mark.parametrize(
+    "name", ["SHIBWSGI_GROUPS_PREFIX", "SHIBWSGI_USER_FIELDS", "SHIBWSGI_GROUPS_ATTRIBUTE"]
+)
+def test_django_adapter_setting_in_the_environment_says_where_it_belongs(name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_settings({name: "x"})
+    assert "Django adapter" in str(info.value) and "settings.py" in str(info.value)
+    assert "did you mean" not in str(info.value)
