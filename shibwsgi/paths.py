@@ -71,8 +71,13 @@ def _wsgi_bytes(text: str) -> bytes:
 
 
 def script_root(environ: WSGIEnvironment) -> str:
-    """Where the app is mounted (``SCRIPT_NAME``), URL-quoted, without a trailing slash."""
-    return quote(_wsgi_bytes(environ.get("SCRIPT_NAME", "")).rstrip(b"/"), safe=_PATH_SAFE)
+    """Where the app is mounted (``SCRIPT_NAME``), URL-quoted, without a trailing slash.
+
+    Always a path on this site: one leading slash, so that ``root + "/"`` is never
+    ``//host/`` or ``https://host/`` (a server may take ``SCRIPT_NAME`` from a header).
+    """
+    root = quote(_wsgi_bytes(environ.get("SCRIPT_NAME", "")).strip(b"/"), safe=_PATH_SAFE)
+    return "/" + root if root else ""
 
 
 def request_path(environ: WSGIEnvironment) -> str:
