@@ -192,3 +192,29 @@ def test_role_granted_by_hand_is_not_kept_when_sync_at_login_is_on(app: Flask) -
         zoe.roles.append(sm(app).find_role("Admin"))
         sm(app).update_user(zoe)
     assert "Admin" not in who(client, front("zoe@example.org", session_id="_2"))["roles"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("//evil.example/", id="scheme-relative"),
+        pytest.param("/\\evil.example/", id="backslash"),
+        pytest.param("https:evil.example", id="scheme without slashes"),
+        pytest.param("/%2F%2Fevil.example", id="encoded slashes"),
+        pytest.param("/\r\nLocation:%20https://evil.example/", id="CRLF"),
+    ],
+)
+def test_fab_login_page_next_never_leaves_the_site(app: Flask, target: str) -> None:
+    client = app.test_client()
+    signed_in = client.get("/login/", query_string={"next": target}, environ_base=front("zoe@example.org"))
+    assert signed_in.headers["Location"] == "/"
+    anonymous = client.get("/login/", query_string={"next": target}, environ_base={})
+    assert anonymous.headers["Location"] == "/login?next=%2F"
+
+
+def test_non_ascii_group_maps_exactly(tmp_path: Path) -> None:
+    client = create_app(tmp_path, AUTH_ROLES_MAPPING={"équipe-éditeurs": ["Editor"]}).test_client()
+    me = who(client, front("zoe@example.org", {**ZOE, "isMemberOf": ["équipe-éditeurs"]}))
+    assert me["roles"] == ["Editor", "Viewer"]
+    other = who(client, front("zoe@example.org", {**ZOE, "isMemberOf": ["equipe-editeurs"]}, session_id="_2"))
+    assert other["roles"] == ["Viewer"]

@@ -304,3 +304,31 @@ def test_login_url_under_a_mount_keeps_the_mount() -> None:
     with app.test_request_context("/page?q=1", base_url="http://localhost/app"):
         assert login_url() == "/app/login?next=%2Fapp%2Fpage%3Fq%3D1"
         assert logout_url() == "/app/logout"
+
+
+def test_readme_error_page_snippet_renders_a_requires_refusal_in_the_apps_layout() -> None:
+    app = Flask(__name__)
+    app.config["SHIBWSGI_ATTRIBUTES"] = "groups=isMemberOf:multi"
+
+    def error_page(status: int, message: str, environ: dict[str, Any]) -> str:
+        with app.request_context(environ):
+            return render_template_string("<p>{{ status }} {{ message }}</p>", status=status, message=message)
+
+    SSO(app, error_page=error_page)
+    _views(app)
+    environ = environ_for("shibboleth", "rob@example.org", {"isMemberOf": ["<b>staff</b>"]})
+    response = app.test_client().get("/editors", headers=HTML, environ_base=environ)
+    assert response.status_code == 403
+    assert response.get_data(as_text=True).startswith("<p>403 access denied")
+    assert "<b>" not in response.get_data(as_text=True)
+
+
+def test_login_url_finds_the_middleware_under_outer_layers() -> None:
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from shibwsgi.testing import DevFrontEnd
+
+    app = bare_app(login_path="/sign-in")
+    app.wsgi_app = ProxyFix(DevFrontEnd(app.wsgi_app))  # type: ignore[method-assign]
+    urls = app.test_client().get("/links", query_string={"next": "/movies"}).json
+    assert urls == {"login": "/sign-in?next=%2Fmovies", "logout": "/logout?next=%2Fmovies"}
