@@ -218,3 +218,19 @@ def test_non_ascii_group_maps_exactly(tmp_path: Path) -> None:
     assert me["roles"] == ["Editor", "Viewer"]
     other = who(client, front("zoe@example.org", {**ZOE, "isMemberOf": ["equipe-editeurs"]}, session_id="_2"))
     assert other["roles"] == ["Viewer"]
+
+
+def test_new_login_with_an_email_another_user_has_is_refused_not_a_500(app: Flask) -> None:
+    app.testing = False
+    client = app.test_client()
+    who(client, front("zoe@example.org", {"mail": "zoe@example.org"}))
+    rob = front(
+        "rob@example.org", {"mail": "rob@example.org", "isMemberOf": ["movie-editors"]}, session_id="_1"
+    )
+    assert who(client, rob)["roles"] == ["Editor", "Viewer"]
+    clash = front("rob@example.org", {"mail": "zoe@example.org", "isMemberOf": ["staff"]}, session_id="_2")
+    assert who(client, clash)["user"] is None  # refused: never logged in with the old roles
+    response = client.get("/login/", headers=HTML, environ_base=clash)
+    assert response.status_code == 403
+    later = front("rob@example.org", {"mail": "rob@example.org", "isMemberOf": ["staff"]}, session_id="_3")
+    assert who(client, later)["roles"] == ["Viewer"]
