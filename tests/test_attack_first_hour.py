@@ -91,6 +91,27 @@ def test_python_value_in_config_is_taken_as_the_option() -> None:
         pytest.param({"SHIBWSGI_USER": 5}, "user", id="number where a name is expected"),
         pytest.param({"SHIBWSGI_ATTRIBUTES": ["email=mail"]}, "attributes", id="list where a mapping is"),
         pytest.param({"SHIBWSGI_PROFILE": b"shibboleth"}, "profile", id="bytes profile"),
+        pytest.param({"SHIBWSGI_WHOAMI_PATH": b"/whoami"}, "whoami_path", id="bytes path"),
+        pytest.param({"SHIBWSGI_LOGIN_PATH": "//evil.example/login"}, "login_path", id="off-site login path"),
+        pytest.param(
+            {"SHIBWSGI_SESSION": "memory:", "SHIBWSGI_SECRET_KEY": "k" * 32, "SHIBWSGI_IDLE_TIMEOUT": True},
+            "idle_timeout",
+            id="boolean as a duration",
+        ),
+        pytest.param(
+            {
+                "SHIBWSGI_SESSION": "memory:",
+                "SHIBWSGI_SECRET_KEY": "k" * 32,
+                "SHIBWSGI_IDLE_TIMEOUT": float("nan"),
+            },
+            "idle_timeout",
+            id="NaN as a duration",
+        ),
+        pytest.param(
+            {"SHIBWSGI_SESSION": "memory:", "SHIBWSGI_SECRET_KEY": {"k" * 32: 1}},
+            "secret_key",
+            id="mapping as secret key",
+        ),
         pytest.param(
             {"SHIBWSGI_SESSION": "memory:", "SHIBWSGI_SECRET_KEY": 1234567890123456789},
             "secret_key",
