@@ -375,3 +375,23 @@ def test_load_of_a_file_with_mistyped_fields_is_a_value_error(tmp_path: Path, fi
     path.write_text(json.dumps(document))
     with pytest.raises(ValueError):
         TestSigner.load(path)
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        pytest.param("https://evil.example", id="another site"),
+        pytest.param("null", id="opaque origin"),
+        pytest.param("http://localhost.evil.example", id="look-alike host"),
+        pytest.param("http://localhost:8081", id="another port"),
+    ],
+)
+def test_dev_sign_in_refuses_a_cross_site_post(origin: str) -> None:
+    response = front_end().post(
+        "/Shibboleth.sso/Login",
+        {"user": "ada", "target": "/"},
+        headers={"Origin": origin},
+        extra_environ={"REMOTE_ADDR": "127.0.0.1", "HTTP_HOST": "localhost"},
+        status=403,
+    )
+    assert "Set-Cookie" not in response.headers
