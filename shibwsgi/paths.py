@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = [
+    "PATH_SAFE",
     "folded",
     "has_control_character",
     "odd_dot_segment",
@@ -28,8 +29,14 @@ __all__ = [
     "resolved",
     "script_root",
     "text_path",
+    "wsgi_bytes",
     "wsgi_path",
 ]
+
+#: Characters a URL path keeps as they are (RFC 3986 ``pchar`` and ``/``, less ``%``).
+PATH_SAFE = "/!$&'()*+,;=:@"
+_QUERY_SAFE = "/!$&'()*+,;=:@?%"
+_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 # C0 controls and DEL: no route has them; "/admin\n" must not be a path other than "/admin".
@@ -57,13 +64,8 @@ def text_path(path: str) -> str:
     return path.encode("latin-1", "replace").decode("utf-8", "backslashreplace")
 
 
-_PATH_SAFE = "/!$&'()*+,;=:@"
-_QUERY_SAFE = "/!$&'()*+,;=:@?%"
-_STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def _wsgi_bytes(text: str) -> bytes:
-    # WSGI strings carry the request's bytes as latin-1.
+def wsgi_bytes(text: str) -> bytes:
+    """The bytes a WSGI string (``PATH_INFO``, ``SCRIPT_NAME``, ...) carries as latin-1."""
     try:
         return text.encode("latin-1")
     except UnicodeEncodeError:
@@ -71,19 +73,18 @@ def _wsgi_bytes(text: str) -> bytes:
 
 
 def script_root(environ: WSGIEnvironment) -> str:
-    """Where the app is mounted (``SCRIPT_NAME``), URL-quoted, without a trailing slash.
+    """``SCRIPT_NAME`` as the start of a URL path: escaped, no trailing ``/``, ``""`` at the root.
 
-    Always a path on this site: one leading slash, so that ``root + "/"`` is never
-    ``//host/`` or ``https://host/`` (a server may take ``SCRIPT_NAME`` from a header).
+    Never two leading slashes: ``//host/login`` would send the browser to another site.
     """
-    root = quote(_wsgi_bytes(environ.get("SCRIPT_NAME", "")).strip(b"/"), safe=_PATH_SAFE)
-    return "/" + root if root else ""
+    script = wsgi_bytes(environ.get("SCRIPT_NAME", "") or "").strip(b"/")
+    return "/" + quote(script, safe=PATH_SAFE) if script else ""
 
 
 def request_path(environ: WSGIEnvironment) -> str:
     """The request's site path and query, URL-quoted as the browser sent them (for ``next``)."""
-    path = quote(_wsgi_bytes(environ.get("PATH_INFO", "") or "/"), safe=_PATH_SAFE)
-    query = _STRAY_PERCENT.sub("%25", quote(_wsgi_bytes(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE))
+    path = quote(wsgi_bytes(environ.get("PATH_INFO", "") or "/"), safe=PATH_SAFE)
+    query = _STRAY_PERCENT.sub("%25", quote(wsgi_bytes(environ.get("QUERY_STRING", "")), safe=_QUERY_SAFE))
     return script_root(environ) + path + (f"?{query}" if query else "")
 
 
