@@ -50,7 +50,9 @@ class SessionCookie:
         max_age: int,
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
-        keys = [secret_key] if isinstance(secret_key, str) else list(secret_key)
+        # A number or a mapping is not a list of keys (a dict would sign with its keys).
+        listed = isinstance(secret_key, list | tuple)
+        keys = [secret_key] if isinstance(secret_key, str) else list(secret_key) if listed else []
         if not keys or any(not isinstance(k, str) or len(k) < MIN_KEY_LENGTH for k in keys):
             raise ConfigError(
                 "secret_key", f"needs one or more random strings of at least {MIN_KEY_LENGTH} characters"

@@ -165,10 +165,15 @@ class SSOSecurityMixin:
             log.info("FAB login refused: %s is inactive", loggable(identity.user))
             return None
         else:
-            for name, value in fields.items():
-                setattr(user, name, value)
+            # Roles first: their queries would flush the changed fields outside update_user's error handling.
             if sm.auth_roles_sync_at_login:
                 user.roles = self._roles(identity)
+            for name, value in fields.items():
+                setattr(user, name, value)
+            # False when the database refuses (an email another user has): never log in with stale roles.
+            if sm.update_user(user) is False:
+                log.warning("FAB login refused: could not update the user %s", loggable(identity.user))
+                return None
         sm.update_user_auth_stat(user)  # counts the login and saves the changes
         return user
 

@@ -119,7 +119,7 @@ def error(
             body, safety = _html(environ, status, message).encode(), security_headers(_PAGE_POLICY)
         else:
             # The app's own layout loads the app's own styles and scripts: its policy, not ours.
-            body, safety = custom.encode(), [("X-Content-Type-Options", "nosniff")]
+            body, safety = custom, [("X-Content-Type-Options", "nosniff")]
         content_type = "text/html; charset=utf-8"
     else:
         body = json.dumps({"error": message, "status": status}).encode()
@@ -137,17 +137,18 @@ def error(
     return [body]
 
 
-def _custom(environ: WSGIEnvironment, status: int, message: str) -> str | None:
-    """The app's page from its ``error_page`` hook, or ``None`` for the built-in one."""
+def _custom(environ: WSGIEnvironment, status: int, message: str) -> bytes | None:
+    """The app's page from its ``error_page`` hook, encoded, or ``None`` for the built-in one."""
     hook = environ.get(ERROR_PAGE_KEY)
     if not callable(hook):
         return None
     try:
         custom = hook(status, message, environ)
+        # Encoded here: a lone surrogate in the page fails like any other hook error.
+        return str.encode(custom) if isinstance(custom, str) else None
     except Exception:  # the refusal must still be answered: never a 500
         log.exception("the error_page hook failed for a %d answer; the built-in page is shown", status)
         return None
-    return custom if isinstance(custom, str) else None
 
 
 def _html(environ: WSGIEnvironment, status: int, message: str) -> str:

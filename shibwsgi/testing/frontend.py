@@ -421,9 +421,17 @@ def _checked_users(
             raise ConfigError("users", f"keys must be non-empty strings, not {key!r}")
         if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str) and value[0]):
             raise ConfigError("users", f"{key!r}: expected SampleUser(user, attributes), got {value!r}")
-        if not isinstance(value[1], Mapping):
-            raise ConfigError("users", f"{key!r}: attributes must be a mapping of source name -> values")
+        if not isinstance(value[1], Mapping) or not all(_values(values) for values in value[1].values()):
+            raise ConfigError(
+                "users", f"{key!r}: attributes must be a mapping of source name -> a string or strings"
+            )
     return users_for_profile(profile, users)
+
+
+def _values(values: object) -> bool:
+    """True for an attribute's value or values: a string, or a list or tuple of strings."""
+    strings = isinstance(values, list | tuple) and all(isinstance(value, str) for value in values)
+    return isinstance(values, str) or strings
 
 
 def _label(key: str, user: SampleUser | tuple[str, Mapping[str, Any]]) -> tuple[str, int]:

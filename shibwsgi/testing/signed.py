@@ -32,6 +32,8 @@ from ..profiles import Profile
 __all__ = ["TestSigner"]
 
 _KEY_TYPES = {"ES256": ec.EllipticCurvePrivateKey, "RS256": rsa.RSAPrivateKey}
+#: What :meth:`TestSigner.save` writes, all text.
+_FIELDS = ("algorithm", "kid", "issuer", "audience", "private_key")
 
 
 class TestSigner:
@@ -104,20 +106,23 @@ class TestSigner:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TestSigner:
-        """The signer :meth:`save` wrote to ``path``."""
-        document = json.loads(Path(path).read_text())
+        """The signer :meth:`save` wrote to ``path``; ``ValueError`` for any other file."""
         try:
-            private_key = serialization.load_pem_private_key(document["private_key"].encode(), password=None)
+            document = json.loads(Path(path).read_text())
+            fields = {name: document[name] for name in _FIELDS} if isinstance(document, dict) else None
+            if fields is None or not all(isinstance(value, str) for value in fields.values()):
+                raise TypeError(f"expected the text fields {', '.join(_FIELDS)}")
+            private_key = serialization.load_pem_private_key(fields["private_key"].encode(), password=None)
             if not isinstance(private_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
                 raise TypeError(type(private_key).__name__)
             return cls(
-                document["algorithm"],
-                kid=document["kid"],
-                issuer=document["issuer"],
-                audience=document["audience"],
+                fields["algorithm"],
+                kid=fields["kid"],
+                issuer=fields["issuer"],
+                audience=fields["audience"],
                 private_key=private_key,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, RecursionError) as exc:
             raise ValueError(f"{path} is not a key file TestSigner.save wrote ({exc})") from None
 
     def __repr__(self) -> str:
