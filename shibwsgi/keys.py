@@ -43,6 +43,8 @@ MAX_REDIRECTS = 3
 #: Unknown kids remembered: those a fetch did not find, and those waiting for one.
 MAX_REMEMBERED_KIDS = 1024
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+#: A URL's user part (``user:password@``), hidden in messages.
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 
 #: Turns a fetched document into ``kid -> key``.
 Loader = Callable[[bytes], Mapping[str | None, K]]
@@ -162,9 +164,14 @@ def check_url(setting: str, url: object) -> str:
             return url
     raise ConfigError(
         setting,
-        f"must be an https URL, not {url!r}: keys fetched over plain http could be swapped on the way "
+        f"must be an https URL, not {_shown(url)}: keys fetched over plain http could be swapped on the way "
         "(http is accepted only to a loopback address)",
     )
+
+
+def _shown(url: object) -> str:
+    """``url`` for an error message, without the password its user part may hold."""
+    return repr(_USERINFO.sub("***@", url)) if isinstance(url, str) else type(url).__name__
 
 
 def _loopback(host: str) -> bool:

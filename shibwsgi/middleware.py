@@ -27,7 +27,7 @@ from .identity import Identity
 from .logs import log_refusal
 from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
 from .memo import IdentityMemo
-from .needs import Setup, check_needs, given_options, keyword_defaults
+from .needs import Setup, check_needs, given_options, keyword_defaults, source_reads
 from .options import (
     attribute_map,
     check_channel_options,
@@ -139,6 +139,10 @@ class SSOMiddleware:
         # A signed profile reads its assertion header, the signature is the trust (channel= is refused).
         self.channel = SIGNED if self.profile.signed else channel
         attribute_specs = attribute_map(attributes or {})
+        user_sources = strings("user", user) if user is not None else self.profile.user
+        prefixed, decoded = source_reads(
+            self.profile, [*user_sources, *(spec.source for spec in attribute_specs.values())]
+        )
         check_needs(
             given,
             Setup(
@@ -153,11 +157,12 @@ class SSOMiddleware:
                 auth_path=auth_path is not None,
                 probe_token=probe_token is not None,
                 uncapped_attributes=any(spec.max_bytes is None for spec in attribute_specs.values()),
+                prefixed=prefixed,
+                decoded=decoded,
             ),
         )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
-        user_sources = strings("user", user) if user is not None else self.profile.user
         for source in user_sources:
             if names_credential(source):
                 raise ConfigError(

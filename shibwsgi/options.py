@@ -110,6 +110,9 @@ def endpoint_path(setting: str, path: str | None) -> str | None:
         return None
     if not isinstance(path, str) or safe_next(path, default="") != path or "?" in path or "#" in path:
         raise ConfigError(setting, f"must be a plain ASCII path starting with '/', not {path!r}")
+    if "//" in path or {".", ".."} & set(path.split("/")):
+        # Web servers normalise these away before the app sees the path: it could never match.
+        raise ConfigError(setting, f"must be a normalised path (no '//', '.' or '..' segments), not {path!r}")
     try:
         return wsgi_path(path)
     except ValueError as exc:

@@ -26,7 +26,9 @@ elsewhere with part of it.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 import threading
 import weakref
@@ -46,6 +48,8 @@ __all__ = ["RedisClient", "RedisStore", "mask_url"]
 CACHE_ENTRIES = 1024
 CACHE_BYTES = 2 * 1024 * 1024
 _HIDDEN = "***"
+#: The path of a Redis URL: a database number.
+_DATABASE = re.compile(r"/[0-9]+")
 _ESCAPES = "percent-encode '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 
 
@@ -147,12 +151,24 @@ class RedisStore:
                 f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
                 f"so redis-py would use part of the password and another host; {_ESCAPES}",
             )
+        path = unquote(parts[2])
+        if parts[0].lower() != "unix:" and path not in ("", "/") and not _DATABASE.fullmatch(path):
+            # redis-py would silently use database 0 (or read "/1/2" as 12).
+            raise ConfigError(
+                "session", f"bad Redis URL {self._location!r}: the path must be a database number (/0)"
+            )
         try:
             pool = redis.ConnectionPool.from_url(url)
             # An unknown query setting otherwise fails only at the first request.
             pool.connection_class(**pool.connection_kwargs)
         except (TypeError, ValueError) as exc:
             raise ConfigError("session", f"bad Redis URL {self._location!r}: {self._scrub(exc)}") from exc
+        for name, value in pool.connection_kwargs.items():
+            # Else the socket refuses it at the first request (ValueError, a 500).
+            if isinstance(value, float) and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    "session", f"bad Redis URL {self._location!r}: {name} must be a number >= 0, not {value}"
+                )
         return _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
 
     def _scrub(self, exc: Exception) -> str:
