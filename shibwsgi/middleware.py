@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
-from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
+from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint, check_header_sources
 from .authz import Rule, Rules, deny
 from .cookies import DEFAULT_CACHE_ENTRIES
 from .credentials import names_credential
@@ -182,6 +182,7 @@ class SSOMiddleware:
                 ],
                 "profile": [*self.profile.variables.values(), *self.profile.json_variables],
             },
+            headers_only=not self.profile.json_variables,
         )
         self.parser = IdentityParser(
             self.profile,
@@ -254,6 +255,8 @@ class SSOMiddleware:
         # Rules only an upstream behind auth_request reads case-insensitively: checked when it is on.
         auth_rules = self.rules if self.auth_path is not None else Rules(())
         auth = AuthEndpoint(headers=auth_headers, rules=auth_rules, resolve=self._resolve)
+        if "auth_headers" in given:  # the defaults name attributes an app may not have
+            check_header_sources(auth.headers, attribute_specs, roles=roles is not None)
         self.endpoints = _endpoints(
             {
                 "login_path": (self.login_path, self._login),

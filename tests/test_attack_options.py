@@ -17,6 +17,7 @@ from webtest import TestApp
 from shibwsgi import Attribute, ConfigError, SSOMiddleware
 from shibwsgi.middleware import OPTION_DEFAULTS
 from shibwsgi.sessions import MemoryStore
+from shibwsgi.settings import parse_settings
 from shibwsgi.testing.signed import TestSigner
 from tests.helpers import echo_app
 
@@ -347,4 +348,119 @@ def test_redis_url_with_a_database_number_is_accepted(url: str) -> None:
 def test_option_that_cannot_take_effect_names_what_it_needs(options: dict[str, Any], setting: str) -> None:
     with pytest.raises(ConfigError, match="cannot take effect here: it needs") as info:
         SSOMiddleware(echo_app, **options)
+    assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    ("options", "setting"),
+    [
+        pytest.param({"prefix": "Remote "}, "prefix", id="prefix with a space"),
+        pytest.param({"prefix": "Remote:"}, "prefix", id="prefix with a colon"),
+        pytest.param({"user": "us er"}, "user", id="user source with a space"),
+        pytest.param({"attributes": {"m": "ma il"}}, "attributes", id="attribute source with a space"),
+        pytest.param(
+            {"attributes": {"m": "urn:oid:0.9.2342.19200300.100.1.3"}}, "attributes", id="URN source"
+        ),
+    ],
+)
+def test_header_channel_source_no_header_can_carry_is_refused(options: dict[str, Any], setting: str) -> None:
+    with pytest.raises(ConfigError, match="not a header name") as info:
+        SSOMiddleware(echo_app, profile="authelia", trusted_proxies=["10.0.0.1"], **options)
+    assert info.value.setting == setting
+
+
+def test_header_profile_with_json_documents_keeps_uri_claims() -> None:
+    SSOMiddleware(
+        echo_app,
+        profile="azure-easy-auth",
+        trusted_proxies=["10.0.0.1"],
+        prefix="X-",
+        attributes={"mail": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"},
+    )
+
+
+def test_empty_prefix_list_is_refused_naming_prefix() -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, prefix=[], attributes={"m": "mail"})
+    assert info.value.setting == "prefix"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        pytest.param({"SHIBWSGI_ATTRIBUTES": "m=mail m=displayName"}, id="attribute name twice"),
+        pytest.param(
+            {
+                "SHIBWSGI_AUTH_PATH": "/auth",
+                "SHIBWSGI_ATTRIBUTES": "mail=mail name=displayName",
+                "SHIBWSGI_AUTH_HEADERS": "X-A=mail x-a=name",
+            },
+            id="auth header twice, in another case",
+        ),
+    ],
+)
+def test_setting_that_names_one_thing_twice_is_refused_not_last_wins(settings: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="given twice"):
+        SSOMiddleware.from_mapping(echo_app, settings)
+
+
+@pytest.mark.parametrize(
+    ("options", "source"),
+    [
+        pytest.param({}, "mail", id="attribute not configured"),
+        pytest.param({"attributes": {"email": "mail"}}, "mail", id="a source name, not the app's name"),
+        pytest.param({}, "roles", id="roles without the roles hook"),
+    ],
+)
+def test_auth_header_whose_source_no_identity_fills_is_refused(options: dict[str, Any], source: str) -> None:
+    with pytest.raises(ConfigError, match="is not user, roles") as info:
+        SSOMiddleware(echo_app, auth_path="/auth", auth_headers={"X-Value": source}, **options)
+    assert info.value.setting == "auth_headers"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"auth_headers": {"X-User": "user"}}, id="user"),
+        pytest.param(
+            {"auth_headers": {"X-Roles": "roles"}, "roles": lambda identity: []}, id="roles with the hook"
+        ),
+        pytest.param(
+            {"auth_headers": {"X-Mail": "email"}, "attributes": {"email": "mail"}}, id="an attribute"
+        ),
+        pytest.param({}, id="the defaults, without their attributes"),
+    ],
+)
+def test_auth_headers_an_identity_fills_are_accepted(options: dict[str, Any]) -> None:
+    SSOMiddleware(echo_app, auth_path="/auth", **options)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "keyword", "expected"),
+    [
+        pytest.param("SHIBWSGI_ROLES_TTL", "5m", "roles_ttl", 300, id="ROLES_TTL=5m"),
+        pytest.param("SHIBWSGI_ROLES_TTL", "0", "roles_ttl", 0, id="ROLES_TTL=0"),
+        pytest.param("SHIBWSGI_LEEWAY", "30s", "leeway", 30, id="LEEWAY=30s"),
+    ],
+)
+def test_every_seconds_setting_takes_a_duration(
+    setting: str, value: str, keyword: str, expected: int
+) -> None:
+    assert parse_settings({setting: value}) == {keyword: expected}
+
+
+@pytest.mark.parametrize(
+    ("setting", "template"),
+    [
+        pytest.param("login_url", "/sso?t={target}\r\nSet-Cookie: admin=1", id="CRLF: header injection"),
+        pytest.param("login_url", "/sso?t={target}\n", id="LF"),
+        pytest.param("logout_url", "/sso?r={return_to}\x00", id="NUL"),
+        pytest.param("logout_url", "/s so?r={return_to}", id="space"),
+        pytest.param("login_url", "https://idp.example/sso?t={target}\t", id="tab"),
+        pytest.param("login_url", "/sso?t={target}&l=\u00e9", id="non-ASCII"),
+    ],
+)
+def test_front_end_url_that_cannot_be_a_location_header_is_refused(setting: str, template: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, **{setting: template})
     assert info.value.setting == setting
