@@ -161,6 +161,8 @@ def check_url(setting: str, url: object) -> str:
         secure = parts is not None and parts.scheme == "https"
         local = parts is not None and parts.scheme == "http" and _loopback(parts.hostname or "")
         if parts is not None and parts.hostname and (secure or local):
+            if {"{", "}"} & set(url.replace("{kid}", "")):  # "{kd}" would be fetched literally
+                raise ConfigError(setting, f"{_shown(url)}: the only placeholder is {{kid}}")
             return url
     raise ConfigError(
         setting,

@@ -464,3 +464,23 @@ def test_front_end_url_that_cannot_be_a_location_header_is_refused(setting: str,
     with pytest.raises(ConfigError) as info:
         SSOMiddleware(echo_app, **{setting: template})
     assert info.value.setting == setting
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("https://keys.example/{kd}", id="misspelt kid"),
+        pytest.param("https://keys.example/{kid", id="unclosed"),
+        pytest.param("https://keys.example/{KID}", id="upper case"),
+    ],
+)
+def test_jwks_url_with_a_placeholder_other_than_kid_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        SSOMiddleware(echo_app, profile="aws-alb", audience="arn:aws:elasticloadbalancing:x", jwks_url=url)
+    assert info.value.setting == "jwks_url"
+
+
+def test_jwks_url_per_kid_template_is_accepted() -> None:
+    SSOMiddleware(
+        echo_app, profile="aws-alb", audience="arn:aws:elasticloadbalancing:x", jwks_url="https://k/{kid}"
+    )
