@@ -313,7 +313,6 @@ def test_redis_url_that_would_use_another_database_or_fail_each_request_is_refus
         pytest.param("redis://127.0.0.1:1", id="no path"),
         pytest.param("redis://127.0.0.1:1/", id="bare slash"),
         pytest.param("redis://127.0.0.1:1/15", id="database 15"),
-        pytest.param("redis://127.0.0.1:1/%31", id="escaped digit"),
         pytest.param("redis://127.0.0.1:1/0?socket_timeout=2.5", id="timeout"),
     ],
 )
