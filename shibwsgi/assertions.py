@@ -431,7 +431,7 @@ def _key_source(
     try:
         document = json.loads(jwks) if isinstance(jwks, str) else jwks
         keys, duplicates = _jwks_keys(document)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise ConfigError("jwks", f"not a usable JWKS: {exc}") from None
     if duplicates:
         raise ConfigError(

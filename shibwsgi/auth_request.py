@@ -32,7 +32,7 @@ from .paths import fold, folded, odd_dot_segment, readings, resolved
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["DEFAULT_AUTH_HEADERS", "USER_HEADER", "AuthEndpoint", "header_value"]
+__all__ = ["DEFAULT_AUTH_HEADERS", "USER_HEADER", "AuthEndpoint", "check_header_sources", "header_value"]
 
 #: Always sent on a 200: the user id, under oauth2-proxy's name.
 USER_HEADER = "X-Auth-Request-User"
@@ -297,6 +297,18 @@ def _values(identity: Identity, source: str) -> tuple[str, ...]:
     if source == "roles":
         return identity.roles
     return identity.attributes.get(source, ())
+
+
+def check_header_sources(headers: Mapping[str, str], attributes: Iterable[str], *, roles: bool) -> None:
+    """Refuse an ``auth_headers`` source no identity can fill: it would never be sent."""
+    known = {"user", *(("roles",) if roles else ()), *attributes}
+    for name, source in headers.items():
+        if source not in known:
+            raise ConfigError(
+                "auth_headers",
+                f"{name!r}: {source!r} is not user, roles (with the roles hook) or one of the "
+                f"attributes ({', '.join(sorted(known - {'user', 'roles'})) or 'none configured'})",
+            )
 
 
 def _headers(headers: Mapping[str, str]) -> dict[str, str]:

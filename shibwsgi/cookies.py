@@ -50,9 +50,15 @@ class SessionCookie:
         max_age: int,
         cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ) -> None:
-        # A number or a mapping is not a list of keys (a dict would sign with its keys).
-        listed = isinstance(secret_key, list | tuple)
-        keys = [secret_key] if isinstance(secret_key, str) else list(secret_key) if listed else []
+        if isinstance(secret_key, str):
+            keys = [secret_key]
+        elif isinstance(secret_key, Sequence) and not isinstance(secret_key, (bytes, bytearray)):
+            keys = list(secret_key)
+        else:  # a set has no order, and the newest key must be the one that signs
+            raise ConfigError(
+                "secret_key",
+                f"expected a string or a list of strings, oldest to newest, not {type(secret_key).__name__}",
+            )
         if not keys or any(not isinstance(k, str) or len(k) < MIN_KEY_LENGTH for k in keys):
             raise ConfigError(
                 "secret_key", f"needs one or more random strings of at least {MIN_KEY_LENGTH} characters"
@@ -61,8 +67,13 @@ class SessionCookie:
             raise ConfigError("cookie_secure", "must be True or False")
         self.secure = secure
         self.name = name or ("__Host-shibwsgi" if secure else "shibwsgi")
-        if self.name.startswith("__Host-") and not secure:
-            raise ConfigError("cookie_name", "a __Host- cookie must be Secure (cookie_secure=True)")
+        # Browsers match the prefixes in any case and drop such a cookie unless it is Secure.
+        if self.name.lower().startswith(("__host-", "__secure-")) and not secure:
+            raise ConfigError(
+                "cookie_name",
+                f"a {self.name.split('-')[0]}- cookie must be Secure (cookie_secure=True): "
+                "browsers refuse it otherwise",
+            )
         self.max_age = max_age
         self._signer = TimestampSigner(keys, salt="shibwsgi.session")
         #: Cookie header -> its verified (session id, signed at) pairs, in header order.

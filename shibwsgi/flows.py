@@ -24,6 +24,9 @@ from .redirects import safe_next
 from .sessions.base import SessionStore, check_store
 from .sessions.manager import SessionManager
 
+#: The longest session: browsers cap a cookie's Max-Age at 400 days (RFC 6265bis, 5.5).
+MAX_SESSION_SECONDS = 400 * 86400
+
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -139,6 +142,12 @@ def session_binding(
     """Validate the session options; the manager and cookie, or ``(None, None)`` when stateless."""
     idle = positive("idle_timeout", idle_timeout)
     absolute = positive("absolute_timeout", absolute_timeout)
+    if absolute > MAX_SESSION_SECONDS:
+        raise ConfigError(
+            "absolute_timeout",
+            f"must be at most {MAX_SESSION_SECONDS} seconds (400 days), not {absolute}: browsers keep "
+            "a cookie no longer (RFC 6265bis), so a longer session could never take effect",
+        )
     if idle > absolute:
         raise ConfigError("idle_timeout", "cannot be longer than absolute_timeout")
     if store is None:  # options that need a store were refused with it (shibwsgi.needs)

@@ -57,6 +57,9 @@ def _template(setting: str, template: str | None, placeholders: tuple[str, str])
         raise ConfigError(setting, f"needs exactly one placeholder, {wanted}; found {sorted(fields)}")
     if not template.startswith(("/", "https://", "http://")) or template.startswith("//"):
         raise ConfigError(setting, "must be a path on this site (/...) or an http(s) URL")
+    if not all("!" <= char <= "~" for char in template):
+        # It becomes a Location header: a CR or LF would split it, a space or non-ASCII break it.
+        raise ConfigError(setting, "must be printable ASCII without spaces: percent-encode the rest")
     return template
 
 

@@ -47,6 +47,8 @@ MAX_REDIRECTS = 3
 #: Unknown kids remembered: those a fetch did not find, and those waiting for one.
 MAX_REMEMBERED_KIDS = 1024
 _REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
+#: A URL's user part (``user:password@``), hidden in messages.
+_USERINFO = re.compile(r"(?<=//)[^/?#]*@")
 
 #: Turns a fetched document into ``kid -> key``.
 Loader = Callable[[bytes], Mapping[str | None, K]]
@@ -163,10 +165,12 @@ def check_url(setting: str, url: object) -> str:
         secure = parts is not None and parts.scheme == "https"
         local = parts is not None and parts.scheme == "http" and _loopback(parts.hostname or "")
         if parts is not None and parts.hostname and (secure or local):
+            if "{" in url or "}" in url:  # "{kd}" would be fetched literally
+                _check_template(setting, url)
             return url
     raise ConfigError(
         setting,
-        f"must be an https URL, not {url!r}: keys fetched over plain http could be swapped on the way "
+        f"must be an https URL, not {_shown(url)}: keys fetched over plain http could be swapped on the way "
         "(http is accepted only to a loopback address)",
     )
 
@@ -185,9 +189,14 @@ def _check_template(setting: str, url: str) -> None:
     ):
         raise ConfigError(
             setting,
-            f"{url!r}: a key URL template takes {{kid}} in its path and no other braces "
+            f"{_shown(url)}: a key URL template takes {{kid}} in its path and no other braces "
             "(AWS ALB: https://public-keys.auth.elb.<region>.amazonaws.com/{kid})",
         )
+
+
+def _shown(url: object) -> str:
+    """``url`` for an error message, without the password its user part may hold."""
+    return repr(_USERINFO.sub("***@", url)) if isinstance(url, str) else type(url).__name__
 
 
 def _loopback(host: str) -> bool:
@@ -242,8 +251,6 @@ class RemoteKeys(Generic[K]):
     ) -> None:
         self.url = check_url(setting, url)
         self.per_kid = "{kid}" in url
-        if "{" in url or "}" in url:
-            _check_template(setting, url)
         self._load = load
         self._timeout = timeout
         self._max_age = max_age

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import responses
 from .attributes import DEFAULT_MAX_BYTES, DEFAULT_MAX_VALUES, Attribute
-from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint
+from .auth_request import DEFAULT_AUTH_HEADERS, AuthEndpoint, check_header_sources
 from .authz import Rule, Rules, deny
 from .cookies import DEFAULT_CACHE_ENTRIES
 from .credentials import names_credential
@@ -27,7 +27,7 @@ from .identity import Identity
 from .logs import log_refusal
 from .memo import DEFAULT_MAX_BYTES as DEFAULT_IDENTITY_CACHE_BYTES
 from .memo import IdentityMemo
-from .needs import Setup, check_needs, given_options, keyword_defaults
+from .needs import Setup, check_needs, given_options, keyword_defaults, source_reads
 from .options import (
     attribute_map,
     check_channel_options,
@@ -145,6 +145,10 @@ class SSOMiddleware:
         # A signed profile reads its assertion header, the signature is the trust (channel= is refused).
         self.channel = SIGNED if self.profile.signed else channel
         attribute_specs = attribute_map(attributes or {})
+        user_sources = strings("user", user) if user is not None else self.profile.user
+        prefixed, decoded = source_reads(
+            self.profile, [*user_sources, *(spec.source for spec in attribute_specs.values())]
+        )
         check_needs(
             given,
             Setup(
@@ -159,11 +163,12 @@ class SSOMiddleware:
                 auth_path=auth_path is not None,
                 probe_token=probe_token is not None,
                 uncapped_attributes=any(spec.max_bytes is None for spec in attribute_specs.values()),
+                prefixed=prefixed,
+                decoded=decoded,
             ),
         )
         networks = parse_networks(strings("trusted_proxies", trusted_proxies))
         check_channel_options(self.channel, networks, proxy_secret, self.profile.name)
-        user_sources = strings("user", user) if user is not None else self.profile.user
         for source in user_sources:
             if names_credential(source):
                 raise ConfigError(
@@ -183,6 +188,7 @@ class SSOMiddleware:
                 ],
                 "profile": [*self.profile.variables.values(), *self.profile.json_variables],
             },
+            headers_only=not self.profile.json_variables,
         )
         self.parser = IdentityParser(
             self.profile,
@@ -256,6 +262,8 @@ class SSOMiddleware:
         # Rules only an upstream behind auth_request reads case-insensitively: checked when it is on.
         auth_rules = self.rules if self.auth_path is not None else Rules(())
         auth = AuthEndpoint(headers=auth_headers, rules=auth_rules, resolve=self._resolve)
+        if "auth_headers" in given:  # the defaults name attributes an app may not have
+            check_header_sources(auth.headers, attribute_specs, roles=roles is not None)
         self.endpoints = _endpoints(
             {
                 "login_path": (self.login_path, self._login),

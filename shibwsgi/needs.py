@@ -9,14 +9,23 @@ differs from the signature's default, so string settings that spell out a defaul
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError
-from .profiles import Profile
+from .profiles import REMOTE_USER, Profile
 
-__all__ = ["NEEDS", "Need", "Setup", "check_needs", "given_options", "keyword_defaults", "markdown_table"]
+__all__ = [
+    "NEEDS",
+    "Need",
+    "Setup",
+    "check_needs",
+    "given_options",
+    "keyword_defaults",
+    "markdown_table",
+    "source_reads",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ class Setup:
     auth_path: bool
     probe_token: bool
     uncapped_attributes: bool  # an attribute without its own max_bytes
+    prefixed: bool = True  # a source is read through the profile's prefixes
+    decoded: bool = True  # a variable is decoded with the profile's encoding
 
     @property
     def token_profile(self) -> bool:
@@ -86,10 +97,15 @@ NEEDS: dict[str, Need | None] = {
     ),
     "proxy_secret_header": Need("proxy_secret", lambda s: s.proxy_secret),
     "encoding": Need(
-        "a profile that reads variables or headers (not only a signed token's claims)",
-        lambda s: s.reads_variables,
+        "a variable or header decoded with it (not only a signed token's claims, REMOTE_USER "
+        "or JSON with its own json_encoding)",
+        lambda s: s.reads_variables and s.decoded,
     ),
-    "prefix": _UNSIGNED,
+    "prefix": Need(
+        "a profile that is not signed and a source read through the prefix (not only "
+        "REMOTE_USER or the profile's fixed variables)",
+        lambda s: not s.profile.signed and s.prefixed,
+    ),
     "max_attribute_bytes": Need(
         "an attribute without its own Attribute(max_bytes=...)", lambda s: s.uncapped_attributes
     ),
@@ -138,6 +154,21 @@ NEEDS: dict[str, Need | None] = {
     "probe_token": None,
     "clock": None,  # a test seam: tests pass a fake one whether or not anything reads it
 }
+
+
+def source_reads(profile: Profile, sources: Iterable[str]) -> tuple[bool, bool]:
+    """Whether ``profile`` reads one of ``sources`` (or its claims) through its prefixes, and
+    whether it decodes any variable with its ``encoding``: the Setup's ``prefixed``/``decoded``."""
+    names = [*sources, *profile.claims.values()]
+    prefixed = any(name != REMOTE_USER and name not in profile.source_variables for name in names)
+    decoded = (
+        bool(profile.variables)
+        or (bool(profile.json_variables) and profile.json_encoding is None)
+        or (prefixed and bool(profile.prefixes))
+        or any(name in profile.source_variables for name in names)
+        or (REMOTE_USER in names and profile.encodes_remote_user)
+    )
+    return prefixed, decoded
 
 
 def keyword_defaults(function: Callable[..., Any]) -> dict[str, Any]:

@@ -110,6 +110,9 @@ def endpoint_path(setting: str, path: str | None) -> str | None:
         return None
     if not isinstance(path, str) or safe_next(path, default="") != path or "?" in path or "#" in path:
         raise ConfigError(setting, f"must be a plain ASCII path starting with '/', not {path!r}")
+    if "//" in path or {".", ".."} & set(path.split("/")):
+        # Web servers normalise these away before the app sees the path: it could never match.
+        raise ConfigError(setting, f"must be a normalised path (no '//', '.' or '..' segments), not {path!r}")
     try:
         return wsgi_path(path)
     except ValueError as exc:
@@ -138,7 +141,10 @@ def customised(profile: Profile, *, encoding: str | None, prefix: str | Iterable
         profile = replace(profile, encoding=one_of("encoding", encoding, ENCODINGS))
     if prefix is not None:
         prefixes = (prefix,) if isinstance(prefix, str) else strings("prefix", prefix, allow_empty=True)
-        profile = replace(profile, prefixes=prefixes)
+        try:
+            profile = replace(profile, prefixes=prefixes)
+        except ConfigError as exc:  # the profile names its field; the option is "prefix"
+            raise ConfigError("prefix", str(exc).removeprefix(f"{exc.setting}: ")) from None
     return profile
 
 
@@ -156,15 +162,24 @@ def check_channel_options(
         raise ConfigError("proxy_secret", "must be a string of at least 16 characters")
 
 
-def check_source_names(channel: str, names: Mapping[str, Iterable[str]]) -> None:
+def check_source_names(
+    channel: str, names: Mapping[str, Iterable[str]], *, headers_only: bool = True
+) -> None:
     """Refuse variable names that are WSGI header keys (``HTTP_*``).
 
     In the environ channel such a name is a client header that anyone can send;
     in the headers channel the header is named, not its environ key.
-    ``names`` maps a setting to the variable names it makes the parser read.
+    ``names`` maps a setting to the variable names it makes the parser read. With
+    ``headers_only`` (no JSON document can carry the source instead), a name that no
+    header can have is refused in the headers channel too.
     """
     for setting, variables in names.items():
         for variable in variables:
+            # A prefix is part of a name: it may be empty, not hold what no header name can.
+            if channel == "headers" and headers_only and not _TOKEN.fullmatch(variable or "-"):
+                raise ConfigError(
+                    setting, f"{variable!r} is not a header name (RFC 9110 token): no request carries it"
+                )
             if not variable.upper().startswith("HTTP_"):
                 continue
             if channel == "environ":

@@ -82,9 +82,9 @@ class RolesResolver:
         if (
             isinstance(timeout, bool)
             or not isinstance(timeout, (int, float))
-            or not math.isfinite(timeout)
             or timeout <= 0
-            or timeout > threading.TIMEOUT_MAX
+            or timeout > threading.TIMEOUT_MAX  # before isfinite, which overflows on a huge int
+            or not math.isfinite(timeout)
         ):
             raise ConfigError(
                 "roles_timeout",

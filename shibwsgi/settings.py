@@ -76,6 +76,8 @@ def attributes(text: str) -> dict[str, Attribute]:
         unknown = set(flags) - {"multi", "required"}
         if not equals or not name or not source or unknown:
             raise ValueError(f"{entry!r} is not name=source[:multi][:required]")
+        if name in result:
+            raise ValueError(f"{name!r} is given twice")
         result[name] = Attribute(source, multi="multi" in flags, required="required" in flags)
     return result
 
@@ -110,11 +112,13 @@ def headers(text: str) -> dict[str, str]:
     """
     if text.strip().lower() == "none":
         return {}
-    result = {}
+    result: dict[str, str] = {}
     for entry in words(text):
         name, equals, source = entry.partition("=")
         if not equals or not name or not source:
             raise ValueError(f"{entry!r} is not Header=source")
+        if name.lower() in (known.lower() for known in result):
+            raise ValueError(f"{name!r} is given twice")
         result[name] = source
     return result
 
@@ -153,7 +157,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "IDENTITY_CACHE_BYTES": ("identity_cache_bytes", integer),
     "COOKIE_CACHE_ENTRIES": ("cookie_cache_entries", integer),
     "ROLES": ("roles", function),
-    "ROLES_TTL": ("roles_ttl", integer),
+    "ROLES_TTL": ("roles_ttl", duration),
     "ROLES_TIMEOUT": ("roles_timeout", number),
     "AUTH_PATH": ("auth_path", optional_path),
     "AUTH_HEADERS": ("auth_headers", headers),
@@ -163,7 +167,7 @@ SETTINGS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ISSUER": ("issuer", text),
     "AUDIENCE": ("audience", words),
     "ALGORITHMS": ("algorithms", words),
-    "LEEWAY": ("leeway", integer),
+    "LEEWAY": ("leeway", duration),
     "ERROR_PAGE": ("error_page", function),
     "PROBE_PATH": ("probe_path", text),
     "PROBE_TOKEN": ("probe_token", text),

@@ -312,7 +312,9 @@ def test_refusals_carry_no_identity_headers(client: TestApp) -> None:
     ],
 )
 def test_auth_headers_change_the_mapping(app: App, auth_headers: dict[str, str], expected: Any) -> None:
-    client = TestApp(middleware(app, auth_headers=auth_headers), extra_environ=HTTPS)
+    # "affiliation" is mapped but no user has it (an unmapped source is a ConfigError).
+    attributes = {**ATTRIBUTES, "affiliation": "affiliation"}
+    client = TestApp(middleware(app, auth_headers=auth_headers, attributes=attributes), extra_environ=HTTPS)
     response = ask(client, "/", who="admin", status=200)
     sent = {
         name: value
@@ -401,7 +403,8 @@ def test_auth_endpoint_from_settings(app: App) -> None:
     settings = {
         "SHIBWSGI_ATTRIBUTES": "email=mail groups=isMemberOf:multi",
         "SHIBWSGI_AUTH_PATH": "/_shibwsgi/auth",
-        "SHIBWSGI_AUTH_HEADERS": "X-Auth-Request-Email=email, X-Roles=roles",
+        # Two entries, comma-separated ("roles" would need SHIBWSGI_ROLES: it is refused without).
+        "SHIBWSGI_AUTH_HEADERS": "X-Auth-Request-Email=email, X-Groups=groups",
     }
     client = TestApp(SSOMiddleware.from_mapping(app, settings), extra_environ=HTTPS)
     headers = {"X-Original-URI": "/", "X-Original-Method": "GET"}
@@ -416,7 +419,12 @@ def test_auth_endpoint_from_settings(app: App) -> None:
     [pytest.param("none", {}, id="none"), pytest.param("X-A=email", {"X-A": "email"}, id="one")],
 )
 def test_auth_headers_setting(app: App, value: str, expected: dict[str, str]) -> None:
-    middleware = SSOMiddleware.from_mapping(app, {"SHIBWSGI_AUTH_PATH": AUTH, "SHIBWSGI_AUTH_HEADERS": value})
+    settings = {
+        "SHIBWSGI_AUTH_PATH": AUTH,
+        "SHIBWSGI_AUTH_HEADERS": value,
+        "SHIBWSGI_ATTRIBUTES": "email=mail",
+    }
+    middleware = SSOMiddleware.from_mapping(app, settings)
     auth = middleware.endpoints[AUTH]
     assert auth.headers == expected  # type: ignore[attr-defined]
 
