@@ -22,7 +22,7 @@ from .identity import Identity
 from .middleware import ENVIRON_KEY, SSOMiddleware
 from .profiles import PROFILES, Profile
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = [
     "ENVIRON_KEY",
