@@ -184,6 +184,14 @@ def apache_variables(front_end: str, root: Path, tls: TLS, uwsgi_socket: str | N
     return variables
 
 
+def session_settings(folder: Path) -> dict[str, str]:
+    """The app's settings for lazy protection: its own sessions, in an SQLite file in ``folder``."""
+    return {
+        "SHIBWSGI_SESSION": f"sqlite://{folder / 'sessions.sqlite3'}",
+        "SHIBWSGI_SECRET_KEY": secrets.token_urlsafe(32),
+    }
+
+
 def server_environment(variables: Mapping[str, str]) -> dict[str, str]:
     """Only the documented variables: an undocumented one would show as undefined."""
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **variables}
