@@ -544,17 +544,17 @@ def running_fake_oauth2_proxy(
 
 
 @contextlib.contextmanager
-def self_signed_certificate() -> Iterator[TLS]:
-    """A self-signed certificate for 127.0.0.1 (with the extensions Apache's mod_ssl wants)."""
+def self_signed_certificate(addresses: Sequence[str] = ("127.0.0.1",)) -> Iterator[TLS]:
+    """A self-signed certificate for ``addresses`` (with the extensions Apache's mod_ssl wants)."""
     openssl = require_program("openssl", "openssl")
     with shared_directory("shibwsgi-tls-") as folder:
         cert, key = folder / "cert.pem", folder / "key.pem"
         subprocess.run(
             [
                 *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
-                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={addresses[0]}"),
                 *("-addext", "basicConstraints=critical,CA:FALSE"),
-                *("-addext", "subjectAltName=IP:127.0.0.1"),
+                *("-addext", "subjectAltName=" + ",".join(f"IP:{address}" for address in addresses)),
             ],
             check=True,
             capture_output=True,

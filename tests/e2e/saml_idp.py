@@ -68,6 +68,7 @@ __all__ = [
     "Visit",
     "browse",
     "certificate_body",
+    "choose_user",
     "follow",
     "form_fields",
     "generated_groups",
@@ -464,3 +465,11 @@ def follow(
             return Visit(response, hops)
         hops.append(url)
     raise AssertionError(f"more than {limit} hops: {hops}")
+
+
+def choose_user(client: requests.Session, choice_page: requests.Response, user: str) -> Visit:
+    """Press ``user``'s button on the IdP's sign-in page, and follow on."""
+    action, fields = form_fields(choice_page.text)
+    url = urljoin(choice_page.url, action)
+    response = client.post(url, data={**fields, "user": user}, allow_redirects=False, timeout=30)
+    return follow(client, response, [url])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
@@ -24,8 +24,7 @@ from .saml_idp import (
     USERS,
     Visit,
     browse,
-    follow,
-    form_fields,
+    choose_user,
     released_groups,
 )
 
@@ -53,14 +52,6 @@ FORGED_HEADERS = {
     "isMemberOf": EDITOR_GROUP,
 }
 MOVIE = {"title": "Nosferatu", "director": "F. W. Murnau", "main_actor": "Max Schreck", "published": 1922}
-
-
-def choose_user(client: requests.Session, choice_page: requests.Response, user: str) -> Visit:
-    """Press ``user``'s button on the IdP's sign-in page, and follow on."""
-    action, fields = form_fields(choice_page.text)
-    url = urljoin(choice_page.url, action)
-    response = client.post(url, data={**fields, "user": user}, allow_redirects=False, timeout=30)
-    return follow(client, response, [url])
 
 
 def sign_in_at_idp(client: requests.Session, idp: SamlIdP, user: str, groups: int = 0) -> None:
