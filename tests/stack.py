@@ -135,8 +135,11 @@ def common_variables(tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str
     }
 
 
-def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
-    """SP metadata, key and certificate as the package's own tool makes them, and an IdP's metadata."""
+def mellon_files(folder: Path, https_port: str, idp_metadata: Path | None = None) -> dict[str, str]:
+    """SP metadata, key and certificate as the package's own tool makes them, and an IdP's metadata.
+
+    Without ``idp_metadata`` the IdP is one nothing answers (https://idp.invalid).
+    """
     tool = require_program("mellon_create_metadata", "libapache2-mod-auth-mellon")
     folder.mkdir()
     endpoint = f"https://127.0.0.1:{https_port}/mellon"
@@ -145,20 +148,21 @@ def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
     (sp_key,) = folder.glob("*.key")
     (sp_cert,) = folder.glob("*.cert")
     certificate = "".join(line for line in sp_cert.read_text().splitlines() if not line.startswith("-----"))
-    idp_metadata = folder / "idp-metadata.xml"
-    idp_metadata.write_text(
-        '<?xml version="1.0"?>\n'
-        '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"'
-        ' xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.invalid/idp">\n'
-        '  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\n'
-        '    <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
-        f"<ds:X509Certificate>{certificate}</ds:X509Certificate>"
-        "</ds:X509Data></ds:KeyInfo></KeyDescriptor>\n"
-        '    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
-        ' Location="https://idp.invalid/sso"/>\n'
-        "  </IDPSSODescriptor>\n"
-        "</EntityDescriptor>\n"
-    )
+    if idp_metadata is None:
+        idp_metadata = folder / "idp-metadata.xml"
+        idp_metadata.write_text(
+            '<?xml version="1.0"?>\n'
+            '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"'
+            ' xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.invalid/idp">\n'
+            '  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\n'
+            '    <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
+            f"<ds:X509Certificate>{certificate}</ds:X509Certificate>"
+            "</ds:X509Data></ds:KeyInfo></KeyDescriptor>\n"
+            '    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+            ' Location="https://idp.invalid/sso"/>\n'
+            "  </IDPSSODescriptor>\n"
+            "</EntityDescriptor>\n"
+        )
     return {
         "MELLON_SP_METADATA": str(sp_metadata),
         "MELLON_SP_KEY": str(sp_key),

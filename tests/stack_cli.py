@@ -26,12 +26,14 @@ from typing import TYPE_CHECKING, NoReturn
 import pytest
 from e2e import oidc_provider, shibboleth_sp
 from e2e.saml_idp import USERS as SAML_USERS
+from e2e.saml_idp import SamlIdP, serving
 from stack import (
     CONFIGS,
     OAUTH2_PROXY_USERS,
     TLS,
     Uwsgi,
     apache_variables,
+    mellon_files,
     nginx_variables,
     running_apache,
     running_fake_oauth2_proxy,
@@ -42,15 +44,22 @@ from stack import (
     shared_directory,
     wait_for_log,
 )
-from support import free_port
+from support import free_port, require_program
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-PROFILES = ("shibboleth", "openidc", "oauth2-proxy")
+PROFILES = ("shibboleth", "openidc", "mellon", "oauth2-proxy")
 #: Where nginx listens for oauth2-proxy: the app trusts this address only (as in the tests).
 NGINX_ADDRESS = "127.0.0.2"
 SWITCHES = ("-DPROTECTION_LAZY",)
+#: The app's settings for mellon and the test IdP, which names attributes by OID.
+MELLON_SETTINGS = {
+    "SHIBWSGI_PROFILE": "mellon",
+    "SHIBWSGI_USER": "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
+    "SHIBWSGI_ATTRIBUTES": "name=urn:oid:2.16.840.1.113730.3.1.241 email=urn:oid:0.9.2342.19200300.100.1.3"
+    " groups=urn:oid:1.3.6.1.4.1.5923.1.5.1.1:multi",
+}
 SECRETS = {"SHIBWSGI_SECRET_KEY", "SHIBWSGI_PROBE_TOKEN"}
 
 
@@ -150,6 +159,26 @@ def shibboleth(root: Path, tls: TLS, port: int, token: str) -> Iterator[Stack]:
 
 
 @contextlib.contextmanager
+def mellon(root: Path, tls: TLS, port: int, token: str) -> Iterator[Stack]:
+    require_program("xmlsec1", "xmlsec1")  # pysaml2 signs with it
+    saml = folder(root, "saml")
+    idp = SamlIdP(saml, free_port())
+    files = mellon_files(saml / "mellon", str(port), idp.metadata)
+    idp.trust(Path(files["MELLON_SP_METADATA"]).read_text())
+    with (
+        serving(idp),
+        movie_app(folder(root, "app"), MELLON_SETTINGS, token) as (app, ini),
+        apache_stack("mellon", root, tls, port, app, files) as doctor,
+    ):
+        url = f"https://127.0.0.1:{port}"
+        users = [f"{name}: {user.eppn}, groups {', '.join(user.groups)}" for name, user in SAML_USERS.items()]
+        servers = {"Apache + mod_auth_mellon": f"127.0.0.1:{port}", "SAML IdP (pysaml2)": idp.base_url[7:]}
+        servers["uWSGI"] = app.socket
+        stack = Stack(url, tls, servers, users, "open /login and press a user's button at the test IdP")
+        yield finish(stack, ini, token, *doctor)
+
+
+@contextlib.contextmanager
 def openidc(root: Path, tls: TLS, port: int, token: str) -> Iterator[Stack]:
     url = f"https://127.0.0.1:{port}"
     users = [oidc_provider.ZOE, oidc_provider.RITA]
@@ -197,7 +226,7 @@ def oauth2_proxy(root: Path, tls: TLS, port: int, token: str) -> Iterator[Stack]
             yield finish(stack, ini, token, "--nginx", str(nginx / "nginx.conf"))
 
 
-STACKS = {"shibboleth": shibboleth, "openidc": openidc, "oauth2-proxy": oauth2_proxy}
+STACKS = {"shibboleth": shibboleth, "openidc": openidc, "mellon": mellon, "oauth2-proxy": oauth2_proxy}
 
 
 @contextlib.contextmanager

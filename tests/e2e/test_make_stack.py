@@ -162,7 +162,7 @@ def follow(browser: requests.Session, response: requests.Response) -> requests.R
     raise AssertionError(f"redirect loop at {response.url}")
 
 
-def sign_in_shibboleth(stack: RunningStack, browser: requests.Session) -> None:
+def sign_in_saml(stack: RunningStack, browser: requests.Session) -> None:
     """The IdP's choice page, then zoe's button: as in a browser."""
     choice = browse(browser, f"{stack.url}/login?next=/api/me")
     assert "Test IdP" in choice.response.text, choice.response.text[:500]
@@ -196,7 +196,8 @@ class Profile:
 
 
 PROFILES = [
-    Profile("shibboleth", sign_in_shibboleth, "zoe@example.org", lambda: require_apache("shibboleth")),
+    Profile("shibboleth", sign_in_saml, "zoe@example.org", lambda: require_apache("shibboleth")),
+    Profile("mellon", sign_in_saml, "zoe@example.org", lambda: require_apache("mellon")),
     Profile("openidc", sign_in_openidc, "zoe", lambda: (require_apache("openidc"), require_oidc_provider())),
     Profile("oauth2-proxy", sign_in_oauth2_proxy, "alice", lambda: require_program("nginx", "nginx")),
 ]
