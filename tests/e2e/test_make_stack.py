@@ -2,7 +2,8 @@
 
 For each profile it is started as a subprocess; once it prints its URL, a test user signs in
 through the real module and the identity provider, reads /api/me, the printed doctor and
-probe commands run clean, and SIGINT (Ctrl-C) leaves no process and no open port behind.
+probe commands run clean, and Ctrl-C (SIGINT to the program's process group, as a terminal
+sends it) leaves no process and no open port behind.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def stack_program(profile: str) -> Iterator[RunningStack]:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     assert process.stdout is not None
     try:
@@ -222,7 +224,7 @@ def test_stack_signs_in_through_the_real_module_passes_the_doctor_and_stops_clea
         assert all(listening(*address) for address in servers.values()), servers
         children = descendants(stack.process.pid)
         assert children
-        stack.process.send_signal(signal.SIGINT)
+        os.killpg(stack.process.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group gets it
         assert stack.process.wait(timeout=30) == 0
         assert stack.process.stdout is not None
         assert "Stopped." in os.read(stack.process.stdout.fileno(), 65536).decode()
