@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: test lint demo bench soak clean
+.PHONY: test lint demo stack bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ DEMO_PORT ?= 8080
 demo: $(BIN)/.demo-installed
 	@echo "Demo at http://127.0.0.1:$(DEMO_PORT) — development front end, never expose it"
 	DEMO_PORT=$(DEMO_PORT) exec setpriv --pdeathsig TERM -- $(BIN)/uwsgi --ini app/demo-uwsgi.ini
+
+# The shipped configs with their real module, the identity provider the tests use and uWSGI
+# serving the movie app, all on loopback (tests/stack_cli.py); prints the URL, the test users and
+# the doctor commands; Ctrl-C stops everything. PROFILE: shibboleth, openidc, mellon or oauth2-proxy.
+# Needs apache2 with the module (or nginx), and shibd for shibboleth; the test extra has the rest.
+PROFILE ?= shibboleth
+STACK_PORT ?= 8443
+stack: $(BIN)/.installed
+	exec setpriv --pdeathsig TERM -- $(BIN)/python tests/stack_cli.py $(PROFILE) --port $(STACK_PORT)
 
 # Benchmarks, not part of the test suite: prints a table, writes bench/results/latest.{json,txt}.
 # Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~4 minutes.

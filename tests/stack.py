@@ -135,8 +135,11 @@ def common_variables(tls: TLS, uwsgi_socket: str | None = None) -> dict[str, str
     }
 
 
-def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
-    """SP metadata, key and certificate as the package's own tool makes them, and an IdP's metadata."""
+def mellon_files(folder: Path, https_port: str, idp_metadata: Path | None = None) -> dict[str, str]:
+    """SP metadata, key and certificate as the package's own tool makes them, and an IdP's metadata.
+
+    Without ``idp_metadata`` the IdP is one nothing answers (https://idp.invalid).
+    """
     tool = require_program("mellon_create_metadata", "libapache2-mod-auth-mellon")
     folder.mkdir()
     endpoint = f"https://127.0.0.1:{https_port}/mellon"
@@ -145,20 +148,21 @@ def mellon_files(folder: Path, https_port: str) -> dict[str, str]:
     (sp_key,) = folder.glob("*.key")
     (sp_cert,) = folder.glob("*.cert")
     certificate = "".join(line for line in sp_cert.read_text().splitlines() if not line.startswith("-----"))
-    idp_metadata = folder / "idp-metadata.xml"
-    idp_metadata.write_text(
-        '<?xml version="1.0"?>\n'
-        '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"'
-        ' xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.invalid/idp">\n'
-        '  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\n'
-        '    <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
-        f"<ds:X509Certificate>{certificate}</ds:X509Certificate>"
-        "</ds:X509Data></ds:KeyInfo></KeyDescriptor>\n"
-        '    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
-        ' Location="https://idp.invalid/sso"/>\n'
-        "  </IDPSSODescriptor>\n"
-        "</EntityDescriptor>\n"
-    )
+    if idp_metadata is None:
+        idp_metadata = folder / "idp-metadata.xml"
+        idp_metadata.write_text(
+            '<?xml version="1.0"?>\n'
+            '<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"'
+            ' xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="https://idp.invalid/idp">\n'
+            '  <IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">\n'
+            '    <KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data>'
+            f"<ds:X509Certificate>{certificate}</ds:X509Certificate>"
+            "</ds:X509Data></ds:KeyInfo></KeyDescriptor>\n"
+            '    <SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"'
+            ' Location="https://idp.invalid/sso"/>\n'
+            "  </IDPSSODescriptor>\n"
+            "</EntityDescriptor>\n"
+        )
     return {
         "MELLON_SP_METADATA": str(sp_metadata),
         "MELLON_SP_KEY": str(sp_key),
@@ -182,6 +186,14 @@ def apache_variables(front_end: str, root: Path, tls: TLS, uwsgi_socket: str | N
     elif front_end == "mellon":
         variables.update(mellon_files(root / "mellon", variables["HTTPS_PORT"]))
     return variables
+
+
+def session_settings(folder: Path) -> dict[str, str]:
+    """The app's settings for lazy protection: its own sessions, in an SQLite file in ``folder``."""
+    return {
+        "SHIBWSGI_SESSION": f"sqlite://{folder / 'sessions.sqlite3'}",
+        "SHIBWSGI_SECRET_KEY": secrets.token_urlsafe(32),
+    }
 
 
 def server_environment(variables: Mapping[str, str]) -> dict[str, str]:
@@ -536,17 +548,17 @@ def running_fake_oauth2_proxy(
 
 
 @contextlib.contextmanager
-def self_signed_certificate() -> Iterator[TLS]:
-    """A self-signed certificate for 127.0.0.1 (with the extensions Apache's mod_ssl wants)."""
+def self_signed_certificate(addresses: Sequence[str] = ("127.0.0.1",)) -> Iterator[TLS]:
+    """A self-signed certificate for ``addresses`` (with the extensions Apache's mod_ssl wants)."""
     openssl = require_program("openssl", "openssl")
     with shared_directory("shibwsgi-tls-") as folder:
         cert, key = folder / "cert.pem", folder / "key.pem"
         subprocess.run(
             [
                 *(openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"),
-                *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+                *("-keyout", str(key), "-out", str(cert), "-subj", f"/CN={addresses[0]}"),
                 *("-addext", "basicConstraints=critical,CA:FALSE"),
-                *("-addext", "subjectAltName=IP:127.0.0.1"),
+                *("-addext", "subjectAltName=" + ",".join(f"IP:{address}" for address in addresses)),
             ],
             check=True,
             capture_output=True,

@@ -33,26 +33,23 @@ from stack import (
     running_apache,
     running_uwsgi,
     self_signed_certificate,
+    session_settings,
     shared_directory,
     watching,
 )
-from support import free_port, require_program
+from support import free_port
 
-from .saml_idp import SamlIdP, serving
-from .shibboleth_sp import ServiceProvider, running_shibd, write_service_provider
+from .shibboleth_sp import APP_SETTINGS as SHIB_APP_SETTINGS
+from .shibboleth_sp import ServiceProvider, running_federation
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from .saml_idp import SamlIdP
+
 #: Test server variant -> apache2 switches
 SHIB_VARIANTS = {"whole-site": (), "lazy": ("-DPROTECTION_LAZY",), "small-buffer": ()}
-#: The app's settings for Shibboleth, as docs/deployment.md gives them
-SHIB_APP_SETTINGS = {
-    "SHIBWSGI_PROFILE": "shibboleth",
-    "SHIBWSGI_USER": "eppn REMOTE_USER",
-    "SHIBWSGI_ATTRIBUTES": "name=displayName email=mail groups=isMemberOf:multi",
-}
 #: The probe endpoint's token (``shibwsgi doctor --probe``), set in the Shibboleth sites.
 PROBE_TOKEN = secrets.token_urlsafe(24)
 
@@ -89,16 +86,13 @@ def saml_tls() -> Iterator[TLS]:
 def shib_federation() -> Iterator[SamlFederation]:
     """The IdP (serving) and the SP's files with shibd running, all in one directory."""
     require_apache("shibboleth")  # apache2 and mod_shib
-    require_program("xmlsec1", "xmlsec1")  # pysaml2 signs with it
-    with shared_directory("shibwsgi-saml-") as folder:
-        ports = {variant: free_port() for variant in SHIB_VARIANTS}
-        idp = SamlIdP(folder, free_port())
-        sp = write_service_provider(
-            folder, ports.values(), idp_entity_id=idp.entity_id, idp_metadata=idp.metadata
-        )
-        idp.trust(sp.metadata)
-        with serving(idp), running_shibd(sp), watching(sp.log, sp.native_log):
-            yield SamlFederation(idp, sp, ports)
+    ports = {variant: free_port() for variant in SHIB_VARIANTS}
+    with (
+        shared_directory("shibwsgi-saml-") as folder,
+        running_federation(folder, ports.values()) as (idp, sp),
+        watching(sp.log, sp.native_log),
+    ):
+        yield SamlFederation(idp, sp, ports)
 
 
 @pytest.fixture(scope="session")
@@ -119,8 +113,7 @@ def _shib_site(variant: str, federation: SamlFederation, tls: TLS) -> Iterator[S
             "UWSGI_PROCESSES": "4",
         }
         if variant == "lazy":
-            settings["SHIBWSGI_SESSION"] = f"sqlite://{folder / 'sessions.sqlite3'}"
-            settings["SHIBWSGI_SECRET_KEY"] = secrets.token_urlsafe(32)
+            settings.update(session_settings(folder))
         buffer_size = 4096 if variant == "small-buffer" else None
         with _running_uwsgi(folder, buffer_size, **settings) as app:
             variables = apache_variables("shibboleth", root, tls, app.socket)

@@ -29,6 +29,31 @@ if TYPE_CHECKING:
 AUTHORIZE_PATH = "/oauth2/authorize"
 END_SESSION_PATH = "/oauth2/end_session"
 _HIDDEN_REDIRECT = re.compile(r'name="redirect_uri" value="([^"]*)"')
+#: What apache/openidc.conf registers as its redirect URI, in both variants.
+REDIRECT_PATH = "/login/redirect_uri"
+#: The app's settings for mod_auth_openidc, as docs/deployment.md gives them.
+APP_SETTINGS = {
+    "SHIBWSGI_PROFILE": "openidc",
+    "SHIBWSGI_ENCODING": "base64url",
+    "SHIBWSGI_USER": "sub",
+    "SHIBWSGI_ATTRIBUTES": "name=name email=email groups=groups:multi",
+}
+#: The test users: an editor whose claims carry what breaks weaker integrations (a name outside
+#: latin-1, a group with a comma), and a reader.
+ZOE = {
+    "sub": "zoe",
+    "name": "Zoë Łukasz-Müller 山田",
+    "email": "zoe@example.org",
+    "preferred_username": "zoe",
+    "groups": ["movie-editors", "cn=a,b", "staff"],
+}
+RITA = {
+    "sub": "rita",
+    "name": "Rita Reader",
+    "email": "rita@example.org",
+    "preferred_username": "rita",
+    "groups": ["staff"],
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +80,15 @@ class Provider:
         assert answer.status_code == 201, answer.text
         document = answer.json()
         return Registration(document["client_id"], document["client_secret"], redirect_uri)
+
+    def client_variables(self, site_url: str) -> dict[str, str]:
+        """Register the site at ``site_url`` (its REDIRECT_PATH); return Apache's OIDC_* variables for it."""
+        client = self.register(site_url + REDIRECT_PATH)
+        return {
+            "OIDC_PROVIDER_METADATA_URL": self.metadata_url,
+            "OIDC_CLIENT_ID": client.client_id,
+            "OIDC_CLIENT_SECRET": client.client_secret,
+        }
 
     def set_user(self, claims: Mapping[str, Any]) -> None:
         """Create or replace the user ``claims["sub"]`` with these claims."""

@@ -32,10 +32,10 @@ import secrets
 import subprocess
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
 
 from cryptography.utils import CryptographyDeprecationWarning
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -54,6 +54,7 @@ with warnings.catch_warnings():
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
+    import requests
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 __all__ = [
@@ -64,7 +65,11 @@ __all__ = [
     "USERS",
     "SamlIdP",
     "User",
+    "Visit",
+    "browse",
     "certificate_body",
+    "choose_user",
+    "follow",
     "form_fields",
     "generated_groups",
     "make_key_pair",
@@ -425,3 +430,46 @@ def form_fields(page: str) -> tuple[str, dict[str, str]]:
         raise ValueError(f"no form in the page:\n{page[:2000]}")
     fields = dict(re.findall(r'<input type="hidden" name="([^"]*)" value="([^"]*)"', page))
     return html.unescape(action.group(1)), {html.unescape(k): html.unescape(v) for k, v in fields.items()}
+
+
+# -- a browser's walk with requests -----------------------------------------------------------
+
+
+@dataclass
+class Visit:
+    """Where a browser-like walk went: every URL requested, and the last response."""
+
+    response: requests.Response
+    hops: list[str] = field(default_factory=list)
+
+    def went_through(self, url: str) -> bool:
+        return any(hop.startswith(url) for hop in self.hops)
+
+
+def browse(client: requests.Session, url: str, **kwargs: Any) -> Visit:
+    """GET ``url``, then follow redirects and the IdP's self-submitting form like a browser."""
+    return follow(client, client.get(url, allow_redirects=False, timeout=30, **kwargs), [url], **kwargs)
+
+
+def follow(
+    client: requests.Session, response: requests.Response, hops: list[str], *, limit: int = 12, **kwargs: Any
+) -> Visit:
+    for _ in range(limit):
+        if response.is_redirect:
+            url = urljoin(response.url, response.headers["Location"])
+            response = client.get(url, allow_redirects=False, timeout=30, **kwargs)
+        elif response.ok and '<form id="saml"' in response.text:
+            url, fields = form_fields(response.text)
+            response = client.post(url, data=fields, allow_redirects=False, timeout=30, **kwargs)
+        else:
+            return Visit(response, hops)
+        hops.append(url)
+    raise AssertionError(f"more than {limit} hops: {hops}")
+
+
+def choose_user(client: requests.Session, choice_page: requests.Response, user: str) -> Visit:
+    """Press ``user``'s button on the IdP's sign-in page, and follow on."""
+    action, fields = form_fields(choice_page.text)
+    url = urljoin(choice_page.url, action)
+    response = client.post(url, data={**fields, "user": user}, allow_redirects=False, timeout=30)
+    return follow(client, response, [url])

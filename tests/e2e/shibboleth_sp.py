@@ -19,9 +19,9 @@ from html import escape
 from typing import TYPE_CHECKING
 
 from stack import stop
-from support import require_program
+from support import free_port, require_program
 
-from .saml_idp import certificate_body, make_key_pair
+from .saml_idp import SamlIdP, certificate_body, make_key_pair, serving
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -29,6 +29,12 @@ if TYPE_CHECKING:
 
 #: The SP's entityID (one SP for every test server; they differ only in the port).
 ENTITY_ID = "https://127.0.0.1/shibboleth"
+#: The app's settings for Shibboleth, as docs/deployment.md gives them
+APP_SETTINGS = {
+    "SHIBWSGI_PROFILE": "shibboleth",
+    "SHIBWSGI_USER": "eppn REMOTE_USER",
+    "SHIBWSGI_ATTRIBUTES": "name=displayName email=mail groups=isMemberOf:multi",
+}
 
 BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
@@ -211,3 +217,14 @@ def running_shibd(sp: ServiceProvider, *, timeout: float = 30) -> Iterator[None]
         yield
     finally:
         stop(process)
+
+
+@contextlib.contextmanager
+def running_federation(folder: Path, https_ports: Iterable[int]) -> Iterator[tuple[SamlIdP, ServiceProvider]]:
+    """The test IdP (served) and shibd for Apache servers on ``https_ports``, their files in ``folder``."""
+    require_program("xmlsec1", "xmlsec1")  # pysaml2 signs with it
+    idp = SamlIdP(folder, free_port())
+    sp = write_service_provider(folder, https_ports, idp_entity_id=idp.entity_id, idp_metadata=idp.metadata)
+    idp.trust(sp.metadata)
+    with serving(idp), running_shibd(sp):
+        yield idp, sp

@@ -47,41 +47,22 @@ from stack import (
     running_apache,
     running_uwsgi,
     self_signed_certificate,
+    session_settings,
     shared_directory,
     wait_for_log,
     watching,
 )
 
-from .oidc_provider import Provider, running_provider
+from .oidc_provider import APP_SETTINGS as OIDC_APP_SETTINGS
+from .oidc_provider import REDIRECT_PATH, RITA, ZOE, Provider, running_provider
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
 pytestmark = pytest.mark.servers
 
-ZOE = {
-    "sub": "zoe",
-    "name": "Zoë Łukasz-Müller 山田",
-    "email": "zoe@example.org",
-    "preferred_username": "zoe",
-    "groups": ["movie-editors", "cn=a,b", "staff"],
-}
-RITA = {
-    "sub": "rita",
-    "name": "Rita Reader",
-    "email": "rita@example.org",
-    "preferred_username": "rita",
-    "groups": ["staff"],
-}
 MOVIE = {"title": "Spirited Away", "director": "Hayao Miyazaki", "main_actor": "Rumi Hiiragi"}
-REDIRECT_PATH = "/login/redirect_uri"  # what apache/openidc.conf registers, in both variants
-APP_SETTINGS = {
-    "UWSGI_PROCESSES": "4",
-    "SHIBWSGI_PROFILE": "openidc",
-    "SHIBWSGI_ENCODING": "base64url",
-    "SHIBWSGI_USER": "sub",
-    "SHIBWSGI_ATTRIBUTES": "name=name email=email groups=groups:multi",
-}
+APP_SETTINGS = {"UWSGI_PROCESSES": "4", **OIDC_APP_SETTINGS}
 #: A browser's Accept: mod_auth_openidc sends clients that do not take HTML a 401, not to login.
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,*/*;q=0.8"
 API = {"Accept": "application/json"}
@@ -193,10 +174,7 @@ def movie_site(
         wait_for_log(uwsgi.log, r"WSGI app 0 \(mountpoint=''\) ready", count=workers, timeout=60)
         variables = apache_variables("openidc", root, tls, uwsgi.socket)
         url = f"https://127.0.0.1:{variables['HTTPS_PORT']}"
-        client = provider.register(url + REDIRECT_PATH)
-        variables["OIDC_PROVIDER_METADATA_URL"] = provider.metadata_url
-        variables["OIDC_CLIENT_ID"] = client.client_id
-        variables["OIDC_CLIENT_SECRET"] = client.client_secret
+        variables.update(provider.client_variables(url))
         with (
             watching(uwsgi.log),
             running_apache("openidc", root, variables, *switches),
@@ -219,8 +197,7 @@ def lazy_site(tmp_path_factory: pytest.TempPathFactory, tls: TLS, provider: Prov
         tls,
         provider,
         "-DPROTECTION_LAZY",
-        SHIBWSGI_SESSION=f"sqlite://{folder / 'sessions.sqlite3'}",
-        SHIBWSGI_SECRET_KEY=secrets.token_urlsafe(32),
+        **session_settings(folder),
     ) as site:
         yield site
 

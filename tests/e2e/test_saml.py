@@ -9,17 +9,24 @@ the way a browser does; the last test drives a real browser.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from stack import wait_for_log
 from support import require_program
 
-from .saml_idp import EDITOR_GROUP, SEMICOLON_GROUP, USERS, form_fields, released_groups
+from .saml_idp import (
+    EDITOR_GROUP,
+    SEMICOLON_GROUP,
+    USERS,
+    Visit,
+    browse,
+    choose_user,
+    released_groups,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -45,49 +52,6 @@ FORGED_HEADERS = {
     "isMemberOf": EDITOR_GROUP,
 }
 MOVIE = {"title": "Nosferatu", "director": "F. W. Murnau", "main_actor": "Max Schreck", "published": 1922}
-
-
-# -- a browser's walk with requests --------------------------------------------------------------
-
-
-@dataclass
-class Visit:
-    """Where a browser-like walk went: every URL requested, and the last response."""
-
-    response: requests.Response
-    hops: list[str] = field(default_factory=list)
-
-    def went_through(self, url: str) -> bool:
-        return any(hop.startswith(url) for hop in self.hops)
-
-
-def browse(client: requests.Session, url: str, **kwargs: Any) -> Visit:
-    """GET ``url``, then follow redirects and the IdP's self-submitting form like a browser."""
-    return follow(client, client.get(url, allow_redirects=False, timeout=30, **kwargs), [url], **kwargs)
-
-
-def follow(
-    client: requests.Session, response: requests.Response, hops: list[str], *, limit: int = 12, **kwargs: Any
-) -> Visit:
-    for _ in range(limit):
-        if response.is_redirect:
-            url = urljoin(response.url, response.headers["Location"])
-            response = client.get(url, allow_redirects=False, timeout=30, **kwargs)
-        elif response.ok and '<form id="saml"' in response.text:
-            url, fields = form_fields(response.text)
-            response = client.post(url, data=fields, allow_redirects=False, timeout=30, **kwargs)
-        else:
-            return Visit(response, hops)
-        hops.append(url)
-    raise AssertionError(f"more than {limit} hops: {hops}")
-
-
-def choose_user(client: requests.Session, choice_page: requests.Response, user: str) -> Visit:
-    """Press ``user``'s button on the IdP's sign-in page, and follow on."""
-    action, fields = form_fields(choice_page.text)
-    url = urljoin(choice_page.url, action)
-    response = client.post(url, data={**fields, "user": user}, allow_redirects=False, timeout=30)
-    return follow(client, response, [url])
 
 
 def sign_in_at_idp(client: requests.Session, idp: SamlIdP, user: str, groups: int = 0) -> None:
