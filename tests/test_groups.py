@@ -132,3 +132,15 @@ def test_option_needs_apply_to_grouped_options_too() -> None:
 def test_group_reprs_mask_secrets() -> None:
     assert KEY not in repr(Sessions(MemoryStore(), secret_key=KEY))
     assert "hunter2hunter2hunter2" not in repr(ProxyTrust(["10.0.0.1"], proxy_secret="hunter2hunter2hunter2"))
+
+
+@pytest.mark.parametrize("shell", ["wsgi", "asgi"])
+def test_signature_lists_every_option_and_group(shell: str) -> None:
+    import inspect
+
+    from shibwsgi.asgi import SSOMiddleware as ASGIMiddleware
+    from shibwsgi.middleware import OPTION_DEFAULTS
+
+    parameters = inspect.signature(SSOMiddleware if shell == "wsgi" else ASGIMiddleware).parameters
+    assert next(iter(parameters)) == "app"
+    assert set(OPTION_DEFAULTS) | {"sessions", "roles", "signed_assertions", "proxy_trust"} <= set(parameters)
