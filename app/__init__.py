@@ -29,9 +29,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from shibwsgi import ConfigError, SSOMiddleware
+from shibwsgi import PROFILES, ConfigError, SSOMiddleware
 from shibwsgi.paths import script_root
-from shibwsgi.profiles import SIGNED_PROFILES
 
 from . import csrf
 from .db import init_app
@@ -47,21 +46,15 @@ __all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_EDITOR_GROUP", "create_app", "default_
 
 DEFAULT_EDITOR_GROUP = "movie-editors"
 DEFAULT_PROFILE = "shibboleth"
-#: The app's attributes (name, email, groups) under each front end's own names: the
-#: ``SHIBWSGI_ATTRIBUTES`` used when the environment does not set it.
+#: The app's attributes (name, email, groups) under each front end's own names (its
+#: profile's ``sample_sources``): the ``SHIBWSGI_ATTRIBUTES`` used when the environment does not set it.
 DEFAULT_ATTRIBUTES: Mapping[str, str] = {
-    "shibboleth": "name=displayName email=mail groups=isMemberOf:multi",
-    "adfs": "name=FULLNAME email=EMAIL groups=GROUP:multi",
-    "openidc": "name=name email=email groups=groups:multi",
-    "mellon": "name=cn email=mail groups=groups:multi",
-    "oauth2-proxy": "name=preferred-username email=email groups=groups:multi",
-    "remote-user": "",
-    **dict.fromkeys(
-        ("authelia", "authentik", "vouch", "kong-oidc"), "name=name email=email groups=groups:multi"
-    ),
-    "azure-easy-auth": "name=name "
-    "email=http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress groups=groups:multi",
-    **{profile.name: "name=name email=email groups=groups:multi" for profile in SIGNED_PROFILES},
+    profile.name: " ".join(
+        f"{role}={source}{':multi' if role == 'groups' else ''}"
+        for role, source in profile.sample_sources.items()
+        if role in ("name", "email", "groups")
+    )
+    for profile in PROFILES.values()
 }
 #: Largest request body accepted; a movie is a few hundred bytes.
 MAX_CONTENT_LENGTH = 64 * 1024

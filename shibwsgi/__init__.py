@@ -1,4 +1,4 @@
-"""shibwsgi: WSGI middleware for apps behind institutional single sign-on."""
+"""shibwsgi: WSGI and ASGI middleware for apps behind institutional single sign-on."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .errors import (
     ShibwsgiError,
     SubjectMismatchError,
 )
+from .groups import ProxyTrust, Roles, Sessions, SignedAssertions
 from .identity import Identity
 from .middleware import ENVIRON_KEY, SSOMiddleware
 from .profiles import PROFILES, Profile
@@ -38,10 +39,14 @@ __all__ = [
     "KeysUnavailableError",
     "MissingAttributeError",
     "Profile",
+    "ProxyTrust",
     "RequestError",
+    "Roles",
     "RolesError",
     "SSOMiddleware",
     "SessionError",
+    "Sessions",
     "ShibwsgiError",
+    "SignedAssertions",
     "SubjectMismatchError",
 ]

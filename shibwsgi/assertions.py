@@ -1,4 +1,4 @@
-"""Signed identity assertions (JWT): the signature is the trust.
+"""Internal: signed identity assertions (JWT): the signature is the trust.
 
 A signed front end (Pomerium, Google IAP, Cloudflare Access, AWS ALB,
 oauth2-proxy, authentik, or mod_auth_openidc's ``OIDC_id_token``) passes a JWT
@@ -145,6 +145,17 @@ class AssertionVerifier:
         value = derive(claims)
         self.cache.put(token, value, claims.get("exp") if self._verify_exp else None, generation)
         return value
+
+    def settled(self, environ: WSGIEnvironment) -> bool:
+        """True when reading this request's assertion fetches no key: none came, or it is verified and live."""
+        try:
+            token = self._token(environ.get(self.key))
+        except InvalidAssertionError:
+            return True  # refused as it stands, before any key is needed
+        if token is None:
+            return True
+        cached = self.cache.get(token, self.keys.generation)
+        return cached is not None and (cached[1] is None or time.time() < cached[1] + self.leeway)
 
     def check_user(self, user: str, claims: Mapping[str, Any], parser: IdentityParser) -> None:
         """Refuse (401) a ``user`` that the verified ID token ``claims`` do not name.

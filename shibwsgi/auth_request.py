@@ -1,4 +1,4 @@
-"""The answer to nginx's ``auth_request``: may this identity make the original request?
+"""Internal: the answer to nginx's ``auth_request``: may this identity make the original request?
 
 nginx names the original request in ``X-Original-URI`` and ``X-Original-Method``; the
 rules decide as they would for the request itself. 200 carries who the user is in
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import quote, unquote_to_bytes
 
@@ -30,7 +31,9 @@ from .identity import Identity
 from .paths import fold, folded, odd_dot_segment, readings, resolved
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .responses import Response
 
 __all__ = ["DEFAULT_AUTH_HEADERS", "USER_HEADER", "AuthEndpoint", "check_header_sources", "header_value"]
 
@@ -122,24 +125,22 @@ class AuthEndpoint:
                     found.append(requirement)
         return found[0] if len(found) == 1 else AllOf(*found)
 
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
-    ) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in METHODS:
             message = "the auth_request endpoint answers GET only (nginx's auth_request subrequest)"
-            return responses.error(environ, start_response, 405, message, headers=[("Allow", "GET, HEAD")])
+            return responses.error_response(environ, 405, message, headers=[("Allow", "GET, HEAD")])
         paths, original_method = self.original_request(environ)
         requirement = self.requirement_for(paths, original_method)
         identity, headers = self.resolve(environ, front)
         if requirement.allows(identity):
-            body: Iterable[bytes] = self.allowed(start_response, identity, headers)
+            answer = self.allowed(identity, headers)
         elif identity is None:
-            body = responses.error(environ, start_response, 401, "authentication required", headers=headers)
+            answer = responses.error_response(environ, 401, "authentication required", headers=headers)
         else:
             message = f"access denied: requires {requirement.describe()}"
-            body = responses.error(environ, start_response, 403, message, headers=headers)
-        return [] if method == "HEAD" else body
+            answer = responses.error_response(environ, 403, message, headers=headers)
+        return replace(answer, body=b"") if method == "HEAD" else answer
 
     def original_request(self, environ: WSGIEnvironment) -> tuple[list[str], str]:
         """The original request's paths (every reading, percent-decoded, as PATH_INFO) and method.
@@ -173,13 +174,11 @@ class AuthEndpoint:
         path = _decoded(uri.partition("?")[0])
         return _within(environ.get("SCRIPT_NAME", ""), readings(path)), method.upper()
 
-    def allowed(
-        self, start_response: StartResponse, identity: Identity | None, headers: list[Header]
-    ) -> list[bytes]:
-        """Answer 200 with who the user is (no identity headers for an allowed anonymous request)."""
+    def allowed(self, identity: Identity | None, headers: list[Header]) -> Response:
+        """200 with who the user is (no identity headers for an allowed anonymous request)."""
         described = [] if identity is None else self.identity_headers(identity)
-        start_response(
-            "200 OK",
+        return responses.Response(
+            200,
             [
                 ("Content-Length", "0"),
                 ("Cache-Control", "no-store"),
@@ -188,7 +187,6 @@ class AuthEndpoint:
                 *headers,
             ],
         )
-        return []
 
     def identity_headers(self, identity: Identity) -> list[Header]:
         """``X-Auth-Request-User`` and the ``auth_headers`` describing ``identity``."""

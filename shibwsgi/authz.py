@@ -25,7 +25,7 @@ from .errors import ConfigError, RequestError
 from .identity import Identity
 from .paths import has_control_character, request_path, resolved, script_root, wsgi_path
 from .redirects import safe_next
-from .responses import error, redirect, wants_html
+from .responses import Response, error_response, redirect_response, wants_html
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -43,6 +43,7 @@ __all__ = [
     "Rules",
     "check",
     "deny",
+    "refusal",
 ]
 
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
@@ -365,23 +366,28 @@ def deny(
     identity: Identity | None,
     requirement: Requirement,
 ) -> list[bytes]:
-    """Answer a refused request.
+    """Answer a refused request through WSGI (see :func:`refusal`)."""
+    return refusal(environ, identity, requirement).send(start_response)
+
+
+def refusal(environ: WSGIEnvironment, identity: Identity | None, requirement: Requirement) -> Response:
+    """The answer to a refused request.
 
     Not logged in: browsers are redirected to the login path with ``next`` set to
     the current site path and query; API clients get 401. Logged in: 403 naming
     ``requirement`` (never the user's own attribute values).
     """
     if identity is not None:
-        return error(environ, start_response, 403, f"access denied: requires {requirement.describe()}")
+        return error_response(environ, 403, f"access denied: requires {requirement.describe()}")
     login_path = environ.get("shibwsgi.login_path")
     if not isinstance(login_path, str) or safe_next(login_path, default="") != login_path:
-        return error(environ, start_response, 401, "authentication required")
+        return error_response(environ, 401, "authentication required")
     login_url = script_root(environ) + login_path
     if not wants_html(environ):
-        return error(environ, start_response, 401, f"authentication required: log in at {login_url}")
+        return error_response(environ, 401, f"authentication required: log in at {login_url}")
     separator = "&" if "?" in login_url else "?"
     target = safe_next(request_path(environ), default=script_root(environ) + "/")
-    return redirect(start_response, f"{login_url}{separator}next={quote(target, safe='')}")
+    return redirect_response(f"{login_url}{separator}next={quote(target, safe='')}")
 
 
 def check(

@@ -1,4 +1,4 @@
-"""The session cookie: a signed, opaque session id and nothing else.
+"""Internal: the session cookie: a signed, opaque session id and nothing else.
 
 Checking a signature is a pure function of the cookie text and the keys, so each
 :class:`SessionCookie` (one key set) remembers the Cookie headers whose session

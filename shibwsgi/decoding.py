@@ -1,4 +1,4 @@
-"""Turning a front end's raw variable text into clean values.
+"""Internal: turning a front end's raw variable text into clean values.
 
 Every function here is linear in the size of its input: attribute values can
 be tens of kilobytes (thousands of groups) and are parsed on every request.

@@ -1,4 +1,4 @@
-"""Sessions, login and logout: binding the front end's identity to the browser.
+"""Internal: sessions, login and logout: binding the front end's identity to the browser.
 
 ``resolve`` decides each request's identity from the front end's and the
 session's: the same login keeps its session, another user or front-end session
@@ -9,8 +9,8 @@ the browser to the front end's own logout.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 
 from . import responses
@@ -28,9 +28,11 @@ from .sessions.manager import SessionManager
 MAX_SESSION_SECONDS = 400 * 86400
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
-__all__ = ["Flows", "Header", "adding", "next_parameter", "session_binding"]
+    from .responses import Response
+
+__all__ = ["Flows", "Header", "next_parameter", "session_binding"]
 
 Header = tuple[str, str]
 
@@ -72,13 +74,11 @@ class Flows:
             self.sessions.end(session.id)
         return front, [self.cookie.set_header(self.sessions.start(front).id)]
 
-    def login(
-        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
-    ) -> Iterable[bytes]:
+    def login(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
         """Start a session for the front end's identity, or send the browser to the front end's login."""
         target = safe_next(next_parameter(environ))
         if front is None:
-            return self._login_elsewhere(environ, start_response, target)
+            return self._login_elsewhere(environ, target)
         headers = []
         if self.sessions is not None and self.cookie is not None:
             _, old_id = self.cookie.read(environ)
@@ -87,11 +87,9 @@ class Flows:
             # A new id at every login: a session id planted before login is worthless.
             headers.append(self.cookie.set_header(self.sessions.start(front).id))
         log.info("login: %s via %s", loggable(front.user), self.profile_name)
-        return responses.redirect(start_response, target, headers=headers)
+        return responses.redirect_response(target, headers=headers)
 
-    def logout(
-        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
-    ) -> Iterable[bytes]:
+    def logout(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
         """End the session and send the browser to the front end's logout."""
         headers = []
         if self.sessions is not None and self.cookie is not None:
@@ -101,28 +99,25 @@ class Flows:
             if present:
                 headers.append(self.cookie.clear_header())
         return_to = safe_next(next_parameter(environ))
-        return responses.redirect(start_response, self.front_end.logout(environ, return_to), headers=headers)
+        return responses.redirect_response(self.front_end.logout(environ, return_to), headers=headers)
 
-    def _login_elsewhere(
-        self, environ: WSGIEnvironment, start_response: StartResponse, target: str
-    ) -> Iterable[bytes]:
+    def _login_elsewhere(self, environ: WSGIEnvironment, target: str) -> Response:
         identity, headers = self.resolve(environ, None)
         if identity is not None:
-            return responses.redirect(start_response, target, headers=headers)
+            return responses.redirect_response(target, headers=headers)
         login_path = str(self.login_path)
         come_back = f"{login_path}?next={quote(target, safe='')}" if target != "/" else login_path
         front_end_login = self.front_end.login(environ, safe_next(come_back, default=login_path))
         if front_end_login is not None:
-            return responses.redirect(start_response, front_end_login, headers=headers)
+            return responses.redirect_response(front_end_login, headers=headers)
         log_refusal(
             environ,
             401,
             "no identity on the login path: it must be protected by the front end "
             "(for example Require shib-session, or AuthType openid-connect)",
         )
-        return responses.error(
+        return responses.error_response(
             environ,
-            start_response,
             401,
             "signing in did not complete: the sign-in service did not say who you are",
             headers=headers,
@@ -172,17 +167,6 @@ def next_parameter(environ: WSGIEnvironment) -> str | None:
     except ValueError:  # too many fields: not a link this middleware made
         return None
     return values[0] if values else None
-
-
-def adding(start_response: StartResponse, headers: list[Header]) -> StartResponse:
-    """``start_response`` that appends ``headers`` to the app's."""
-    if not headers:
-        return start_response
-
-    def start_with_headers(status: str, response_headers: list[Header], exc_info: Any = None) -> Any:
-        return start_response(status, [*response_headers, *headers], exc_info)
-
-    return start_with_headers
 
 
 def _same_login(stored: Identity, front: Identity) -> bool:

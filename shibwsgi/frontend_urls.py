@@ -1,4 +1,4 @@
-"""The front end's own login and logout URLs, from the profile's templates."""
+"""Internal: the front end's own login and logout URLs, from the profile's templates."""
 
 from __future__ import annotations
 

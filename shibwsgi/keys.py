@@ -1,4 +1,4 @@
-"""Verification keys of a signing front end: fetched from its URL, cached, rotated.
+"""Internal: verification keys of a signing front end: fetched from its URL, cached, rotated.
 
 Keys come only from the configured source, never from a URL a token names
 (``jku``/``x5u``). Requests read an immutable snapshot of the keys without a

@@ -1,4 +1,4 @@
-"""Log lines that a client cannot forge.
+"""Internal: log lines that a client cannot forge.
 
 Request-controlled text (paths, methods, peer addresses) is written with every
 byte outside printable ASCII percent-escaped, so a ``\\r\\n`` in a path cannot

@@ -1,4 +1,4 @@
-"""A thread-safe least-recently-used map bounded both in entries and in bytes.
+"""Internal: a thread-safe least-recently-used map bounded both in entries and in bytes.
 
 The per-worker caches (identities, verified cookies, the session stores') share
 it. Sizes are what the caller estimates per entry (:func:`footprint` for decoded

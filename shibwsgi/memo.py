@@ -1,4 +1,4 @@
-"""A per-worker memo of parsed identities: a repeat request costs a comparison of its raw values.
+"""Internal: a per-worker memo of parsed identities: a repeat request costs a comparison of its raw values.
 
 An identity is a pure function of the environ values the parser reads (the
 configuration is fixed per parser). On a miss the memo records every key the

@@ -1,4 +1,4 @@
-"""Which option needs which: an option that cannot take effect is a :class:`~shibwsgi.ConfigError`.
+"""Internal: which option needs which: an option that cannot take effect is a :class:`~shibwsgi.ConfigError`.
 
 :data:`NEEDS` lists every option of :class:`~shibwsgi.SSOMiddleware` with what it needs
 to take effect (``None``: it always does). An option counts as given when its value

@@ -1,4 +1,4 @@
-"""Validating :class:`~shibwsgi.SSOMiddleware`'s options, once, at construction.
+"""Internal: validating :class:`~shibwsgi.SSOMiddleware`'s options, once, at construction.
 
 Each function checks one kind of option and returns it in the form the request
 path uses; a bad value raises :class:`~shibwsgi.ConfigError` naming the setting.

@@ -1,4 +1,4 @@
-"""Reading an Identity out of a WSGI environ, as one front-end profile describes it."""
+"""Internal: reading an Identity out of a WSGI environ, as one front-end profile describes it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Paths in one representation: the WSGI string, which carries the request's bytes.
+"""Internal: paths in one representation: the WSGI string, which carries the request's bytes.
 
 PEP 3333 servers put the URL path in ``PATH_INFO`` as its raw bytes decoded as
 latin-1, so ``/café`` arrives as ``"/caf\\xc3\\xa9"``. Every path the middleware

@@ -1,4 +1,4 @@
-"""The ``probe_path`` endpoint: what the front end really let through, for ``shibwsgi doctor --probe``.
+"""Internal: the ``probe_path`` endpoint: what the front end really let through, for ``shibwsgi doctor --probe``.
 
 It exists only when ``probe_token`` is set, and answers only a request carrying that token
 (``X-Shibwsgi-Probe-Token``, compared in constant time); any other request for the path goes
@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, RequestError
-from .flows import adding
 from .identity import Identity
+from .responses import Response
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
+
+Header = tuple[str, str]
 
 __all__ = [
     "DEFAULT_PROBE_PATH",
@@ -85,22 +87,21 @@ class Probe:
                 ids.append(found)
         return ids
 
-    def admit(
-        self, environ: WSGIEnvironment, path: str, start_response: StartResponse
-    ) -> tuple[bool, StartResponse]:
+    def admit(self, environ: WSGIEnvironment, path: str) -> tuple[bool, list[Header]]:
         """Before the trust gate: whether this is a probe request (if so, note where markers arrived).
 
         A request carrying the token to any other path is answered as usual, with
-        ``X-Shibwsgi-Probe: reached`` added: the probe learns the path is not protected.
+        ``X-Shibwsgi-Probe: reached`` added (the headers returned): the probe learns
+        the path is not protected.
         """
         presented = environ.get(_TOKEN_KEY)
         if not isinstance(presented, str) or not hmac.compare_digest(
             presented.encode("latin-1", "replace"), self._token
         ):
-            return False, start_response
+            return False, []
         del environ[_TOKEN_KEY]
         if path != self.path:
-            return False, adding(start_response, [(REACHED_HEADER, "reached")])
+            return False, [(REACHED_HEADER, "reached")]
         arrived = {
             key: ids
             for key, value in environ.items()
@@ -110,7 +111,7 @@ class Probe:
             and (ids := self._marker_ids(value))
         }
         environ[_ARRIVED_KEY] = (arrived, _size(environ))
-        return True, start_response
+        return True, []
 
     def identify(
         self, identify: Callable[[WSGIEnvironment], Identity | None], environ: WSGIEnvironment
@@ -122,9 +123,7 @@ class Probe:
             environ[_REFUSED_KEY] = exc.status
             return None
 
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
-    ) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
         arrived, (keys, size) = environ.pop(_ARRIVED_KEY, ({}, (0, 0)))
         report: dict[str, Any] = {
             "probe": "shibwsgi",
@@ -152,25 +151,23 @@ class Probe:
             },
         }
         body = json.dumps(report).encode()
-        start_response(
-            "200 OK",
+        return Response(
+            200,
             [
                 ("Content-Type", "application/json"),
                 ("Content-Length", str(len(body))),
                 ("Cache-Control", "no-store"),
             ],
+            body if environ.get("REQUEST_METHOD") != "HEAD" else b"",
         )
-        return [body] if environ.get("REQUEST_METHOD") != "HEAD" else [b""]
 
 
-def probing(
-    probe: Probe | None, environ: WSGIEnvironment, path: str, start_response: StartResponse
-) -> tuple[Probe | None, StartResponse]:
-    """The probe when this request is one for it, and the ``start_response`` to answer with."""
+def probing(probe: Probe | None, environ: WSGIEnvironment, path: str) -> tuple[Probe | None, list[Header]]:
+    """The probe when this request is one for it, and the headers to add to the answer."""
     if probe is None:
-        return None, start_response
-    admitted, start_response = probe.admit(environ, path, start_response)
-    return (probe if admitted else None), start_response
+        return None, []
+    admitted, headers = probe.admit(environ, path)
+    return (probe if admitted else None), headers
 
 
 def marker_id(token: str, number: int) -> str:

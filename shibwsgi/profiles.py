@@ -74,6 +74,15 @@ class Profile:
     provider's signed ID token, verified when ``jwks_url`` is configured.
     ``login_url`` / ``logout_url``: templates with ``{target}`` (or ``{target_path}``) /
     ``{return_to}`` (or ``{return_path}``); see :class:`~shibwsgi.frontend_urls.FrontEndURLs`.
+    ``variables_only``: the front end is a web server module that passes identity as server
+    variables only (mod_shib, mod_auth_openidc, mod_auth_mellon): an ASGI server has none, so
+    the ASGI middleware takes such a profile only with ``channel="headers"`` (the web server
+    proxying with the variables copied into headers: see docs/deployment.md).
+    ``sample_sources``: the front end's names for a person's ``name``, ``email`` and
+    ``groups`` (and ``affiliation``), as the demo app maps them and the development front
+    end and :mod:`shibwsgi.testing` send its sample people (``{}``: it sends none of them).
+    ``test_channel``: the channel the development front end uses, when not ``channel``
+    (oauth2-proxy's variables are a uWSGI deployment's choice; itself, it sends headers).
     ``encodes_remote_user``: ``REMOTE_USER`` is sent in ``encoding`` too (the Shibboleth SP
     URL-encodes it with the attributes); otherwise it is plain UTF-8, as mod_auth_openidc
     sends it in every claim encoding.
@@ -99,6 +108,9 @@ class Profile:
     login_url: str | None = None
     logout_url: str | None = None
     encodes_remote_user: bool = False
+    variables_only: bool = False
+    sample_sources: Mapping[str, str] = field(default_factory=dict)
+    test_channel: str | None = None
     algorithms: tuple[str, ...] = ()
     assertion_header: str | None = None
     jwks_url: str | None = None
@@ -160,6 +172,10 @@ _OAUTH2_PROXY_HEADERS = tuple(
 )
 
 
+#: The usual OpenID Connect claim names of a person's name, email and groups.
+_OIDC_SAMPLES: Mapping[str, str] = MappingProxyType({"name": "name", "email": "email", "groups": "groups"})
+
+
 def _signed(name: str, header: str | None, algorithms: tuple[str, ...], **fields: Any) -> Profile:
     return Profile(
         name=name,
@@ -169,6 +185,7 @@ def _signed(name: str, header: str | None, algorithms: tuple[str, ...], **fields
         claims=_JWT_CLAIMS,
         assertion_header=header,
         algorithms=algorithms,
+        sample_sources=_OIDC_SAMPLES,  # signed front ends pass the identity provider's claims
         **fields,
     )
 
@@ -217,6 +234,13 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 login_url="/Shibboleth.sso/Login?target={target}",
                 logout_url="/Shibboleth.sso/Logout?return={return_to}",
                 encodes_remote_user=True,
+                variables_only=True,
+                sample_sources={
+                    "name": "displayName",
+                    "email": "mail",
+                    "groups": "isMemberOf",
+                    "affiliation": "affiliation",
+                },
             ),
             Profile(
                 name="adfs",
@@ -228,6 +252,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 login_url="/Shibboleth.sso/Login?target={target}",
                 logout_url="/Shibboleth.sso/Logout?return={return_to}",
                 encodes_remote_user=True,
+                variables_only=True,
+                sample_sources={"name": "FULLNAME", "email": "EMAIL", "groups": "GROUP"},
             ),
             Profile(
                 name="openidc",
@@ -241,6 +267,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 owned_prefixes=("OIDC_", "OIDC-"),
                 logout_url="/login/redirect_uri?logout={return_to}",
                 id_token_variable="OIDC_id_token",  # noqa: S106 (a variable name)
+                variables_only=True,
+                sample_sources=_OIDC_SAMPLES,
             ),
             Profile(
                 name="mellon",
@@ -251,6 +279,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 owned_prefixes=("MELLON_",),
                 login_url="/mellon/login?ReturnTo={target}",
                 logout_url="/mellon/logout?ReturnTo={return_to}",
+                variables_only=True,
+                sample_sources={"name": "cn", "email": "mail", "groups": "groups"},
             ),
             Profile(
                 name="oauth2-proxy",
@@ -262,8 +292,10 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 # oauth2-proxy takes an absolute rd only from its --whitelist-domain list.
                 login_url="/oauth2/start?rd={target_path}",
                 logout_url="/oauth2/sign_out?rd={return_path}",
+                sample_sources={"name": "preferred-username", "email": "email", "groups": "groups"},
+                test_channel="headers",
             ),
-            Profile(name="remote-user", delimiter=None),
+            Profile(name="remote-user", delimiter=None, variables_only=True),
             # The header front ends below pass identity only as request headers.
             Profile(
                 name="authelia",
@@ -273,6 +305,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 user=("user",),
                 owned_prefixes=("Remote-",),
                 channel="headers",
+                sample_sources=_OIDC_SAMPLES,
             ),
             Profile(
                 name="authentik",
@@ -281,6 +314,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 user=("username",),
                 owned_prefixes=("X-authentik-",),
                 channel="headers",
+                sample_sources=_OIDC_SAMPLES,
             ),
             Profile(
                 name="vouch",
@@ -292,6 +326,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 source_variables={"user": "X-Vouch-User"},
                 owned_prefixes=("X-Vouch-",),
                 channel="headers",
+                sample_sources=_OIDC_SAMPLES,
             ),
             Profile(
                 name="azure-easy-auth",
@@ -311,6 +346,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 login_url="/.auth/login/aad?post_login_redirect_uri={target_path}",
                 logout_url="/.auth/logout?post_logout_redirect_uri={return_path}",
                 channel="headers",
+                sample_sources={
+                    "name": "name",
+                    "email": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+                    "groups": "groups",
+                },
             ),
             Profile(
                 name="kong-oidc",
@@ -323,6 +363,7 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 claims={"provider": "iss", "session_id": "sid", "authenticated_at": "auth_time"},
                 owned_prefixes=("X-Userinfo", "X-ID-Token", "X-Access-Token"),
                 channel="headers",
+                sample_sources=_OIDC_SAMPLES,
             ),
         )
     }

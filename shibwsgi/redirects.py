@@ -1,4 +1,4 @@
-"""Open-redirect protection for ``next`` / return-to values.
+"""Internal: Open-redirect protection for ``next`` / return-to values.
 
 A value supplied by the client is only ever used as a redirect target when it
 is a path on this site: it starts with a single ``/``, is plain ASCII URL

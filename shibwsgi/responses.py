@@ -1,4 +1,4 @@
-"""Small responses the middleware answers by itself: errors and redirects.
+"""Internal: small responses the middleware answers by itself: errors and redirects.
 
 API clients get JSON ``{"error": ...}``; browsers (``Accept`` preferring
 ``text/html``) get a page written for people, with a way on (home, sign in),
@@ -16,6 +16,7 @@ import html
 import json
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -60,12 +61,45 @@ __all__ = [
     "ERROR_PAGE_KEY",
     "POLICY",
     "ErrorPage",
+    "Response",
     "content_security_policy",
     "error",
+    "error_response",
     "redirect",
+    "redirect_response",
     "security_headers",
     "wants_html",
 ]
+
+Header = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An answer of the middleware's own, independent of the server interface.
+
+    The WSGI shell sends it with :meth:`send`, the ASGI shell as ASGI messages.
+    """
+
+    status: int
+    headers: list[Header] = field(default_factory=list)
+    body: bytes = b""
+
+    @property
+    def status_line(self) -> str:
+        """``"401 Unauthorized"``: the status as WSGI spells it."""
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
+
+    def adding(self, headers: Iterable[Header]) -> Response:
+        """This answer with ``headers`` appended (Set-Cookie of the session, the probe's mark)."""
+        extra = list(headers)
+        return Response(self.status, [*self.headers, *extra], self.body) if extra else self
+
+    def send(self, start_response: StartResponse) -> list[bytes]:
+        """Answer through WSGI's ``start_response``."""
+        start_response(self.status_line, self.headers)
+        return [self.body] if self.body else []
+
 
 _STRICT = "default-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
@@ -110,8 +144,18 @@ def error(
     *,
     headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
-    """Answer ``status`` with ``message`` as HTML or JSON, as the client prefers."""
-    title = HTTPStatus(status).phrase
+    """Answer ``status`` with ``message`` through WSGI (see :func:`error_response`)."""
+    return error_response(environ, status, message, headers=headers).send(start_response)
+
+
+def error_response(
+    environ: WSGIEnvironment,
+    status: int,
+    message: str,
+    *,
+    headers: Iterable[tuple[str, str]] = (),
+) -> Response:
+    """``status`` with ``message`` as HTML or JSON, as the client prefers."""
     safety = security_headers()
     if wants_html(environ):
         custom = _custom(environ, status, message)
@@ -124,8 +168,8 @@ def error(
     else:
         body = json.dumps({"error": message, "status": status}).encode()
         content_type = "application/json"
-    start_response(
-        f"{status} {title}",
+    return Response(
+        status,
         [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
@@ -133,8 +177,8 @@ def error(
             *safety,
             *headers,
         ],
+        body,
     )
-    return [body]
 
 
 def _custom(environ: WSGIEnvironment, status: int, message: str) -> bytes | None:
@@ -185,9 +229,14 @@ def redirect(
     *,
     headers: Iterable[tuple[str, str]] = (),
 ) -> list[bytes]:
-    """Answer 302 to ``location`` (which the caller has already validated)."""
-    start_response(
-        "302 Found",
+    """Answer 302 to ``location`` through WSGI (see :func:`redirect_response`)."""
+    return redirect_response(location, headers=headers).send(start_response)
+
+
+def redirect_response(location: str, *, headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """302 to ``location`` (which the caller has already validated)."""
+    return Response(
+        302,
         [
             ("Location", location),
             ("Content-Length", "0"),
@@ -196,4 +245,3 @@ def redirect(
             *headers,
         ],
     )
-    return []

@@ -13,6 +13,7 @@ user and attributes for ``ttl`` seconds. Every bound here is per resolver, that 
 from __future__ import annotations
 
 import importlib
+import inspect
 import logging
 import math
 import threading
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_ROLES_TTL",
     "RolesHook",
     "RolesResolver",
+    "check_roles_options",
     "load_hook",
 ]
 
@@ -64,6 +66,25 @@ class _Entry(NamedTuple):
     result: Identity
 
 
+def check_roles_options(hook: object, ttl: object, timeout: object) -> None:
+    """Raise :class:`~shibwsgi.ConfigError` for a hook that is not callable or a bad ttl/timeout."""
+    if not callable(hook):
+        raise ConfigError("roles", f"expected a function identity -> role names, got {hook!r}")
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
+        raise ConfigError("roles_ttl", f"must be a whole number of seconds (0: no caching), not {ttl!r}")
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or timeout <= 0
+        or timeout > threading.TIMEOUT_MAX  # before isfinite, which overflows on a huge int
+        or not math.isfinite(timeout)
+    ):
+        raise ConfigError(
+            "roles_timeout",
+            f"must be a positive number of seconds up to {threading.TIMEOUT_MAX:g}, not {timeout!r}",
+        )
+
+
 class RolesResolver:
     """Adds the hook's roles to identities: cached for ``ttl`` seconds, bounded by ``timeout``."""
 
@@ -75,20 +96,12 @@ class RolesResolver:
         timeout: float = DEFAULT_ROLES_TIMEOUT,
         clock: Callable[[], float],
     ) -> None:
-        if not callable(hook):
-            raise ConfigError("roles", f"expected a function identity -> role names, got {hook!r}")
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0:
-            raise ConfigError("roles_ttl", f"must be a whole number of seconds (0: no caching), not {ttl!r}")
-        if (
-            isinstance(timeout, bool)
-            or not isinstance(timeout, (int, float))
-            or timeout <= 0
-            or timeout > threading.TIMEOUT_MAX  # before isfinite, which overflows on a huge int
-            or not math.isfinite(timeout)
-        ):
+        check_roles_options(hook, ttl, timeout)
+        if inspect.iscoroutinefunction(hook):
             raise ConfigError(
-                "roles_timeout",
-                f"must be a positive number of seconds up to {threading.TIMEOUT_MAX:g}, not {timeout!r}",
+                "roles",
+                f"{_name(hook)} is an async def function: the WSGI middleware calls the hook in a "
+                "thread; use a plain function, or the ASGI middleware (shibwsgi.asgi)",
             )
         self.hook = hook
         self.name = _name(hook)

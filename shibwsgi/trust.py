@@ -1,4 +1,4 @@
-"""The trust gate: which channel identity may come from, and scrubbing lookalikes.
+"""Internal: the trust gate: which channel identity may come from, and scrubbing lookalikes.
 
 In the ``environ`` channel identity comes only from server variables, and every
 client header that could pass for one of them is deleted before the app runs.
@@ -106,6 +106,12 @@ class TrustGate:
     def trusted_proxies(self) -> tuple[IPNetwork, ...]:
         """The networks whose identity headers are believed (headers channel)."""
         return self._trusted
+
+    def is_identity_key(self, key: str) -> bool:
+        """True when the environ ``key`` (``HTTP_...``) could carry identity or the proxy secret."""
+        return (
+            key == self._secret_key or key in self._lookalike_keys or key.startswith(self._lookalike_prefixes)
+        )
 
     def admit(self, environ: WSGIEnvironment) -> bool:
         """Scrub ``environ``; True when its identity variables may be believed."""

@@ -1,4 +1,4 @@
-"""The ``whoami_path`` endpoint: a signed-in user's own identity, for finding a missing attribute.
+"""Internal: the ``whoami_path`` endpoint: a signed-in user's own identity, for finding a missing attribute.
 
 It answers only for the identity of the request itself (front end or session),
 so nobody sees anyone else's; anonymous requests get 401. It shows what the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,10 +23,10 @@ from .flows import Flows, Header
 from .identity import Identity
 from .pages import STYLE, Link, page
 from .paths import script_root
-from .responses import POLICY, content_security_policy, security_headers
+from .responses import POLICY, Response, content_security_policy, security_headers
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import WSGIEnvironment
 
 __all__ = ["WhoAmI"]
 
@@ -51,18 +51,16 @@ class WhoAmI:
         self.channel = channel
         self.sources = {name: attribute.source for name, attribute in attributes.items()}
 
-    def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse, front: Identity | None
-    ) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
         if environ.get("REQUEST_METHOD", "GET") not in _METHODS:
-            return responses.error(
-                environ, start_response, 405, "only GET and HEAD", headers=[("Allow", ", ".join(_METHODS))]
+            return responses.error_response(
+                environ, 405, "only GET and HEAD", headers=[("Allow", ", ".join(_METHODS))]
             )
         identity, headers = self.resolve(environ, front)
         if identity is None:
             login = self.flows.login_path
             where = f": sign in at {login} first" if login else ""
-            return responses.error(environ, start_response, 401, f"not logged in{where}", headers=headers)
+            return responses.error_response(environ, 401, f"not logged in{where}", headers=headers)
         report = self.report(identity, self._session_expires(environ, identity))
         if responses.wants_html(environ):
             body, media_type = _page(report, script_root(environ)).encode(), "text/html; charset=utf-8"
@@ -73,7 +71,7 @@ class WhoAmI:
                 "application/json",
                 POLICY,
             )
-        return _respond(environ, start_response, body, media_type, [*security_headers(policy), *headers])
+        return _respond(environ, body, media_type, [*security_headers(policy), *headers])
 
     def report(self, identity: Identity, session_expires: datetime | None) -> dict[str, Any]:
         """What the page shows, as JSON-ready data."""
@@ -124,15 +122,9 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _respond(
-    environ: WSGIEnvironment,
-    start_response: StartResponse,
-    body: bytes,
-    media_type: str,
-    headers: list[Header],
-) -> list[bytes]:
-    start_response(
-        "200 OK",
+def _respond(environ: WSGIEnvironment, body: bytes, media_type: str, headers: list[Header]) -> Response:
+    return Response(
+        200,
         [
             ("Content-Type", media_type),
             ("Content-Length", str(len(body))),
@@ -140,8 +132,8 @@ def _respond(
             ("Vary", "Accept, Cookie"),
             *headers,
         ],
+        b"" if environ.get("REQUEST_METHOD") == "HEAD" else body,
     )
-    return [] if environ.get("REQUEST_METHOD") == "HEAD" else [body]
 
 
 _PAGE_POLICY = content_security_policy(styles=[STYLE])

@@ -1,4 +1,4 @@
-"""Binding identities to server-side sessions: start, load, touch, end."""
+"""Internal: binding identities to server-side sessions: start, load, touch, end."""
 
 from __future__ import annotations
 

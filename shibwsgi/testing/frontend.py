@@ -33,7 +33,7 @@ from werkzeug.wrappers import Request
 
 from ..errors import ConfigError
 from ..pages import STYLE, Link, page
-from ..profiles import REMOTE_USER, SIGNED_PROFILES, Profile, get_profile
+from ..profiles import PROFILES, REMOTE_USER, Profile, get_profile
 from ..redirects import safe_next
 from ..responses import content_security_policy, redirect, security_headers
 from ..trust import CHANNELS, TrustGate
@@ -111,30 +111,22 @@ SAMPLE_USERS: Mapping[str, SampleUser] = MappingProxyType(
     }
 )
 
-#: Shibboleth's attribute names as each built-in profile's front end calls them.
-#: A name missing from a profile's row is not sent by that front end.
+#: Shibboleth's attribute name of each role in :attr:`Profile.sample_sources <shibwsgi.Profile>`.
+_SHIBBOLETH_NAMES = {
+    "name": "displayName",
+    "email": "mail",
+    "groups": "isMemberOf",
+    "affiliation": "affiliation",
+}
+
+#: Shibboleth's attribute names as each built-in profile's front end calls them
+#: (from the profiles' ``sample_sources``). A name missing from a row is not sent by that front end.
 SOURCE_NAMES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
-        "shibboleth": {n: n for n in ("displayName", "mail", "isMemberOf", "affiliation")},
-        "adfs": {"displayName": "FULLNAME", "mail": "EMAIL", "isMemberOf": "GROUP"},
-        "openidc": {"displayName": "name", "mail": "email", "isMemberOf": "groups"},
-        "mellon": {"displayName": "cn", "mail": "mail", "isMemberOf": "groups"},
-        "oauth2-proxy": {"displayName": "preferred-username", "mail": "email", "isMemberOf": "groups"},
-        "remote-user": {},
-        **{
-            name: MappingProxyType({"displayName": "name", "mail": "email", "isMemberOf": "groups"})
-            for name in ("authelia", "authentik", "vouch", "kong-oidc")
-        },
-        "azure-easy-auth": {
-            "displayName": "name",
-            "mail": "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
-            "isMemberOf": "groups",
-        },
-        # Signed front ends pass the identity provider's claims.
-        **{
-            profile.name: MappingProxyType({"displayName": "name", "mail": "email", "isMemberOf": "groups"})
-            for profile in SIGNED_PROFILES
-        },
+        profile.name: MappingProxyType(
+            {_SHIBBOLETH_NAMES[role]: source for role, source in profile.sample_sources.items()}
+        )
+        for profile in PROFILES.values()
     }
 )
 
@@ -146,14 +138,11 @@ _GROUP_SOURCES = tuple(
     dict.fromkeys(row["isMemberOf"] for row in SOURCE_NAMES.values() if "isMemberOf" in row)
 )
 
-#: Front ends that pass identity as request headers, beyond those whose profile says so.
-_HEADER_PROFILES = frozenset({"oauth2-proxy"})
-
 
 def default_channel(profile: str | Profile) -> str:
-    """How ``profile``'s front end passes identity: ``"headers"`` (oauth2-proxy) or its profile's channel."""
+    """How ``profile``'s front end passes identity: its ``test_channel``, else its channel."""
     spec = get_profile(profile)
-    return "headers" if spec.name in _HEADER_PROFILES else spec.channel
+    return spec.test_channel or spec.channel
 
 
 _SALT = "shibwsgi.testing.frontend"
