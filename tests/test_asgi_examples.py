@@ -113,3 +113,46 @@ def test_django_asgi_example() -> None:
         [403, {"error": "only movie editors"}],
         [401, {"error": "log in first"}],
     ]
+
+
+def readme_block(heading: str) -> str:
+    """The first python code block after ``heading`` in README.md."""
+    text = (EXAMPLES.parent / "README.md").read_text()
+    after = text[text.index(f"\n{heading}\n") :]
+    return after[after.index("```python\n") + len("```python\n") :].split("\n```", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("heading", "path", "body"),
+    [
+        pytest.param("### FastAPI", "/editors", {"editor": "ada"}, id="FastAPI"),
+        pytest.param("### Quart", "/", {"user": "ada", "email": "ada@example.org"}, id="Quart"),
+    ],
+)
+def test_readme_quick_start_runs(heading: str, path: str, body: dict[str, str]) -> None:
+    namespace: dict[str, Any] = {"__name__": "readme_quick_start"}  # Quart(__name__) finds no file: cwd
+    exec(compile(readme_block(heading), f"README {heading}", "exec"), namespace)
+    app = namespace["app"]
+    assert get(app, path, EDITOR).json() == body
+    assert get(app, path, None).status_code == 401
+
+
+def test_readme_fastapi_quick_start_roles_and_refusals() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile(readme_block("### FastAPI"), "README", "exec"), namespace)
+    app = namespace["app"]
+    assert get(app, "/admin", EDITOR).json() == {"area": "admin"}
+    assert get(app, "/admin", READER).status_code == 403
+    assert get(app, "/editors", READER).json()["status"] == 403
+
+
+def test_readme_django_asgi_quick_start_is_the_example_s_entry_point() -> None:
+    example = (EXAMPLES / "django-asgi" / "asgisite" / "asgi.py").read_text()
+    code = readme_block("### Django under ASGI").split("\n", 1)[1]  # after the comment line
+    assert code.strip() in example
+
+
+def test_readme_testing_snippet_runs() -> None:
+    namespace: dict[str, Any] = {"sso_asgi_client": sso_asgi_client, "app": load("fastapi").app}
+    exec(compile(readme_block("### Testing ASGI apps"), "README", "exec"), namespace)
+    asyncio.run(namespace["test_editor_page"]())
