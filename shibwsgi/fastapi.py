@@ -119,10 +119,12 @@ def _checker(requirement: Requirement) -> Callable[[HTTPConnection], Identity | 
 def _refused(connection: HTTPConnection, identity: Identity | None, requirement: Requirement) -> Refused:
     """The rules' answer for this request, as an exception FastAPI routes to :func:`refusal_handler`."""
     scope = connection.scope
+    root, path = scope.get("root_path", ""), scope.get("path", "/")
     environ = {
         "REQUEST_METHOD": scope.get("method", "GET"),
-        "SCRIPT_NAME": scope.get("root_path", ""),
-        "PATH_INFO": scope.get("path", "/"),
+        "SCRIPT_NAME": root,
+        # ASGI's path includes the root path, WSGI's PATH_INFO does not.
+        "PATH_INFO": path[len(root) :] if root and path.startswith(root) else path,
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "HTTP_ACCEPT": connection.headers.get("accept", ""),
     }
