@@ -88,8 +88,20 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 def identity_of(request: HttpRequest) -> Identity | None:
     """The request's :class:`~shibwsgi.Identity` (``None`` when anonymous)."""
-    identity = request.META.get(ENVIRON_KEY)
+    identity = _carried(request)
     return identity if isinstance(identity, Identity) else None
+
+
+def _carried(request: Any) -> object:
+    """What the middleware left: in the WSGI environ (``META``), or under ASGI in the scope.
+
+    Both are written by the middleware only; no header can reach either key.
+    """
+    meta = getattr(request, "META", None)
+    if isinstance(meta, Mapping) and ENVIRON_KEY in meta:
+        return meta[ENVIRON_KEY]
+    scope = getattr(request, "scope", None)
+    return scope.get(ENVIRON_KEY) if isinstance(scope, Mapping) else None
 
 
 @dataclass(frozen=True)
@@ -257,8 +269,7 @@ def _verified(request: Any, remote_user: str) -> Identity | None:
 
     A ``remote_user`` argument alone proves nothing (any header may have supplied it).
     """
-    meta = getattr(request, "META", None)
-    identity = meta.get(ENVIRON_KEY) if isinstance(meta, Mapping) else None
+    identity = _carried(request)
     if not isinstance(identity, Identity):
         return None
     if identity.user != remote_user:

@@ -11,7 +11,14 @@ from typing import Any
 from .environ import LossyEncodingWarning, environ_for
 from .frontend import SAMPLE_USERS, DevFrontEnd
 
-__all__ = ["SAMPLE_USERS", "DevFrontEnd", "LossyEncodingWarning", "TestSigner", "environ_for"]
+__all__ = [
+    "SAMPLE_USERS",
+    "DevFrontEnd",
+    "LossyEncodingWarning",
+    "TestSigner",
+    "environ_for",
+    "sso_asgi_client",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,4 +27,9 @@ def __getattr__(name: str) -> Any:
         from .signed import TestSigner
 
         return TestSigner
+    # The ASGI client needs httpx: imported on first use too.
+    if name == "sso_asgi_client":
+        from .asgi import sso_asgi_client
+
+        return sso_asgi_client
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
