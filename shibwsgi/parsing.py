@@ -415,7 +415,8 @@ class IdentityParser:
     def _user_value(self, environ: Environ, claims: dict[str, Any] | None, source: str) -> str | None:
         """The user id ``source`` gives, exactly as the front end sent it; ``None`` when absent.
 
-        A claim present both in the JSON and as a variable must be the same in both.
+        A claim present both in the JSON and as a variable must be the same in both (an
+        empty variable too).
         """
         what = f"the user attribute {source!r}"
         claim = self._claim(claims, source)
@@ -424,7 +425,7 @@ class IdentityParser:
         user = self._user_claim(claim, what)
         # The JSON says it is one string: its variable copy is compared whole, never split.
         text = self._user_variable(environ, source, what, verbatim=True)
-        if text and not self._same_text(user, text):
+        if text is not None and not self._same_text(user, text):
             raise self._disagree(source, ["the JSON claims", "its claim variable"])
         return user
 
@@ -434,8 +435,9 @@ class IdentityParser:
         A fixed variable (``REMOTE_USER``, ``X-Vouch-User``, Azure's principal headers)
         holds one value whatever it contains. Any other variable may hold a list the
         front end joined: list syntax there is refused, never parsed (unless ``verbatim``).
-        The variables that carry ``source`` (several prefixes) must agree; an empty one
-        holds no value.
+        The variables that carry ``source`` (several prefixes, a series) must agree: one
+        that is present but empty disagrees with one that is not (a client's copy next to
+        a header the front end emptied must not name the user).
         """
         found: list[tuple[str, str]] = []
         for key in self._keys[source]:
@@ -451,9 +453,8 @@ class IdentityParser:
                 found.insert(0, (self._keys[source][0] + "_0 ..", self._decode(series[0])))
         if not found:
             return None
-        present = [(key, user) for key, user in found if user]
-        self._agree(source, present)
-        return present[0][1] if present else ""
+        self._agree(source, found)
+        return found[0][1]
 
     def _one_user(self, source: str, raw: str, what: str, *, verbatim: bool) -> str:
         if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text

@@ -130,7 +130,59 @@ DISAGREEING_SOURCES = [
 ]
 
 
-@pytest.mark.parametrize(("options", "environ", "logged"), DISAGREEING_SOURCES)
+# A source that is present but empty disagrees with one that names a user: the front end
+# emptied its own header and a client's copy under the other spelling must not fill it in.
+EMPTY_SOURCE_NEXT_TO_A_USER = [
+    pytest.param(
+        {"profile": "oauth2-proxy", "channel": "headers", **HEADERS},
+        {"HTTP_X_FORWARDED_USER": "", "HTTP_X_AUTH_REQUEST_USER": "admin"},
+        "'user' differs",
+        id="oauth2-proxy headers empty X-Forwarded-User, client X-Auth-Request-User",
+    ),
+    pytest.param(
+        {"profile": "oauth2-proxy", "channel": "headers", **HEADERS},
+        {"HTTP_X_FORWARDED_USER": ",", "HTTP_X_AUTH_REQUEST_USER": "admin"},
+        "'user' differs",
+        id="oauth2-proxy headers X-Forwarded-User only a delimiter, client X-Auth-Request-User",
+    ),
+    # Was accepted as alice: the old test "oauth2-proxy empty second header is no value".
+    pytest.param(
+        {"profile": "oauth2-proxy"},
+        {"X-Forwarded-User": "admin", "X-Auth-Request-User": ""},
+        "'user' differs between X-Forwarded-User and X-Auth-Request-User",
+        id="oauth2-proxy environ empty X-Auth-Request-User",
+    ),
+    pytest.param(
+        {"profile": "openidc"},
+        {"OIDC_CLAIM_sub": "", "OIDC_id_token_payload": json.dumps({"sub": "admin"})},
+        "'sub' differs between the JSON claims and its claim variable",
+        id="openidc empty claim variable, sub in the JSON",
+    ),
+    pytest.param(
+        {"profile": "mellon", "user": "uid"},
+        {"MELLON_uid": "", "MELLON_uid_0": "admin", "MELLON_uid_N": "1"},
+        "'uid' differs between MELLON_uid_0 .. and MELLON_uid",
+        id="mellon empty base, series names a user",
+    ),
+    pytest.param(
+        {"profile": "mellon", "user": "uid"},
+        {"MELLON_uid": "admin", "MELLON_uid_0": ""},
+        "'uid' differs between MELLON_uid_0 .. and MELLON_uid",
+        id="mellon base names a user, empty series",
+    ),
+    pytest.param(
+        {"profile": "kong-oidc", "user": "email", **HEADERS},
+        {
+            "HTTP_X_USERINFO": b64({"sub": "s", "email": ""}),
+            "HTTP_X_ID_TOKEN": b64({"sub": "s", "email": "admin@x"}),
+        },
+        "'email' differs between X-Userinfo and X-ID-Token",
+        id="kong empty user claim in the userinfo, another in the ID token",
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "environ", "logged"), DISAGREEING_SOURCES + EMPTY_SOURCE_NEXT_TO_A_USER)
 def test_sources_naming_different_users_are_refused(
     options: dict[str, Any], environ: dict[str, str], logged: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -192,13 +244,6 @@ AGREEING_SOURCES = [
         {},
         id="openidc sub with a comma: the JSON says one value",
     ),
-    pytest.param(
-        {"profile": "oauth2-proxy"},
-        {"X-Forwarded-User": "alice", "X-Auth-Request-User": ""},
-        "alice",
-        {},
-        id="oauth2-proxy empty second header is no value",
-    ),
 ]
 
 
@@ -210,6 +255,33 @@ def test_sources_naming_the_same_user_are_merged(
     assert status == 200, body
     assert body["identity"]["user"] == user
     assert body["identity"]["attributes"] == attributes
+
+
+@pytest.mark.parametrize(
+    ("options", "environ"),
+    [
+        pytest.param(
+            {"profile": "oauth2-proxy"},
+            {"X-Forwarded-User": "", "X-Auth-Request-User": ""},
+            id="oauth2-proxy",
+        ),
+        pytest.param(
+            {"profile": "oauth2-proxy", "channel": "headers", **HEADERS},
+            {"HTTP_X_FORWARDED_USER": ",", "HTTP_X_AUTH_REQUEST_USER": ""},
+            id="oauth2-proxy headers",
+        ),
+        pytest.param(
+            {"profile": "openidc"},
+            {"OIDC_CLAIM_sub": "", "OIDC_id_token_payload": json.dumps({"sub": ""})},
+            id="openidc",
+        ),
+        pytest.param(
+            {"profile": "mellon", "user": "uid"}, {"MELLON_uid": "", "MELLON_uid_0": ""}, id="mellon"
+        ),
+    ],
+)
+def test_every_user_source_empty_is_anonymous(options: dict[str, Any], environ: dict[str, str]) -> None:
+    assert user_of(environ, **options) is None
 
 
 def openidc_verified(signer: TestSigner, **options: Any) -> TestApp:
