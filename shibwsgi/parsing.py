@@ -266,30 +266,42 @@ class IdentityParser:
             return None
         if len(documents) == 1:
             return dict(documents[0][1])
+        labels = tuple(label for label, _ in documents)
         for name in self._subject_names:
             found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
-            self._agree(name, found, required=name == SUBJECT[0] and self._nested)
+            self._agree(name, found, required=self._holders(name, labels))
         claims: dict[str, Any] = {}
         for _, document in documents:
             for claim, value in document.items():
                 claims.setdefault(claim, value)
         return claims
 
-    def _agree(self, name: str, found: list[tuple[str, Any]], *, required: bool = False) -> None:
+    def _holders(self, name: str, labels: tuple[str, ...]) -> tuple[str, ...]:
+        """The documents among ``labels`` that must hold claim ``name`` when any of them does.
+
+        Every OpenID Connect document names its ``sub`` (Core 1.0, 2 and 5.3.2); one that
+        does not (an introspection answer) cannot vouch for a second document's subject.
+        The profile's ``user_document``, set by the front end in every mode, must hold
+        the user claim another document gives: that one may be a client's copy.
+        """
+        if name == SUBJECT[0] and self._nested:
+            return labels
+        if name in self.user_sources and self.profile.user_document in labels:
+            return (self.profile.user_document,)
+        return ()
+
+    def _agree(self, name: str, found: list[tuple[str, Any]], *, required: tuple[str, ...] = ()) -> None:
         """Refuse when the sources in ``found`` (label, value) give ``name`` different values.
 
-        ``required``: a source without ``name`` disagrees with one that has it. Every
-        OpenID Connect document names its ``sub`` (Core 1.0, 2 and 5.3.2); one that does
-        not (an introspection answer) cannot vouch for a second document's subject.
+        ``required``: the labels of sources that disagree with the others by lacking ``name``.
         """
         present = [(label, value) for label, value in found if value is not MISSING]
         if not present:
             return
         first = present[0][1]
-        if (required and len(present) < len(found)) or any(
-            value != first or type(value) is not type(first) for _, value in present[1:]
-        ):
-            raise self._disagree(name, [label for label, _ in (found if required else present)])
+        lacking = any(value is MISSING and label in required for label, value in found)
+        if lacking or any(value != first or type(value) is not type(first) for _, value in present[1:]):
+            raise self._disagree(name, [label for label, _ in (found if lacking else present)])
 
     def _disagree(self, name: str, labels: list[str]) -> SubjectMismatchError:
         sources = " and ".join(labels)

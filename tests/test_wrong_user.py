@@ -375,6 +375,68 @@ def test_signed_user_claim_that_is_a_number_is_refused() -> None:
     app.get("/", extra_environ={"HTTP_X_POMERIUM_JWT_ASSERTION": token}, status=400)
 
 
+# kong-oidc sets X-Userinfo in every mode, X-ID-Token only in the code flow: with introspection
+# or a bearer JWT a client's X-ID-Token reaches the app, carrying the client's own sub.
+@pytest.mark.parametrize(
+    ("user", "userinfo", "id_token"),
+    [
+        pytest.param("email", {"sub": "m", "active": True}, {"sub": "m", "email": "admin@x"}, id="email"),
+        pytest.param(
+            "preferred_username",
+            {"sub": "m", "email": "m@x"},
+            {"sub": "m", "preferred_username": "admin"},
+            id="preferred_username",
+        ),
+        pytest.param(
+            "profile.name", {"sub": "m"}, {"sub": "m", "profile": {"name": "admin"}}, id="nested claim"
+        ),
+    ],
+)
+def test_kong_forged_id_token_with_own_sub_never_names_the_user(
+    user: str, userinfo: dict[str, Any], id_token: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    environ = {"HTTP_X_USERINFO": b64(userinfo), "HTTP_X_ID_TOKEN": b64(id_token)}
+    with caplog.at_level(logging.WARNING, "shibwsgi"):
+        status, body = call(environ, profile="kong-oidc", user=user, **HEADERS)
+    assert status == 400
+    assert "name different users" in body["error"]
+    assert f"{user!r} differs between X-Userinfo and X-ID-Token" in caplog.text
+    assert "admin" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("environ", "user"),
+    [
+        pytest.param(
+            {"HTTP_X_USERINFO": b64({"sub": "s", "email": "ann@x"}), "HTTP_X_ID_TOKEN": b64({"sub": "s"})},
+            "ann@x",
+            id="userinfo holds it, the ID token does not",
+        ),
+        pytest.param(
+            {
+                "HTTP_X_USERINFO": b64({"sub": "s", "email": "ann@x"}),
+                "HTTP_X_ID_TOKEN": b64({"sub": "s", "email": "ann@x"}),
+            },
+            "ann@x",
+            id="both hold it",
+        ),
+        pytest.param(
+            {"HTTP_X_ID_TOKEN": b64({"sub": "s", "email": "ann@x"})}, "ann@x", id="code flow without userinfo"
+        ),
+        pytest.param({"HTTP_X_USERINFO": b64({"sub": "s", "email": "ann@x"})}, "ann@x", id="introspection"),
+        pytest.param(
+            {"HTTP_X_USERINFO": b64({"sub": "s"}), "HTTP_X_ID_TOKEN": b64({"sub": "s"})},
+            None,
+            id="neither holds it",
+        ),
+    ],
+)
+def test_kong_user_claim_from_the_userinfo_serves_every_mode(
+    environ: dict[str, str], user: str | None
+) -> None:
+    assert user_of(environ, profile="kong-oidc", user="email", **HEADERS) == user
+
+
 # -- 2. a user source is read as its front end sends it: never list-parsed --------------------
 
 
