@@ -32,7 +32,7 @@ from .errors import (
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
 
-__all__ = ["IdentityParser", "channel_key", "claim_at"]
+__all__ = ["IdentityParser", "channel_key", "claim_at", "user_id_problem"]
 
 log = logging.getLogger("shibwsgi")
 
@@ -55,6 +55,27 @@ Document = tuple[str, Mapping[str, Any]]
 SUBJECT = ("sub", "iss")
 #: What :func:`claim_at` returns for a claim that is not there (a claim may be ``null``).
 MISSING: Any = object()
+
+
+def user_id_problem(user: str) -> str | None:
+    """Why ``user`` can never be an Identity's user id, ``None`` when it can.
+
+    The one rule for user ids: applications that take one from elsewhere (an admin
+    API giving roles) check it here, so they accept exactly what the middleware produces.
+    Surrounding whitespace is refused: ``" zoe"`` looks like ``zoe`` in any UI and some
+    SQL collations ignore trailing spaces, so it would share another user's rows.
+    """
+    if not user:
+        return "is empty"
+    if len(user) > MAX_USER_LENGTH:
+        return f"is longer than {MAX_USER_LENGTH} characters"
+    if not user.isprintable():
+        return "contains control characters"
+    if "\ufffd" in user:
+        return "contains undecodable characters"
+    if user != user.strip():
+        return "has leading or trailing whitespace"
+    return None
 
 
 def channel_key(variable: str, channel: str) -> str:
@@ -413,14 +434,9 @@ class IdentityParser:
             user = self._user_value(environ, claims, source)
             if not user:
                 continue
-            if len(user) > MAX_USER_LENGTH:
-                raise InvalidUserError(
-                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters"
-                )
-            if not user.isprintable():
-                raise InvalidUserError(f"the user attribute {source!r} contains control characters")
-            if "\ufffd" in user:
-                raise InvalidUserError(f"the user attribute {source!r} contains undecodable characters")
+            problem = user_id_problem(user)
+            if problem is not None:
+                raise InvalidUserError(f"the user attribute {source!r} {problem}")
             return source, user
         return "", None
 

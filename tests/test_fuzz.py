@@ -328,7 +328,7 @@ class RefParser:
                 user = texts[0] if texts else ""
             if not user:
                 continue
-            if len(user) > 1024 or not user.isprintable() or "\ufffd" in user:
+            if len(user) > 1024 or not user.isprintable() or "\ufffd" in user or user != user.strip():
                 raise Refused(400)
             return user
         return None
