@@ -424,6 +424,9 @@ FAULTS = [
     pytest.param(answer_with(b"-READONLY You can't write against a read only replica.\r\n"), id="READONLY"),
     pytest.param(answer_with(b"-MASTERDOWN Link with MASTER is down\r\n"), id="MASTERDOWN"),
     pytest.param(answer_with(b"\x00\xff not RESP\r\n"), id="not Redis"),
+    # redis-py's set-up reads ":1" as if it were HELLO's or AUTH's answer: AttributeError.
+    pytest.param(answer_with(b":1\r\n"), id="handshake answered with an integer"),
+    pytest.param(answer_with(b"*1\r\n:1\r\n"), id="handshake answered with an array"),
 ]
 
 
@@ -440,6 +443,18 @@ def test_failing_server_is_a_bounded_session_error(
     store = RedisStore(url.format(port=fake_redis(fault)))
     try:
         assert isinstance(bounded(lambda: operation(store)), SessionError)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("url", FAKE_URLS)
+def test_server_answering_the_handshake_with_an_integer_is_a_session_error(
+    fake_redis: Callable[[Callable[[socket.socket], None]], int], url: str
+) -> None:
+    store = RedisStore(url.format(port=fake_redis(answer_with(b":1\r\n"))))
+    try:
+        with pytest.raises(SessionError):  # was AttributeError: a 500
+            store.set("x", {"a": 1}, 60)
     finally:
         store.close()
 

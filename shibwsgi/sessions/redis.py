@@ -236,6 +236,7 @@ class RedisStore:
         # A Sentinel connection asks the sentinels for the master each time it connects, and
         # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.
         pool = pooled.connection_pool
+        pool.connection_kwargs["redis_connect_func"] = _set_up  # the per-thread connections' and WAIT's
         connections = _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
 
         def close_both() -> None:
@@ -341,6 +342,21 @@ class _ThreadConnections:
         self._opened.add(connection)
         self._local.held = (pid, connection)
         return connection
+
+
+def _set_up(connection: Any) -> None:
+    """redis-py's connection set-up (``HELLO``, ``AUTH``, ``SELECT``), where answers that are
+    not Redis's are a ``ConnectionError`` (a 503): redis-py reads them as if they were, and a
+    ``:1`` where a map belongs raises ``AttributeError`` (a 500)."""
+    import redis
+
+    try:
+        connection.on_connect()
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise redis.ConnectionError(
+            f"the server's answers to the connection set-up are not Redis's ({type(exc).__name__}): "
+            "is this host and port a Redis server?"
+        ) from None
 
 
 def _pack(*words: str) -> bytes:
