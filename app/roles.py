@@ -26,7 +26,7 @@ from werkzeug.exceptions import BadRequest
 from shibwsgi import Identity
 from shibwsgi.authz import HasRole, Rule
 from shibwsgi.flask import get_identity, requires
-from shibwsgi.parsing import MAX_USER_LENGTH
+from shibwsgi.parsing import user_id_problem
 
 from .db import all_roles, connect, get_db, roles_of, set_roles
 from .movies import EDITOR_ROLE, json_body, writers
@@ -86,22 +86,14 @@ def valid_role(role: object) -> str:
 def valid_user(user: object) -> str:
     """``user`` when the middleware could make it a user id (``identity.user``), else ``ValueError``.
 
-    The middleware's rules: 1 to ``MAX_USER_LENGTH`` printable characters, valid UTF-8
-    (no U+FFFD, which stands for undecodable bytes such as a path's ``%FF``, and no
-    lone surrogates); the app adds no surrounding spaces.
+    The middleware's own rule (:func:`shibwsgi.parsing.user_id_problem`): a path's
+    ``%FF`` arrives as U+FFFD, which it refuses as undecodable.
     """
-    if (
-        not isinstance(user, str)
-        or not user
-        or len(user) > MAX_USER_LENGTH
-        or not user.isprintable()
-        or "\ufffd" in user
-        or user != user.strip()
-    ):
-        raise ValueError(
-            f"{_shown(user)} is not a user id: 1 to {MAX_USER_LENGTH} printable characters of valid "
-            "UTF-8, no surrounding spaces"
-        )
+    if not isinstance(user, str):
+        raise ValueError(f"{_shown(user)} is not a user id: it is not a string")
+    problem = user_id_problem(user)
+    if problem is not None:
+        raise ValueError(f"{_shown(user)} is not a user id the middleware produces: it {problem}")
     return user
 
 

@@ -32,7 +32,7 @@ from .errors import (
 from .identity import Identity
 from .profiles import REMOTE_USER, Profile
 
-__all__ = ["IdentityParser", "channel_key", "claim_at"]
+__all__ = ["IdentityParser", "channel_key", "claim_at", "user_id_problem"]
 
 log = logging.getLogger("shibwsgi")
 
@@ -55,6 +55,27 @@ Document = tuple[str, Mapping[str, Any]]
 SUBJECT = ("sub", "iss")
 #: What :func:`claim_at` returns for a claim that is not there (a claim may be ``null``).
 MISSING: Any = object()
+
+
+def user_id_problem(user: str) -> str | None:
+    """Why ``user`` can never be an Identity's user id, ``None`` when it can.
+
+    The one rule for user ids: applications that take one from elsewhere (an admin
+    API giving roles) check it here, so they accept exactly what the middleware produces.
+    Surrounding whitespace is refused: ``" zoe"`` looks like ``zoe`` in any UI and some
+    SQL collations ignore trailing spaces, so it would share another user's rows.
+    """
+    if not user:
+        return "is empty"
+    if len(user) > MAX_USER_LENGTH:
+        return f"is longer than {MAX_USER_LENGTH} characters"
+    if not user.isprintable():
+        return "contains control characters"
+    if "\ufffd" in user:
+        return "contains undecodable characters"
+    if user != user.strip():
+        return "has leading or trailing whitespace"
+    return None
 
 
 def channel_key(variable: str, channel: str) -> str:
@@ -266,30 +287,42 @@ class IdentityParser:
             return None
         if len(documents) == 1:
             return dict(documents[0][1])
+        labels = tuple(label for label, _ in documents)
         for name in self._subject_names:
             found = [(label, claim_at(document, name, nested=self._nested)) for label, document in documents]
-            self._agree(name, found, required=name == SUBJECT[0] and self._nested)
+            self._agree(name, found, required=self._holders(name, labels))
         claims: dict[str, Any] = {}
         for _, document in documents:
             for claim, value in document.items():
                 claims.setdefault(claim, value)
         return claims
 
-    def _agree(self, name: str, found: list[tuple[str, Any]], *, required: bool = False) -> None:
+    def _holders(self, name: str, labels: tuple[str, ...]) -> tuple[str, ...]:
+        """The documents among ``labels`` that must hold claim ``name`` when any of them does.
+
+        Every OpenID Connect document names its ``sub`` (Core 1.0, 2 and 5.3.2); one that
+        does not (an introspection answer) cannot vouch for a second document's subject.
+        The profile's ``user_document``, set by the front end in every mode, must hold
+        the user claim another document gives: that one may be a client's copy.
+        """
+        if name == SUBJECT[0] and self._nested:
+            return labels
+        if name in self.user_sources and self.profile.user_document in labels:
+            return (self.profile.user_document,)
+        return ()
+
+    def _agree(self, name: str, found: list[tuple[str, Any]], *, required: tuple[str, ...] = ()) -> None:
         """Refuse when the sources in ``found`` (label, value) give ``name`` different values.
 
-        ``required``: a source without ``name`` disagrees with one that has it. Every
-        OpenID Connect document names its ``sub`` (Core 1.0, 2 and 5.3.2); one that does
-        not (an introspection answer) cannot vouch for a second document's subject.
+        ``required``: the labels of sources that disagree with the others by lacking ``name``.
         """
         present = [(label, value) for label, value in found if value is not MISSING]
         if not present:
             return
         first = present[0][1]
-        if (required and len(present) < len(found)) or any(
-            value != first or type(value) is not type(first) for _, value in present[1:]
-        ):
-            raise self._disagree(name, [label for label, _ in (found if required else present)])
+        lacking = any(value is MISSING and label in required for label, value in found)
+        if lacking or any(value != first or type(value) is not type(first) for _, value in present[1:]):
+            raise self._disagree(name, [label for label, _ in (found if lacking else present)])
 
     def _disagree(self, name: str, labels: list[str]) -> SubjectMismatchError:
         sources = " and ".join(labels)
@@ -401,21 +434,17 @@ class IdentityParser:
             user = self._user_value(environ, claims, source)
             if not user:
                 continue
-            if len(user) > MAX_USER_LENGTH:
-                raise InvalidUserError(
-                    f"the user attribute {source!r} is longer than {MAX_USER_LENGTH} characters"
-                )
-            if not user.isprintable():
-                raise InvalidUserError(f"the user attribute {source!r} contains control characters")
-            if "\ufffd" in user:
-                raise InvalidUserError(f"the user attribute {source!r} contains undecodable characters")
+            problem = user_id_problem(user)
+            if problem is not None:
+                raise InvalidUserError(f"the user attribute {source!r} {problem}")
             return source, user
         return "", None
 
     def _user_value(self, environ: Environ, claims: dict[str, Any] | None, source: str) -> str | None:
         """The user id ``source`` gives, exactly as the front end sent it; ``None`` when absent.
 
-        A claim present both in the JSON and as a variable must be the same in both.
+        A claim present both in the JSON and as a variable must be the same in both (an
+        empty variable too).
         """
         what = f"the user attribute {source!r}"
         claim = self._claim(claims, source)
@@ -424,7 +453,7 @@ class IdentityParser:
         user = self._user_claim(claim, what)
         # The JSON says it is one string: its variable copy is compared whole, never split.
         text = self._user_variable(environ, source, what, verbatim=True)
-        if text and not self._same_text(user, text):
+        if text is not None and not self._same_text(user, text):
             raise self._disagree(source, ["the JSON claims", "its claim variable"])
         return user
 
@@ -434,8 +463,9 @@ class IdentityParser:
         A fixed variable (``REMOTE_USER``, ``X-Vouch-User``, Azure's principal headers)
         holds one value whatever it contains. Any other variable may hold a list the
         front end joined: list syntax there is refused, never parsed (unless ``verbatim``).
-        The variables that carry ``source`` (several prefixes) must agree; an empty one
-        holds no value.
+        The variables that carry ``source`` (several prefixes, a series) must agree: one
+        that is present but empty disagrees with one that is not (a client's copy next to
+        a header the front end emptied must not name the user).
         """
         found: list[tuple[str, str]] = []
         for key in self._keys[source]:
@@ -451,9 +481,8 @@ class IdentityParser:
                 found.insert(0, (self._keys[source][0] + "_0 ..", self._decode(series[0])))
         if not found:
             return None
-        present = [(key, user) for key, user in found if user]
-        self._agree(source, present)
-        return present[0][1] if present else ""
+        self._agree(source, found)
+        return found[0][1]
 
     def _one_user(self, source: str, raw: str, what: str, *, verbatim: bool) -> str:
         if len(raw) > 4 * MAX_USER_LENGTH:  # base64url and percent-escapes grow text

@@ -53,6 +53,10 @@ class Profile:
     Every document (and a verified ID token) holding ``sub``, ``iss`` or the user claim
     must give the same value (OpenID Connect Core 1.0, 5.3.2), else 400. A dotted
     source (``realm_access.roles``) is a path into nested objects, never a literal name.
+    ``user_document``: the JSON variable the front end sets in every mode (kong-oidc's
+    ``X-Userinfo``): when it arrives, it must hold the user claim whenever another
+    document does, so a document the front end did not overwrite never names the user
+    alone (else 400).
     ``json_encoding``: how the JSON variables are encoded (default: ``encoding``).
     ``json_shape``: ``"claims"`` (an object of claims) or ``"ms-client-principal"``
     (Azure App Service: ``{"claims": [{"typ": ..., "val": ...}]}``, repeated types
@@ -99,6 +103,7 @@ class Profile:
     quoted_lists: bool = False
     source_variables: Mapping[str, str] = field(default_factory=dict)
     json_variables: tuple[str, ...] = ()
+    user_document: str | None = None
     json_encoding: str | None = None
     json_shape: str = "claims"
     channel: str = "environ"
@@ -136,6 +141,11 @@ class Profile:
             raise ConfigError(
                 "prefixes",
                 "a profile without prefixes reads json_variables, source_variables or a signed assertion",
+            )
+        if self.user_document is not None and self.user_document not in self.json_variables:
+            raise ConfigError(
+                "user_document",
+                f"{self.user_document!r} is not one of the json_variables {self.json_variables}",
             )
         if self.delimiter == "":
             raise ConfigError("delimiter", "use None for single-valued variables, not ''")
@@ -359,6 +369,8 @@ PROFILES: Mapping[str, Profile] = MappingProxyType(
                 user=("sub",),
                 source_variables={"access-token": "X-Access-Token"},
                 json_variables=("X-Userinfo", "X-ID-Token"),
+                # Set in every mode (introspection and bearer JWT too); X-ID-Token only in the code flow.
+                user_document="X-Userinfo",
                 json_encoding="base64",
                 claims={"provider": "iss", "session_id": "sid", "authenticated_at": "auth_time"},
                 owned_prefixes=("X-Userinfo", "X-ID-Token", "X-Access-Token"),

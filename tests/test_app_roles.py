@@ -14,11 +14,15 @@ from urllib.parse import quote
 
 import pytest
 from app_fixtures import EDITOR_GROUP, client, person, sso_app
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from webtest import TestApp
 
 from app.__main__ import main
 from app.db import all_roles, connect, grant_role, roles_of
-from shibwsgi import SSOMiddleware
+from app.roles import valid_user
+from shibwsgi import RequestError, SSOMiddleware
+from shibwsgi.testing import environ_for
 from tests.helpers import ROLES_TABLE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -354,6 +358,21 @@ def test_user_id_the_middleware_never_produces_gets_no_roles(
 )
 def test_user_id_the_middleware_can_produce_gets_roles(admin: TestApp, user: str) -> None:
     assert admin.put_json(f"/api/roles/{quote(user)}", {"roles": ["editor"]}).json["user"] == user
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=st.text(max_size=12) | st.sampled_from([" zoe", "zoe ", "\tzoe", "zoe\u3000", "\ufffd"]))
+def test_roles_api_takes_exactly_the_user_ids_that_can_sign_in(user: str) -> None:
+    """A padded " zoe" signed in but could never be given a role: one rule on both sides now."""
+    try:
+        identity = SSOMiddleware(lambda environ, start: []).identify(environ_for("remote-user", user))
+    except RequestError:
+        identity = None
+    try:
+        accepted = valid_user(user) == user
+    except ValueError:
+        accepted = False
+    assert accepted is (identity is not None and identity.user == user)
 
 
 def test_roles_api_method_not_allowed(admin: TestApp) -> None:

@@ -595,7 +595,7 @@ def test_user_model_without_groups_logs_in_when_groups_are_not_synced() -> None:
         pytest.param("zoe\u0308@example.org", id="decomposed accent"),
         pytest.param("'; DROP TABLE auth_user; --", id="SQL"),
         pytest.param("<script>x</script>", id="markup"),
-        pytest.param(" zoe", id="leading space, as sent"),
+        pytest.param("zoe smith", id="inner space"),
     ],
 )
 def test_odd_but_valid_user_ids_log_in_as_themselves(make_client: Callable[..., TestApp], user: str) -> None:
@@ -605,3 +605,16 @@ def test_odd_but_valid_user_ids_log_in_as_themselves(make_client: Callable[..., 
     assert me(client, person(user, groups=("app-\u200b", "app-<b>", "app-a;b,c")))["username"] == user
     assert list(User.objects.values_list("username", flat=True)) == [user]
     client.get("/members", extra_environ=person(user), status=200)
+
+
+@pytest.mark.parametrize(
+    "user", [pytest.param(" zoe", id="leading space"), pytest.param("zoe ", id="trailing space")]
+)
+def test_padded_user_id_is_refused_never_a_lookalike_django_user(
+    make_client: Callable[..., TestApp], user: str
+) -> None:
+    """It used to log in as itself: a second "zoe" in every list, and the same rows where SQL ignores trailing spaces."""
+    from django.contrib.auth.models import User
+
+    make_client().get("/", extra_environ=person(user), status=400)
+    assert not User.objects.exists()

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import queue
 import re
 import signal
 import socket
@@ -424,6 +425,9 @@ FAULTS = [
     pytest.param(answer_with(b"-READONLY You can't write against a read only replica.\r\n"), id="READONLY"),
     pytest.param(answer_with(b"-MASTERDOWN Link with MASTER is down\r\n"), id="MASTERDOWN"),
     pytest.param(answer_with(b"\x00\xff not RESP\r\n"), id="not Redis"),
+    # redis-py's set-up reads ":1" as if it were HELLO's or AUTH's answer: AttributeError.
+    pytest.param(answer_with(b":1\r\n"), id="handshake answered with an integer"),
+    pytest.param(answer_with(b"*1\r\n:1\r\n"), id="handshake answered with an array"),
 ]
 
 
@@ -440,6 +444,18 @@ def test_failing_server_is_a_bounded_session_error(
     store = RedisStore(url.format(port=fake_redis(fault)))
     try:
         assert isinstance(bounded(lambda: operation(store)), SessionError)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("url", FAKE_URLS)
+def test_server_answering_the_handshake_with_an_integer_is_a_session_error(
+    fake_redis: Callable[[Callable[[socket.socket], None]], int], url: str
+) -> None:
+    store = RedisStore(url.format(port=fake_redis(answer_with(b":1\r\n"))))
+    try:
+        with pytest.raises(SessionError):  # was AttributeError: a 500
+            store.set("x", {"a": 1}, 60)
     finally:
         store.close()
 
@@ -679,6 +695,56 @@ def test_logged_out_session_stays_dead_and_live_one_stays_live_through_a_failove
     assert "ended read True" not in seen  # never a logged-out session back
     assert "ended touch True" not in seen
     assert "kept read True" in seen and "ended read False" in seen
+
+
+def worker_thread() -> tuple[Callable[[Callable[[], object]], object], Callable[[], None]]:
+    """A thread of its own that runs what it is given (its own Redis connection), and its stop."""
+    jobs: queue.Queue[Callable[[], object] | None] = queue.Queue()
+    answers: queue.Queue[object] = queue.Queue()
+
+    def serve() -> None:
+        while (job := jobs.get()) is not None:
+            try:
+                answers.put(job())
+            except Exception as exc:  # handed to the test
+                answers.put(exc)
+
+    threading.Thread(target=serve, daemon=True).start()
+
+    def run(job: Callable[[], object]) -> object:
+        jobs.put(job)
+        return answers.get(timeout=BOUND * 2)
+
+    return run, lambda: jobs.put(None)
+
+
+@pytest.mark.servers
+def test_idle_thread_never_reads_a_logged_out_session_from_a_resurrected_old_master(
+    sentinel_group: SentinelGroup,
+) -> None:
+    store = RedisStore(sentinel_group.url, prefix="p:")
+    run, stop = worker_thread()
+    try:
+        store.set("bob", {"user": "bob"}, 100)
+        cli(sentinel_group.master.port, "WAIT", "1", "1000")
+        assert run(lambda: store.get("bob")) == {
+            "user": "bob"
+        }  # that thread holds a connection to the master
+        os.kill(sentinel_group.master.process.pid, signal.SIGSTOP)  # a stall, a partition
+        try:
+            deadline = time.monotonic() + 15
+            while sentinel_group.master_port() != sentinel_group.replica.port and time.monotonic() < deadline:
+                time.sleep(0.1)
+            logout, stop_logout = worker_thread()  # another worker thread, its connection new
+            assert logout(lambda: store.delete("bob")) is None  # on the new master
+            stop_logout()
+        finally:
+            os.kill(sentinel_group.master.process.pid, signal.SIGCONT)  # back, not yet demoted
+        assert run(lambda: store.get("bob")) is None  # was {'user': 'bob'} for about 10 s
+        assert run(lambda: store.update("bob", {"user": "bob"}, 100)) is False  # nor renewed there
+    finally:
+        stop()
+        store.close()
 
 
 @pytest.mark.servers

@@ -733,3 +733,43 @@ def test_mellon_series_through_a_proxy_gives_one_user_or_a_4xx(environ: dict[str
         return
     if identity is not None and "HTTP_MELLON_UID_0" in environ:
         assert environ.get("HTTP_MELLON_UID_1") is None
+
+
+# -- a user id padded with whitespace looks like another user: refused everywhere -----------------
+
+PADDED = [
+    pytest.param(" zoe", id="leading space"),
+    pytest.param("zoe ", id="trailing space"),
+    pytest.param("  zoe  ", id="both"),
+]
+
+
+@pytest.mark.parametrize("user", PADDED)
+@pytest.mark.parametrize("setup", SETUPS, ids=lambda setup: "-".join(part for part in setup if part))
+def test_user_id_padded_with_spaces_is_refused_not_another_users_lookalike(
+    setup: tuple[str, str | None, str], user: str
+) -> None:
+    profile, encoding, channel = setup
+    options: dict[str, Any] = {
+        "profile": profile,
+        "channel": channel,
+        **({"encoding": encoding} if encoding else {}),
+    }
+    if channel == "headers":
+        options.update(HEADERS)
+    environ = environ_for(profile, user, channel=channel, encoding=encoding)
+    with pytest.raises(RequestError, match="leading or trailing whitespace") as error:
+        SSOMiddleware(echo_app, **options).identify({"REMOTE_ADDR": PROXY, **environ})
+    assert error.value.status == 400
+    assert "zoe" not in str(error.value)
+
+
+@pytest.mark.parametrize("user", PADDED)
+def test_signed_sub_padded_with_spaces_is_refused(user: str) -> None:
+    signer = TestSigner("ES256")
+    app = TestApp(
+        SSOMiddleware(
+            echo_app, profile="pomerium", jwks=signer.jwks, issuer=signer.issuer, audience=signer.audience
+        )
+    )
+    app.get("/", extra_environ=environ_for("pomerium", user, signer=signer), status=400)

@@ -308,7 +308,7 @@ class RefParser:
                 for key in self.profile.keys(source)
                 if key in environ
             ]
-            texts = [text for text in texts if text] or texts[:1]
+            # An empty variable is a value too: it disagrees with one naming a user.
             if any(text != texts[0] for text in texts):
                 raise Refused(400)
             if claimed:
@@ -322,17 +322,13 @@ class RefParser:
                     raise Refused(400)
                 user = no_surrogates(value)
                 lossy = user.encode("latin-1", "replace").decode("latin-1")
-                if (
-                    texts
-                    and texts[0]
-                    and texts[0] not in (user, lossy if self.profile.encoding == "latin-1" else user)
-                ):
+                if texts and texts[0] not in (user, lossy if self.profile.encoding == "latin-1" else user):
                     raise Refused(400)
             else:
                 user = texts[0] if texts else ""
             if not user:
                 continue
-            if len(user) > 1024 or not user.isprintable() or "\ufffd" in user:
+            if len(user) > 1024 or not user.isprintable() or "\ufffd" in user or user != user.strip():
                 raise Refused(400)
             return user
         return None

@@ -332,6 +332,11 @@ def test_no_identity_headers_is_anonymous(profile: str) -> None:
         pytest.param({"json_encoding": "rot13"}, "json_encoding", id="unknown JSON encoding"),
         pytest.param({"json_shape": "saml"}, "json_shape", id="unknown JSON shape"),
         pytest.param({"prefixes": ()}, "prefixes", id="no prefixes and nothing else to read"),
+        pytest.param(
+            {"json_variables": ("X-Userinfo",), "user_document": "X-Id-Token"},
+            "user_document",
+            id="user document not among the JSON variables",
+        ),
     ],
 )
 def test_profile_fields_are_checked(fields: dict[str, Any], setting: str) -> None:

@@ -32,6 +32,7 @@ import os
 import re
 import sys
 import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
@@ -41,10 +42,12 @@ from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
 from .redis_ha import (
     HA_SCHEMES,
+    MASTER_CHECK_EVERY,
     Acknowledged,
     Replicas,
     cluster_client,
     cluster_master,
+    on_master,
     sentinel_client,
     take_replicas,
 )
@@ -236,7 +239,11 @@ class RedisStore:
         # A Sentinel connection asks the sentinels for the master each time it connects, and
         # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.
         pool = pooled.connection_pool
-        connections = _ThreadConnections(lambda: pool.connection_class(**pool.connection_kwargs))
+        pool.connection_kwargs["redis_connect_func"] = _set_up  # the per-thread connections' and WAIT's
+        connections = _ThreadConnections(
+            lambda: pool.connection_class(**pool.connection_kwargs),
+            on_master if mode == "sentinel" else None,
+        )
 
         def close_both() -> None:
             connections.close()
@@ -279,13 +286,16 @@ class _ThreadConnections:
     No pool and no lock: a thread's connection is only ever used by that thread, and a
     process forked after a connection was opened opens its own. A connection is opened
     on first use and again after an error; a connection the server dropped (an idle
-    timeout) is retried once on a new one, which every command here allows.
+    timeout) is retried once on a new one, which every command here allows. With
+    ``on_master`` (Sentinel), a connection not asked about for ``MASTER_CHECK_EVERY``
+    seconds is used only if the sentinels still name its server the master.
     """
 
-    def __init__(self, connect: Callable[[], Any]) -> None:
+    def __init__(self, connect: Callable[[], Any], on_master: Callable[[Any], bool] | None = None) -> None:
         import redis
 
         self._connect = connect
+        self._on_master = on_master
         self._dropped = redis.ConnectionError
         self._refused = redis.ResponseError
         self._local = threading.local()
@@ -334,13 +344,33 @@ class _ThreadConnections:
         pid = os.getpid()
         held = getattr(self._local, "held", None)
         if held is not None and held[0] == pid:
-            return held[1]
+            if self._on_master is None or time.monotonic() < held[2]:
+                return held[1]
+            if self._on_master(held[1]):
+                held[2] = time.monotonic() + MASTER_CHECK_EVERY
+                return held[1]
+            held[1].disconnect()  # a demoted (or not yet demoted) old master: never read it again
         connection = self._connect()
         # Explicitly: sending on an unconnected Sentinel connection would not ask the sentinels.
         connection.connect()
         self._opened.add(connection)
-        self._local.held = (pid, connection)
+        self._local.held = [pid, connection, time.monotonic() + MASTER_CHECK_EVERY]
         return connection
+
+
+def _set_up(connection: Any) -> None:
+    """redis-py's connection set-up (``HELLO``, ``AUTH``, ``SELECT``), where answers that are
+    not Redis's are a ``ConnectionError`` (a 503): redis-py reads them as if they were, and a
+    ``:1`` where a map belongs raises ``AttributeError`` (a 500)."""
+    import redis
+
+    try:
+        connection.on_connect()
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise redis.ConnectionError(
+            f"the server's answers to the connection set-up are not Redis's ({type(exc).__name__}): "
+            "is this host and port a Redis server?"
+        ) from None
 
 
 def _pack(*words: str) -> bytes:

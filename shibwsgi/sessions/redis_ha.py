@@ -33,6 +33,7 @@ __all__ = [
     "Replicas",
     "cluster_client",
     "cluster_master",
+    "on_master",
     "sentinel_client",
     "take_replicas",
 ]
@@ -45,6 +46,11 @@ HA_SCHEMES = {
     "rediss+cluster": ("cluster", True),
 }
 DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
+#: Seconds a Sentinel connection is used before the sentinels are asked again where the master
+#: is. A failover takes longer than the sentinels' down-after-milliseconds (default 30 s, seldom
+#: under 1 s): a connection that sat idle through one, or kept talking to a master the sentinels
+#: could not see, finds the new master before it reads from (or writes to) the old one.
+MASTER_CHECK_EVERY = 0.5
 _SENTINEL_ONLY = ("sentinel_username", "sentinel_password")
 
 
@@ -124,6 +130,18 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
             each.close()
 
     return client, close
+
+
+def on_master(connection: Any) -> bool:
+    """True when the sentinels name ``connection``'s server as the master now.
+
+    An old master that comes back after a failover still answers as a master until the
+    sentinels demote it (seconds), and as a replica serving what it held before the resync
+    after: its ``ROLE`` cannot tell, only the sentinels can. No sentinel naming a healthy
+    master is redis-py's ``MasterNotFoundError`` (a ``ConnectionError``: a 503).
+    """
+    address = connection.connection_pool.get_master_address()
+    return bool(address == (connection.host, connection.port))
 
 
 def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
