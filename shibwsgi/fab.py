@@ -191,8 +191,9 @@ class SSOSecurityMixin:
         """Whether ``identity`` may use the account ``find_user`` found: never a password account or a case variant."""
         if user.username != identity.user:
             log.warning(
-                "FAB login refused: %s matches the account %s only ignoring case (AUTH_USERNAME_CI): "
-                "rename the account to the exact name the front end sends",
+                "FAB login refused: %s is not exactly the name of the account %s FAB found (AUTH_USERNAME_CI "
+                "or the database's collation ignores case or spaces): rename the account to the exact name "
+                "the front end sends",
                 loggable(identity.user),
                 loggable(user.username),
             )

@@ -301,9 +301,32 @@ def test_case_variant_of_a_front_end_account_does_not_log_in_to_it(
     client = app.test_client()
     assert who(client, front("zoe@example.org"))["roles"] == ["Editor", "Viewer"]
     assert who(client, front(name, EVIL, session_id="_other"))["user"] is None
-    assert "only ignoring case" in caplog.text
+    assert "not exactly the name of the account" in caplog.text
     with app.app_context():
         assert sm(app).find_user(username="zoe@example.org").email == "zoe@example.org"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("admin ", id="password account, trailing space"),
+        pytest.param("zoe@example.org ", id="front-end account, trailing space"),
+        pytest.param("ZOE@example.org", id="front-end account, other case"),
+    ],
+)
+def test_database_matching_names_loosely_does_not_log_in_to_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A database whose collation ignores case and trailing spaces (MySQL's default), even with case folding off."""
+    app = create_app(tmp_path, AUTH_USERNAME_CI=False)
+    add_password_admin(app)
+    client = app.test_client()
+    who(client, front("zoe@example.org"))
+    exact = sm(app).find_user
+    monkeypatch.setattr(sm(app), "find_user", lambda username: exact(username=username.rstrip().lower()))
+    assert who(client, front(name, EVIL, session_id="_other"))["user"] is None
+    monkeypatch.undo()
+    assert admin_account(app) == UNTOUCHED_ADMIN
 
 
 def test_case_variant_without_case_folding_gets_its_own_account(tmp_path: Path) -> None:
