@@ -6,7 +6,9 @@ front-end login finds or creates the FAB user (``AUTH_USER_REGISTRATION``,
 ``AUTH_USER_REGISTRATION_ROLE``), maps the values of its groups attribute to
 roles through ``AUTH_ROLES_MAPPING`` (``AUTH_ROLES_SYNC_AT_LOGIN``) and logs it
 in; when the identity disappears, a user it logged in is logged out. Users who
-logged in with a password are left alone. Install the ``fab`` extra::
+logged in with a password are left alone, and so are their accounts: an
+identity logs in only to an account of the front end's (created by this
+manager, or without a password) whose username it equals exactly. Install the ``fab`` extra::
 
     FAB_SECURITY_MANAGER_CLASS = "shibwsgi.fab.SSOSecurityManager"  # any FAB app
     AUTH_TYPE = AUTH_REMOTE_USER  # FAB's login page sends people to the front end
@@ -18,7 +20,6 @@ Superset and Airflow have their own manager classes: combine
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,9 @@ DEFAULT_ROLES_ATTRIBUTE = "groups"
 _FIELDS = frozenset(DEFAULT_USER_FIELDS)
 #: Session key: the fingerprint of the front-end login this manager logged in.
 SESSION_KEY = "_shibwsgi_login"
+#: The password hash of the accounts this manager creates. No hash function produces it (werkzeug
+#: reads ``method$salt$hash``), so no password logs in to them, and it tells them from password accounts.
+SSO_PASSWORD_HASH = "!shibwsgi:front-end-only"  # noqa: S105  # a marker, not a secret
 
 
 class SSOAuthView(AuthView):
@@ -96,7 +100,9 @@ class SSOSecurityMixin:
 
     Settings (``app.config``): ``AUTH_SHIBWSGI_USER_FIELDS`` (FAB field -> identity
     attribute for ``first_name``, ``last_name``, ``email``; default the same names),
-    ``AUTH_SHIBWSGI_ROLES_ATTRIBUTE`` (default ``groups``), and FAB's own
+    ``AUTH_SHIBWSGI_ROLES_ATTRIBUTE`` (default ``groups``), ``AUTH_SHIBWSGI_ADOPT_USERS``
+    (default ``False``: ``True`` lets an identity take over the password account of
+    exactly its name, whose password then stops working), and FAB's own
     ``AUTH_USER_REGISTRATION``, ``AUTH_USER_REGISTRATION_ROLE``, ``AUTH_ROLES_MAPPING``
     and ``AUTH_ROLES_SYNC_AT_LOGIN``.
     """
@@ -111,6 +117,9 @@ class SSOSecurityMixin:
         self.sso_roles_attribute = config.get("AUTH_SHIBWSGI_ROLES_ATTRIBUTE", DEFAULT_ROLES_ATTRIBUTE)
         if not isinstance(self.sso_roles_attribute, str) or not self.sso_roles_attribute:
             raise ConfigError("AUTH_SHIBWSGI_ROLES_ATTRIBUTE", "must be the name of an identity attribute")
+        self.sso_adopt_users = config.get("AUTH_SHIBWSGI_ADOPT_USERS", False)
+        if not isinstance(self.sso_adopt_users, bool):
+            raise ConfigError("AUTH_SHIBWSGI_ADOPT_USERS", "must be True or False")
 
     def before_request(self) -> None:
         """FAB's per-request hook: first make the login match the identity."""
@@ -154,8 +163,7 @@ class SSOSecurityMixin:
                 last_name=fields.get("last_name") or "-",
                 email=fields.get("email") or identity.user,
                 role=self._roles(identity),
-                # Unknown to anyone: the account is reachable through the front end only.
-                password=secrets.token_urlsafe(32),
+                hashed_password=SSO_PASSWORD_HASH,
             )
             if not user:
                 log.warning("FAB login refused: could not create the user %s", loggable(identity.user))
@@ -163,6 +171,8 @@ class SSOSecurityMixin:
             log.info("FAB user created: %s", loggable(identity.user))
         elif not user.is_active:
             log.info("FAB login refused: %s is inactive", loggable(identity.user))
+            return None
+        elif not self._may_log_in_as(user, identity):
             return None
         else:
             # Roles first: their queries would flush the changed fields outside update_user's error handling.
@@ -176,6 +186,34 @@ class SSOSecurityMixin:
                 return None
         sm.update_user_auth_stat(user)  # counts the login and saves the changes
         return user
+
+    def _may_log_in_as(self, user: Any, identity: Identity) -> bool:
+        """Whether ``identity`` may use the account ``find_user`` found: never a password account or a case variant."""
+        if user.username != identity.user:
+            log.warning(
+                "FAB login refused: %s is not exactly the name of the account %s FAB found (AUTH_USERNAME_CI "
+                "or the database's collation ignores case or spaces): rename the account to the exact name "
+                "the front end sends",
+                loggable(identity.user),
+                loggable(user.username),
+            )
+            return False
+        if user.password in (None, "", SSO_PASSWORD_HASH):  # no password: made for front-end logins
+            return True
+        if self.sso_adopt_users:
+            user.password = SSO_PASSWORD_HASH  # saved with the login's changes
+            log.warning(
+                "FAB account %s taken over by the front end (AUTH_SHIBWSGI_ADOPT_USERS): "
+                "its password no longer logs in",
+                loggable(identity.user),
+            )
+            return True
+        log.warning(
+            "FAB login refused: %s is a password account the front end did not create: rename or "
+            "delete it, or set AUTH_SHIBWSGI_ADOPT_USERS = True to let the front end take it over",
+            loggable(identity.user),
+        )
+        return False
 
     def _fields(self, identity: Identity) -> dict[str, str]:
         fields = {}

@@ -234,3 +234,125 @@ def test_new_login_with_an_email_another_user_has_is_refused_not_a_500(app: Flas
     assert response.status_code == 403
     later = front("rob@example.org", {"mail": "rob@example.org", "isMemberOf": ["staff"]}, session_id="_3")
     assert who(client, later)["roles"] == ["Viewer"]
+
+
+# --- takeovers of accounts the front end did not create -----------------------------------------
+
+ADMIN_PASSWORD = "pw-123456"
+EVIL = {"mail": "x@evil.example", "isMemberOf": ["staff"]}
+
+
+def add_password_admin(app: Flask) -> None:
+    with app.app_context():
+        sm(app).add_user(
+            "admin", "A", "Admin", "admin@example.org", sm(app).find_role("Admin"), password=ADMIN_PASSWORD
+        )
+
+
+def admin_account(app: Flask) -> dict[str, Any]:
+    with app.app_context():
+        admin = sm(app).find_user(username="admin")
+        return {
+            "roles": sorted(role.name for role in admin.roles),
+            "email": admin.email,
+            "password works": sm(app).auth_user_db("admin", ADMIN_PASSWORD) is not None,
+        }
+
+
+UNTOUCHED_ADMIN = {"roles": ["Admin"], "email": "admin@example.org", "password works": True}
+
+
+@pytest.mark.parametrize("sync", [pytest.param(True, id="sync on"), pytest.param(False, id="sync off")])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("admin", id="exact name"),
+        pytest.param("ADMIN", id="upper case"),
+        pytest.param("Admin", id="capitalised"),
+    ],
+)
+def test_identity_named_like_a_password_account_never_logs_in_to_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, name: str, sync: bool
+) -> None:
+    app = create_app(tmp_path, AUTH_ROLES_SYNC_AT_LOGIN=sync)
+    add_password_admin(app)
+    client = app.test_client()
+    assert who(client, front(name, EVIL))["user"] is None
+    assert client.get("/login/", headers=HTML, environ_base=front(name, EVIL)).status_code == 403
+    assert admin_account(app) == UNTOUCHED_ADMIN
+    assert "FAB login refused" in caplog.text
+
+
+def test_password_account_refusal_says_how_to_let_the_front_end_in(
+    app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_password_admin(app)
+    who(app.test_client(), front("admin", EVIL))
+    assert "password account" in caplog.text and "AUTH_SHIBWSGI_ADOPT_USERS = True" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param("Zoe@example.org", id="capitalised"), pytest.param("ZOE@EXAMPLE.ORG", id="upper case")],
+)
+def test_case_variant_of_a_front_end_account_does_not_log_in_to_it(
+    app: Flask, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    client = app.test_client()
+    assert who(client, front("zoe@example.org"))["roles"] == ["Editor", "Viewer"]
+    assert who(client, front(name, EVIL, session_id="_other"))["user"] is None
+    assert "not exactly the name of the account" in caplog.text
+    with app.app_context():
+        assert sm(app).find_user(username="zoe@example.org").email == "zoe@example.org"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("admin ", id="password account, trailing space"),
+        pytest.param("zoe@example.org ", id="front-end account, trailing space"),
+        pytest.param("ZOE@example.org", id="front-end account, other case"),
+    ],
+)
+def test_database_matching_names_loosely_does_not_log_in_to_the_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A database whose collation ignores case and trailing spaces (MySQL's default), even with case folding off."""
+    app = create_app(tmp_path, AUTH_USERNAME_CI=False)
+    add_password_admin(app)
+    client = app.test_client()
+    who(client, front("zoe@example.org"))
+    exact = sm(app).find_user
+    monkeypatch.setattr(sm(app), "find_user", lambda username: exact(username=username.rstrip().lower()))
+    assert who(client, front(name, EVIL, session_id="_other"))["user"] is None
+    monkeypatch.undo()
+    assert admin_account(app) == UNTOUCHED_ADMIN
+
+
+def test_case_variant_without_case_folding_gets_its_own_account(tmp_path: Path) -> None:
+    client = create_app(tmp_path, AUTH_USERNAME_CI=False).test_client()
+    assert who(client, front("zoe@example.org"))["roles"] == ["Editor", "Viewer"]
+    other = who(client, front("Zoe@example.org", {"mail": "other@example.org"}, session_id="_other"))
+    assert (other["user"], other["roles"]) == ("Zoe@example.org", ["Viewer"])
+
+
+def test_adopt_users_takes_over_the_exact_name_only(tmp_path: Path) -> None:
+    app = create_app(tmp_path, AUTH_SHIBWSGI_ADOPT_USERS=True)
+    add_password_admin(app)
+    client = app.test_client()
+    assert who(client, front("ADMIN", EVIL))["user"] is None
+    assert admin_account(app) == UNTOUCHED_ADMIN
+    me = who(client, front("admin", {"mail": "admin@example.org", "isMemberOf": ["admins"]}, session_id="_2"))
+    assert (me["user"], me["roles"]) == ("admin", ["Admin", "Viewer"])
+    assert admin_account(app)["password works"] is False  # the front end's account now
+
+
+def test_account_added_without_a_password_logs_in_with_registration_off(tmp_path: Path) -> None:
+    """What FAB's user form under AUTH_REMOTE_USER makes: an account with no password, for the front end."""
+    app = create_app(tmp_path, AUTH_USER_REGISTRATION=False)
+    with app.app_context():
+        sm(app).add_user("rob@example.org", "Rob", "R", "rob@example.org", sm(app).find_role("Viewer"))
+        rob = sm(app).find_user(username="rob@example.org")
+        rob.password = None
+        sm(app).update_user(rob)
+    assert who(app.test_client(), front("rob@example.org", ROB))["user"] == "rob@example.org"

@@ -183,6 +183,9 @@ def test_missing_middleware_is_an_error(tmp_path: Path) -> None:
         pytest.param(
             {"AUTH_SHIBWSGI_ROLES_ATTRIBUTE": ""}, "AUTH_SHIBWSGI_ROLES_ATTRIBUTE", id="no roles attribute"
         ),
+        pytest.param(
+            {"AUTH_SHIBWSGI_ADOPT_USERS": "yes"}, "AUTH_SHIBWSGI_ADOPT_USERS", id="adopt users not a bool"
+        ),
     ],
 )
 def test_bad_settings_fail_at_start_up(tmp_path: Path, config: dict[str, Any], setting: str) -> None:

@@ -40,3 +40,6 @@ AUTH_ROLES_SYNC_AT_LOGIN = True
 # Which identity attributes fill the user's fields, and which one holds the groups.
 AUTH_SHIBWSGI_USER_FIELDS = {"first_name": "first_name", "last_name": "last_name", "email": "email"}
 AUTH_SHIBWSGI_ROLES_ATTRIBUTE = "groups"
+# The admin `superset fab create-admin` made keeps its password: a front-end user of the same
+# name (in any case) is refused, unless True lets it take over the account of exactly its name.
+AUTH_SHIBWSGI_ADOPT_USERS = False
