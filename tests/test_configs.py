@@ -210,6 +210,25 @@ def test_apache_config_refuses_to_start_without_its_header_budget(
     assert "header-budget.lua is not in CONFIG_DIR" in result.stderr + result.stdout
 
 
+@pytest.mark.parametrize("included", [False, True], ids=["standalone", "included"])
+def test_mod_shib_is_loaded_before_mod_lua_so_the_packet_budget_sees_its_variables(
+    included: bool, server_root: Path, tls: TLS
+) -> None:
+    """mod_shib copies its variables in a fixups hook of the same priority as mod_lua's, and
+    Apache runs those in load order: loaded after mod_lua, the packet budget would not see them."""
+    apache2 = require_apache("shibboleth")
+    variables = apache_variables("shibboleth", server_root, tls)
+    config = (
+        including_server("shibboleth", server_root, variables, mpm="mpm_prefork")
+        if included
+        else CONFIGS / "shibboleth.conf"
+    )
+    result = run_apache(apache2, server_root, config, variables, "-M")
+    assert result.returncode == 0, result.stderr
+    modules = re.findall(r"^ (\w+) \(shared\)$", result.stdout, re.MULTILINE)
+    assert modules.index("mod_shib") < modules.index("lua_module"), modules
+
+
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
 def test_apache_config_documents_every_variable_and_switch(front_end: str) -> None:
     text = (CONFIGS / f"{front_end}.conf").read_text()

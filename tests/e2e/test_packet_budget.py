@@ -57,6 +57,13 @@ BIG = {
     "email": "big@example.org",
     "groups": [f"group-{n:05d}" for n in range(435)],
 }
+#: Claims past the identity budget (38.5 KB as they travel): served only to clients sending little.
+HUGE = {
+    "sub": "huge",
+    "name": "Huge Groups",
+    "email": "huge@example.org",
+    "groups": [f"group-{n:05d}" for n in range(700)],
+}
 MODULE_COOKIE = "mod_auth_openidc_session"
 Headers = list[tuple[str, str]]
 
@@ -108,7 +115,7 @@ def big_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, P
     folder = tmp_path_factory.mktemp("budget")
     with (
         self_signed_certificate() as tls,
-        running_provider(folder, [BIG]) as provider,
+        running_provider(folder, [BIG, HUGE]) as provider,
         movie_site(folder, tls, provider, app_source=ECHO_APP, UWSGI_PROCESSES="1") as site,
     ):
         yield site, provider
@@ -127,6 +134,17 @@ def session_cookie(big_site: tuple[Site, Provider]) -> str:
         if name.startswith("OIDC_") or name in ("REMOTE_USER", "AUTH_TYPE")
     )
     assert IDENTITY_BUDGET - 1024 < identity <= IDENTITY_BUDGET, identity
+    return cookie
+
+
+@pytest.fixture(scope="module")
+def huge_cookie(big_site: tuple[Site, Provider]) -> str:
+    """The module session of ``huge``, whose identity is far over its budget."""
+    site, _ = big_site
+    with site.browser() as browser:
+        environ = site.log_in(browser, "/", "huge").json()
+        cookie: str = browser.cookies[MODULE_COOKIE]
+    assert sum(len(value) for name, value in environ.items() if name.startswith("OIDC_")) > 36_000
     return cookie
 
 
@@ -211,6 +229,42 @@ def test_largest_identity_and_largest_admitted_request_fit_the_packet(
     size = packet_after(site.uwsgi, seen)
     # Near the limit, so the budget is real: a little more identity or client would not fit.
     assert PACKET_MAX - 4096 < size <= PACKET_MAX, size
+
+
+IDENTITY_OVER_THE_PACKET = b"Your sign-in carries too much information for this site"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param(0, 200, id="few headers: served"),
+        pytest.param(16_384, 200, id="16 KB of headers: served"),
+        pytest.param(28_000, 431, id="28 KB of headers: over the packet"),
+        pytest.param(LIMITS.headers, 431, id="the whole header budget: over the packet"),
+    ],
+)
+def test_identity_over_its_budget_gets_431_not_500_when_the_packet_would_not_fit(
+    big_site: tuple[Site, Provider], huge_cookie: str, headers: int, status: int
+) -> None:
+    site, provider = big_site
+    request = (
+        filled(signed_in(site, huge_cookie), headers, line=LIMITS.longest_field)
+        if headers
+        else signed_in(site, huge_cookie)
+    )
+    seen = len(packet_sizes(site.uwsgi))
+    got, body = send(site, site.tls, "/", request)
+    assert got == status, body[:500]
+    assert no_ah10259(site)
+    if status == 200:
+        assert json.loads(body)["REMOTE_USER"] == f"huge@{provider.url}"
+        return
+    assert IDENTITY_OVER_THE_PACKET in body
+    assert b"group-0" not in body  # no attribute value in the body
+    assert len(packet_sizes(site.uwsgi)) == seen, "the request reached uWSGI"
+    log = (site.root / "error.log").read_text(errors="replace")
+    assert "packet budget: the uwsgi packet would take about" in log
+    assert "Filter attributes at the SP/IdP" in log
 
 
 def negotiate(line: int) -> tuple[str, str]:

@@ -181,6 +181,7 @@ def test_probe_of_the_shipped_nginx_template_is_clean(tls: TLS) -> None:
             {
                 "LimitRequestLine 2048\nLimitRequestFields 100\nLimitRequestFieldSize 8190": RAISED_LIMITS,
                 "LuaHookTranslateName ": "# LuaHookTranslateName ",
+                "LuaHookFixups ": "# LuaHookFixups ",
             },
             "probe-header-limit-500",
             id="LimitRequest raised past the packet budget",
