@@ -32,6 +32,12 @@ def me(identity: OptionalIdentity) -> dict[str, object]:
     }
 
 
+@app.get("/identity")
+def identity_document(identity: OptionalIdentity) -> dict[str, object] | None:
+    """The whole identity (``Identity.to_dict``), or ``None`` when anonymous."""
+    return None if identity is None else identity.to_dict()
+
+
 @app.get("/admin", dependencies=[require(HasRole("admin"))])
 def admin() -> dict[str, str]:
     return {"area": "admin"}
@@ -70,5 +76,9 @@ def roles(identity: Identity) -> list[str]:
 
 #: The front end's name of the groups attribute (Shibboleth's isMemberOf behind Apache).
 GROUPS = os.environ.get("SITE_GROUPS_SOURCE", "groups")
+#: SHIBWSGI_ATTRIBUTES, when the test sets it, maps every attribute; else groups alone.
+ATTRIBUTES = (
+    {} if "SHIBWSGI_ATTRIBUTES" in os.environ else {"attributes": {"groups": Attribute(GROUPS, multi=True)}}
+)
 
-application = SSOMiddleware.from_env(app, attributes={"groups": Attribute(GROUPS, multi=True)}, roles=roles)
+application = SSOMiddleware.from_env(app, roles=roles, **ATTRIBUTES)
