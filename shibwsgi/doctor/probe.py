@@ -4,16 +4,18 @@ Markers for every identity variable of the profile, in every spelling a front en
 confuse (dashes, underscores, case, repeated, comma-joined), go to the app's probe endpoint
 (:mod:`shibwsgi.probe`), which says where each arrived and whether the trust gate removed
 it. Then: the largest header line and request the front end accepts and how it refuses
-beyond; the protected path refused to an anonymous client; cookie flags; TLS.
+beyond; the protected path refused to an anonymous client; cookie flags; TLS. With the
+session cookies of a signed-in browser (``cookies``), the marker requests are signed in: the
+report then shows whether the front end also sends the identity as request headers.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..probe import MARKER, REACHED_HEADER, TOKEN_HEADER, marker_id
 from .findings import ERROR, INFO, WARNING, Finding, Location
@@ -84,15 +86,17 @@ def probe(
     probe_path: str,
     protected: str | None,
     public: str = "/",
+    cookies: Sequence[tuple[str, str]] = (),
 ) -> list[Finding]:
-    """Every finding of a live probe of ``site``."""
+    """Every finding of a live probe of ``site``; ``cookies``: (name, value) sent with the marker requests."""
     where = Location(site.url)
     headers, sent = spellings(names, token)
+    session = [("Cookie", "; ".join(f"{name}={value}" for name, value in cookies))] if cookies else []
     reports = []
     answers: list[Answer] = []
     unreachable: list[Finding] = []
     for start in range(0, len(headers), _BATCH):
-        answer = site.get(probe_path, [(TOKEN_HEADER, token), *headers[start : start + _BATCH]])
+        answer = site.get(probe_path, [(TOKEN_HEADER, token), *session, *headers[start : start + _BATCH]])
         answers.append(answer)
         report = _report(answer)
         if report is None:
@@ -102,6 +106,7 @@ def probe(
     findings = _tls(site, answers[0], where) + unreachable
     if reports and not unreachable:
         findings += _markers(reports, sent, _at(site, probe_path))
+        findings += _signed_in(reports, bool(cookies), _at(site, probe_path))
         findings += _limits(site, probe_path, token, _at(site, probe_path))
     if protected is not None:
         answer = site.get(protected, [(TOKEN_HEADER, token), *headers[:_BATCH]])
@@ -256,6 +261,48 @@ def _markers(reports: list[dict[str, Any]], sent: dict[str, Spelling], where: Lo
         )
     )
     return findings
+
+
+def _signed_in(reports: list[dict[str, Any]], cookies: bool, where: Location) -> list[Finding]:
+    """Identity variables that also arrived as request headers; a session cookie the front end ignored."""
+    findings = []
+    twins = sorted(
+        {key for report in reports for key in _listed(_identity(report).get("headers")) if _is_key(key)}
+    )
+    if twins:
+        findings.append(
+            Finding(
+                ERROR,
+                "probe-identity-in-headers",
+                where,
+                f"the front end also sends the identity as request headers ({', '.join(twins)}): any hop after it can forge them (ShibUseHeaders On?).",
+                "turn it off where the front end sets it (ShibUseHeaders Off); the app reads the server variables.",
+            )
+        )
+    if cookies and not any(_identity(report).get("present") is True for report in reports):
+        findings.append(
+            Finding(
+                INFO,
+                "probe-cookie-not-signed-in",
+                where,
+                "the --cookie given did not sign the probe in: its requests reached the app anonymous, so what only a signed-in request carries was not seen.",
+                "copy the front end's session cookie (Shibboleth: _shibsession_...) from a signed-in browser for this site, and probe again.",
+            )
+        )
+    return findings
+
+
+def _identity(report: dict[str, Any]) -> dict[str, Any]:
+    identity = report.get("identity")
+    return identity if isinstance(identity, dict) else {}
+
+
+def _listed(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def _is_key(key: object) -> TypeGuard[str]:
+    return isinstance(key, str) and _KEY.fullmatch(key) is not None
 
 
 def _limits(site: Site, path: str, token: str, where: Location) -> list[Finding]:
