@@ -5,8 +5,8 @@ confuse (dashes, underscores, case, repeated, comma-joined), go to the app's pro
 (:mod:`shibwsgi.probe`), which says where each arrived and whether the trust gate removed
 it. Then: the largest header line and request the front end accepts and how it refuses
 beyond; the protected path refused to an anonymous client; cookie flags; TLS. With the
-session cookies of a signed-in browser (``cookies``), the marker requests are signed in: the
-report then shows whether the front end also sends the identity as request headers.
+session cookies of a signed-in browser (``cookies``), one more request, without markers, is
+signed in: its report shows whether the front end also sends the identity as request headers.
 """
 
 from __future__ import annotations
@@ -88,15 +88,14 @@ def probe(
     public: str = "/",
     cookies: Sequence[tuple[str, str]] = (),
 ) -> list[Finding]:
-    """Every finding of a live probe of ``site``; ``cookies``: (name, value) sent with the marker requests."""
+    """Every finding of a live probe of ``site``; ``cookies``: (name, value) of a signed-in browser."""
     where = Location(site.url)
     headers, sent = spellings(names, token)
-    session = [("Cookie", "; ".join(f"{name}={value}" for name, value in cookies))] if cookies else []
     reports = []
     answers: list[Answer] = []
     unreachable: list[Finding] = []
     for start in range(0, len(headers), _BATCH):
-        answer = site.get(probe_path, [(TOKEN_HEADER, token), *session, *headers[start : start + _BATCH]])
+        answer = site.get(probe_path, [(TOKEN_HEADER, token), *headers[start : start + _BATCH]])
         answers.append(answer)
         report = _report(answer)
         if report is None:
@@ -106,8 +105,17 @@ def probe(
     findings = _tls(site, answers[0], where) + unreachable
     if reports and not unreachable:
         findings += _markers(reports, sent, _at(site, probe_path))
-        findings += _signed_in(reports, bool(cookies), _at(site, probe_path))
         findings += _limits(site, probe_path, token, _at(site, probe_path))
+    signed: dict[str, Any] | None = None
+    if cookies:
+        # Alone, without markers: mod_shib with ShibUseHeaders On answers 500 to a client
+        # header spelled like one of its own, which would hide what a session brings.
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies)
+        answer = site.get(probe_path, [(TOKEN_HEADER, token), ("Cookie", cookie)])
+        signed = _report(answer)
+        if signed is None and not unreachable:
+            findings.append(_unreachable(site, probe_path, answer))
+    findings += _signed_in(reports, signed, bool(cookies), _at(site, probe_path))
     if protected is not None:
         answer = site.get(protected, [(TOKEN_HEADER, token), *headers[:_BATCH]])
         answers.append(answer)
@@ -183,6 +191,8 @@ def _shown(value: object) -> str:
 def _unreachable(site: Site, path: str, answer: Answer) -> Finding:
     if answer.status == 200:
         got = "status 200, but not with the probe's report"
+    elif answer.status == 500:
+        got = "status 500; with mod_shib, 'Attempt to spoof header' in Apache's error log means ShibUseHeaders On"
     else:
         got = f"status {answer.status}" if answer.status else f"no answer ({answer.error})"
     return Finding(
@@ -263,11 +273,14 @@ def _markers(reports: list[dict[str, Any]], sent: dict[str, Spelling], where: Lo
     return findings
 
 
-def _signed_in(reports: list[dict[str, Any]], cookies: bool, where: Location) -> list[Finding]:
+def _signed_in(
+    reports: list[dict[str, Any]], signed: dict[str, Any] | None, cookies: bool, where: Location
+) -> list[Finding]:
     """Identity variables that also arrived as request headers; a session cookie the front end ignored."""
     findings = []
+    every = [*reports, signed] if signed is not None else reports
     twins = sorted(
-        {key for report in reports for key in _listed(_identity(report).get("headers")) if _is_key(key)}
+        {key for report in every for key in _listed(_identity(report).get("headers")) if _is_key(key)}
     )
     if twins:
         findings.append(
@@ -279,7 +292,7 @@ def _signed_in(reports: list[dict[str, Any]], cookies: bool, where: Location) ->
                 "turn it off where the front end sets it (ShibUseHeaders Off); the app reads the server variables.",
             )
         )
-    if cookies and not any(_identity(report).get("present") is True for report in reports):
+    if cookies and signed is not None and _identity(signed).get("present") is not True:
         findings.append(
             Finding(
                 INFO,
