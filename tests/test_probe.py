@@ -318,9 +318,18 @@ def test_probe_finds(build: Case, names: list[str], errors: set[str]) -> None:
 
 
 def signed_in_front(app: WSGIApplication, *, headers_too: bool) -> WSGIApplication:
-    """mod_shib with a session cookie ``sso=ok``: the variables, and with ``ShibUseHeaders On`` headers too."""
+    """mod_shib with a session cookie ``sso=ok``: the variables, and with ``ShibUseHeaders On`` headers too.
+
+    With headers on, mod_shib answers a client's copy of one of its headers with a 500
+    ("Attempt to spoof header"): the signed-in probe must go without markers to be seen.
+    """
 
     def front(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if headers_too and any(
+            environ.get(key, "").startswith(MARKER) for key in ("HTTP_EPPN", "HTTP_SHIB_SESSION_ID")
+        ):
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"Attempt to spoof header"]
         if "sso=ok" in environ.get("HTTP_COOKIE", "").split("; "):
             environ.update(SIGNED_IN)
             if headers_too:  # mod_shib overwrites the client's own copy
@@ -334,17 +343,21 @@ def signed_in_front(app: WSGIApplication, *, headers_too: bool) -> WSGIApplicati
     ("headers_too", "cookies", "errors", "infos"),
     [
         pytest.param(
-            True, [("sso", "ok")], {"probe-identity-in-headers"}, set(), id="ShibUseHeaders On, signed in"
+            True,
+            [("sso", "ok")],
+            {"probe-unreachable", "probe-identity-in-headers"},
+            set(),
+            id="ShibUseHeaders On, signed in: named",
         ),
         pytest.param(False, [("sso", "ok")], set(), set(), id="ShibUseHeaders Off, signed in: clean"),
         pytest.param(
-            True,
+            False,
             [("sso", "expired")],
             set(),
             {"probe-cookie-not-signed-in"},
             id="cookie not accepted: said so",
         ),
-        pytest.param(True, [], set(), set(), id="anonymous: ShibUseHeaders On is invisible"),
+        pytest.param(True, [], {"probe-unreachable"}, set(), id="anonymous: only the markers' 500, no cause"),
     ],
 )
 def test_signed_in_probe_finds_identity_sent_as_headers(

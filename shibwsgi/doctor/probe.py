@@ -298,7 +298,7 @@ def _signed_in(
                 INFO,
                 "probe-cookie-not-signed-in",
                 where,
-                "the --cookie given did not sign the probe in: its requests reached the app anonymous, so what only a signed-in request carries was not seen.",
+                "the probe's request with the --cookie given reached the app without an identity it accepts (cookie not accepted, or its session over): what only a signed-in request carries was not seen.",
                 "copy the front end's session cookie (Shibboleth: _shibsession_...) from a signed-in browser for this site, and probe again.",
             )
         )
