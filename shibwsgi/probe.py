@@ -4,8 +4,9 @@ It exists only when ``probe_token`` is set, and answers only a request carrying 
 (``X-Shibwsgi-Probe-Token``, compared in constant time); any other request for the path goes
 to the app as if the endpoint did not exist. It reports, for that request alone, where the
 probe's own marker values arrived (before and after the trust gate), the channel, the peer,
-the size of the environ and the names and sizes of the identity variables present: never a
-value of a real identity, never a cookie.
+the size of the environ, the names and sizes of the identity variables present and, in the
+environ channel, which of them also arrived as request headers (``ShibUseHeaders On``):
+never a value of a real identity, never a cookie.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ class Probe:
         self.channel = channel
         self.profile = profile
         self.read_keys = frozenset(read_keys)
+        #: The request header keys an environ-channel variable would have if a front end also
+        #: sent it as a header: the app reads the variable, any hop after the front end can forge the header.
+        self.header_twins = (
+            frozenset(_header_key(key) for key in self.read_keys if not key.startswith("HTTP_"))
+            - {"HTTP_COOKIE"}
+            if channel == "environ"
+            else frozenset()
+        )
 
     def __repr__(self) -> str:
         return f"<Probe path={self.path!r} token='***'>"
@@ -110,7 +119,12 @@ class Probe:
             and MARKER in value
             and (ids := self._marker_ids(value))
         }
-        environ[_ARRIVED_KEY] = (arrived, _size(environ))
+        # Before the gate, which may remove them; a key carrying the probe's own marker is the
+        # client's header, reported under "markers", not the front end's.
+        twins = sorted(
+            key for key in self.header_twins if isinstance(environ.get(key), str) and key not in arrived
+        )
+        environ[_ARRIVED_KEY] = (arrived, _size(environ), twins)
         return True, []
 
     def identify(
@@ -124,7 +138,7 @@ class Probe:
             return None
 
     def __call__(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
-        arrived, (keys, size) = environ.pop(_ARRIVED_KEY, ({}, (0, 0)))
+        arrived, (keys, size), twins = environ.pop(_ARRIVED_KEY, ({}, (0, 0), []))
         report: dict[str, Any] = {
             "probe": "shibwsgi",
             "profile": self.profile,
@@ -148,6 +162,7 @@ class Probe:
                     for key in sorted(self.read_keys)
                     if key != "HTTP_COOKIE" and isinstance(value := environ.get(key), str)
                 },
+                "headers": twins,
             },
         }
         body = json.dumps(report).encode()
@@ -174,6 +189,11 @@ def marker_id(token: str, number: int) -> str:
     """The ``number``-th marker id of a probe run with ``token``: the number and its tag."""
     tag = hmac.new(token.encode("ascii"), f"marker {number}".encode(), "sha256").hexdigest()[:12]
     return f"{number:x}.{tag}"
+
+
+def _header_key(name: str) -> str:
+    """The WSGI key of a request header named ``name``."""
+    return "HTTP_" + name.upper().replace("-", "_")
 
 
 def _size(environ: WSGIEnvironment) -> tuple[int, int]:

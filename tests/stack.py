@@ -303,10 +303,12 @@ def wait_for_log(log: Path, pattern: str, *, count: int = 1, timeout: float = 15
 
 @contextlib.contextmanager
 def running_apache(
-    front_end: str, root: Path, variables: Mapping[str, str], *switches: str
+    front_end: str, root: Path, variables: Mapping[str, str], *switches: str, config: Path | None = None
 ) -> Iterator[None]:
+    """Apache from the shipped config of ``front_end``, or from ``config`` (an edited copy)."""
     apache2 = require_apache(front_end)
-    command = [apache2, "-d", str(root), "-f", str(CONFIGS / f"{front_end}.conf"), "-DFOREGROUND"]
+    config = config or CONFIGS / f"{front_end}.conf"
+    command = [apache2, "-d", str(root), "-f", str(config), "-DFOREGROUND"]
     command += switches
     if os.geteuid() == 0:
         command.append("-DRUN_AS_ROOT")

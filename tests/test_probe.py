@@ -19,6 +19,8 @@ from shibwsgi.doctor.probe_http import Site
 from shibwsgi.probe import DEFAULT_PROBE_PATH, MARKER, REACHED_HEADER, TOKEN_HEADER, marker_id
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 TOKEN = "a-probe-token-of-some-length"
@@ -100,7 +102,49 @@ def test_probe_never_shows_an_identity_value_or_a_cookie() -> None:
         "present": True,
         "refused": None,
         "variables": {"HTTP_X_FORWARDED_USER": 21},
+        "headers": [],  # the headers channel: identity headers are its design, not a twin
     }
+
+
+SHIB_NAMES = ["eppn", "REMOTE_USER", "Shib-Session-ID"]
+SIGNED_IN = {"eppn": "someone@example.org", "Shib-Session-ID": "_0123456789abcdef"}
+
+
+@pytest.mark.parametrize(
+    ("options", "extra", "expected"),
+    [
+        pytest.param(
+            {},
+            {**SIGNED_IN, "HTTP_EPPN": "someone@example.org", "HTTP_SHIB_SESSION_ID": "_0123456789abcdef"},
+            ["HTTP_EPPN", "HTTP_SHIB_SESSION_ID"],
+            id="ShibUseHeaders On: the variables arrive as headers too",
+        ),
+        pytest.param({}, SIGNED_IN, [], id="ShibUseHeaders Off: variables only"),
+        pytest.param(
+            {},
+            {**SIGNED_IN, "HTTP_EPPN": MARKER + marker_id(TOKEN, 1)},
+            [],
+            id="the probe's own marker header is the client's, not a twin",
+        ),
+        pytest.param(
+            HEADERS,
+            {"HTTP_X_FORWARDED_USER": "someone@example.org", "REMOTE_ADDR": "127.0.0.1"},
+            [],
+            id="headers channel: identity headers are its design",
+        ),
+    ],
+)
+def test_probe_names_identity_variables_that_also_arrived_as_headers(
+    options: dict[str, Any], extra: dict[str, str], expected: list[str]
+) -> None:
+    response = wrapped(probe_token=TOKEN, **options).get(
+        DEFAULT_PROBE_PATH,
+        headers={TOKEN_HEADER: TOKEN, "Cookie": "_shibsession_x=cookie-secret; eppn=other"},
+        extra_environ=extra,
+    )
+    assert response.json["identity"]["headers"] == expected
+    assert "someone" not in response.text and "0123456789abcdef" not in response.text
+    assert "cookie-secret" not in response.text
 
 
 def test_probe_token_does_not_reach_the_app_or_other_paths() -> None:
@@ -203,9 +247,21 @@ def over_budget_fails(app: WSGIApplication, budget: int = 12000) -> WSGIApplicat
     return front
 
 
-def run_probe(app: WSGIApplication, names: Iterable[str], protected: str | None = "/login") -> list[Finding]:
+def run_probe(
+    app: WSGIApplication,
+    names: Iterable[str],
+    protected: str | None = "/login",
+    cookies: Iterable[tuple[str, str]] = (),
+) -> list[Finding]:
     with serving(app) as url:
-        return probe(Site(url), TOKEN, names=names, probe_path=DEFAULT_PROBE_PATH, protected=protected)
+        return probe(
+            Site(url),
+            TOKEN,
+            names=names,
+            probe_path=DEFAULT_PROBE_PATH,
+            protected=protected,
+            cookies=list(cookies),
+        )
 
 
 def ids(findings: list[Finding], severity: str | None = None) -> set[str]:
@@ -259,6 +315,90 @@ Case = Callable[[], "WSGIApplication"]
 def test_probe_finds(build: Case, names: list[str], errors: set[str]) -> None:
     findings = run_probe(build(), names)
     assert ids(findings, ERROR) == errors, [str(f) for f in findings]
+
+
+def signed_in_front(app: WSGIApplication, *, headers_too: bool) -> WSGIApplication:
+    """mod_shib with a session cookie ``sso=ok``: the variables, and with ``ShibUseHeaders On`` headers too.
+
+    With headers on, mod_shib answers a client's copy of one of its headers with a 500
+    ("Attempt to spoof header"): the signed-in probe must go without markers to be seen.
+    """
+
+    def front(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if headers_too and any(
+            environ.get(key, "").startswith(MARKER) for key in ("HTTP_EPPN", "HTTP_SHIB_SESSION_ID")
+        ):
+            start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+            return [b"Attempt to spoof header"]
+        if "sso=ok" in environ.get("HTTP_COOKIE", "").split("; "):
+            environ.update(SIGNED_IN)
+            if headers_too:  # mod_shib overwrites the client's own copy
+                environ.update({"HTTP_EPPN": SIGNED_IN["eppn"], "HTTP_SHIB_SESSION_ID": "_0123456789abcdef"})
+        return app(environ, start_response)
+
+    return login_required(front)
+
+
+@pytest.mark.parametrize(
+    ("headers_too", "cookies", "errors", "infos"),
+    [
+        pytest.param(
+            True,
+            [("sso", "ok")],
+            {"probe-unreachable", "probe-identity-in-headers"},
+            set(),
+            id="ShibUseHeaders On, signed in: named",
+        ),
+        pytest.param(False, [("sso", "ok")], set(), set(), id="ShibUseHeaders Off, signed in: clean"),
+        pytest.param(
+            False,
+            [("sso", "expired")],
+            set(),
+            {"probe-cookie-not-signed-in"},
+            id="cookie not accepted: said so",
+        ),
+        pytest.param(True, [], {"probe-unreachable"}, set(), id="anonymous: only the markers' 500, no cause"),
+    ],
+)
+def test_signed_in_probe_finds_identity_sent_as_headers(
+    headers_too: bool, cookies: list[tuple[str, str]], errors: set[str], infos: set[str]
+) -> None:
+    app = signed_in_front(SSOMiddleware(plain_app, probe_token=TOKEN), headers_too=headers_too)
+    findings = run_probe(app, SHIB_NAMES, cookies=cookies)
+    assert ids(findings, ERROR) == errors, [str(f) for f in findings]
+    signed_in = {"probe-identity-in-headers", "probe-cookie-not-signed-in"}
+    assert ids(findings, INFO) & signed_in == infos
+    assert not any("someone" in f.problem or "0123456789abcdef" in f.problem for f in findings)
+
+
+def test_probe_command_line_sends_the_cookies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    app = signed_in_front(SSOMiddleware(plain_app, probe_token=TOKEN), headers_too=True)
+    cookies = tmp_path / "cookies"
+    cookies.write_text("# from the browser\nsso=ok\n\n")
+    for given in (["--cookie", "other=1", "--cookie", "sso=ok"], ["--cookie-file", str(cookies)]):
+        with serving(app) as url:
+            status = main(["--probe", url, "--token", TOKEN, "--json", *given])
+        report = json.loads(capsys.readouterr().out)
+        assert status == 1
+        assert "probe-identity-in-headers" in {f["pitfall"] for f in report["findings"]}, given
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        pytest.param("no-equals-sign", id="no value"),
+        pytest.param("=value", id="no name"),
+        pytest.param("a=b; c=d", id="two cookies in one"),
+        pytest.param("a=b\r\nX-Injected: 1", id="a header injected"),
+        pytest.param("a b=c", id="space in the name"),
+    ],
+)
+def test_probe_command_line_refuses_a_malformed_cookie(
+    cookie: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--probe", "http://127.0.0.1:9/", "--token", TOKEN, "--cookie", cookie])
+    assert exited.value.code == 2 and "--cookie" in capsys.readouterr().err
 
 
 def test_probe_reports_limits_and_plain_http() -> None:

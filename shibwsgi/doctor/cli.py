@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import re
 import ssl
 import sys
 from collections.abc import Mapping, Sequence
@@ -132,6 +133,14 @@ def _arguments() -> argparse.ArgumentParser:
         "--protected", metavar="PATH", help="a path the front end protects (default: the app's login path)"
     )
     probing.add_argument("--public", metavar="PATH", default="/", help="a public path (default /)")
+    probing.add_argument(
+        "--cookie",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a session cookie of the front end from a signed-in browser (repeatable): probe signed in",
+    )
+    probing.add_argument("--cookie-file", metavar="FILE", help="cookies as --cookie, one NAME=VALUE a line")
     probing.add_argument("--cafile", metavar="FILE", help="CA certificates to verify the site with")
     probing.add_argument("--insecure", action="store_true", help="do not verify the site's certificate")
     probing.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS", help="per request (10)")
@@ -176,6 +185,7 @@ def _probe(
             )
     if not (math.isfinite(args.timeout) and args.timeout > 0):
         parser.error("--timeout must be a number of seconds above 0")
+    cookies = _cookies(parser, args.cookie, args.cookie_file)
     if app is None:
         app, problems = read_settings({PREFIX + "PROFILE": args.profile or "shibboleth"}, {})
         if app is None:
@@ -194,7 +204,38 @@ def _probe(
         probe_path=app.probe_path or DEFAULT_PROBE_PATH,
         protected=args.protected or app.login_path or "/login",
         public=args.public,
+        cookies=cookies,
     )
+
+
+def _cookies(parser: argparse.ArgumentParser, given: list[str], file: str | None) -> list[tuple[str, str]]:
+    """The ``--cookie`` and ``--cookie-file`` cookies as (name, value), each checked."""
+    items = [("--cookie", item) for item in given]
+    if file is not None:
+        try:
+            with open(file, encoding="utf-8") as lines:
+                text = lines.read(64 * 1024)
+        except (OSError, UnicodeDecodeError) as exc:
+            parser.error(f"--cookie-file {file}: cannot read it ({exc})")
+        items += [
+            (f"--cookie-file {file}", line.strip())
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+    cookies = []
+    for option, item in items:
+        name, equals, value = item.partition("=")
+        if not (equals and _COOKIE_NAME.fullmatch(name) and _COOKIE_VALUE.fullmatch(value)):
+            parser.error(
+                f"{option}: give NAME=VALUE, the name a cookie name, the value printable ASCII without spaces, quotes, ',' or ';'"
+            )
+        cookies.append((name, value))
+    return cookies
+
+
+#: RFC 6265: a cookie name is a token; a value, cookie-octets.
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_COOKIE_VALUE = re.compile(r"[!#-+\--:<-\[\]-~]*")
 
 
 def _plain(text: str) -> bool:

@@ -68,4 +68,6 @@ PITFALLS: dict[str, str] = {
     "probe-environ-size": "the environ the app received, for the probe request",
     "probe-headers-let-through": "client headers the front end passes on, that the app does not read",
     "probe-tls": "the TLS version and cipher the site negotiated",
+    "probe-identity-in-headers": "a signed-in probe saw the front end send identity variables as request headers too",
+    "probe-cookie-not-signed-in": "the probe's --cookie did not sign it in: its request reached the app anonymous",
 }

@@ -4,16 +4,18 @@ Markers for every identity variable of the profile, in every spelling a front en
 confuse (dashes, underscores, case, repeated, comma-joined), go to the app's probe endpoint
 (:mod:`shibwsgi.probe`), which says where each arrived and whether the trust gate removed
 it. Then: the largest header line and request the front end accepts and how it refuses
-beyond; the protected path refused to an anonymous client; cookie flags; TLS.
+beyond; the protected path refused to an anonymous client; cookie flags; TLS. With the
+session cookies of a signed-in browser (``cookies``), one more request, without markers, is
+signed in: its report shows whether the front end also sends the identity as request headers.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from ..probe import MARKER, REACHED_HEADER, TOKEN_HEADER, marker_id
 from .findings import ERROR, INFO, WARNING, Finding, Location
@@ -84,8 +86,9 @@ def probe(
     probe_path: str,
     protected: str | None,
     public: str = "/",
+    cookies: Sequence[tuple[str, str]] = (),
 ) -> list[Finding]:
-    """Every finding of a live probe of ``site``."""
+    """Every finding of a live probe of ``site``; ``cookies``: (name, value) of a signed-in browser."""
     where = Location(site.url)
     headers, sent = spellings(names, token)
     reports = []
@@ -103,6 +106,16 @@ def probe(
     if reports and not unreachable:
         findings += _markers(reports, sent, _at(site, probe_path))
         findings += _limits(site, probe_path, token, _at(site, probe_path))
+    signed: dict[str, Any] | None = None
+    if cookies:
+        # Alone, without markers: mod_shib with ShibUseHeaders On answers 500 to a client
+        # header spelled like one of its own, which would hide what a session brings.
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies)
+        answer = site.get(probe_path, [(TOKEN_HEADER, token), ("Cookie", cookie)])
+        signed = _report(answer)
+        if signed is None and not unreachable:
+            findings.append(_unreachable(site, probe_path, answer))
+    findings += _signed_in(reports, signed, bool(cookies), _at(site, probe_path))
     if protected is not None:
         answer = site.get(protected, [(TOKEN_HEADER, token), *headers[:_BATCH]])
         answers.append(answer)
@@ -178,6 +191,8 @@ def _shown(value: object) -> str:
 def _unreachable(site: Site, path: str, answer: Answer) -> Finding:
     if answer.status == 200:
         got = "status 200, but not with the probe's report"
+    elif answer.status == 500:
+        got = "status 500; with mod_shib, 'Attempt to spoof header' in Apache's error log means ShibUseHeaders On"
     else:
         got = f"status {answer.status}" if answer.status else f"no answer ({answer.error})"
     return Finding(
@@ -256,6 +271,51 @@ def _markers(reports: list[dict[str, Any]], sent: dict[str, Spelling], where: Lo
         )
     )
     return findings
+
+
+def _signed_in(
+    reports: list[dict[str, Any]], signed: dict[str, Any] | None, cookies: bool, where: Location
+) -> list[Finding]:
+    """Identity variables that also arrived as request headers; a session cookie the front end ignored."""
+    findings = []
+    every = [*reports, signed] if signed is not None else reports
+    twins = sorted(
+        {key for report in every for key in _listed(_identity(report).get("headers")) if _is_key(key)}
+    )
+    if twins:
+        findings.append(
+            Finding(
+                ERROR,
+                "probe-identity-in-headers",
+                where,
+                f"the front end also sends the identity as request headers ({', '.join(twins)}): any hop after it can forge them (ShibUseHeaders On?).",
+                "turn it off where the front end sets it (ShibUseHeaders Off); the app reads the server variables.",
+            )
+        )
+    if cookies and signed is not None and _identity(signed).get("present") is not True:
+        findings.append(
+            Finding(
+                INFO,
+                "probe-cookie-not-signed-in",
+                where,
+                "the probe's request with the --cookie given reached the app without an identity it accepts (cookie not accepted, or its session over): what only a signed-in request carries was not seen.",
+                "copy the front end's session cookie (Shibboleth: _shibsession_...) from a signed-in browser for this site, and probe again.",
+            )
+        )
+    return findings
+
+
+def _identity(report: dict[str, Any]) -> dict[str, Any]:
+    identity = report.get("identity")
+    return identity if isinstance(identity, dict) else {}
+
+
+def _listed(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def _is_key(key: object) -> TypeGuard[str]:
+    return isinstance(key, str) and _KEY.fullmatch(key) is not None
 
 
 def _limits(site: Site, path: str, token: str, where: Location) -> list[Finding]:

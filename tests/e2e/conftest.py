@@ -9,6 +9,7 @@ apache/uwsgi.ini (4 workers, the app's settings as docs/deployment.md gives them
 - ``shib_lazy_site``: ``-DPROTECTION_LAZY``; the app keeps the identity in its sqlite
   session store (``SHIBWSGI_SESSION``, ``SHIBWSGI_SECRET_KEY``).
 - ``shib_small_buffer_site``: whole-site, but uWSGI with its default ``buffer-size`` (4096).
+- ``shib_use_headers_site``: lazy, with ``ShibUseHeaders On`` (a broken copy, for the probe).
 
 Teardown runs in reverse: Apache and uWSGI, then shibd, then the IdP.
 """
@@ -25,6 +26,7 @@ import pytest
 import requests
 import stack
 from stack import (
+    CONFIGS,
     TLS,
     Uwsgi,
     apache_variables,
@@ -43,13 +45,21 @@ from .shibboleth_sp import APP_SETTINGS as SHIB_APP_SETTINGS
 from .shibboleth_sp import ServiceProvider, running_federation
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
 
     from .saml_idp import SamlIdP
 
 #: Test server variant -> apache2 switches
-SHIB_VARIANTS = {"whole-site": (), "lazy": ("-DPROTECTION_LAZY",), "small-buffer": ()}
+SHIB_VARIANTS = {
+    "whole-site": (),
+    "lazy": ("-DPROTECTION_LAZY",),
+    "small-buffer": (),
+    "lazy-use-headers": ("-DPROTECTION_LAZY",),
+}
+_LAZY_HEADERS_OFF = "ShibUseHeaders Off\n            Require shibboleth"
+#: Test server variant -> edits of the shipped config (old -> new, each must apply)
+SHIB_EDITS = {"lazy-use-headers": {_LAZY_HEADERS_OFF: _LAZY_HEADERS_OFF.replace("Off", "On")}}
 #: The probe endpoint's token (``shibwsgi doctor --probe``), set in the Shibboleth sites.
 PROBE_TOKEN = secrets.token_urlsafe(24)
 
@@ -112,16 +122,33 @@ def _shib_site(variant: str, federation: SamlFederation, tls: TLS) -> Iterator[S
             "MOVIES_DB": str(folder / "movies.sqlite3"),
             "UWSGI_PROCESSES": "4",
         }
-        if variant == "lazy":
+        if variant.startswith("lazy"):
             settings.update(session_settings(folder))
         buffer_size = 4096 if variant == "small-buffer" else None
         with _running_uwsgi(folder, buffer_size, **settings) as app:
             variables = apache_variables("shibboleth", root, tls, app.socket)
             variables["HTTPS_PORT"] = str(federation.https_ports[variant])
             variables["SHIB_CONFIG"] = str(federation.sp.config)
+            config = _edited_config(root, SHIB_EDITS.get(variant, {}))
             # running_apache shows Apache's own logs with a failing test; this adds uWSGI's.
-            with watching(app.log), running_apache("shibboleth", root, variables, *SHIB_VARIANTS[variant]):
+            with (
+                watching(app.log),
+                running_apache("shibboleth", root, variables, *SHIB_VARIANTS[variant], config=config),
+            ):
                 yield ShibSite(variant, f"https://127.0.0.1:{variables['HTTPS_PORT']}", root, app, tls)
+
+
+def _edited_config(root: Path, edits: Mapping[str, str]) -> Path | None:
+    """A copy of the shipped shibboleth.conf in ``root`` with ``edits``; None (the shipped file) without."""
+    if not edits:
+        return None
+    text = (CONFIGS / "shibboleth.conf").read_text()
+    for old, new in edits.items():
+        assert old in text, old
+        text = text.replace(old, new, 1)
+    config = root / "shibboleth.conf"
+    config.write_text(text)
+    return config
 
 
 @contextlib.contextmanager
@@ -151,6 +178,12 @@ def shib_whole_site(shib_federation: SamlFederation, saml_tls: TLS) -> Iterator[
 @pytest.fixture(scope="session")
 def shib_lazy_site(shib_federation: SamlFederation, saml_tls: TLS) -> Iterator[ShibSite]:
     with _shib_site("lazy", shib_federation, saml_tls) as site:
+        yield site
+
+
+@pytest.fixture(scope="session")
+def shib_use_headers_site(shib_federation: SamlFederation, saml_tls: TLS) -> Iterator[ShibSite]:
+    with _shib_site("lazy-use-headers", shib_federation, saml_tls) as site:
         yield site
 
 
