@@ -324,7 +324,12 @@ def test_database_matching_names_loosely_does_not_log_in_to_the_account(
     who(client, front("zoe@example.org"))
     exact = sm(app).find_user
     monkeypatch.setattr(sm(app), "find_user", lambda username: exact(username=username.rstrip().lower()))
-    assert who(client, front(name, EVIL, session_id="_other"))["user"] is None
+    response = client.get("/who/", environ_base=front(name, EVIL, session_id="_other"))
+    if name != name.strip():  # the middleware refuses a padded user id before FAB sees it
+        assert response.status_code == 400, response.status
+    else:
+        assert response.status_code == 200, response.status
+        assert response.json["user"] is None
     monkeypatch.undo()
     assert admin_account(app) == UNTOUCHED_ADMIN
 
