@@ -107,7 +107,7 @@ def _synced_fields(identity: Identity) -> tuple[Any, ...]:
 def test_fingerprints_of_random_crafted_logins_collide_only_for_the_same_login(
     first: Identity, second: Identity
 ) -> None:
-    from shibwsgi.django import _digest
+    from shibwsgi.fingerprint import login_fingerprint as _digest
 
     if _synced_fields(first) != _synced_fields(second):
         assert _digest(first) != _digest(second)
@@ -144,14 +144,14 @@ def test_fingerprints_of_random_crafted_logins_collide_only_for_the_same_login(
     ],
 )
 def test_crafted_login_never_shares_the_fingerprint_of_another(first: Identity, second: Identity) -> None:
-    from shibwsgi.django import _digest
+    from shibwsgi.fingerprint import login_fingerprint as _digest
 
     assert _digest(first) != _digest(second)
 
 
 def test_same_instant_in_another_time_zone_only_costs_a_sync() -> None:
     """Over-distinguishing is safe (a sync too many); only a collision would keep stale groups."""
-    from shibwsgi.django import _digest
+    from shibwsgi.fingerprint import login_fingerprint as _digest
 
     moment = datetime(2026, 1, 1, 12, tzinfo=UTC)
     shifted = moment.astimezone(timezone(timedelta(hours=1)))

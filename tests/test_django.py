@@ -334,7 +334,7 @@ def test_crafted_attribute_value_cannot_pass_for_another_login(
     first: dict[str, Any], second: dict[str, Any]
 ) -> None:
     from shibwsgi import Identity
-    from shibwsgi.django import _digest
+    from shibwsgi.fingerprint import login_fingerprint as _digest
 
     user = "zoe@example.org"
     assert _digest(Identity(user, **first)) != _digest(Identity(user, **second))

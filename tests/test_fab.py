@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from flask_appbuilder import AppBuilder
 from flask_appbuilder.const import AUTH_DB
 
-from shibwsgi import ConfigError
+from shibwsgi import ConfigError, Identity
 from shibwsgi.testing import environ_for
 from tests.fab_site import SQLA, WhoAmI, create_app
 
@@ -222,3 +222,12 @@ def test_superset_example_config_logs_people_in(tmp_path: Path, monkeypatch: pyt
     )
     me = who(app.test_client(), analyst)
     assert (me["user"], me["roles"], me["first_name"]) == ("zoe@example.org", ["Alpha", "Gamma"], "Zoë")
+
+
+def test_fab_resync_fingerprint_is_the_injective_one() -> None:
+    """A crafted attribute value must not make two logins look alike (a revoked group kept)."""
+    from shibwsgi.fingerprint import login_fingerprint
+
+    crafted = Identity("zoe", {"g": ("a\x1fh\x1f1\x1fb",)})
+    other = Identity("zoe", {"g": ("a",), "h": ("b",)})
+    assert login_fingerprint(crafted) != login_fingerprint(other)
