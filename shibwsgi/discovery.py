@@ -6,9 +6,14 @@ wrappers keep the app they wrap under a handful of conventional attribute names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from .middleware import SSOMiddleware
 
-__all__ = ["find_middleware"]
+__all__ = ["find_middleware", "find_wrapped"]
+
+T = TypeVar("T")
 
 #: Attributes through which wrappers commonly reach the app they wrap (Werkzeug's
 #: ProxyFix and the development front end: ``app``; Flask: ``wsgi_app``).
@@ -23,18 +28,35 @@ def find_middleware(app: object) -> SSOMiddleware | None:
     ``application`` or ``__wrapped__`` (a Flask app whose ``wsgi_app`` was
     wrapped, ProxyFix, :class:`~shibwsgi.testing.DevFrontEnd`), a few levels deep.
     """
+    return find_wrapped(app, SSOMiddleware, _WRAPPED, _MAX_DEPTH)
+
+
+def find_wrapped(
+    app: object,
+    kind: type[T],
+    wrapped: tuple[str, ...],
+    depth: int,
+    opening: Callable[[object], None] | None = None,
+) -> T | None:
+    """The first ``kind`` found in ``app`` through the attributes named ``wrapped``.
+
+    Breadth first, ``depth`` levels at most, each object looked at once;
+    ``opening(candidate)`` runs before a candidate's attributes are read.
+    """
     layer: list[object] = [app]
     seen: set[int] = set()
-    for _ in range(_MAX_DEPTH):
+    for _ in range(depth):
         following: list[object] = []
         for candidate in layer:
-            if isinstance(candidate, SSOMiddleware):
+            if isinstance(candidate, kind):
                 return candidate
             if id(candidate) in seen:
                 continue
             seen.add(id(candidate))
+            if opening is not None:
+                opening(candidate)
             following.extend(
-                inner for name in _WRAPPED if (inner := getattr(candidate, name, None)) is not None
+                inner for name in wrapped if (inner := getattr(candidate, name, None)) is not None
             )
         layer = following
     return None

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from ..asgi import SSOMiddleware
+from ..discovery import find_wrapped
 from ..profiles import get_profile
 from .client import DEFAULT_USER, front_end_environ
 
@@ -47,24 +48,13 @@ def find_asgi_middleware(app: object) -> SSOMiddleware | None:
     Follows wrappers a few levels deep; a Starlette or FastAPI app's middleware
     stack is built first, as its first request would.
     """
-    layer: list[object] = [app]
-    seen: set[int] = set()
-    for _ in range(_MAX_DEPTH):
-        following: list[object] = []
-        for candidate in layer:
-            if isinstance(candidate, SSOMiddleware):
-                return candidate
-            if id(candidate) in seen:
-                continue
-            seen.add(id(candidate))
-            build = getattr(candidate, "build_middleware_stack", None)
-            if callable(build) and getattr(candidate, "middleware_stack", None) is None:
-                candidate.middleware_stack = build()  # type: ignore[attr-defined]
-            following.extend(
-                inner for name in _WRAPPED if (inner := getattr(candidate, name, None)) is not None
-            )
-        layer = following
-    return None
+    return find_wrapped(app, SSOMiddleware, _WRAPPED, _MAX_DEPTH, opening=_build_middleware_stack)
+
+
+def _build_middleware_stack(candidate: object) -> None:
+    build = getattr(candidate, "build_middleware_stack", None)
+    if callable(build) and getattr(candidate, "middleware_stack", None) is None:
+        candidate.middleware_stack = build()  # type: ignore[attr-defined]
 
 
 def asgi_front_end(
