@@ -124,7 +124,7 @@ def folder(parent: Path, name: str) -> Path:
 def finish(stack: Stack, ini: Path, token: str, *doctor: str) -> Stack:
     stack.doctor = doctor_command(*doctor, "--uwsgi", str(ini))
     stack.probe = doctor_command(
-        "--probe", f"{stack.url}/", "--token", token, "--cafile", str(stack.tls.cert), "--uwsgi", str(ini)
+        "--probe", f"{stack.url}/", f"--token={token}", "--cafile", str(stack.tls.cert), "--uwsgi", str(ini)
     )
     return stack
 

@@ -449,3 +449,12 @@ def test_probe_never_echoes_a_marker_shaped_identity_or_cookie_value(value: str)
     )
     assert response.json["markers"] == []
     assert value.removeprefix(MARKER) not in response.text
+
+
+def test_probe_token_starting_with_a_dash_is_taken_in_the_equals_form(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """token_urlsafe() starts with '-' one time in 64: the printed commands use --token=VALUE."""
+    status = main(["--probe", "http://127.0.0.1:9/", "--token=-" + TOKEN, "--timeout", "1", "--json"])
+    assert status == 1  # the site is unreachable: a finding, not a usage error
+    assert "probe-unreachable" in capsys.readouterr().out
