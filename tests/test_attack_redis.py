@@ -845,7 +845,8 @@ def test_acknowledged_writes_follow_a_slot_moved_to_another_master(redis_cluster
 
 @pytest.mark.servers
 def test_acknowledged_writes_follow_a_slot_being_migrated(redis_cluster: RedisClusterSet) -> None:
-    store = RedisStore(redis_cluster.url + "?min_replicas=1", prefix="p:")
+    # The redirect is under test, not the replica's speed: a generous wait for its confirmation.
+    store = RedisStore(redis_cluster.url + "?min_replicas=1&wait_timeout=2&socket_timeout=3", prefix="p:")
     try:
         store.set("alice", {"user": "alice"}, 60)
         slot, owner, other, other_id = _slot_owner(redis_cluster, "p:alice")
