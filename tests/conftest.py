@@ -33,6 +33,28 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield servers.url
 
 
+@pytest.fixture(scope="module")
+def django_database(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The test Django project (tests/django_site.py) on a fresh, migrated SQLite database."""
+    import django_site
+    from django.core.management import call_command
+
+    django_site.configure(tmp_path_factory.mktemp("django") / "db.sqlite3")
+    call_command("migrate", verbosity=0)
+
+
+@pytest.fixture
+def empty_django_tables() -> Iterator[None]:
+    """Users, groups and sessions removed after the test."""
+    yield
+    from django.contrib.auth.models import Group, User
+    from django.contrib.sessions.models import Session
+
+    User.objects.all().delete()
+    Group.objects.all().delete()
+    Session.objects.all().delete()
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     """Attach the tails of the running servers' logs to a failing test's report."""

@@ -21,6 +21,7 @@ from shibwsgi import Attribute, Identity, SSOMiddleware
 from shibwsgi.testing import environ_for
 
 django_site = pytest.importorskip("django_site")
+pytestmark = pytest.mark.usefixtures("django_database", "empty_django_tables")
 
 ATTRIBUTES = {
     "email": "mail",
@@ -28,25 +29,6 @@ ATTRIBUTES = {
     "groups": Attribute("isMemberOf", multi=True, max_values=3000),
 }
 ZOE = "zoe@example.org"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def django_db(tmp_path_factory: pytest.TempPathFactory) -> None:
-    from django.core.management import call_command
-
-    django_site.configure(tmp_path_factory.mktemp("django") / "db.sqlite3")
-    call_command("migrate", verbosity=0)
-
-
-@pytest.fixture(autouse=True)
-def empty_tables() -> Iterator[None]:
-    yield
-    from django.contrib.auth.models import Group, User
-    from django.contrib.sessions.models import Session
-
-    User.objects.all().delete()
-    Group.objects.all().delete()
-    Session.objects.all().delete()
 
 
 @pytest.fixture
