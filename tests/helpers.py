@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from typing import Any
 
-from shibwsgi import Identity
+from webtest import TestApp
+
+from shibwsgi import Identity, SSOMiddleware
+
+#: The address of the trusted proxy in the header-profile tests (``trusted_proxies=["10.0.0.0/24"]``).
+PROXY = "10.0.0.5"
 
 
 def echo_app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -44,3 +50,32 @@ ROLES_TABLE: dict[str, list[str]] = {}
 def table_roles(identity: Identity) -> list[str]:
     """A roles hook importable by name (``SHIBWSGI_ROLES=tests.helpers:table_roles``)."""
     return ROLES_TABLE.get(identity.user, [])
+
+
+def b64(document: object) -> str:
+    """Standard, padded base64 of UTF-8 JSON, as kong-oidc and App Service send it
+    (``ngx.encode_base64(cjson.encode(...))``); a str is taken as the JSON text itself."""
+    text = document if isinstance(document, str) else json.dumps(document, ensure_ascii=False)
+    return base64.b64encode(text.encode()).decode()
+
+
+def principal(*claims: tuple[str, object], **extra: object) -> str:
+    """An ``X-MS-CLIENT-PRINCIPAL`` value: base64 of ``{auth_typ, claims: [{typ, val}], ...}``."""
+    return b64({"auth_typ": "aad", "claims": [{"typ": typ, "val": val} for typ, val in claims], **extra})
+
+
+def call(
+    environ: dict[str, str], headers: dict[str, str] | None = None, **options: Any
+) -> tuple[int, dict[str, Any]]:
+    """Status and :func:`echo_app`'s answer for one GET from :data:`PROXY` through ``SSOMiddleware(**options)``."""
+    app = TestApp(SSOMiddleware(echo_app, **options))
+    extra = {"REMOTE_ADDR": PROXY, **environ}
+    response = app.get("/", headers=headers or {}, extra_environ=extra, expect_errors=True)
+    return response.status_int, response.json
+
+
+def user_of(environ: dict[str, str], **options: Any) -> str | None:
+    """The user :func:`call` got (``None``: anonymous); the request must succeed."""
+    status, body = call(environ, **options)
+    assert status == 200, body
+    return body["identity"]["user"] if body["identity"] else None

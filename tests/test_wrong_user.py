@@ -25,32 +25,10 @@ from shibwsgi.parsing import user_id_problem
 from shibwsgi.profiles import PROFILES, REMOTE_USER
 from shibwsgi.testing import environ_for
 from shibwsgi.testing.signed import TestSigner
-from tests.helpers import echo_app, mojibake
+from tests.helpers import PROXY, b64, call, echo_app, mojibake, principal, user_of
 
-PROXY = "10.0.0.5"
 HEADERS: dict[str, Any] = {"trusted_proxies": ["10.0.0.0/24"]}
 NAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
-
-
-def b64(document: object) -> str:
-    """Standard base64 of UTF-8 JSON (kong-oidc, App Service)."""
-    return base64.b64encode(json.dumps(document, ensure_ascii=False).encode()).decode()
-
-
-def principal(*claims: tuple[str, object]) -> str:
-    return b64({"auth_typ": "aad", "claims": [{"typ": typ, "val": val} for typ, val in claims]})
-
-
-def call(environ: dict[str, str], **options: Any) -> tuple[int, dict[str, Any]]:
-    app = TestApp(SSOMiddleware(echo_app, **options))
-    response = app.get("/", extra_environ={"REMOTE_ADDR": PROXY, **environ}, expect_errors=True)
-    return response.status_int, response.json
-
-
-def user_of(environ: dict[str, str], **options: Any) -> str | None:
-    status, body = call(environ, **options)
-    assert status == 200, body
-    return body["identity"]["user"] if body["identity"] else None
 
 
 # -- 1. every source naming the subject must name the same one ---------------------------------
