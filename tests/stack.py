@@ -15,7 +15,6 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
@@ -25,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
-from support import apt_install, free_port, require_pip_program, require_program, unavailable, wait_for_port
+from support import (
+    apt_install,
+    free_port,
+    in_thread,
+    require_pip_program,
+    require_program,
+    unavailable,
+    wait_for_port,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -207,6 +214,25 @@ class Uwsgi:
     port: int
     log: Path
     process: subprocess.Popen[bytes]
+
+    def packet_sizes(self) -> list[int]:
+        """Sizes of the uwsgi packets uWSGI received, from its request log."""
+        log = self.log.read_text(errors="replace")
+        return [int(size) for size in re.findall(r"\{\d+ vars in (\d+) bytes\}", log)]
+
+    def settled_packet_count(self) -> int:
+        """How many packets uWSGI has logged, once the log has stopped growing.
+
+        uWSGI may write a request's line after its client has the answer: counting at once
+        could take the previous request's line for the next one's.
+        """
+        count = len(self.packet_sizes())
+        while True:
+            time.sleep(0.3)
+            again = len(self.packet_sizes())
+            if again == count:
+                return count
+            count = again
 
 
 @contextlib.contextmanager
@@ -539,14 +565,8 @@ def running_fake_oauth2_proxy(
         FakeOAuth2Proxy, users=users, allowed_domains=allowed_domains, sign_in_page=sign_in_page
     )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(server):
         yield f"127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @contextlib.contextmanager

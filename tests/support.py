@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -95,3 +101,44 @@ def wait_for_port(
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"nothing listening on {host}:{port} after {timeout}s")
+
+
+@contextlib.contextmanager
+def in_thread(server: socketserver.BaseServer) -> Iterator[None]:
+    """``server`` answering from a daemon thread; shut down and closed on the way out."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serving_jwks(
+    jwks: Callable[[], Mapping[str, Any]],
+    path: str = "/.well-known/pomerium/jwks.json",
+    fetches: list[str] | None = None,
+) -> Iterator[str]:
+    """A key set (``jwks()`` at each fetch) at ``path`` on 127.0.0.1; yields its URL.
+    Each request's path is appended to ``fetches``; any other path is a 404."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if fetches is not None:
+                fetches.append(self.path)
+            body = json.dumps(jwks()).encode()
+            self.send_response(200 if self.path == path else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with in_thread(server):
+        yield f"http://127.0.0.1:{server.server_address[1]}{path}"

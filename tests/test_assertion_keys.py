@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from helpers import echo_app
+from support import in_thread
 from webtest import TestApp
 
 from shibwsgi import SSOMiddleware
@@ -66,14 +66,8 @@ class KeyServer:
 @pytest.fixture
 def key_server() -> Iterator[KeyServer]:
     server = KeyServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(server.httpd):
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        thread.join()
 
 
 def new_signer() -> TestSigner:

@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from helpers import echo_app
+from support import in_thread
+from test_key_hardening import RedirectingServer
 from webtest import TestApp
 
 from shibwsgi import Attribute, ConfigError, SSOMiddleware
@@ -1055,18 +1057,10 @@ def test_signed_claims_with_long_nested_names_do_not_flatten_to_megabytes(signer
 
 
 @pytest.fixture
-def redirecting(signer: TestSigner) -> Iterator[Any]:
-    from test_key_hardening import RedirectingServer
-
+def redirecting(signer: TestSigner) -> Iterator[RedirectingServer]:
     server = RedirectingServer(signer.jwks)
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(server.httpd):
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        thread.join()
 
 
 @pytest.mark.parametrize(
@@ -1083,7 +1077,9 @@ def redirecting(signer: TestSigner) -> Iterator[Any]:
         pytest.param("http://2130706433:{port}/jwks.json", id="decimal ip"),
     ],
 )
-def test_redirect_tricks_never_leave_the_key_urls_origin(redirecting: Any, location: str) -> None:
+def test_redirect_tricks_never_leave_the_key_urls_origin(
+    redirecting: RedirectingServer, location: str
+) -> None:
     port = redirecting.origin.rsplit(":", 1)[1]
     redirecting.redirects["/moved"] = location.format(port=port)
     with pytest.raises((ValueError, OSError)):

@@ -19,6 +19,7 @@ from typing import Any
 import jwt
 import pytest
 from helpers import echo_app
+from support import in_thread
 from webtest import TestApp
 
 from shibwsgi import ConfigError, Identity, SSOMiddleware
@@ -155,14 +156,8 @@ class RedirectingServer:
 @pytest.fixture
 def redirecting(signer: TestSigner) -> Iterator[RedirectingServer]:
     server = RedirectingServer(signer.jwks)
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(server.httpd):
         yield server
-    finally:
-        server.httpd.shutdown()
-        server.httpd.server_close()
-        thread.join()
 
 
 def test_redirect_on_the_key_urls_origin_is_followed(

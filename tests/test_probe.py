@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
+from support import in_thread
 from webtest import TestApp
 
 from shibwsgi import ConfigError, SSOMiddleware
@@ -213,13 +213,8 @@ class _Quiet(WSGIRequestHandler):
 @contextlib.contextmanager
 def serving(app: WSGIApplication) -> Iterator[str]:
     server: WSGIServer = make_server("127.0.0.1", 0, app, handler_class=_Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with in_thread(server):
         yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def login_required(app: WSGIApplication) -> WSGIApplication:

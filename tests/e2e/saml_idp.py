@@ -42,6 +42,7 @@ from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.config import IdPConfig
 from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+from support import in_thread
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -350,14 +351,8 @@ class SamlIdP:
 def serving(idp: SamlIdP) -> Iterator[SamlIdP]:
     """The IdP served on its port in a thread, stopped on exit."""
     server = make_server("127.0.0.1", idp.port, idp, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="saml-idp", daemon=True)
-    thread.start()
-    try:
+    with in_thread(server):
         yield idp
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def make_key_pair(key: Path, cert: Path, name: str) -> None:

@@ -13,15 +13,12 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import secrets
 import ssl
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,7 @@ from stack import (
     serving,
     shared_directory,
 )
-from support import free_port, require_program
+from support import free_port, require_program, serving_jwks
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -269,35 +266,10 @@ def test_refused_websocket_handshake_is_403_through_nginx(sites: dict[str, Site]
 # -- Pomerium: a signed assertion, its key set served on loopback --------------------------------
 
 
-@contextlib.contextmanager
-def serving_jwks(signer: TestSigner) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(signer.jwks).encode()
-            self.send_response(200 if self.path == "/.well-known/pomerium/jwks.json" else 404)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/pomerium/jwks.json"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-
-
 def test_pomerium_assertion_verified_through_the_asgi_shell(tmp_path: Path) -> None:
     route = "https://movies.example.org"
     signer = TestSigner("ES256", issuer=route, audience=route)
-    with serving_jwks(signer) as jwks_url, shared_directory("shibwsgi-asgi-pomerium-") as root:
+    with serving_jwks(lambda: signer.jwks) as jwks_url, shared_directory("shibwsgi-asgi-pomerium-") as root:
         settings = {
             "SHIBWSGI_PROFILE": "pomerium",
             "SHIBWSGI_JWKS_URL": jwks_url,

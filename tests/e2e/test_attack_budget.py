@@ -25,7 +25,6 @@ from .test_packet_budget import (
     negotiate,
     nginx_site,  # noqa: F401 (a fixture)
     no_ah10259,
-    packet_sizes,
     session_cookie,  # noqa: F401 (a fixture)
 )
 
@@ -103,7 +102,7 @@ def over_budget(site: Site, cookie: str, extra: int = 1) -> bytes:
 
 
 def reached_uwsgi(site: Site, seen: int) -> bool:
-    return len(packet_sizes(site.uwsgi)) != seen
+    return site.uwsgi.settled_packet_count() != seen
 
 
 def assert_431(site: Site, status: int, body: bytes, seen: int) -> None:
@@ -146,7 +145,7 @@ def test_repeated_headers_are_counted_as_apache_merges_them(
         head += b"".join(
             f"{name if i % 2 else name.lower()}: {value}\r\n".encode() for i, value in enumerate(values)
         )
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     status, body = exchange(site, head + b"\r\n")
     if extra:
         assert_431(site, status, body, seen)
@@ -174,7 +173,7 @@ def test_folded_header_lines_over_budget_get_4xx_never_500(
 ) -> None:
     site, _ = big_site
     folded = b"".join(f"X-Fold-{n}: a\r\n {'f' * 4000}\r\n {'f' * 3000}\r\n".encode() for n in range(6))
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     status, _ = exchange(site, start(site, session_cookie) + folded + b"\r\n")
     assert status in (400, 431)
     assert not reached_uwsgi(site, seen)
@@ -186,7 +185,7 @@ def test_http_1_0_over_budget_gets_the_431_body(
     session_cookie: str,  # noqa: F811
 ) -> None:
     site, _ = big_site
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     head = start(site, session_cookie, version="HTTP/1.0") + over_budget(site, session_cookie) + b"\r\n"
     assert_431(site, *exchange(site, head), seen)
 
@@ -206,7 +205,7 @@ def test_expect_100_continue_over_budget_gets_431_without_the_body(
         + extra
         + lines(padding(LIMITS.headers - start_cost(site, session_cookie) - room + 1))
     )
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     assert_431(site, *exchange(site, head + b"\r\n", body, wait_for_continue=True), seen)
 
 
@@ -221,7 +220,7 @@ def test_chunked_post_over_budget_gets_431(
         + b"Transfer-Encoding: chunked\r\n"
         + lines(padding(LIMITS.headers - start_cost(site, session_cookie) - room + 1))
     )
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     assert_431(site, *exchange(site, head + b"\r\n", b"5\r\nhello\r\n0\r\n\r\n"), seen)
 
 
@@ -230,7 +229,7 @@ def test_head_request_over_budget_gets_431(
     session_cookie: str,  # noqa: F811
 ) -> None:
     site, _ = big_site
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     head = start(site, session_cookie, "HEAD") + over_budget(site, session_cookie) + b"\r\n"
     status, body = exchange(site, head)
     assert status == 431
@@ -253,7 +252,7 @@ def test_header_name_with_odd_bytes_gets_400_never_500(
     name: bytes,
 ) -> None:
     site, _ = big_site
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     status, _ = exchange(
         site, start(site, session_cookie) + name + b": v\r\n" + over_budget(site, session_cookie) + b"\r\n"
     )
@@ -267,7 +266,7 @@ def test_underscore_headers_count_though_apache_drops_them(
     session_cookie: str,  # noqa: F811
 ) -> None:
     site, _ = big_site
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     pads = [
         (name.replace("-", "_"), value)
         for name, value in padding(LIMITS.headers - start_cost(site, session_cookie) + 1)
@@ -295,7 +294,7 @@ def test_over_budget_on_any_path_gets_431(
     path: str,
 ) -> None:
     site, _ = big_site
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     head = start(site, session_cookie).replace(b"GET / ", f"GET {path} ".encode(), 1)
     status, body = exchange(site, head + over_budget(site, session_cookie) + b"\r\n")
     assert status in (400, 431), body[:300]  # 400: Apache refuses "/%2e%2e/" above the root itself
@@ -356,7 +355,7 @@ def test_over_budget_post_body_is_never_read_as_a_second_request(
         + f"Content-Length: {len(smuggled)}\r\n".encode()
         + lines(padding(LIMITS.headers - start_cost(site, session_cookie) - room + 1))
     )
-    seen = len(packet_sizes(site.uwsgi))
+    seen = site.uwsgi.settled_packet_count()
     port = int(site.url.rsplit(":", 1)[1])
     context = ssl.create_default_context(cafile=str(site.tls.cert))
     with (
@@ -432,12 +431,12 @@ def test_nginx_over_the_head_cap_gets_4xx_never_500(
     head: Callable[[str], bytes],
 ) -> None:
     port, tls, app = nginx_site
-    seen = len(packet_sizes(app))
+    seen = app.settled_packet_count()
     status, body = nginx_exchange(port, tls, head(port))
     assert 400 <= status < 500 and status != 401, status
     if status == 431:
         assert b"this site accepts at most 12288" in body, body
-    assert len(packet_sizes(app)) == seen
+    assert app.settled_packet_count() == seen
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,6 @@ import json
 import re
 import socket
 import ssl
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from unittest import mock
@@ -195,31 +194,10 @@ def largest_request(
     return "/" + "p" * (target_length - 1), filled(signed_in(site, cookie), total, line=line)
 
 
-def packet_sizes(app: Uwsgi) -> list[int]:
-    """Sizes of the uwsgi packets uWSGI received, from its request log."""
-    log = app.log.read_text(errors="replace")
-    return [int(size) for size in re.findall(r"\{\d+ vars in (\d+) bytes\}", log)]
-
-
-def settled_packet_count(app: Uwsgi) -> int:
-    """How many packets uWSGI has logged, once the log has stopped growing.
-
-    uWSGI may write a request's line after its client has the answer: counting at once
-    could take the previous request's line for the next one's.
-    """
-    count = len(packet_sizes(app))
-    while True:
-        time.sleep(0.3)
-        again = len(packet_sizes(app))
-        if again == count:
-            return count
-        count = again
-
-
 def packet_after(app: Uwsgi, seen: int) -> int:
     """The size of the packet uWSGI logs after the ``seen`` it had logged before."""
     wait_for_log(app.log, r"\{\d+ vars in \d+ bytes\}", count=seen + 1)
-    return packet_sizes(app)[seen]
+    return app.packet_sizes()[seen]
 
 
 def no_ah10259(site: Site) -> bool:
@@ -237,7 +215,7 @@ def test_largest_identity_and_largest_admitted_request_fit_the_packet(
         line=LIMITS.longest_field,
         target_length=LIMITS.longest_target,
     )
-    seen = settled_packet_count(site.uwsgi)
+    seen = site.uwsgi.settled_packet_count()
     status, body = send(site, site.tls, target, headers)
     assert status == 200, body[:500]
     assert b'"OIDC_CLAIM_groups"' in body
@@ -268,7 +246,7 @@ def test_identity_over_its_budget_gets_431_not_500_when_the_packet_would_not_fit
         if headers
         else signed_in(site, huge_cookie)
     )
-    seen = settled_packet_count(site.uwsgi)
+    seen = site.uwsgi.settled_packet_count()
     got, body = send(site, site.tls, "/", request)
     assert got == status, body[:500]
     assert no_ah10259(site)
@@ -277,7 +255,7 @@ def test_identity_over_its_budget_gets_431_not_500_when_the_packet_would_not_fit
         return
     assert IDENTITY_OVER_THE_PACKET in body
     assert b"group-0" not in body  # no attribute value in the body
-    assert len(packet_sizes(site.uwsgi)) == seen, "the request reached uWSGI"
+    assert site.uwsgi.settled_packet_count() == seen, "the request reached uWSGI"
     log = (site.root / "error.log").read_text(errors="replace")
     assert "packet budget: the uwsgi packet would take about" in log
     assert "Filter attributes at the SP/IdP" in log
@@ -325,12 +303,12 @@ def test_one_byte_over_the_header_total_gets_431_with_a_clear_body(
         site, session_cookie, total=LIMITS.headers + 1, line=line, target_length=64
     )
     assert len(headers) <= LIMITS.fields
-    seen = settled_packet_count(site.uwsgi)
+    seen = site.uwsgi.settled_packet_count()
     status, body = send(site, site.tls, target, headers)
     assert status == 431, body[:500]
     assert f"headers take {LIMITS.headers + 1} bytes".encode() in body
     assert f"at most {LIMITS.headers} in all".encode() in body
-    assert len(packet_sizes(site.uwsgi)) == seen, "the request reached uWSGI"
+    assert site.uwsgi.settled_packet_count() == seen, "the request reached uWSGI"
     assert no_ah10259(site)
 
 
@@ -352,9 +330,9 @@ def test_a_client_over_apaches_own_limits_gets_a_4xx_from_apache(
         name = f"X-Pad-{n:03d}"
         headers.append((name, "h" * (shape["field_length"] - len(name) - 2)))
     assert cost(headers) <= LIMITS.headers
-    seen = settled_packet_count(site.uwsgi)
+    seen = site.uwsgi.settled_packet_count()
     assert send(site, site.tls, "/" + "p" * (shape["target_length"] - 1), headers)[0] == status
-    assert len(packet_sizes(site.uwsgi)) == seen, "the request reached uWSGI"
+    assert site.uwsgi.settled_packet_count() == seen, "the request reached uWSGI"
     assert no_ah10259(site)
 
 
@@ -441,7 +419,7 @@ def test_nginx_largest_identity_and_largest_admitted_head_fit_the_packet(
     nginx_site: tuple[str, TLS, Uwsgi],
 ) -> None:
     port, tls, app = nginx_site
-    seen = settled_packet_count(app)
+    seen = app.settled_packet_count()
     assert raw_request(port, tls, head_of(port, NGINX_HEAD_MAX, tiny=NGINX_TINY_HEADERS)) == 200
     size = packet_after(app, seen)
     assert 40000 < size <= PACKET_MAX, size
@@ -486,6 +464,6 @@ def test_nginx_client_over_the_head_cap_gets_4xx_never_500(
     nginx_site: tuple[str, TLS, Uwsgi], head: Callable[[str], bytes]
 ) -> None:
     port, tls, app = nginx_site
-    seen = settled_packet_count(app)
+    seen = app.settled_packet_count()
     assert raw_request(port, tls, head(port)) in (400, 431)  # nginx's own 400 past ~900 headers
-    assert len(packet_sizes(app)) == seen
+    assert len(app.packet_sizes()) == seen

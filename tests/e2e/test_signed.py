@@ -17,9 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -30,6 +28,7 @@ from stack import (
     running_fake_oauth2_proxy,
     self_signed_certificate,
 )
+from support import serving_jwks
 
 from shibwsgi.testing.signed import TestSigner
 
@@ -179,28 +178,8 @@ def pomerium() -> Iterator[PomeriumStandIn]:
     signer = TestSigner("ES256", issuer=ROUTE, audience=ROUTE)
     fetches: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fetches.append(self.path)
-            body = json.dumps(signer.jwks).encode()
-            self.send_response(200 if self.path == "/.well-known/pomerium/jwks.json" else 404)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/pomerium/jwks.json"
+    with serving_jwks(lambda: signer.jwks, fetches=fetches) as url:
         yield PomeriumStandIn(signer, url, fetches)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="module")
