@@ -1,0 +1,218 @@
+"""``rediss://`` session stores against real TLS-only Redis servers.
+
+Each server listens on a TLS port only (``port 0``), with a certificate for 127.0.0.1 from a
+CA made for the test run. The store must verify that certificate, refuse one it cannot
+verify with a 503 (never a 500, never a plaintext fallback), present a client certificate
+when the URL names one, and reach Sentinel's sentinels and a Cluster's nodes over TLS too.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from ha_redis import cli, running_redis_cluster, running_sentinel_group
+from stack import Certificates, make_certificates, running_redis
+from webtest import TestApp
+
+from shibwsgi import SessionError, SSOMiddleware
+from shibwsgi.sessions import RedisStore
+from shibwsgi.testing import environ_for
+from tests.helpers import echo_app
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from stack import Redis
+
+pytestmark = pytest.mark.servers
+pytest.importorskip("redis")
+
+KEY = "k" * 32
+HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Another CA, which signed none of the servers' certificates."""
+    return make_certificates(tmp_path_factory.mktemp("other-ca"))
+
+
+@pytest.fixture(scope="module")
+def tls_redis(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Redis]:
+    with running_redis(tmp_path_factory.mktemp("tls-redis"), tls=certificates) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def mutual_tls_redis(tmp_path_factory: pytest.TempPathFactory, certificates: Certificates) -> Iterator[Redis]:
+    """A TLS-only server that refuses clients without a certificate from the CA."""
+    folder = tmp_path_factory.mktemp("mtls-redis")
+    with running_redis(folder, tls=certificates, client_certificates=True) as server:
+        yield server
+
+
+def round_trip(store: RedisStore) -> None:
+    """set, get, a renewal (SET XX), delete, and a renewal of the deleted session refused."""
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        assert store.get("alice") == {"user": "alice"}
+        assert store.update("alice", {"user": "alice", "n": 2}, 60) is True
+        assert store.get("alice") == {"user": "alice", "n": 2}
+        store.delete("alice")
+        assert store.get("alice") is None
+        assert store.update("alice", {"user": "alice"}, 60) is False  # a logout stays a logout
+        assert store.get("alice") is None
+    finally:
+        store.close()
+
+
+def refused(url: str) -> SessionError:
+    """The SessionError every store operation on ``url`` raises."""
+    store = RedisStore(url)
+    try:
+        for operation in (
+            lambda: store.get("alice"),
+            lambda: store.set("alice", {"user": "alice"}, 60),
+            lambda: store.update("alice", {"user": "alice"}, 60),
+            lambda: store.delete("alice"),
+        ):
+            with pytest.raises(SessionError) as info:
+                operation()
+        return info.value
+    finally:
+        store.close()
+
+
+# --- one server ----------------------------------------------------------------------------------
+
+
+def test_store_round_trip_over_tls_verified_by_the_ca(tls_redis: Redis) -> None:
+    round_trip(RedisStore(tls_redis.url))
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("?ssl_ca_certs={other}", id="another CA"),
+        pytest.param("?ssl_ca_certs={other}&ssl_cert_reqs=required", id="another CA, required"),
+        pytest.param("?ssl_cert_reqs=required", id="no CA: the system's do not know it"),
+        pytest.param("", id="no settings"),
+    ],
+)
+def test_server_certificate_from_an_unknown_ca_is_a_session_error(
+    tls_redis: Redis, other_ca: Certificates, query: str
+) -> None:
+    error = refused(f"rediss://127.0.0.1:{tls_redis.port}/0" + query.format(other=other_ca.ca))
+    assert "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def test_certificate_for_another_host_name_is_a_session_error(
+    tls_redis: Redis, certificates: Certificates
+) -> None:
+    # localhost reaches the same server; the certificate names 127.0.0.1 only.
+    error = refused(f"rediss://localhost:{tls_redis.port}/0?ssl_ca_certs={certificates.ca}")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def test_plaintext_url_against_the_tls_port_is_a_quick_session_error(tls_redis: Redis) -> None:
+    refused(f"redis://127.0.0.1:{tls_redis.port}/0?socket_timeout=0.5")
+
+
+def test_tls_url_against_a_plaintext_server_never_falls_back_to_plaintext(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    with running_redis(tmp_path) as plain:
+        # The server reads the TLS hello as the start of a command and waits for its end: the
+        # handshake times out (bounded), and no command ever reaches the server in plaintext.
+        timeouts = "socket_timeout=0.3&socket_connect_timeout=0.3"
+        refused(f"rediss://127.0.0.1:{plain.port}/0?ssl_ca_certs={certificates.ca}&{timeouts}")
+        assert "cmdstat_" not in cli(plain.port, "INFO", "commandstats").replace("cmdstat_info", "")
+
+
+def test_client_certificate_is_presented_to_a_server_that_requires_one(
+    mutual_tls_redis: Redis, certificates: Certificates
+) -> None:
+    client = f"&ssl_certfile={certificates.client_cert}&ssl_keyfile={certificates.client_key}"
+    round_trip(RedisStore(mutual_tls_redis.url + client))
+
+
+@pytest.mark.parametrize(
+    "client",
+    [
+        pytest.param("", id="no client certificate"),
+        pytest.param("&ssl_certfile={other.client_cert}&ssl_keyfile={other.client_key}", id="another CA's"),
+    ],
+)
+def test_client_without_a_certificate_from_the_ca_is_refused(
+    mutual_tls_redis: Redis, other_ca: Certificates, client: str
+) -> None:
+    refused(mutual_tls_redis.url + client.format(other=other_ca))
+
+
+def test_logged_in_request_through_the_middleware_over_tls(tls_redis: Redis) -> None:
+    store = RedisStore(tls_redis.url)
+    app = TestApp(SSOMiddleware(echo_app, session=store, secret_key=KEY), extra_environ=HTTPS)
+    try:
+        app.get("/login", extra_environ=environ_for("shibboleth", "alice@example.org"), status=302)
+        assert app.get("/page", status=200).json["identity"]["user"] == "alice@example.org"
+        app.get("/logout", status="*")
+        assert app.get("/page", status=200).json["identity"] is None
+    finally:
+        store.close()
+
+
+def test_unverifiable_server_is_a_503_through_the_middleware(
+    tls_redis: Redis, other_ca: Certificates
+) -> None:
+    store = RedisStore(f"rediss://127.0.0.1:{tls_redis.port}/0?ssl_ca_certs={other_ca.ca}")
+    app = TestApp(SSOMiddleware(echo_app, session=store, secret_key=KEY), extra_environ=HTTPS)
+    try:
+        login = app.get("/login", extra_environ=environ_for("shibboleth", "alice@example.org"), status="*")
+        assert login.status_int == 503
+        assert "the session store is unavailable" in login.text
+    finally:
+        store.close()
+
+
+# --- Sentinel and Cluster ------------------------------------------------------------------------
+
+
+def test_sentinel_group_over_tls_finds_the_master(tmp_path: Path, certificates: Certificates) -> None:
+    with running_sentinel_group(tmp_path, tls=certificates) as group:
+        assert group.url.startswith("rediss+sentinel://")
+        round_trip(RedisStore(group.url))
+        store = RedisStore(group.url)
+        try:
+            store.set("bob", {"user": "bob"}, 60)
+            # Written to the master, replicated over TLS to the replica.
+            assert cli(group.master.port, "WAIT", "1", "2000", tls=certificates) == "1"
+            assert "bob" in cli(group.replica.port, "GET", "shibwsgi:session:bob", tls=certificates)
+        finally:
+            store.close()
+
+
+def test_cluster_over_tls_serves_keys_on_every_master(tmp_path: Path, certificates: Certificates) -> None:
+    with running_redis_cluster(tmp_path, tls=certificates, replicas=0) as cluster:
+        assert cluster.url.startswith("rediss+cluster://")
+        store = RedisStore(cluster.url, prefix="")
+        try:
+            users = [f"user-{n}" for n in range(30)]
+            for user in users:
+                store.set(user, {"user": user}, 60)
+            for user in users:
+                assert store.get(user) == {"user": user}
+                assert store.update(user, {"user": user, "n": 2}, 60) is True
+            held = [int(cli(node.port, "DBSIZE", tls=certificates)) for node in cluster.nodes]
+            assert all(held) and sum(held) == len(users)  # spread over all three masters
+            for user in users:
+                store.delete(user)
+                assert store.get(user) is None
+        finally:
+            store.close()
