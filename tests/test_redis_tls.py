@@ -1,21 +1,25 @@
-"""``rediss://`` session stores against real TLS-only Redis servers.
+"""``rediss://`` session stores against real TLS-only Redis servers, and TLS settings checked at start-up.
 
 Each server listens on a TLS port only (``port 0``), with a certificate for 127.0.0.1 from a
 CA made for the test run. The store must verify that certificate, refuse one it cannot
 verify with a 503 (never a 500, never a plaintext fallback), present a client certificate
 when the URL names one, and reach Sentinel's sentinels and a Cluster's nodes over TLS too.
+TLS settings that cannot work are a ConfigError at start-up, not a 503 (or a 500) on every
+request.
 """
 
 from __future__ import annotations
 
+import subprocess
 from typing import TYPE_CHECKING
 
 import pytest
 from ha_redis import cli, running_redis_cluster, running_sentinel_group
 from stack import Certificates, make_certificates, running_redis
+from support import require_program
 from webtest import TestApp
 
-from shibwsgi import SessionError, SSOMiddleware
+from shibwsgi import ConfigError, SessionError, SSOMiddleware
 from shibwsgi.sessions import RedisStore
 from shibwsgi.testing import environ_for
 from tests.helpers import echo_app
@@ -26,10 +30,16 @@ if TYPE_CHECKING:
 
     from stack import Redis
 
-pytestmark = pytest.mark.servers
 pytest.importorskip("redis")
 
+servers = pytest.mark.servers
 KEY = "k" * 32
+MARK = "S3CR3T"
+SCHEMES = [
+    pytest.param("rediss://127.0.0.1:6379/0", id="plain"),
+    pytest.param("rediss+sentinel://127.0.0.1:26379/sessions", id="sentinel"),
+    pytest.param("rediss+cluster://127.0.0.1:6379/", id="cluster"),
+]
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
 
 
@@ -42,6 +52,22 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     """Another CA, which signed none of the servers' certificates."""
     return make_certificates(tmp_path_factory.mktemp("other-ca"))
+
+
+@pytest.fixture(scope="module")
+def encrypted_client_key(certificates: Certificates) -> Path:
+    """The client's key, encrypted with the password MARK."""
+    encrypted = certificates.client_key.with_name("client-encrypted.key")
+    openssl = require_program("openssl", "openssl")
+    subprocess.run(
+        [
+            *(openssl, "pkey", "-in", str(certificates.client_key), "-out", str(encrypted)),
+            *("-aes256", "-passout", f"pass:{MARK}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return encrypted
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +119,12 @@ def refused(url: str) -> SessionError:
 # --- one server ----------------------------------------------------------------------------------
 
 
+@servers
 def test_store_round_trip_over_tls_verified_by_the_ca(tls_redis: Redis) -> None:
     round_trip(RedisStore(tls_redis.url))
 
 
+@servers
 @pytest.mark.parametrize(
     "query",
     [
@@ -113,6 +141,7 @@ def test_server_certificate_from_an_unknown_ca_is_a_session_error(
     assert "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
+@servers
 def test_certificate_for_another_host_name_is_a_session_error(
     tls_redis: Redis, certificates: Certificates
 ) -> None:
@@ -121,10 +150,12 @@ def test_certificate_for_another_host_name_is_a_session_error(
     assert "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
+@servers
 def test_plaintext_url_against_the_tls_port_is_a_quick_session_error(tls_redis: Redis) -> None:
     refused(f"redis://127.0.0.1:{tls_redis.port}/0?socket_timeout=0.5")
 
 
+@servers
 def test_tls_url_against_a_plaintext_server_never_falls_back_to_plaintext(
     tmp_path: Path, certificates: Certificates
 ) -> None:
@@ -136,6 +167,7 @@ def test_tls_url_against_a_plaintext_server_never_falls_back_to_plaintext(
         assert "cmdstat_" not in cli(plain.port, "INFO", "commandstats").replace("cmdstat_info", "")
 
 
+@servers
 def test_client_certificate_is_presented_to_a_server_that_requires_one(
     mutual_tls_redis: Redis, certificates: Certificates
 ) -> None:
@@ -143,6 +175,7 @@ def test_client_certificate_is_presented_to_a_server_that_requires_one(
     round_trip(RedisStore(mutual_tls_redis.url + client))
 
 
+@servers
 @pytest.mark.parametrize(
     "client",
     [
@@ -156,6 +189,7 @@ def test_client_without_a_certificate_from_the_ca_is_refused(
     refused(mutual_tls_redis.url + client.format(other=other_ca))
 
 
+@servers
 def test_logged_in_request_through_the_middleware_over_tls(tls_redis: Redis) -> None:
     store = RedisStore(tls_redis.url)
     app = TestApp(SSOMiddleware(echo_app, session=store, secret_key=KEY), extra_environ=HTTPS)
@@ -168,6 +202,7 @@ def test_logged_in_request_through_the_middleware_over_tls(tls_redis: Redis) -> 
         store.close()
 
 
+@servers
 def test_unverifiable_server_is_a_503_through_the_middleware(
     tls_redis: Redis, other_ca: Certificates
 ) -> None:
@@ -181,9 +216,80 @@ def test_unverifiable_server_is_a_503_through_the_middleware(
         store.close()
 
 
+@servers
+def test_encrypted_client_key_is_opened_with_ssl_password_which_never_shows(
+    mutual_tls_redis: Redis, certificates: Certificates, encrypted_client_key: Path
+) -> None:
+    client = f"&ssl_certfile={certificates.client_cert}&ssl_keyfile={encrypted_client_key}"
+    store = RedisStore(f"{mutual_tls_redis.url}{client}&ssl_password={MARK}")
+    assert MARK not in repr(store)
+    round_trip(store)
+
+
+# --- TLS settings that cannot work, refused at start-up ---------------------------------------------
+
+BROKEN_TLS = [
+    pytest.param("ssl_ca_certs={folder}/missing.pem", "ssl_ca_certs", id="CA file missing"),
+    pytest.param("ssl_ca_certs={certificates.client_key}", "ssl_ca_certs", id="CA file not a certificate"),
+    pytest.param(
+        "ssl_certfile={folder}/missing.pem&ssl_keyfile={certificates.client_key}",
+        "ssl_certfile",
+        id="certificate missing",
+    ),
+    pytest.param(
+        "ssl_certfile={certificates.client_cert}&ssl_keyfile={certificates.key}",
+        "ssl_keyfile",
+        id="another certificate's key",
+    ),
+    pytest.param("ssl_keyfile={certificates.client_key}", "ssl_certfile", id="key without its certificate"),
+    pytest.param(
+        "ssl_certfile={certificates.client_cert}&ssl_keyfile={encrypted}",
+        "ssl_keyfile",
+        id="encrypted key, no password",
+    ),
+    pytest.param(
+        "ssl_certfile={certificates.client_cert}&ssl_keyfile={encrypted}&ssl_password=wrong",
+        "ssl_keyfile",
+        id="encrypted key, wrong password",
+    ),
+    pytest.param("ssl_ciphers=NO-SUCH-CIPHER", "ssl_ciphers", id="unknown cipher list"),
+    pytest.param("ssl_min_version=999", "ssl_min_version", id="unknown TLS version (a 500 at every request)"),
+]
+
+
+@pytest.mark.parametrize("base", SCHEMES)
+@pytest.mark.parametrize(("query", "setting"), BROKEN_TLS)
+def test_tls_setting_that_cannot_work_is_refused_at_start_up(
+    base: str, query: str, setting: str, certificates: Certificates, encrypted_client_key: Path
+) -> None:
+    folder = certificates.ca.parent
+    settings = query.format(folder=folder, certificates=certificates, encrypted=encrypted_client_key)
+    with pytest.raises(ConfigError) as info:
+        RedisStore(f"{base}?{settings}")
+    assert setting in str(info.value)
+    assert MARK not in str(info.value)
+
+
+@pytest.mark.parametrize("base", SCHEMES)
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("ssl_check_hostname=nope", id="ssl_check_hostname=nope"),
+        pytest.param("ssl_check_hostname=disabled", id="ssl_check_hostname=disabled"),
+        pytest.param("ssl_check_hostname=off", id="ssl_check_hostname=off (yes to older redis-py)"),
+        pytest.param("socket_keepalive=enabled", id="socket_keepalive=enabled"),
+    ],
+)
+def test_yes_no_setting_in_a_word_redis_py_reads_as_yes_is_refused(base: str, query: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        RedisStore(f"{base}?{query}")
+    assert query.partition("=")[0] in str(info.value)
+
+
 # --- Sentinel and Cluster ------------------------------------------------------------------------
 
 
+@servers
 def test_sentinel_group_over_tls_finds_the_master(tmp_path: Path, certificates: Certificates) -> None:
     with running_sentinel_group(tmp_path, tls=certificates) as group:
         assert group.url.startswith("rediss+sentinel://")
@@ -198,6 +304,7 @@ def test_sentinel_group_over_tls_finds_the_master(tmp_path: Path, certificates: 
             store.close()
 
 
+@servers
 def test_cluster_over_tls_serves_keys_on_every_master(tmp_path: Path, certificates: Certificates) -> None:
     with running_redis_cluster(tmp_path, tls=certificates, replicas=0) as cluster:
         assert cluster.url.startswith("rediss+cluster://")
