@@ -51,10 +51,13 @@ class SentinelGroup:
     replica: Server
     sentinels: tuple[Server, ...]
     tls: Certificates | None = None
+    sentinel_tls: Certificates | None = None  # how the sentinels listen: tls, or in plaintext
 
     def master_port(self) -> int:
         """The master's port as the sentinels see it now."""
-        answer = cli(self.sentinels[0].port, "SENTINEL", "get-master-addr-by-name", SERVICE, tls=self.tls)
+        answer = cli(
+            self.sentinels[0].port, "SENTINEL", "get-master-addr-by-name", SERVICE, tls=self.sentinel_tls
+        )
         return int(answer.split()[1])
 
 
@@ -122,6 +125,7 @@ def _start(
     later: contextlib.ExitStack,
     *options: str,
     tls: Certificates | None = None,
+    listen_tls: bool = True,
 ) -> Server:
     program = require_program("redis-server", "redis-server")
     port = free_port()
@@ -130,7 +134,8 @@ def _start(
         listen = [f"port {port}"]
     else:  # the cluster bus and replication over TLS too; ignored where they do not apply
         settings = [*tls.redis_settings(), ("tls-replication", "yes"), ("tls-cluster", "yes")]
-        listen = ["port 0", f"tls-port {port}", *(f"{key} {value}" for key, value in settings)]
+        ports = ["port 0", f"tls-port {port}"] if listen_tls else [f"port {port}"]
+        listen = [*ports, *(f"{key} {value}" for key, value in settings)]
     config.write_text("\n".join([*listen, "bind 127.0.0.1", f"dir {folder}", *lines]) + "\n")
     log = folder / f"{name}.log"
     with log.open("ab") as output:
@@ -161,7 +166,12 @@ DATA = ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
 
 
 @contextlib.contextmanager
-def running_sentinel_group(folder: Path, tls: Certificates | None = None) -> Iterator[SentinelGroup]:
+def running_sentinel_group(
+    folder: Path, tls: Certificates | None = None, *, sentinels_listen_tls: bool = True
+) -> Iterator[SentinelGroup]:
+    """With ``tls`` but not ``sentinels_listen_tls``: the sentinels talk TLS to the master
+    and the replica but listen in plaintext (the URL says ``sentinel_ssl=no``)."""
+    sentinel_tls = tls if sentinels_listen_tls else None
     with contextlib.ExitStack() as later:
         master = _start(folder, "master", DATA, later, tls=tls)
         replica = _start(folder, "replica", [*DATA, f"replicaof 127.0.0.1 {master.port}"], later, tls=tls)
@@ -172,7 +182,10 @@ def running_sentinel_group(folder: Path, tls: Certificates | None = None) -> Ite
             f"sentinel parallel-syncs {SERVICE} 1",
         ]
         sentinels = tuple(
-            _start(folder, f"sentinel-{n}", watch, later, "--sentinel", tls=tls) for n in range(3)
+            _start(
+                folder, f"sentinel-{n}", watch, later, "--sentinel", tls=tls, listen_tls=sentinels_listen_tls
+            )
+            for n in range(3)
         )
         _until(
             "the replica is in sync",
@@ -181,14 +194,16 @@ def running_sentinel_group(folder: Path, tls: Certificates | None = None) -> Ite
         _until(
             "every sentinel knows the replica and the other sentinels",
             lambda: all(
-                "num-slaves\n1" in (info := cli(s.port, "SENTINEL", "master", SERVICE, tls=tls))
+                "num-slaves\n1" in (info := cli(s.port, "SENTINEL", "master", SERVICE, tls=sentinel_tls))
                 and "num-other-sentinels\n2" in info
                 for s in sentinels
             ),
         )
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in sentinels)
         url = f"{_scheme('sentinel', tls)}://{hosts}/{SERVICE}/0{_ca_query(tls)}"
-        yield SentinelGroup(url, master, replica, sentinels, tls)
+        if tls and not sentinels_listen_tls:
+            url += "&sentinel_ssl=no"
+        yield SentinelGroup(url, master, replica, sentinels, tls, sentinel_tls)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ request.
 from __future__ import annotations
 
 import subprocess
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from ha_redis import cli, running_redis_cluster, running_sentinel_group
@@ -323,3 +323,111 @@ def test_cluster_over_tls_serves_keys_on_every_master(tmp_path: Path, certificat
                 assert store.get(user) is None
         finally:
             store.close()
+
+
+@servers
+def test_sentinels_listening_in_plaintext_are_reached_with_sentinel_ssl_no(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    with running_sentinel_group(tmp_path, tls=certificates, sentinels_listen_tls=False) as group:
+        assert group.url.endswith("&sentinel_ssl=no")
+        round_trip(RedisStore(group.url))
+        # Without it the store speaks TLS to plaintext sentinels: a 503, bounded.
+        refused(group.url.replace("&sentinel_ssl=no", "&socket_timeout=0.3&socket_connect_timeout=0.3"))
+
+
+# --- the sentinels' own TLS settings --------------------------------------------------------------
+
+
+def sentinel_connections(url: str) -> tuple[Any, dict[str, Any], type]:
+    """A Sentinel store's data node connection, and its sentinels' settings and connection class."""
+    store = RedisStore(url)
+    try:
+        connection = store._client._connect()  # type: ignore[attr-defined]  # a thread's connection
+        sentinel_pool = connection.connection_pool.sentinel_manager.sentinels[0].connection_pool
+        return connection, sentinel_pool.connection_kwargs, sentinel_pool.connection_class
+    finally:
+        store.close()
+
+
+def test_sentinels_get_the_data_nodes_tls_settings_by_default(certificates: Certificates) -> None:
+    import redis
+
+    data, sentinel, sentinel_class = sentinel_connections(
+        f"rediss+sentinel://127.0.0.1:26379/svc?ssl_ca_certs={certificates.ca}&socket_timeout=2"
+    )
+    assert isinstance(data, redis.SSLConnection) and sentinel_class is redis.SSLConnection
+    assert data.ca_certs == sentinel["ssl_ca_certs"] == str(certificates.ca)
+    assert sentinel["socket_timeout"] == 2
+
+
+@pytest.mark.parametrize(
+    ("query", "data_tls", "sentinel_tls"),
+    [
+        pytest.param(
+            "rediss+sentinel:{hosts}?ssl_ca_certs={ca}&sentinel_ssl=no",
+            True,
+            False,
+            id="TLS data, plain sentinels",
+        ),
+        pytest.param(
+            "redis+sentinel:{hosts}?sentinel_ssl=yes&sentinel_ssl_ca_certs={ca}",
+            False,
+            True,
+            id="plain data, TLS sentinels",
+        ),
+    ],
+)
+def test_sentinel_ssl_sets_tls_to_the_sentinels_apart(
+    certificates: Certificates, query: str, data_tls: bool, sentinel_tls: bool
+) -> None:
+    import redis
+
+    url = query.format(hosts="//127.0.0.1:26379/svc", ca=certificates.ca)
+    data, sentinel, sentinel_class = sentinel_connections(url)
+    assert isinstance(data, redis.SSLConnection) is data_tls
+    assert issubclass(sentinel_class, redis.SSLConnection) is sentinel_tls
+    # Each side has only its own TLS settings.
+    assert (getattr(data, "ca_certs", None) == str(certificates.ca)) is data_tls
+    assert ("ssl_ca_certs" in sentinel) is sentinel_tls
+
+
+def test_sentinel_ssl_setting_overrides_the_data_nodes_one_for_the_sentinels(
+    certificates: Certificates, other_ca: Certificates
+) -> None:
+    data, sentinel, _ = sentinel_connections(
+        f"rediss+sentinel://127.0.0.1:26379/svc?ssl_ca_certs={certificates.ca}&sentinel_ssl_ca_certs={other_ca.ca}"
+    )
+    assert data.ca_certs == str(certificates.ca)
+    assert sentinel["ssl_ca_certs"] == str(other_ca.ca)
+
+
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        pytest.param(
+            "rediss+sentinel://h/svc?sentinel_ssl=nope", "sentinel_ssl", id="sentinel_ssl, not yes or no"
+        ),
+        pytest.param(
+            "rediss+sentinel://h/svc?sentinel_ssl_ca_certs=/no/such.pem", "ssl_ca_certs", id="missing CA"
+        ),
+        pytest.param(
+            "rediss+sentinel://h/svc?sentinel_ssl_min_version=x", "sentinel_ssl_min_version", id="bad version"
+        ),
+        pytest.param("rediss+sentinel://h/svc?sentinel_ssl_bogus=1", "ssl_bogus", id="unknown ssl setting"),
+        pytest.param("rediss+sentinel://h/svc?sentinel_db=1", "sentinel_db", id="not a sentinel setting"),
+        pytest.param(
+            "redis+sentinel://h/svc?sentinel_ssl_ca_certs={ca}", "ssl_ca_certs", id="TLS setting, no TLS"
+        ),
+        pytest.param(
+            "rediss+sentinel://h/svc?sentinel_socket_timeout=nan", "socket_timeout", id="NaN timeout"
+        ),
+        pytest.param("rediss+cluster://h/?sentinel_ssl=no", "sentinel_ssl", id="cluster"),
+    ],
+)
+def test_sentinel_setting_that_cannot_work_is_refused_at_start_up(
+    certificates: Certificates, url: str, part: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        RedisStore(url.format(ca=certificates.ca))
+    assert part in str(info.value)

@@ -141,7 +141,8 @@ def check_query(pairs: Iterable[tuple[str, str]], location: str, *, named: bool)
             raise bad_url(location, f"the query gives {shown} more than once")
         if not value:
             raise bad_url(location, f"the query gives {shown} no value")
-        if name in _YES_NO and value.lower() not in _WORDS:
+        yes_no = name.removeprefix("sentinel_") in _YES_NO or name == "sentinel_ssl"
+        if yes_no and value.lower() not in _WORDS:
             raise bad_url(location, f"{shown} must be true or false (or yes, no, 1, 0)")
         seen.add(name)
 
