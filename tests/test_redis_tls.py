@@ -248,7 +248,7 @@ BROKEN_TLS = [
         id="encrypted key, no password",
     ),
     pytest.param(
-        "ssl_certfile={certificates.client_cert}&ssl_keyfile={encrypted}&ssl_password=wrong",
+        "ssl_certfile={certificates.client_cert}&ssl_keyfile={encrypted}&ssl_password={mark}-wrong",
         "ssl_keyfile",
         id="encrypted key, wrong password",
     ),
@@ -263,7 +263,9 @@ def test_tls_setting_that_cannot_work_is_refused_at_start_up(
     base: str, query: str, setting: str, certificates: Certificates, encrypted_client_key: Path
 ) -> None:
     folder = certificates.ca.parent
-    settings = query.format(folder=folder, certificates=certificates, encrypted=encrypted_client_key)
+    settings = query.format(
+        folder=folder, certificates=certificates, encrypted=encrypted_client_key, mark=MARK
+    )
     with pytest.raises(ConfigError) as info:
         RedisStore(f"{base}?{settings}")
     assert setting in str(info.value)
@@ -433,11 +435,17 @@ def test_sentinel_ssl_setting_overrides_the_data_nodes_one_for_the_sentinels(
             "rediss+sentinel://h/svc?sentinel_socket_timeout=nan", "socket_timeout", id="NaN timeout"
         ),
         pytest.param("rediss+cluster://h/?sentinel_ssl=no", "sentinel_ssl", id="cluster"),
+        pytest.param(
+            "rediss+sentinel://h/svc?sentinel_ssl_certfile=/no/such.pem&sentinel_ssl_password={mark}",
+            "ssl_certfile",
+            id="missing certificate, its key's password hidden",
+        ),
     ],
 )
 def test_sentinel_setting_that_cannot_work_is_refused_at_start_up(
     certificates: Certificates, url: str, part: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        RedisStore(url.format(ca=certificates.ca))
+        RedisStore(url.format(ca=certificates.ca, mark=MARK))
     assert part in str(info.value)
+    assert MARK not in str(info.value)

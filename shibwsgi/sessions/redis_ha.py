@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ..errors import ConfigError
 from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
 
 if TYPE_CHECKING:
@@ -291,7 +292,10 @@ def _sentinel_settings(redis: Any, parts: _Parts, location: str) -> dict[str, An
     inherited = ("socket_", "ssl_") if tls and parts.tls else ("socket_",)
     settings = {name: value for name, value in parts.kwargs.items() if name.startswith(inherited)}
     settings.update(parsed)
-    _check_connection(redis, tls, settings, location)
+    try:
+        _check_connection(redis, tls, settings, location)
+    except ConfigError as exc:  # the data nodes' passed: say which side failed
+        raise ConfigError(exc.setting, f"{str(exc).partition(': ')[2]} (the sentinels' settings)") from None
     if tls:
         settings["ssl"] = True
     return settings
