@@ -5,6 +5,8 @@ binary with ``--sentinel``), quorum 2, a master declared down after 500 ms.
 ``running_redis_cluster``: three masters with one replica each (``--cluster-enabled yes``,
 ``redis-cli --cluster create``), a node declared failed after 1000 ms.
 Each server has its own config file, which sentinels and cluster nodes rewrite as they go.
+Given ``tls`` (see ``stack.make_certificates``), every server and sentinel speaks TLS only,
+to its clients and to the others (replication, the sentinels' links, the cluster bus).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pytest
-from stack import listening
+from stack import Certificates, listening
 from support import free_port, require_program
 
 if TYPE_CHECKING:
@@ -48,10 +50,14 @@ class SentinelGroup:
     master: Server
     replica: Server
     sentinels: tuple[Server, ...]
+    tls: Certificates | None = None
+    sentinel_tls: Certificates | None = None  # how the sentinels listen: tls, or in plaintext
 
     def master_port(self) -> int:
         """The master's port as the sentinels see it now."""
-        answer = cli(self.sentinels[0].port, "SENTINEL", "get-master-addr-by-name", SERVICE)
+        answer = cli(
+            self.sentinels[0].port, "SENTINEL", "get-master-addr-by-name", SERVICE, tls=self.sentinel_tls
+        )
         return int(answer.split()[1])
 
 
@@ -59,6 +65,7 @@ class SentinelGroup:
 class RedisClusterSet:
     url: str  # redis+cluster://127.0.0.1:<port>,.../
     nodes: tuple[Server, ...]
+    tls: Certificates | None = None
 
     def wait_settled(self) -> None:
         """Until every live node sees the cluster ok and every replica is in sync with its master.
@@ -70,8 +77,8 @@ class RedisClusterSet:
         _until(
             "every node sees the cluster ok and every replica is in sync",
             lambda: all(
-                "cluster_state:ok" in cli(node.port, "CLUSTER", "INFO")
-                and _in_sync(cli(node.port, "INFO", "replication"))
+                "cluster_state:ok" in cli(node.port, "CLUSTER", "INFO", tls=self.tls)
+                and _in_sync(cli(node.port, "INFO", "replication", tls=self.tls))
                 for node in live
             ),
         )
@@ -81,7 +88,7 @@ class RedisClusterSet:
         by_port = {server.port: server for server in self.nodes if server.process.poll() is None}
         for server in by_port.values():
             with contextlib.suppress(subprocess.CalledProcessError):
-                listed = cli(server.port, "CLUSTER", "NODES")
+                listed = cli(server.port, "CLUSTER", "NODES", tls=self.tls)
                 break
         masters = {}
         for line in listed.splitlines():
@@ -92,10 +99,10 @@ class RedisClusterSet:
         return masters
 
 
-def cli(port: int, *command: str) -> str:
+def cli(port: int, *command: str, tls: Certificates | None = None) -> str:
     program = require_program("redis-cli", "redis-tools")
     done = subprocess.run(
-        [program, "-h", "127.0.0.1", "-p", str(port), *command],
+        [program, "-h", "127.0.0.1", "-p", str(port), *_cli_tls(tls), *command],
         capture_output=True,
         text=True,
         timeout=10,
@@ -104,11 +111,32 @@ def cli(port: int, *command: str) -> str:
     return done.stdout.strip()
 
 
-def _start(folder: Path, name: str, lines: list[str], later: contextlib.ExitStack, *options: str) -> Server:
+def _cli_tls(tls: Certificates | None) -> list[str]:
+    """redis-cli's options to talk to a server set up with ``tls`` (with a client certificate)."""
+    if tls is None:
+        return []
+    return ["--tls", "--cacert", str(tls.ca), "--cert", str(tls.client_cert), "--key", str(tls.client_key)]
+
+
+def _start(
+    folder: Path,
+    name: str,
+    lines: list[str],
+    later: contextlib.ExitStack,
+    *options: str,
+    tls: Certificates | None = None,
+    listen_tls: bool = True,
+) -> Server:
     program = require_program("redis-server", "redis-server")
     port = free_port()
     config = folder / f"{name}.conf"
-    config.write_text("\n".join([f"port {port}", "bind 127.0.0.1", f"dir {folder}", *lines]) + "\n")
+    if tls is None:
+        listen = [f"port {port}"]
+    else:  # the cluster bus and replication over TLS too; ignored where they do not apply
+        settings = [*tls.redis_settings(), ("tls-replication", "yes"), ("tls-cluster", "yes")]
+        ports = ["port 0", f"tls-port {port}"] if listen_tls else [f"port {port}"]
+        listen = [*ports, *(f"{key} {value}" for key, value in settings)]
+    config.write_text("\n".join([*listen, "bind 127.0.0.1", f"dir {folder}", *lines]) + "\n")
     log = folder / f"{name}.log"
     with log.open("ab") as output:
         process = subprocess.Popen([program, str(config), *options], stdout=output, stderr=subprocess.STDOUT)
@@ -138,35 +166,51 @@ DATA = ['save ""', "appendonly no", "repl-diskless-sync-delay 0"]
 
 
 @contextlib.contextmanager
-def running_sentinel_group(folder: Path) -> Iterator[SentinelGroup]:
+def running_sentinel_group(
+    folder: Path, tls: Certificates | None = None, *, sentinels_listen_tls: bool = True
+) -> Iterator[SentinelGroup]:
+    """With ``tls`` but not ``sentinels_listen_tls``: the sentinels talk TLS to the master
+    and the replica but listen in plaintext (the URL says ``sentinel_ssl=no``)."""
+    sentinel_tls = tls if sentinels_listen_tls else None
     with contextlib.ExitStack() as later:
-        master = _start(folder, "master", DATA, later)
-        replica = _start(folder, "replica", [*DATA, f"replicaof 127.0.0.1 {master.port}"], later)
+        master = _start(folder, "master", DATA, later, tls=tls)
+        replica = _start(folder, "replica", [*DATA, f"replicaof 127.0.0.1 {master.port}"], later, tls=tls)
         watch = [
             f"sentinel monitor {SERVICE} 127.0.0.1 {master.port} 2",
             f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}",
             f"sentinel failover-timeout {SERVICE} 3000",
             f"sentinel parallel-syncs {SERVICE} 1",
         ]
-        sentinels = tuple(_start(folder, f"sentinel-{n}", watch, later, "--sentinel") for n in range(3))
+        sentinels = tuple(
+            _start(
+                folder, f"sentinel-{n}", watch, later, "--sentinel", tls=tls, listen_tls=sentinels_listen_tls
+            )
+            for n in range(3)
+        )
         _until(
             "the replica is in sync",
-            lambda: "master_link_status:up" in cli(replica.port, "INFO", "replication"),
+            lambda: "master_link_status:up" in cli(replica.port, "INFO", "replication", tls=tls),
         )
         _until(
             "every sentinel knows the replica and the other sentinels",
             lambda: all(
-                "num-slaves\n1" in (info := cli(s.port, "SENTINEL", "master", SERVICE))
+                "num-slaves\n1" in (info := cli(s.port, "SENTINEL", "master", SERVICE, tls=sentinel_tls))
                 and "num-other-sentinels\n2" in info
                 for s in sentinels
             ),
         )
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in sentinels)
-        yield SentinelGroup(f"redis+sentinel://{hosts}/{SERVICE}/0", master, replica, sentinels)
+        url = f"{_scheme('sentinel', tls)}://{hosts}/{SERVICE}/0{_ca_query(tls)}"
+        if tls and not sentinels_listen_tls:
+            url += "&sentinel_ssl=no"
+        yield SentinelGroup(url, master, replica, sentinels, tls, sentinel_tls)
 
 
 @contextlib.contextmanager
-def running_redis_cluster(folder: Path) -> Iterator[RedisClusterSet]:
+def running_redis_cluster(
+    folder: Path, tls: Certificates | None = None, *, replicas: int = 1
+) -> Iterator[RedisClusterSet]:
+    """Three masters, with ``replicas`` replicas each."""
     with contextlib.ExitStack() as later:
         nodes = tuple(
             _start(
@@ -180,17 +224,30 @@ def running_redis_cluster(folder: Path) -> Iterator[RedisClusterSet]:
                     f"cluster-port {free_port()}",  # not the default port + 10000: it may be over 65535
                 ],
                 later,
+                tls=tls,
             )
-            for n in range(6)
+            for n in range(3 * (1 + replicas))
         )
         addresses = [f"127.0.0.1:{node.port}" for node in nodes]
         program = require_program("redis-cli", "redis-tools")
         subprocess.run(
-            [program, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            [
+                *(program, *_cli_tls(tls), "--cluster", "create", *addresses),
+                *("--cluster-replicas", str(replicas), "--cluster-yes"),
+            ],
             capture_output=True,
             timeout=60,
             check=True,
         )
-        cluster = RedisClusterSet(f"redis+cluster://{','.join(addresses[:3])}/", nodes)
+        url = f"{_scheme('cluster', tls)}://{','.join(addresses[:3])}/{_ca_query(tls)}"
+        cluster = RedisClusterSet(url, nodes, tls)
         cluster.wait_settled()
         yield cluster
+
+
+def _scheme(mode: str, tls: Certificates | None) -> str:
+    return f"{'rediss' if tls else 'redis'}+{mode}"
+
+
+def _ca_query(tls: Certificates | None) -> str:
+    return "" if tls is None else f"?ssl_ca_certs={tls.ca}"

@@ -269,28 +269,45 @@ def running_uwsgi(folder: Path, app_source: str | None, **variables: str) -> Ite
 
 @dataclass(frozen=True)
 class Redis:
-    url: str  # redis://127.0.0.1:<port>/0
+    url: str  # redis://127.0.0.1:<port>/0, or rediss://127.0.0.1:<port>/0?ssl_ca_certs=<CA file>
     port: int
     log: Path
     process: subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
-def running_redis(folder: Path, port: int | None = None, *, persist: bool = False) -> Iterator[Redis]:
+def running_redis(
+    folder: Path,
+    port: int | None = None,
+    *,
+    persist: bool = False,
+    tls: Certificates | None = None,
+    client_certificates: bool = False,
+) -> Iterator[Redis]:
     """A throwaway redis-server on 127.0.0.1 (``port`` or a free one), its files in ``folder``.
 
     With ``persist`` it saves its data when stopped and loads it when started again in
-    the same folder, as a production server configured to save does.
+    the same folder, as a production server configured to save does. With ``tls`` it
+    speaks TLS only (no plaintext port), and with ``client_certificates`` it refuses a
+    client without a certificate from ``tls.ca``.
     """
     program = require_program("redis-server", "redis-server")
     port = port or free_port()
     log = folder / f"redis-{port}.log"
-    command = [program, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
+    command = [program, "--bind", "127.0.0.1", "--dir", str(folder)]
     command += ["--save", "3600 1" if persist else "", "--appendonly", "no"]
+    if tls is None:
+        command += ["--port", str(port)]
+        url = f"redis://127.0.0.1:{port}/0"
+    else:
+        command += ["--port", "0", "--tls-port", str(port)]
+        settings = tls.redis_settings(client_certificates=client_certificates)
+        command += [word for name, value in settings for word in (f"--{name}", value)]
+        url = f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={tls.ca}"
     with log.open("ab") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, cwd=folder)
     with listening(process, port, log):
-        yield Redis(f"redis://127.0.0.1:{port}/0", port, log, process)
+        yield Redis(url, port, log, process)
 
 
 @contextlib.contextmanager
@@ -586,3 +603,55 @@ def self_signed_certificate(addresses: Sequence[str] = ("127.0.0.1",)) -> Iterat
             capture_output=True,
         )
         yield TLS(cert, key)
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """A throwaway certificate authority and what it signed, for 127.0.0.1 (not localhost)."""
+
+    ca: Path  # the CA's certificate: what clients and servers trust
+    cert: Path  # a server's certificate (also its client certificate towards other servers)
+    key: Path
+    client_cert: Path  # a client's certificate
+    client_key: Path
+
+    def redis_settings(self, *, client_certificates: bool = False) -> list[tuple[str, str]]:
+        """redis-server's (and a sentinel's) settings to speak TLS with these files."""
+        return [
+            ("tls-cert-file", str(self.cert)),
+            ("tls-key-file", str(self.key)),
+            ("tls-ca-cert-file", str(self.ca)),
+            ("tls-auth-clients", "yes" if client_certificates else "no"),
+        ]
+
+
+def make_certificates(folder: Path) -> Certificates:
+    """A new CA in ``folder`` (made if missing) and a server and a client certificate it signed.
+
+    EC keys: made in milliseconds, where RSA keys take a noticeable share of a short test.
+    """
+    openssl = require_program("openssl", "openssl")
+    folder.mkdir(parents=True, exist_ok=True)
+    new_key = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+
+    def run(*arguments: str) -> None:
+        subprocess.run([openssl, *arguments], check=True, capture_output=True, cwd=folder)
+
+    run("req", "-x509", *new_key, "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=Test CA")
+    for name, extension in (
+        ("server", "subjectAltName=IP:127.0.0.1"),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
+        run("req", *new_key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+        (folder / f"{name}.ext").write_text(f"basicConstraints=critical,CA:FALSE\n{extension}\n")
+        run(
+            *("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial"),
+            *("-days", "2", "-out", f"{name}.pem", "-extfile", f"{name}.ext"),
+        )
+    return Certificates(
+        folder / "ca.pem",
+        folder / "server.pem",
+        folder / "server.key",
+        folder / "client.pem",
+        folder / "client.key",
+    )

@@ -3,9 +3,12 @@
 ``redis+sentinel://[[user]:password@]host:port,host:port/<service>[/<db>]`` is served by
 redis-py's ``Sentinel(...).master_for(service)``; ``redis+cluster://[[user]:password@]host:port,
 host:port/`` by redis-py's ``RedisCluster``; ``rediss+...`` speaks TLS to every node (and, for
-Sentinel, to the sentinels). Query settings are redis-py's connection settings, plus
-``sentinel_username``/``sentinel_password`` and the store's own ``min_replicas`` and
-``wait_timeout``. Every command is bounded: 1 s socket and connect timeouts unless the URL sets
+Sentinel, to the sentinels). Query settings are redis-py's connection settings, the store's
+own ``min_replicas`` and ``wait_timeout``, and the sentinels' own: ``sentinel_`` followed by
+``username``, ``password``, ``ssl`` (yes or no: TLS to the sentinels, by default as to the
+data nodes) or an ``ssl_*`` or ``socket_*`` setting. The sentinels get the data nodes'
+``socket_*`` settings, and their ``ssl_*`` ones when both speak TLS, unless a ``sentinel_``
+setting says otherwise. Every command is bounded: 1 s socket and connect timeouts unless the URL sets
 them, and at most one retry, so a request meets a dead master with a quick error (503), not a
 hang, and the next one finds the new master by itself.
 
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from ..errors import ConfigError
 from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ DEFAULT_PORTS = {"sentinel": 26379, "cluster": 6379}
 #: under 1 s): a connection that sat idle through one, or kept talking to a master the sentinels
 #: could not see, finds the new master before it reads from (or writes to) the old one.
 MASTER_CHECK_EVERY = 0.5
-_SENTINEL_ONLY = ("sentinel_username", "sentinel_password")
+_SENTINEL = "sentinel_"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ class _Parts:
     nodes: list[tuple[str, int]]
     path: list[str]
     kwargs: dict[str, Any]  # redis-py connection settings, from the user part and the query
-    sentinel: dict[str, Any]  # settings only for the sentinels
+    sentinel: dict[str, str]  # the query's sentinel_* settings, without the prefix
+    tls: bool
 
 
 def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[[], None]]:
@@ -117,10 +122,7 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
         if "db" in parts.kwargs:
             raise bad_url(location, "give the database after the service name or as ?db=, not both")
         parts.kwargs["db"] = int(db)
-    sentinel_kwargs = {
-        name: value for name, value in parts.kwargs.items() if name.startswith(("socket_", "ssl"))
-    }
-    sentinel_kwargs.update(parts.sentinel)
+    sentinel_kwargs = _sentinel_settings(redis, parts, location)
     manager = Sentinel(parts.nodes, sentinel_kwargs=sentinel_kwargs, **parts.kwargs)
     # One retry, at once: a refused connection asks the sentinels again for the master.
     client = manager.master_for(parts.path[0], retry=Retry(NoBackoff(), 1))
@@ -148,7 +150,8 @@ def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
     """The ``RedisCluster`` of the URL, connected at first use."""
     parts = _parse(redis, url, location)
     if parts.sentinel:
-        raise bad_url(location, f"{' and '.join(_SENTINEL_ONLY)} are for redis+sentinel URLs")
+        given = ", ".join(_SENTINEL + name for name in parts.sentinel)
+        raise bad_url(location, f"{given}: sentinel_* settings are for redis+sentinel URLs")
     if parts.path not in ([""], ["0"]) or parts.kwargs.get("db", 0) != 0:
         raise bad_url(location, "a cluster has only database 0: end the URL with the last host or '/'")
     parts.kwargs.pop("db", None)
@@ -234,8 +237,8 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
         _node(host, DEFAULT_PORTS[mode], number, location) for number, host in enumerate(hosts.split(","), 1)
     ]
     settings = dict(parse_qsl(parts.query, keep_blank_values=True))
-    sentinel: dict[str, Any] = {
-        name[len("sentinel_") :]: settings.pop(name) for name in _SENTINEL_ONLY if name in settings
+    sentinel = {
+        name[len(_SENTINEL) :]: settings.pop(name) for name in list(settings) if name.startswith(_SENTINEL)
     }
     plain = f"{'rediss' if tls else 'redis'}://{userinfo}{at}localhost/?{urlencode(settings)}"
     try:
@@ -246,6 +249,14 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
         kwargs.pop(name, None)
     for name in ("socket_timeout", "socket_connect_timeout"):
         kwargs.setdefault(name, DEFAULT_TIMEOUT)
+    _check_connection(redis, tls, kwargs, location)
+    if tls:
+        kwargs["ssl"] = True
+    return _Parts(nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel, tls)
+
+
+def _check_connection(redis: Any, tls: bool, kwargs: dict[str, Any], location: str) -> None:
+    """Raise ``ConfigError`` unless a redis-py connection with these settings can work."""
     connection = redis.SSLConnection if tls else redis.Connection
     try:
         # An unknown setting otherwise fails only at the first request.
@@ -255,9 +266,39 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
     except (ValueError, redis.RedisError) as exc:  # an ssl_* value redis-py does not know
         raise bad_url(location, str(exc)) from None
     check_settings(kwargs, location)
+
+
+def _sentinel_settings(redis: Any, parts: _Parts, location: str) -> dict[str, Any]:
+    """The sentinels' connection settings: the data nodes' ``socket_*`` ones, their ``ssl_*``
+    ones when the sentinels speak TLS too, and the ``sentinel_*`` ones over them."""
+    own = dict(parts.sentinel)
+    unknown = [
+        name
+        for name in own
+        if not (name in ("username", "password", "ssl") or name.startswith(("ssl_", "socket_")))
+    ]
+    if unknown:
+        raise bad_url(location, f"unknown sentinel setting in the query ({_SENTINEL}{unknown[0]})")
+    tls = parts.tls if "ssl" not in own else redis.connection.to_bool(own.pop("ssl"))
+    # As given: some redis-py versions decode query values twice.
+    credentials = {name: own.pop(name) for name in ("username", "password") if name in own}
+    try:
+        parsed = redis.connection.parse_url(f"redis://localhost/?{urlencode(own)}")
+    except ValueError as exc:
+        raise bad_url(location, str(exc).replace("for '", f"for '{_SENTINEL}")) from None
+    for name in ("host", "port", "connection_class"):
+        parsed.pop(name, None)
+    parsed.update(credentials)
+    inherited = ("socket_", "ssl_") if tls and parts.tls else ("socket_",)
+    settings = {name: value for name, value in parts.kwargs.items() if name.startswith(inherited)}
+    settings.update(parsed)
+    try:
+        _check_connection(redis, tls, settings, location)
+    except ConfigError as exc:  # the data nodes' passed: say which side failed
+        raise ConfigError(exc.setting, f"{str(exc).partition(': ')[2]} (the sentinels' settings)") from None
     if tls:
-        kwargs["ssl"] = True  # the sentinels' too: sentinel_client passes them every ssl setting
-    return _Parts(nodes, parts.path.split("/")[1:] or [""], kwargs, sentinel)
+        settings["ssl"] = True
+    return settings
 
 
 def _node(text: str, default_port: int, number: int, location: str) -> tuple[str, int]:

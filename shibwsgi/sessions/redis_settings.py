@@ -5,19 +5,26 @@ request connects: a timeout that is not a positive finite number raises ``ValueE
 ``OverflowError`` from the socket (a 500, not a 503), ``0`` makes the socket non-blocking (every
 request a 503), and a database outside Redis's range is refused by the server on every
 request. A setting given twice is refused too: redis-py keeps the first, the Sentinel and
-Cluster parser the last, and which one the operator meant is a guess.
+Cluster parser the last, and which one the operator meant is a guess. TLS settings are
+tried at start-up as redis-py uses them at each connection: a CA or key file that is
+missing, a key that is not its certificate's, or a cipher list or TLS version OpenSSL does not
+know would otherwise fail every request (a 503, or a 500 for the version). A yes/no setting
+must be a word every redis-py reads the same: it reads any word it does not know (``off`` in
+older versions) as yes, so ``ssl_check_hostname=nope`` would quietly keep checking.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import ssl
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Iterator
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -36,6 +43,16 @@ DEFAULT_TIMEOUT = 1.0
 #: Redis's database numbers are C ints (``databases`` in redis.conf bounds them further).
 MAX_DB = 2**31 - 1
 _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+#: redis-py's yes/no query settings, and the words its ``to_bool`` reads as each.
+_YES_NO = (
+    "socket_keepalive",
+    "retry_on_timeout",
+    "ssl_check_hostname",
+    "ssl_validate_ocsp",
+    "ssl_validate_ocsp_stapled",
+    "legacy_responses",
+)
+_WORDS = {"1", "t", "true", "y", "yes", "0", "f", "false", "n", "no"}
 
 
 def check_settings(kwargs: dict[str, Any], location: str) -> None:
@@ -52,6 +69,37 @@ def check_settings(kwargs: dict[str, Any], location: str) -> None:
         raise bad_url(location, "the port must be a number from 1 to 65535")
     if has_blank(kwargs.get("host") or ""):
         raise bad_url(location, "the host name has a blank or a control character")
+    if any(name.startswith("ssl_") for name in kwargs):
+        _check_tls(kwargs, location)
+
+
+def _check_tls(kwargs: dict[str, Any], location: str) -> None:
+    """Raise ``ConfigError`` unless the TLS context redis-py makes from ``kwargs`` can be made."""
+    get = kwargs.get
+    context = ssl.create_default_context()
+    if get("ssl_certfile") or get("ssl_keyfile"):
+        with _failing("ssl_certfile and ssl_keyfile", location):
+            if not get("ssl_certfile"):
+                raise ValueError("ssl_keyfile needs ssl_certfile, the client certificate")
+            # An empty password, not none: OpenSSL would ask for an encrypted key's on the terminal.
+            context.load_cert_chain(kwargs["ssl_certfile"], get("ssl_keyfile"), get("ssl_password") or "")
+    if any(get(name) is not None for name in ("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data")):
+        with _failing("ssl_ca_certs, ssl_ca_path and ssl_ca_data", location):
+            context.load_verify_locations(get("ssl_ca_certs"), get("ssl_ca_path"), get("ssl_ca_data"))
+    if get("ssl_min_version") is not None:
+        with _failing("ssl_min_version", location):
+            context.minimum_version = kwargs["ssl_min_version"]
+    if get("ssl_ciphers"):
+        with _failing("ssl_ciphers", location):
+            context.set_ciphers(kwargs["ssl_ciphers"])
+
+
+@contextlib.contextmanager
+def _failing(names: str, location: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, ValueError, TypeError) as exc:
+        raise bad_url(location, f"TLS with {names} fails: {exc}") from None
 
 
 def has_blank(host: str) -> bool:
@@ -93,6 +141,9 @@ def check_query(pairs: Iterable[tuple[str, str]], location: str, *, named: bool)
             raise bad_url(location, f"the query gives {shown} more than once")
         if not value:
             raise bad_url(location, f"the query gives {shown} no value")
+        yes_no = name.removeprefix("sentinel_") in _YES_NO or name == "sentinel_ssl"
+        if yes_no and value.lower() not in _WORDS:
+            raise bad_url(location, f"{shown} must be true or false (or yes, no, 1, 0)")
         seen.add(name)
 
 
