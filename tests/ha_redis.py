@@ -83,6 +83,24 @@ class RedisClusterSet:
             ),
         )
 
+    def moved_off(self, port: int) -> bool:
+        """Every other live node sees the cluster ok and no slot on the server at ``port``:
+        a failover of its slots (killed, or handed over) is over, on every node."""
+        for node in self.nodes:
+            if node.port == port or node.process.poll() is not None:
+                continue
+            try:
+                if "cluster_state:ok" not in cli(node.port, "CLUSTER", "INFO", tls=self.tls):
+                    return False
+                listed = cli(node.port, "CLUSTER", "NODES", tls=self.tls)
+            except subprocess.CalledProcessError:
+                return False
+            for line in listed.splitlines():
+                fields = line.split()
+                if _port(fields[1]) == port and fields[8:]:
+                    return False
+        return True
+
     def masters(self) -> dict[int, Server]:
         """Port -> server of each live master, from CLUSTER NODES."""
         by_port = {server.port: server for server in self.nodes if server.process.poll() is None}
@@ -93,10 +111,15 @@ class RedisClusterSet:
         masters = {}
         for line in listed.splitlines():
             fields = line.split()
-            port = int(fields[1].partition("@")[0].rpartition(":")[2])
+            port = _port(fields[1])
             if "master" in fields[2] and "fail" not in fields[2] and port in by_port:
                 masters[port] = by_port[port]
         return masters
+
+
+def _port(address: str) -> int:
+    """The port of a ``CLUSTER NODES`` address, ``host:port@cluster_port``."""
+    return int(address.partition("@")[0].rpartition(":")[2])
 
 
 def cli(port: int, *command: str, tls: Certificates | None = None) -> str:

@@ -883,6 +883,78 @@ def test_uncovered_slot_is_a_bounded_503_then_served_again(redis_cluster: RedisC
         store.close()
 
 
+def _replica_of(cluster: RedisClusterSet, master: int) -> int:
+    """The port of the live replica of the master at port ``master``."""
+    for node in cluster.nodes:
+        if (
+            node.process.poll() is None
+            and f"master_port:{master}" in cli(node.port, "INFO", "replication").split()
+        ):
+            return node.port
+    raise AssertionError(f"no replica of {master}")
+
+
+def _until_moved_off(cluster: RedisClusterSet, port: int) -> float:
+    """When every other node saw the slots of ``port`` served elsewhere (failed over)."""
+    deadline = time.monotonic() + 15
+    while not cluster.moved_off(port):
+        assert time.monotonic() < deadline, f"the slots of {port} were not failed over"
+        time.sleep(0.05)
+    return time.monotonic()
+
+
+@pytest.mark.servers
+def test_killed_master_is_a_bounded_503_then_every_thread_is_served_by_its_replica(
+    redis_cluster: RedisClusterSet,
+) -> None:
+    store = RedisStore(redis_cluster.url, prefix="p:")
+    calls: list[tuple[float, float, str]] = []  # (start, end, outcome) of every call
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            for call in (lambda: store.get("alice"), lambda: store.update("alice", {"user": "alice"}, 60)):
+                start = time.monotonic()
+                try:
+                    outcome = repr(call())
+                except SessionError:
+                    outcome = "503"
+                except Exception as exc:  # a 500: reported by the test
+                    outcome = repr(exc)
+                calls.append((start, time.monotonic(), outcome))
+            time.sleep(0.005)
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        # As under the e2e load: the topology changed once already (a replica took over by hand).
+        _, owner, _, _ = _slot_owner(redis_cluster, "p:alice")
+        cli(_replica_of(redis_cluster, owner), "CLUSTER", "FAILOVER")
+        _until_moved_off(redis_cluster, owner)
+        redis_cluster.wait_settled()
+        _, victim, _, _ = _slot_owner(redis_cluster, "p:alice")
+        cli(victim, "WAIT", "1", "1000")  # on the replica too: it will be promoted
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)
+        killed = time.monotonic()
+        next(node for node in redis_cluster.nodes if node.port == victim).process.kill()
+        over = _until_moved_off(redis_cluster, victim)
+        time.sleep(3)
+    finally:
+        stop.set()
+        for thread in threads:
+            if thread.ident is not None:  # started
+                thread.join(BOUND)
+        store.close()
+    assert {outcome for *_, outcome in calls} <= {"{'user': 'alice'}", "True", "503"}  # no 500, no logout
+    assert [start for start, _, outcome in calls if outcome == "503" and start > killed]  # the fault was met
+    assert max(end - start for start, end, _ in calls) < BOUND  # a 503 is quick, never a hang
+    # Within redis-py's interval between two topology refreshes (1 s) of the failover, every
+    # thread is served again, by itself.
+    assert [start - over for start, _, outcome in calls if outcome == "503" and start > over + 1.5] == []
+
+
 @pytest.mark.servers
 @pytest.mark.parametrize(
     ("credentials", "sentinel_user"),
