@@ -1029,7 +1029,7 @@ def test_tls_cluster_url_is_accepted_and_speaks_tls(url: str) -> None:
     # Refused at start-up: "sentinel_username and sentinel_password are for redis+sentinel URLs".
     store = RedisStore(url)
     try:
-        assert store._client._settings["ssl"] is True  # type: ignore[attr-defined]  # the LazyCluster's
+        assert store._client._cluster._settings["ssl"] is True  # type: ignore[attr-defined]  # ClusterReads's LazyCluster
     finally:
         store.close()
 
