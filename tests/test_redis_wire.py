@@ -80,12 +80,14 @@ def test_reply_is_read_whole_and_exactly(
         pytest.param(b"-LOADING Redis is loading\r\n", redis.exceptions.BusyLoadingError, id="LOADING"),
     ],
 )
-def test_error_reply_is_redis_pys_exception_not_a_value(
+def test_error_reply_raises_redis_pys_exception_never_a_value(
     pair: tuple[socket.socket, socket.socket], reply: bytes, error: type[Exception]
 ) -> None:
     ours, theirs = pair
     answer(theirs, reply)
-    assert type(exchange(ours, GET, redis)) is error
+    with pytest.raises(redis.RedisError) as raised:
+        exchange(ours, GET, redis)
+    assert type(raised.value) is error
 
 
 @pytest.mark.parametrize(

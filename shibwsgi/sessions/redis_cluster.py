@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ClusterReads"]
 
+#: Keys whose hash slot is remembered (the node serving a slot is looked up at every read).
+SLOTS_REMEMBERED = 4096
+
 
 class ClusterReads:
     """A :class:`.LazyCluster` whose ``get`` reads on per-thread connections to the key's master."""
@@ -33,16 +36,22 @@ class ClusterReads:
         self._cluster = cluster
         self._errors = (redis.RedisError, redis.exceptions.RedisClusterException)
         self._nodes: dict[str, ThreadConnections] = {}  # node name -> its threads' connections
+        self._slots: dict[str, int] = {}  # key -> its hash slot, which never changes
         self._lock = threading.Lock()
 
     def get(self, name: str) -> Any:
         cluster = self._cluster.cluster()
-        try:
-            node = cluster.get_node_from_key(name)
-            connections = self._nodes.get(node.name) or self._add(node)
-            return connections.get(name)
-        except self._errors:
-            return self._cluster.get(name)
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slot(cluster, name)
+        nodes = cluster.nodes_manager.slots_cache.get(slot)  # as RedisCluster.get_node_from_key reads it
+        if nodes:
+            try:
+                connections = self._nodes.get(nodes[0].name) or self._add(nodes[0])
+                return connections.get(name)
+            except self._errors:
+                pass
+        return self._cluster.get(name)
 
     def set(self, name: str, value: str, ex: int, xx: bool = False) -> Any:
         return self._cluster.set(name, value, ex=ex, xx=xx)
@@ -60,6 +69,14 @@ class ClusterReads:
         for connections in nodes.values():
             connections.close()
         self._cluster.close()
+
+    def _slot(self, cluster: Any, name: str) -> int:
+        """The hash slot of ``name``, remembered (hashing it costs half the rest of the read)."""
+        slot = int(cluster.keyslot(name))
+        if len(self._slots) >= SLOTS_REMEMBERED:
+            self._slots.clear()  # bounded; the next reads hash their keys again
+        self._slots[name] = slot
+        return slot
 
     def _add(self, node: Any) -> ThreadConnections:
         """The connections to ``node``, made with the settings ``RedisCluster`` gave it."""

@@ -44,6 +44,7 @@ class ThreadConnections:
         self._on_master = on_master
         self._dropped = redis.ConnectionError
         self._refused = redis.ResponseError
+        self._demoted: tuple[type[Exception], ...] = (redis.exceptions.ReadOnlyError,) if on_master else ()
         self._local = threading.local()
         self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -67,7 +68,11 @@ class ThreadConnections:
         self._local = threading.local()  # every thread's next command connects (and asks) anew
 
     def _run(self, command: bytes) -> Any:
-        held = self._held()
+        held = getattr(self._local, "held", None)
+        # The fork check is a system call, kept on every command: uWSGI forks its workers
+        # without running Python's fork hooks unless told to.
+        if held is None or held[0] != os.getpid() or (self._on_master and time.monotonic() >= held[2]):
+            held = self._held(held)
         try:
             try:
                 return self._send(held, command)
@@ -89,20 +94,16 @@ class ThreadConnections:
         if sock is None:
             held[1].send_packed_command((command,))
             return held[1].read_response()
-        reply = exchange(sock, command, self._redis)
-        if isinstance(reply, Exception):
-            if self._on_master is not None and isinstance(reply, self._redis.exceptions.ReadOnlyError):
-                # As redis-py's Sentinel connection has it: the master was demoted; retry on the new one.
-                raise self._dropped("the Sentinel master is now a replica")
-            raise reply
-        return reply
+        try:
+            return exchange(sock, command, self._redis)
+        except self._demoted:
+            # As redis-py's Sentinel connection has it: the master was demoted; retry on the new one.
+            raise self._dropped("the Sentinel master is now a replica") from None
 
-    def _held(self) -> list[Any]:
-        """This thread's ``[pid, connection, next master check, socket or None]``."""
-        held: list[Any] | None = getattr(self._local, "held", None)
-        if held is not None and held[0] == os.getpid():
-            if self._on_master is None or time.monotonic() < held[2]:
-                return held
+    def _held(self, held: list[Any] | None) -> list[Any]:
+        """This thread's ``[pid, connection, next master check, socket or None]``, when
+        ``held`` is none, another process's, or due for the master check."""
+        if held is not None and held[0] == os.getpid() and self._on_master is not None:
             if self._on_master(held[1]):
                 held[2] = time.monotonic() + MASTER_CHECK_EVERY
                 return held

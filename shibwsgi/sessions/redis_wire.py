@@ -48,10 +48,9 @@ def take_over(connection: Any) -> socket.socket | None:
 
 
 def exchange(sock: socket.socket, command: bytes, redis: Any) -> Any:
-    """Send ``command`` and return its reply: bytes, ``None``, an int, or the exception an
-    error reply is (redis-py's class for it). Socket failures raise redis-py's
-    ``TimeoutError`` or ``ConnectionError``; a reply that is not one of these,
-    ``InvalidResponse``."""
+    """Send ``command`` and return its reply: bytes, ``None`` or an int. An error reply raises
+    redis-py's exception for it; socket failures redis-py's ``TimeoutError`` or
+    ``ConnectionError``; a reply that is none of these ``InvalidResponse``."""
     try:
         sock.sendall(command)
         data = sock.recv(READ_SIZE)
@@ -59,27 +58,30 @@ def exchange(sock: socket.socket, command: bytes, redis: Any) -> Any:
         while end < 0:
             data = _more(sock, data, READ_SIZE)
             end = data.find(b"\r\n")
-        kind = data[:1]
-        if kind == b"$":
+        if data[0] == 36:  # "$", a bulk string: a session's text, or none
             size = int(data[1:end])
-            total = end + 2 if size < 0 else end + size + 4
-            while len(data) < total:
-                data = _more(sock, data, total - len(data))
-            reply: Any = None if size < 0 else data[end + 2 : total - 2]
-            if size >= 0 and data[total - 2 : total] != b"\r\n":
-                raise ValueError("a bulk string longer than announced")
+            if size < 0:
+                total, reply = end + 2, None
+            else:
+                total = end + size + 4
+                while len(data) < total:
+                    data = _more(sock, data, total - len(data))
+                if not data.endswith(b"\r\n"):
+                    raise ValueError("a bulk string longer than announced")
+                reply = data[end + 2 : -2]
         else:
-            total = end + 2
-            reply = _simple(kind, data[1:end], redis)
+            total, reply = end + 2, _simple(data[:1], data[1:end], redis)
         if len(data) != total:
             raise ValueError("bytes past the reply")
-        return reply
     except BlockingIOError:  # the kernel's timeout (EAGAIN)
         raise redis.TimeoutError("Timeout reading from or writing to the Redis server") from None
     except (OSError, _Closed) as exc:
         raise redis.ConnectionError(f"Error talking to the Redis server: {exc}") from None
     except ValueError as exc:  # also a header int() cannot read
         raise redis.exceptions.InvalidResponse(f"not a reply the store expects: {exc}") from None
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
 
 
 class _Closed(Exception):
@@ -94,7 +96,8 @@ def _more(sock: socket.socket, data: bytes, size: int) -> bytes:
 
 
 def _simple(kind: bytes, text: bytes, redis: Any) -> Any:
-    """The reply of a one-line type: ``+`` simple string, ``:`` integer, ``_`` null, ``-`` error."""
+    """The reply of a one-line type: ``+`` simple string, ``:`` integer, ``_`` null, ``-`` error
+    (the exception, raised by the caller once the reply is known to be whole)."""
     if kind == b"+":
         return text
     if kind == b":":
