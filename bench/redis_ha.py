@@ -16,8 +16,10 @@ the ratio of each mode against the target (``bench/report.py``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import itertools
+import os
 import shutil
 import socket
 import statistics
@@ -98,12 +100,14 @@ def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, Any]:
         command = b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(key), key.encode())
         timed = {
             "raw_get": raw_get(master_port(plain, key), key),
-            "wire_get": lambda: exchange(sock, command, redis),
-            "client_get": lambda: plain._client.get(key),
-            "store_get": lambda: plain.get(session.id),
-            "load": lambda: manager.load(session.id),
+            # partial, not lambda: no call frame of the benchmark's own in what is timed
+            "wire_get": functools.partial(exchange, sock, command, redis),
+            "client_get": functools.partial(plain._client.get, key),
+            "store_get": functools.partial(plain.get, session.id),
+            "load": functools.partial(manager.load, session.id),
             "set": lambda: plain.set("w", data, ttl=60),
             "delete": lambda: plain.delete("w"),
+            "fork_check": os.getpid,  # a system call the per-thread client makes on every command
         }
         if replicas:
             timed["set_min_replicas_1"] = lambda: acknowledged.set("w", data, ttl=60)
@@ -131,13 +135,14 @@ ROUNDS = 9
 
 def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[str, Any]:
     """Median seconds per call of each operation, and ``<name>_cpu``: this process's CPU seconds
-    per call, over rounds that time every operation in turn; ``profile``: the CPU seconds each
-    layer of the session load adds to the one before (median over rounds of the difference).
-    ``<name>_per_raw_get``: the median over rounds of :func:`paired`'s ratio to the raw ``GET``,
-    with ``<name>_per_raw_get_rounds`` every round's. GC is off while timing."""
+    per call, over rounds that time every operation in turn. ``<name>_per_raw_get``: the median over rounds of the ratio of :func:`paired`'s medians, with
+    ``<name>_per_raw_get_rounds`` every round's and ``<name>_paired`` the medians of the round
+    with the median ratio; ``profile``: the seconds each layer of the session load adds to the
+    one before, from those ratios (median over rounds). GC is off while timing."""
     counts = {name: calibrate(operation, seconds / 3) for name, operation in timed.items()}
     rounds: dict[str, list[float]] = {name: [] for name in timed}
     ratios: dict[str, list[float]] = {name: [] for name in STEPS[1:]}
+    pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in STEPS[1:]}
     cpu: dict[str, list[float]] = {name: [] for name in timed}
     gc.disable()
     try:
@@ -150,7 +155,9 @@ def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[
                 rounds[name].append((time.perf_counter() - start) / n)
                 cpu[name].append((time.process_time() - start_cpu) / n)
             for name in STEPS[1:]:
-                ratios[name].append(paired(timed["raw_get"], timed[name], counts[name] // 2))
+                pair = paired(timed["raw_get"], timed[name], counts[name] // 2)
+                ratios[name].append(pair[0] / pair[1])
+                pairs[name].append(pair)
     finally:
         gc.enable()
     figures: dict[str, Any] = {name: statistics.median(values) for name, values in rounds.items()}
@@ -160,19 +167,26 @@ def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[
     for name in STEPS[1:]:
         figures[f"{name}_per_raw_get"] = statistics.median(ratios[name])
         figures[f"{name}_per_raw_get_rounds"] = ratios[name]
+        # The pair's own medians (seconds): what the ratio divides, from the round with the median ratio.
+        figures[f"{name}_paired"] = sorted(pairs[name], key=lambda pair: pair[0] / pair[1])[
+            len(pairs[name]) // 2
+        ]
+    # What each layer adds, in seconds of a paired call: its ratio step times the raw GET.
+    ratios["raw_get"] = [1.0] * ROUNDS
+    raws = [raw for _, raw in pairs["load"]]
     figures["profile"] = {
         LAYERS[name]: statistics.median(
-            [after - before for before, after in zip(cpu[previous], cpu[name], strict=True)]
+            (ratios[name][index] - ratios[previous][index]) * raws[index] for index in range(ROUNDS)
         )
         for previous, name in itertools.pairwise(STEPS)
     }
     return figures
 
 
-def paired(raw: Callable[[], object], operation: Callable[[], object], n: int) -> float:
-    """The median time of ``operation`` over the median time of ``raw``, timed call by call,
-    one after the other, ``n`` times each: both meet the same machine, microseconds apart (a
-    busy neighbour slows the pair, not the ratio; the median drops the calls it interrupted)."""
+def paired(raw: Callable[[], object], operation: Callable[[], object], n: int) -> tuple[float, float]:
+    """The median seconds of ``operation`` and of ``raw``, timed call by call, one after the
+    other, ``n`` times each: both meet the same machine, microseconds apart (a busy neighbour
+    slows the pair, not their ratio; the median drops the calls it interrupted)."""
     clock = time.perf_counter_ns
     raws, operations = [0] * n, [0] * n
     for index in range(n):
@@ -182,7 +196,7 @@ def paired(raw: Callable[[], object], operation: Callable[[], object], n: int) -
         operation()
         operations[index] = clock() - middle
         raws[index] = middle - start
-    return statistics.median(operations) / statistics.median(raws)
+    return statistics.median(operations) / 1e9, statistics.median(raws) / 1e9
 
 
 def calibrate(operation: Callable[[], object], seconds: float) -> int:
@@ -236,7 +250,7 @@ def main() -> None:
             f" | load {figures['load_per_raw_get']:4.2f}x (rounds {spread[0]:.2f}-{spread[-1]:.2f};"
             " steps " + " ".join(f"{figures[step + '_per_raw_get']:.3f}" for step in STEPS[1:]) + ")"
             f" | CPU raw {figures['raw_get_cpu'] * 1e6:.1f} us, load {figures['load_cpu'] * 1e6:.1f} us"
-            " | beyond the round trip (CPU): "
+            " | beyond the round trip: "
             + ", ".join(f"{layer} {value * 1e6:+.2f} us" for layer, value in figures["profile"].items())
             + " | "
             + ", ".join(
