@@ -101,7 +101,7 @@ def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, Any]:
         timed = {
             "raw_get": raw_get(master_port(plain, key), key),
             # partial, not lambda: no call frame of the benchmark's own in what is timed
-            "wire_get": functools.partial(exchange, sock, command, redis),
+            "wire_get": functools.partial(exchange, redis, sock, command),
             "client_get": functools.partial(plain._client.get, key),
             "store_get": functools.partial(plain.get, session.id),
             "load": functools.partial(manager.load, session.id),

@@ -1,4 +1,5 @@
-"""The store's own reading of Redis replies off a socket (shibwsgi.sessions.redis_wire).
+"""The store's own reading of Redis replies off a socket (shibwsgi.sessions.redis_wire), and
+what its per-thread connections make of them (shibwsgi.sessions.redis_threads).
 
 A reply read wrong is a session read wrong: another command's reply taken for this one
 (bytes past the reply), a value cut short, an error taken for a value. Each must be an
@@ -7,6 +8,7 @@ error that drops the connection (a 503), never a value.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from shibwsgi.sessions.redis_threads import ThreadConnections
 from shibwsgi.sessions.redis_wire import exchange, take_over
 
 if TYPE_CHECKING:
@@ -65,7 +68,7 @@ def test_reply_is_read_whole_and_exactly(
 ) -> None:
     ours, theirs = pair
     thread = answer(theirs, *([reply[n : n + 1] for n in range(len(reply))] if split else [reply]))
-    assert exchange(ours, GET, redis) == value
+    assert exchange(redis, ours, GET) == value
     thread.join()
 
 
@@ -86,7 +89,7 @@ def test_error_reply_raises_redis_pys_exception_never_a_value(
     ours, theirs = pair
     answer(theirs, reply)
     with pytest.raises(redis.RedisError) as raised:
-        exchange(ours, GET, redis)
+        exchange(redis, ours, GET)
     assert type(raised.value) is error
 
 
@@ -110,7 +113,7 @@ def test_reply_out_of_step_or_unexpected_is_invalid_never_a_value(
     ours, theirs = pair
     answer(theirs, reply)
     with pytest.raises(redis.exceptions.InvalidResponse):
-        exchange(ours, GET, redis)
+        exchange(redis, ours, GET)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +131,7 @@ def test_server_closing_mid_reply_is_a_connection_error(
     theirs.sendall(reply)
     theirs.shutdown(socket.SHUT_WR)
     with pytest.raises(redis.ConnectionError):
-        exchange(ours, GET, redis)
+        exchange(redis, ours, GET)
 
 
 class _Connection:
@@ -148,7 +151,7 @@ def test_taken_over_socket_that_never_answers_times_out(pair: tuple[socket.socke
 
     def run() -> None:
         try:
-            exchange(ours, GET, redis)
+            exchange(redis, ours, GET)
         except BaseException as exc:  # handed to the test
             outcome.append(exc)
 
@@ -166,3 +169,58 @@ def test_tls_socket_is_left_to_redis_py() -> None:
         sock.settimeout(1.0)
         assert take_over(_Connection(sock, 1.0)) is None
         assert sock.gettimeout() == 1.0
+
+
+def readonly_master() -> tuple[socket.socket, list[socket.socket]]:
+    """A fake Redis on 127.0.0.1: ``+OK`` to every command but ``SET``, which gets ``READONLY``
+    (a master the sentinels have demoted); and the connections it accepted."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+
+    def handle(peer: socket.socket) -> None:
+        with peer:
+            while packet := peer.recv(65536):
+                if b"SET\r\n" in packet:
+                    peer.sendall(b"-READONLY You can't write against a read only replica.\r\n")
+                else:
+                    peer.sendall(b"+OK\r\n" * sum(line.startswith(b"*") for line in packet.split(b"\r\n")))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                peer, _ = listener.accept()
+                accepted.append(peer)
+                threading.Thread(target=handle, args=(peer,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, accepted
+
+
+@pytest.mark.parametrize(
+    ("sentinel", "error", "connections"),
+    [
+        # Retried once on the master the sentinels name, then a 503; never used again.
+        pytest.param(True, redis.ConnectionError, [2, 3], id="Sentinel"),
+        # One server, READONLY is its answer: the connection is in step and kept.
+        pytest.param(False, redis.exceptions.ReadOnlyError, [1, 1], id="one Redis"),
+    ],
+)
+def test_readonly_answer_from_a_demoted_sentinel_master_moves_to_a_new_connection(
+    sentinel: bool, error: type[Exception], connections: list[int]
+) -> None:
+    listener, accepted = readonly_master()
+    port = listener.getsockname()[1]
+    threads = ThreadConnections(
+        lambda: redis.Connection(host="127.0.0.1", port=port, socket_timeout=2, protocol=2),
+        (lambda connection: True) if sentinel else None,
+    )
+    try:
+        with pytest.raises(redis.RedisError) as raised:
+            threads.set("k", "v", 60, xx=True)
+        assert type(raised.value) is error
+        seen = [len(accepted)]
+        assert threads.delete("k") == b"OK"
+        assert [*seen, len(accepted)] == connections
+    finally:
+        threads.close()
+        listener.close()

@@ -8,6 +8,7 @@ three commands are packed here and sent on its socket (:mod:`.redis_wire`).
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -44,7 +45,9 @@ class ThreadConnections:
         self._on_master = on_master
         self._dropped = redis.ConnectionError
         self._refused = redis.ResponseError
+        # A demoted Sentinel master's READONLY: retried on the master the sentinels name now.
         self._demoted: tuple[type[Exception], ...] = (redis.exceptions.ReadOnlyError,) if on_master else ()
+        self._retried = (redis.ConnectionError, *self._demoted)
         self._local = threading.local()
         self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
 
@@ -75,50 +78,57 @@ class ThreadConnections:
             held = self._held(held)
         try:
             try:
-                return self._send(held, command)
-            except self._dropped:
+                return held[4](command)
+            except self._retried:
                 held[1].disconnect()
                 self._open(held)
-                return self._send(held, command)
+                return held[4](command)
+        except self._demoted:
+            # As redis-py's Sentinel connection has it: the master was demoted (the retry
+            # above went to the one the sentinels name); a 503, and a new connection next time.
+            self._drop(held)
+            raise self._dropped("the Sentinel master is now a replica") from None
         except self._refused:
             raise  # the server answered with an error: the connection is in step
         except BaseException:
             # An unread reply must never be read as the next command's: start afresh, on a
             # new connection (connect() again: a Sentinel one asks where the master is now).
-            held[1].disconnect()
-            self._local.held = None
+            self._drop(held)
             raise
 
-    def _send(self, held: list[Any], command: bytes) -> Any:
-        sock = held[3]
-        if sock is None:
-            held[1].send_packed_command((command,))
-            return held[1].read_response()
-        try:
-            return exchange(sock, command, self._redis)
-        except self._demoted:
-            # As redis-py's Sentinel connection has it: the master was demoted; retry on the new one.
-            raise self._dropped("the Sentinel master is now a replica") from None
-
     def _held(self, held: list[Any] | None) -> list[Any]:
-        """This thread's ``[pid, connection, next master check, socket or None]``, when
+        """This thread's ``[pid, connection, next master check, socket or None, send]``, when
         ``held`` is none, another process's, or due for the master check."""
         if held is not None and held[0] == os.getpid() and self._on_master is not None:
             if self._on_master(held[1]):
                 held[2] = time.monotonic() + MASTER_CHECK_EVERY
                 return held
             held[1].disconnect()  # a demoted (or not yet demoted) old master: never read it again
-        held = [os.getpid(), self._connect(), 0.0, None]
+        held = [os.getpid(), self._connect(), 0.0, None, None]
         self._opened.add(held[1])
         self._open(held)
         self._local.held = held
         return held
 
     def _open(self, held: list[Any]) -> None:
+        connection = held[1]
         # Explicitly: sending on an unconnected Sentinel connection would not ask the sentinels.
-        held[1].connect()
+        connection.connect()
         held[2] = time.monotonic() + MASTER_CHECK_EVERY
-        held[3] = take_over(held[1])
+        held[3] = sock = take_over(connection)
+        if sock is not None:
+            held[4] = functools.partial(exchange, self._redis, sock)
+            return
+
+        def send(command: bytes) -> Any:  # TLS: redis-py's send and read
+            connection.send_packed_command((command,))
+            return connection.read_response()
+
+        held[4] = send
+
+    def _drop(self, held: list[Any]) -> None:
+        held[1].disconnect()
+        self._local.held = None
 
 
 def set_up(connection: Any) -> None:

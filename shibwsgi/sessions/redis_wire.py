@@ -47,8 +47,9 @@ def take_over(connection: Any) -> socket.socket | None:
     return sock
 
 
-def exchange(sock: socket.socket, command: bytes, redis: Any) -> Any:
-    """Send ``command`` and return its reply: bytes, ``None`` or an int. An error reply raises
+def exchange(redis: Any, sock: socket.socket, command: bytes) -> Any:
+    """Send ``command`` on ``sock`` and return its reply: bytes, ``None`` or an int (``redis``:
+    the redis-py module, whose exceptions are raised). An error reply raises
     redis-py's exception for it; socket failures redis-py's ``TimeoutError`` or
     ``ConnectionError``; a reply that is none of these ``InvalidResponse``."""
     try:
