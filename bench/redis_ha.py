@@ -2,16 +2,24 @@
 
 For each mode, on loopback: a raw socket ``GET`` of a session-sized value (one round trip and
 nothing else, the floor), ``RedisStore.get`` and ``SessionManager.load`` of an unchanged
-session (what a lazy-session request pays), each as a ratio to the raw round trip; then the
-writes (``set``, ``delete``) without and with ``min_replicas=1`` (``WAIT 1`` after each), whose
-difference is what acknowledged writes cost. Servers: tests/ha_redis.py's (a master, a replica
-and three sentinels; three masters with a replica each). Not part of ``make bench``'s table.
+session (what a lazy-session request pays), each as a ratio to the raw round trip timed in
+the same round; then the writes (``set``, ``delete``) without and with ``min_replicas=1``
+(``WAIT 1`` after each), whose difference is what acknowledged writes cost. What the session
+path pays beyond the round trip is broken down by timing it in steps, each one adding a layer:
+the store's own send and reply parse on its socket, the per-thread client (connection lookup,
+the fork check, packing; the slot lookup for a Cluster), the store (key, decode cache), the
+session manager (session cache, deadline). Servers: tests/ha_redis.py's (a master, a replica
+and three sentinels; three masters with a replica each). ``make bench`` runs it and reports
+the ratio of each mode against the target (``bench/report.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
+import itertools
+import os
 import shutil
 import socket
 import statistics
@@ -23,9 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from shibwsgi.sessions import RedisStore
 from shibwsgi.sessions.manager import SessionManager
+from shibwsgi.sessions.redis_wire import exchange
 
 from .servers import ROOT, redis_server
-from .stores import ROUNDS, identity
+from .stores import identity
 
 if str(ROOT / "tests") not in sys.path:
     sys.path.insert(0, str(ROOT / "tests"))
@@ -66,9 +75,19 @@ def master_port(store: RedisStore, key: str) -> int:
         connection.disconnect()
 
 
-def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, float]:
-    """Seconds per operation on one mode: the raw ``GET``, the store's read, the session load,
-    the writes, and (``replicas``) the writes with ``min_replicas=1``."""
+def thread_socket(store: RedisStore, key: str) -> Any:
+    """The socket of this thread's connection the store reads ``key`` on (after one read)."""
+    client = store._client
+    if hasattr(client, "_nodes"):  # Cluster: the connections to the key's master
+        client = client._nodes[client._cluster.cluster().get_node_from_key(key).name]
+    return client._local.held[3]
+
+
+def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, Any]:
+    """Seconds per operation on one mode: the raw ``GET``, the steps of the session load, the
+    writes, and (``replicas``) the writes with ``min_replicas=1``."""
+    import redis
+
     plain = RedisStore(url, prefix=PREFIX)
     acknowledged = RedisStore(url + ("&" if "?" in url else "?") + "min_replicas=1", prefix=PREFIX)
     try:
@@ -76,12 +95,19 @@ def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, float]:
         session = manager.start(identity(3))
         key = PREFIX + session.id
         data = session.to_data()
+        manager.load(session.id)
+        sock = thread_socket(plain, key)
+        command = b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(key), key.encode())
         timed = {
             "raw_get": raw_get(master_port(plain, key), key),
-            "store_get": lambda: plain.get(session.id),
-            "load": lambda: manager.load(session.id),
+            # partial, not lambda: no call frame of the benchmark's own in what is timed
+            "wire_get": functools.partial(exchange, redis, sock, command),
+            "client_get": functools.partial(plain._client.get, key),
+            "store_get": functools.partial(plain.get, session.id),
+            "load": functools.partial(manager.load, session.id),
             "set": lambda: plain.set("w", data, ttl=60),
             "delete": lambda: plain.delete("w"),
+            "fork_check": os.getpid,  # a system call the per-thread client makes on every command
         }
         if replicas:
             timed["set_min_replicas_1"] = lambda: acknowledged.set("w", data, ttl=60)
@@ -92,14 +118,31 @@ def measure(url: str, *, replicas: bool, seconds: float) -> dict[str, float]:
         acknowledged.close()
 
 
-def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[str, float]:
-    """Median seconds per call of each operation; ``<name>_per_raw_get``: the median over
-    rounds of its ratio to the raw ``GET`` timed in the same round (a busy machine slows a
-    round, not a ratio); ``<name>_cpu``: this process's CPU seconds per call. Each round
-    times every operation in turn; GC is off while timing."""
-    counts = {name: calibrate(operation, seconds) for name, operation in timed.items()}
+#: The steps of the session load, each adding a layer to the one before (see the docstring).
+STEPS = ("raw_get", "wire_get", "client_get", "store_get", "load")
+#: What each step adds to the one before it, as the report names it.
+LAYERS = {
+    "wire_get": "send + reply parse",
+    "client_get": "per-thread client",
+    "store_get": "store + decode cache",
+    "load": "session manager",
+}
+
+
+#: Rounds of the interleaved timing, each timing every operation for a third of ``seconds``.
+ROUNDS = 9
+
+
+def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[str, Any]:
+    """Median seconds per call of each operation, and ``<name>_cpu``: this process's CPU seconds
+    per call, over rounds that time every operation in turn. ``<name>_per_raw_get``: the median over rounds of the ratio of :func:`paired`'s medians, with
+    ``<name>_per_raw_get_rounds`` every round's and ``<name>_paired`` the medians of the round
+    with the median ratio; ``profile``: the seconds each layer of the session load adds to the
+    one before, from those ratios (median over rounds). GC is off while timing."""
+    counts = {name: calibrate(operation, seconds / 3) for name, operation in timed.items()}
     rounds: dict[str, list[float]] = {name: [] for name in timed}
-    ratios: dict[str, list[float]] = {name: [] for name in timed}
+    ratios: dict[str, list[float]] = {name: [] for name in STEPS[1:]}
+    pairs: dict[str, list[tuple[float, float]]] = {name: [] for name in STEPS[1:]}
     cpu: dict[str, list[float]] = {name: [] for name in timed}
     gc.disable()
     try:
@@ -111,16 +154,49 @@ def interleaved(timed: dict[str, Callable[[], object]], seconds: float) -> dict[
                     operation()
                 rounds[name].append((time.perf_counter() - start) / n)
                 cpu[name].append((time.process_time() - start_cpu) / n)
-            for name in timed:
-                ratios[name].append(rounds[name][-1] / rounds["raw_get"][-1])
+            for name in STEPS[1:]:
+                pair = paired(timed["raw_get"], timed[name], counts[name] // 2)
+                ratios[name].append(pair[0] / pair[1])
+                pairs[name].append(pair)
     finally:
         gc.enable()
-    figures = {name: statistics.median(values) for name, values in rounds.items()}
+    figures: dict[str, Any] = {name: statistics.median(values) for name, values in rounds.items()}
     # This process's CPU per call: what the client adds to the round trip, unblurred by the
     # other processes that share the cores.
-    figures.update({f"{name}_cpu": statistics.median(cpu[name]) for name in ("raw_get", "store_get", "load")})
-    figures.update({f"{name}_per_raw_get": statistics.median(ratios[name]) for name in ("store_get", "load")})
+    figures.update({f"{name}_cpu": statistics.median(cpu[name]) for name in STEPS})
+    for name in STEPS[1:]:
+        figures[f"{name}_per_raw_get"] = statistics.median(ratios[name])
+        figures[f"{name}_per_raw_get_rounds"] = ratios[name]
+        # The pair's own medians (seconds): what the ratio divides, from the round with the median ratio.
+        figures[f"{name}_paired"] = sorted(pairs[name], key=lambda pair: pair[0] / pair[1])[
+            len(pairs[name]) // 2
+        ]
+    # What each layer adds, in seconds of a paired call: its ratio step times the raw GET.
+    ratios["raw_get"] = [1.0] * ROUNDS
+    raws = [raw for _, raw in pairs["load"]]
+    figures["profile"] = {
+        LAYERS[name]: statistics.median(
+            (ratios[name][index] - ratios[previous][index]) * raws[index] for index in range(ROUNDS)
+        )
+        for previous, name in itertools.pairwise(STEPS)
+    }
     return figures
+
+
+def paired(raw: Callable[[], object], operation: Callable[[], object], n: int) -> tuple[float, float]:
+    """The median seconds of ``operation`` and of ``raw``, timed call by call, one after the
+    other, ``n`` times each: both meet the same machine, microseconds apart (a busy neighbour
+    slows the pair, not their ratio; the median drops the calls it interrupted)."""
+    clock = time.perf_counter_ns
+    raws, operations = [0] * n, [0] * n
+    for index in range(n):
+        start = clock()
+        raw()
+        middle = clock()
+        operation()
+        operations[index] = clock() - middle
+        raws[index] = middle - start
+    return statistics.median(operations) / 1e9, statistics.median(raws) / 1e9
 
 
 def calibrate(operation: Callable[[], object], seconds: float) -> int:
@@ -168,10 +244,15 @@ def main() -> None:
         found = run(Path(folder), seconds=0.2, progress=lambda message: None)
     for name, figures in found.get("modes", {}).items():
         raw = figures["raw_get"]
+        spread = sorted(figures["load_per_raw_get_rounds"])
         print(
             f"{name:<10} raw GET {raw * 1e6:6.1f} us | store.get {figures['store_get_per_raw_get']:4.2f}x"
-            f" | load {figures['load_per_raw_get']:4.2f}x | CPU raw {figures['raw_get_cpu'] * 1e6:.1f} us,"
-            f" load {figures['load_cpu'] * 1e6:.1f} us | "
+            f" | load {figures['load_per_raw_get']:4.2f}x (rounds {spread[0]:.2f}-{spread[-1]:.2f};"
+            " steps " + " ".join(f"{figures[step + '_per_raw_get']:.3f}" for step in STEPS[1:]) + ")"
+            f" | CPU raw {figures['raw_get_cpu'] * 1e6:.1f} us, load {figures['load_cpu'] * 1e6:.1f} us"
+            " | beyond the round trip: "
+            + ", ".join(f"{layer} {value * 1e6:+.2f} us" for layer, value in figures["profile"].items())
+            + " | "
             + ", ".join(
                 f"{key} {value * 1e6:.1f} us"
                 for key, value in figures.items()

@@ -1102,7 +1102,7 @@ def test_tls_cluster_url_is_accepted_and_speaks_tls(url: str) -> None:
     # The CA file must exist: a missing one is refused at start-up too.
     store = RedisStore(url.format(ca=certifi.where()))
     try:
-        assert store._client._settings["ssl"] is True  # type: ignore[attr-defined]  # the LazyCluster's
+        assert store._client._cluster._settings["ssl"] is True  # type: ignore[attr-defined]  # ClusterReads's LazyCluster
     finally:
         store.close()
 

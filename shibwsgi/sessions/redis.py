@@ -10,10 +10,12 @@ for invalidations, was no cheaper than a loopback ``GET``. So the round trip sta
 is saved is the JSON decode: the store keeps the bytes it last decoded per session and
 reuses the result while Redis returns the same bytes. And a store made from a
 ``redis://`` or ``redis+sentinel://`` URL sends its commands on one connection per thread,
-outside redis-py's client, packed by the store: the client's pool checkout, retry wrapper,
-event dispatch, metrics and command packer cost as much again as the loopback round trip
-itself (``make bench``). A Cluster store uses redis-py's ``RedisCluster``, which follows
-slots as they move between nodes.
+outside redis-py's client (:mod:`.redis_threads`): the client's pool checkout, retry
+wrapper, event dispatch, metrics, command packer and socket polls cost as much again as the
+loopback round trip itself (``make bench``). A Cluster store reads the same way from the
+master redis-py's ``RedisCluster`` names for the key, and goes through ``RedisCluster``,
+which follows slots as they move between nodes, for its writes and whenever that read fails
+(:mod:`.redis_cluster`).
 
 Renewing a session is ``SET ... XX``, which writes only if the key still exists: a request
 racing ``/logout`` cannot bring the session back.
@@ -28,21 +30,17 @@ elsewhere with part of it.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
-import threading
-import time
-import weakref
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 from ..errors import ConfigError, SessionError
 from ..lru import BoundedLRU, footprint
 from .base import check_ttl, dump, load
+from .redis_cluster import ClusterReads
 from .redis_ha import (
     HA_SCHEMES,
-    MASTER_CHECK_EVERY,
     Acknowledged,
     Replicas,
     cluster_client,
@@ -52,6 +50,7 @@ from .redis_ha import (
     take_replicas,
 )
 from .redis_settings import bad_url, check_settings, socket_timeout, with_timeouts
+from .redis_threads import ThreadConnections, set_up
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -211,8 +210,8 @@ class RedisStore:
         parts = self._parts(url)
         mode = HA_SCHEMES.get(parts[0][:-1].lower(), ("plain",))[0]
         if mode == "cluster":
-            # Slots move between nodes: redis-py's client follows them; no per-thread path here.
-            cluster = cluster_client(redis, url, self._location)
+            # Slots move between nodes: reads go by redis-py's slot table, writes through its client.
+            cluster = ClusterReads(cluster_client(redis, url, self._location))
             return cluster, cluster.close, cluster.master_for
         pooled: Any
         if mode == "sentinel":
@@ -239,8 +238,8 @@ class RedisStore:
         # A Sentinel connection asks the sentinels for the master each time it connects, and
         # a demoted master's READONLY answer is a ConnectionError: the retry finds the new one.
         pool = pooled.connection_pool
-        pool.connection_kwargs["redis_connect_func"] = _set_up  # the per-thread connections' and WAIT's
-        connections = _ThreadConnections(
+        pool.connection_kwargs["redis_connect_func"] = set_up  # the per-thread connections' and WAIT's
+        connections = ThreadConnections(
             lambda: pool.connection_class(**pool.connection_kwargs),
             on_master if mode == "sentinel" else None,
         )
@@ -278,106 +277,6 @@ class RedisStore:
             "that the Redis server is running and reachable from this host, and the URL's "
             "password, database number and TLS settings."
         )
-
-
-class _ThreadConnections:
-    """The :class:`RedisClient` calls, each thread of each process on its own connection.
-
-    No pool and no lock: a thread's connection is only ever used by that thread, and a
-    process forked after a connection was opened opens its own. A connection is opened
-    on first use and again after an error; a connection the server dropped (an idle
-    timeout) is retried once on a new one, which every command here allows. With
-    ``on_master`` (Sentinel), a connection not asked about for ``MASTER_CHECK_EVERY``
-    seconds is used only if the sentinels still name its server the master.
-    """
-
-    def __init__(self, connect: Callable[[], Any], on_master: Callable[[Any], bool] | None = None) -> None:
-        import redis
-
-        self._connect = connect
-        self._on_master = on_master
-        self._dropped = redis.ConnectionError
-        self._refused = redis.ResponseError
-        self._local = threading.local()
-        self._opened: weakref.WeakSet[Any] = weakref.WeakSet()
-
-    def get(self, name: str) -> Any:
-        key = name.encode()
-        return self._run(b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(key), key))
-
-    def set(self, name: str, value: str, ex: int, xx: bool = False) -> bool:
-        return self._run(_pack("SET", name, value, "EX", str(ex), *(("XX",) if xx else ()))) is not None
-
-    def delete(self, *names: str) -> Any:
-        return self._run(_pack("DEL", *names))
-
-    def close(self) -> None:
-        """Close every thread's connection; the next command opens a new one.
-
-        Call it when no other thread is using the store.
-        """
-        for connection in list(self._opened):
-            connection.disconnect()
-        self._local = threading.local()  # every thread's next command connects (and asks) anew
-
-    def _run(self, command: bytes) -> Any:
-        connection = self._connection()
-        try:
-            try:
-                connection.send_packed_command((command,))
-                return connection.read_response()
-            except self._dropped:
-                connection.disconnect()
-                connection.connect()
-                connection.send_packed_command((command,))
-                return connection.read_response()
-        except self._refused:
-            raise  # the server answered with an error: the connection is in step
-        except BaseException:
-            # An unread reply must never be read as the next command's: start afresh, on a
-            # new connection (connect() again: a Sentinel one asks where the master is now).
-            connection.disconnect()
-            self._local.held = None
-            raise
-
-    def _connection(self) -> Any:
-        pid = os.getpid()
-        held = getattr(self._local, "held", None)
-        if held is not None and held[0] == pid:
-            if self._on_master is None or time.monotonic() < held[2]:
-                return held[1]
-            if self._on_master(held[1]):
-                held[2] = time.monotonic() + MASTER_CHECK_EVERY
-                return held[1]
-            held[1].disconnect()  # a demoted (or not yet demoted) old master: never read it again
-        connection = self._connect()
-        # Explicitly: sending on an unconnected Sentinel connection would not ask the sentinels.
-        connection.connect()
-        self._opened.add(connection)
-        self._local.held = [pid, connection, time.monotonic() + MASTER_CHECK_EVERY]
-        return connection
-
-
-def _set_up(connection: Any) -> None:
-    """redis-py's connection set-up (``HELLO``, ``AUTH``, ``SELECT``), where answers that are
-    not Redis's are a ``ConnectionError`` (a 503): redis-py reads them as if they were, and a
-    ``:1`` where a map belongs raises ``AttributeError`` (a 500)."""
-    import redis
-
-    try:
-        connection.on_connect()
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise redis.ConnectionError(
-            f"the server's answers to the connection set-up are not Redis's ({type(exc).__name__}): "
-            "is this host and port a Redis server?"
-        ) from None
-
-
-def _pack(*words: str) -> bytes:
-    """A command as Redis reads it (RESP: an array of bulk strings, UTF-8), packed here
-    because redis-py's packer costs a quarter of a loopback round trip (``make bench``)."""
-    encoded = [word.encode() for word in words]
-    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%b\r\n" % (len(word), word) for word in encoded)
 
 
 def mask_url(url: str) -> str:

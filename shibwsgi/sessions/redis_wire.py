@@ -1,0 +1,112 @@
+"""The store's commands on a connection's own socket: one send, one read, nothing else.
+
+redis-py connects and sets a connection up (``HELLO``, ``AUTH``, ``SELECT``); then
+:func:`take_over` moves the socket's timeout into the kernel (``SO_RCVTIMEO`` and
+``SO_SNDTIMEO``) and makes the socket blocking, and :func:`exchange` sends a packed command
+and reads its one reply. CPython polls a socket that has a timeout before every send and
+every receive: two system calls per command on top of the round trip's two, plus
+redis-py's health check, event dispatch and parser layers (``make bench`` shows the
+profile). The kernel's timeout still bounds every wait: a server that stops answering is a
+``TimeoutError`` within the connection's ``socket_timeout``.
+
+Only the replies the store's ``GET``, ``SET`` and ``DEL`` can get are read (bulk string,
+null, simple string, integer, error, in RESP2 or RESP3); anything else, or bytes past the
+reply, is ``InvalidResponse`` and the caller drops the connection: a reply is never read as
+the next command's.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Any
+
+__all__ = ["exchange", "take_over"]
+
+#: Bytes asked of the socket at once for a reply's first part.
+READ_SIZE = 65536
+
+
+def take_over(connection: Any) -> socket.socket | None:
+    """The connected ``connection``'s socket, made blocking with the kernel enforcing its
+    ``socket_timeout``; ``None`` (leave it to redis-py) for TLS or where that cannot be set."""
+    sock = getattr(connection, "_sock", None)
+    if type(sock) is not socket.socket:  # TLS (an SSLSocket), or a redis-py that keeps it elsewhere
+        return None
+    timeout = connection.socket_timeout
+    seconds = 0 if timeout is None else int(timeout)
+    # Zero means no timeout to the kernel: a timeout under a microsecond waits one.
+    micros = 0 if timeout is None else max(round((timeout - seconds) * 1e6), 0 if seconds else 1)
+    try:
+        value = struct.pack("@ll", seconds, micros)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    except (OSError, struct.error):
+        return None
+    sock.settimeout(None)
+    return sock
+
+
+def exchange(redis: Any, sock: socket.socket, command: bytes) -> Any:
+    """Send ``command`` on ``sock`` and return its reply: bytes, ``None`` or an int (``redis``:
+    the redis-py module, whose exceptions are raised). An error reply raises
+    redis-py's exception for it; socket failures redis-py's ``TimeoutError`` or
+    ``ConnectionError``; a reply that is none of these ``InvalidResponse``."""
+    try:
+        sock.sendall(command)
+        data = sock.recv(READ_SIZE)
+        end = data.find(b"\r\n")
+        while end < 0:
+            data = _more(sock, data, READ_SIZE)
+            end = data.find(b"\r\n")
+        if data[0] == 36:  # "$", a bulk string: a session's text, or none
+            size = int(data[1:end])
+            if size < 0:
+                total, reply = end + 2, None
+            else:
+                total = end + size + 4
+                while len(data) < total:
+                    data = _more(sock, data, total - len(data))
+                if not data.endswith(b"\r\n"):
+                    raise ValueError("a bulk string longer than announced")
+                reply = data[end + 2 : -2]
+        else:
+            total, reply = end + 2, _simple(data[:1], data[1:end], redis)
+        if len(data) != total:
+            raise ValueError("bytes past the reply")
+    except BlockingIOError:  # the kernel's timeout (EAGAIN)
+        raise redis.TimeoutError("Timeout reading from or writing to the Redis server") from None
+    except (OSError, _Closed) as exc:
+        raise redis.ConnectionError(f"Error talking to the Redis server: {exc}") from None
+    except ValueError as exc:  # also a header int() cannot read
+        raise redis.exceptions.InvalidResponse(f"not a reply the store expects: {exc}") from None
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+class _Closed(Exception):
+    """The server closed the connection."""
+
+
+def _more(sock: socket.socket, data: bytes, size: int) -> bytes:
+    chunk = sock.recv(size)
+    if not chunk:
+        raise _Closed("the server closed the connection")
+    return data + chunk
+
+
+def _simple(kind: bytes, text: bytes, redis: Any) -> Any:
+    """The reply of a one-line type: ``+`` simple string, ``:`` integer, ``_`` null, ``-`` error
+    (the exception, raised by the caller once the reply is known to be whole)."""
+    if kind == b"+":
+        return text
+    if kind == b":":
+        return int(text)
+    if kind == b"_" and not text:
+        return None
+    if kind == b"-":
+        from redis._parsers import BaseParser
+
+        return BaseParser.parse_error(text.decode("utf-8", "replace"))  # type: ignore[no-untyped-call]
+    raise ValueError(f"a reply of type {kind!r}")
