@@ -413,27 +413,31 @@ def test_redis_connection_dropped_by_the_server_is_reopened_without_an_error(
 
 @pytest.mark.servers
 @pytest.mark.parametrize("kind", ["redis", "sentinel"])
-@pytest.mark.parametrize("interrupted", ["send_packed_command", "read_response"])
+@pytest.mark.parametrize("read_first", [0, 3], ids=["after the send", "midway through the reply"])
 def test_redis_command_interrupted_midway_never_leaves_its_reply_to_the_next(
-    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, interrupted: str, kind: str
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch, read_first: int, kind: str
 ) -> None:
-    """A request interrupted between sending GET and reading the reply (a signal, a timeout):
-    the next command on that thread must not read the stale reply as its own."""
-    import redis
+    """A request interrupted between sending GET and reading the whole reply (a signal, a
+    timeout): the next command on that thread must not read the stale reply as its own."""
+    from shibwsgi.sessions import redis_threads
 
+    armed: list[bool] = []
+    original = redis_threads.exchange
+
+    def interrupting(redis: Any, sock: Any, command: bytes) -> Any:
+        if not armed:
+            return original(redis, sock, command)
+        armed.clear()
+        sock.sendall(command)
+        if read_first:
+            sock.recv(read_first)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(redis_threads, "exchange", interrupting)
     store = make_store(kind)
     store.set("alice", {"user": "alice"}, ttl=60)
     store.set("bob", {"user": "bob"}, ttl=60)
-    store.get("alice")  # the thread's connection is open
-    original = getattr(redis.Connection, interrupted)
-
-    def interrupt(self: Any, *args: Any, **kwargs: Any) -> Any:
-        monkeypatch.setattr(redis.Connection, interrupted, original)
-        if interrupted == "send_packed_command":
-            original(self, *args, **kwargs)  # sent, then interrupted before the read
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(redis.Connection, interrupted, interrupt)
+    armed.append(True)
     with pytest.raises(KeyboardInterrupt):
         store.get("alice")
     assert store.get("bob") == {"user": "bob"}
