@@ -306,9 +306,11 @@ class Core:
         if self.error_page is not None:
             environ[ERROR_PAGE_KEY] = self.error_page
         path = environ.get("PATH_INFO") or "/"
+        probe: Probe | None = None
         extra: list[Header] = []
         try:
-            probe, extra = probing(self.probe, environ, path)  # before the gate
+            if self.probe is not None:
+                probe, extra = probing(self.probe, environ, path)  # before the gate
             front = probe.identify(self.identify, environ) if probe else self.identify(environ)
             endpoint = self.endpoints.get(path)
             if endpoint is self.probe and probe is None:
