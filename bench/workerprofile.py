@@ -100,7 +100,9 @@ def profile(
         # The whole load run, slightly longer than the profilers' window: both over the same requests.
         result["uwsgi_cpu_us_per_request"] = 1e6 * (cpu_after - cpu_before) / requests
     result["py_spy"] = (
-        _spy_summary(runs["py-spy"][1], outcomes["py-spy"], requests, seconds + 1)
+        _spy_summary(
+            runs["py-spy"][1], outcomes["py-spy"], len(pids) * seconds, requests * seconds / (seconds + 1)
+        )
         if spy is not None
         else {"skipped": "py-spy not installed (pip install -e '.[bench]')"}
     )
@@ -138,7 +140,8 @@ def _frame(frame: str) -> str:
     return re.sub(r":\d+\)$", ")", frame)
 
 
-def _spy_summary(path: Path, failure: str | None, requests: int, seconds: float) -> dict[str, Any]:
+def _spy_summary(path: Path, failure: str | None, process_seconds: float, requests: float) -> dict[str, Any]:
+    """Frames by self time; ``requests``: those served while py-spy sampled (``process_seconds`` in all)."""
     if failure is not None or not path.exists():
         return {"skipped": f"py-spy: {failure or 'no output'}"}
     own: collections.Counter[str] = collections.Counter()
@@ -160,10 +163,10 @@ def _spy_summary(path: Path, failure: str | None, requests: int, seconds: float)
             for frame, count in own.most_common(TOP)
         ],
     }
-    if requests:
-        # Samples are per worker thread: RATE per second each, whatever the worker is doing.
-        summary["python_wall_us_per_request"] = 1e6 * in_python / RATE / requests
-        summary["sampled_seconds"] = seconds
+    if requests and total:
+        # Each process is sampled alike whatever it does (py-spy may fall short of RATE): the
+        # share of samples in Python times the processes' wall time, over the requests.
+        summary["python_wall_us_per_request"] = 1e6 * in_python / total * process_seconds / requests
     return summary
 
 
