@@ -531,15 +531,16 @@ def _fullstack(section: Mapping[str, Any] | None) -> list[str]:
         "   vs bare: median of the per-round ratios. The CPU per request does not move with other",
         "   processes' load as throughput does: on a busy machine it is the steadier comparison.",
     ]
-    if "profile" in section:
-        costs = ", ".join(
-            f"{section['targets'][key]['label']} {entry['uwsgi_cpu_us_per_request']:.1f} us"
-            for key, entry in section["profile"].items()
-            if "uwsgi_cpu_us_per_request" in entry
+    bare_cpu = section["targets"].get("bare", {}).get("uwsgi_cpu_us_per_request")
+    if bare_cpu is not None:
+        extras = ", ".join(
+            f"{entry['label']} {entry['uwsgi_cpu_us_per_request'] - bare_cpu:+.1f} us"
+            for key, entry in section["targets"].items()
+            if key in ("stateless_bare", "production_bare") and entry["uwsgi_cpu_us_per_request"] is not None
         )
-        out += [
-            f"   workers profiled under load (py-spy, perf): {PROFILE_FILE}; uWSGI CPU per request {costs}"
-        ]
+        out.append(f"   uWSGI CPU per request beyond the bare app's {bare_cpu:.1f} us: {extras}")
+    if "profile" in section:
+        out.append(f"   workers profiled under load (perf, py-spy): {PROFILE_FILE}")
     if section["suspicious_log_lines"]:
         out += ["   suspicious log lines (see the JSON):"]
         for name, lines in section["suspicious_log_lines"].items():
