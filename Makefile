@@ -47,9 +47,15 @@ STACK_PORT ?= 8443
 stack: $(BIN)/.installed
 	exec setpriv --pdeathsig TERM -- $(BIN)/python tests/stack_cli.py $(PROFILE) --port $(STACK_PORT)
 
-# Benchmarks, not part of the test suite: prints a table, writes bench/results/latest.{json,txt}.
+# The bench extra: py-spy, to profile the full stack's workers.
+$(BIN)/.bench-installed: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+# Benchmarks, not part of the test suite: prints a table, writes bench/results/latest.{json,txt}
+# and the full stack's worker profile, bench/results/fullstack-profile.txt.
 # Starts (and always stops) redis-server, uWSGI and Apache on loopback when installed; ~4 minutes.
-bench: $(BIN)/.installed
+bench: $(BIN)/.bench-installed
 	$(BIN)/python -m bench
 
 # Soak, not part of the test suite: Apache + mod_auth_openidc, two uWSGI nodes, redis-server and

@@ -40,7 +40,7 @@ from .roles import create_blueprint as create_roles_blueprint
 from .roles import roles_hook, rules
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["DEFAULT_ATTRIBUTES", "DEFAULT_EDITOR_GROUP", "create_app", "default_settings", "make_application"]
 
@@ -121,10 +121,15 @@ def make_application(environ: Mapping[str, str] | None = None) -> SSOMiddleware:
 class _MovieMiddleware(SSOMiddleware):
     """The middleware, which also ends the forms' CSRF binding at each login and logout."""
 
+    def __init__(self, app: WSGIApplication, **options: Any) -> None:
+        super().__init__(app, **options)
+        self._session_paths = frozenset(path for path in (self.login_path, self.logout_path) if path)
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if (environ.get("PATH_INFO") or "/") in (self.login_path, self.logout_path):
+        # Every request comes through here: one set lookup, then the middleware itself.
+        if (environ.get("PATH_INFO") or "/") in self._session_paths:
             start_response = csrf.clearing(environ, start_response)
-        return super().__call__(environ, start_response)
+        return SSOMiddleware.__call__(self, environ, start_response)
 
 
 class _MovieApp(Flask):

@@ -5,6 +5,8 @@
 - :mod:`bench.scaling`: how that cost grows with the size of a multi-valued attribute.
 - :mod:`bench.memory`: what the caches hold with 2,000 users of 64 KB each.
 - :mod:`bench.coldstart`: a new interpreter's import, construction and first request.
-- :mod:`bench.fullstack`: Apache + mod_proxy_uwsgi + uWSGI throughput, bare vs protected.
+- :mod:`bench.fullstack`: Apache + mod_proxy_uwsgi + uWSGI throughput and CPU per request: the bare
+  app, behind a plain stateless shibwsgi and behind the movie app's production middleware; then
+  :mod:`bench.workerprofile` profiles the workers (``bench/results/fullstack-profile.txt``).
 - :mod:`bench.report`: the targets, the table and ``bench/results/latest.{json,txt}``.
 """

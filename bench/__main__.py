@@ -35,11 +35,17 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--threads", type=int, default=1, help="wrk threads (1: leave the cores to the server)"
     )
     parser.add_argument("--no-fullstack", action="store_true", help="skip Apache + uWSGI")
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=5.0,
+        help="then profile the uWSGI workers under load this long, per target (5; 0: no profile)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help="where latest.json/.txt go")
     options = parser.parse_args(argv)
     if options.quick:
         options.repeat, options.target_seconds = 3, 0.03
-        options.duration, options.rounds = 1.0, 2
+        options.duration, options.rounds, options.profile_seconds = 1.0, 2, min(options.profile_seconds, 2.0)
     return options
 
 
@@ -98,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 connections=options.connections,
                 threads=options.threads,
                 progress=_progress,
+                profile_seconds=options.profile_seconds,
             )
     results["targets"] = report.target_dicts(report.targets(results))
     results["finished_at"] = report.now()

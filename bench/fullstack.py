@@ -9,6 +9,7 @@ for every target and is not what is measured.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -18,12 +19,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .environs import DISPLAY_NAME, USER, groups
 from .servers import ROOT, Server, find_program, free_ports, install_if_root, pinned, start, wait_for_port
+from .workerprofile import cpu_seconds, process_tree, profile, render
 
 __all__ = ["TARGETS", "Target", "run"]
 
@@ -43,6 +45,8 @@ GROUP_COUNT = 10
 #: The load generator runs on one CPU, Apache and uWSGI on the other: the servers then
 #: compete only with each other, and throughput measures their CPU time per request.
 LOAD_CPU, SERVER_CPU = 0, 1
+#: The targets profiled after the rounds: the bare app without and with the middleware.
+PROFILED = ("bare", "stateless_bare", "production_bare")
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,12 @@ class Target:
 
 TARGETS = (
     Target("bare", "bare WSGI app", "bench.apps:bare"),
-    Target("protected_bare", "bare app + shibwsgi", "bench.protected:application"),
+    Target("stateless_bare", "bare app + shibwsgi, plain stateless", "bench.stateless:application"),
+    Target(
+        "production_bare",
+        "bare app + movie app's middleware (rules, roles on SQLite)",
+        "bench.protected:application",
+    ),
     Target("movie_app", "movie app /api/me (shibwsgi + Flask)", "app.wsgi:application"),
 )
 
@@ -71,6 +80,8 @@ class Load:
     p50_ms: float
     p99_ms: float
     errors: int
+    #: uWSGI's CPU (master and workers) per request served: steadier than throughput on a busy machine.
+    uwsgi_cpu_us: float | None = None
 
 
 def _identity_variables() -> dict[str, str]:
@@ -306,8 +317,13 @@ def run(
     connections: int,
     threads: int,
     progress: Callable[[str], None] | None = None,
+    profile_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """Serve each target through Apache + uWSGI; load them in turn, ``rounds`` times."""
+    """Serve each target through Apache + uWSGI; load them in turn, ``rounds`` times.
+
+    Then, with ``profile_seconds``, profile the workers of :data:`PROFILED` under
+    the same load (:mod:`bench.workerprofile`): the result's ``profile``.
+    """
     say = progress or (lambda message: None)
     apache = find_program("apache2")
     reason = _missing(apache)
@@ -323,6 +339,7 @@ def run(
     ports = {target.key: numbers.pop() for target in TARGETS}
     backends = {target.key: numbers.pop() for target in TARGETS}
     suspicious: dict[str, list[str]] = {}
+    profiles: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         servers: list[Server] = []
         for target in TARGETS:
@@ -357,13 +374,30 @@ def run(
         for index in range(rounds):
             # Rotate the order each round: no target always runs first (or last).
             order = TARGETS[index % len(TARGETS) :] + TARGETS[: index % len(TARGETS)]
-            for target in order:
+            for target, server in ((target, servers[TARGETS.index(target)]) for target in order):
                 url = f"http://127.0.0.1:{ports[target.key]}{PATH}"
+                pids = process_tree(server.process.pid)
+                before = cpu_seconds(pids)
                 result = driver.load(url, duration, target=target.key, round_number=index)
+                after = cpu_seconds(pids)
+                if before is not None and after is not None and result.requests:
+                    result = replace(result, uwsgi_cpu_us=1e6 * (after - before) / result.requests)
                 say(
                     f"full stack round {index + 1}/{rounds}: {target.label}: {result.requests_per_second:.0f} req/s"
                 )
                 loads.append(result)
+        for target, server in zip(TARGETS, servers, strict=True):
+            if profile_seconds > 0 and target.key in PROFILED:
+                say(f"full stack: profiling the workers of {target.label}")
+                url = f"http://127.0.0.1:{ports[target.key]}{PATH}"
+                profiles[target.key] = profile(
+                    target.key,
+                    server.process.pid,
+                    functools.partial(_requests_served, driver, url, target.key),
+                    seconds=profile_seconds,
+                    folder=folder,
+                    cpu=LOAD_CPU,
+                )
         for server in [*servers, httpd]:
             lines = _suspicious(server.log)
             if lines:
@@ -371,7 +405,20 @@ def run(
         lines = _suspicious(folder / "error.log")
         if lines:
             suspicious["apache error.log"] = lines
-    return _summarise(loads, driver, apache, duration, rounds, suspicious)
+    summary = _summarise(loads, driver, apache, duration, rounds, suspicious)
+    if profiles:
+        summary["profile"] = profiles
+    return summary
+
+
+def _requests_served(driver: Driver, url: str, key: str, seconds: float) -> int:
+    """One load run outside the rounds (profiling): the requests it served."""
+    return driver.load(url, seconds, target=key, round_number=-2).requests
+
+
+def _median_or_none(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
 
 
 def _summarise(
@@ -393,10 +440,11 @@ def _summarise(
             "p50_ms": statistics.median(load.p50_ms for load in runs),
             "p99_ms": statistics.median(load.p99_ms for load in runs),
             "errors": sum(load.errors for load in runs),
+            "uwsgi_cpu_us_per_request": _median_or_none([load.uwsgi_cpu_us for load in runs]),
         }
     bare = targets["bare"]["requests_per_second"]
     ratios: dict[str, Any] = {}
-    for key in ("protected_bare", "movie_app"):
+    for key in (target.key for target in TARGETS if target.key != "bare"):
         per_round = [
             mine.requests_per_second / theirs.requests_per_second
             for mine, theirs in zip(
@@ -440,3 +488,54 @@ def _summarise(
         "throughput_ratios": ratios,
         "suspicious_log_lines": suspicious,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.fullstack``: this section alone, its ratios printed (JSON with ``--json``)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m bench.fullstack", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per load run (3)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds over all targets (10)")
+    parser.add_argument("--connections", type=int, default=16, help="concurrent connections (16)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    parser.add_argument(
+        "--profile-seconds", type=float, default=0.0, help="then profile the workers this long (0: no)"
+    )
+    parser.add_argument("--json", action="store_true", help="print every figure as JSON")
+    options = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="shibwsgi-fullstack-") as temporary:
+        results = run(
+            Path(temporary),
+            duration=options.duration,
+            rounds=options.rounds,
+            warmup=1.0,
+            connections=options.connections,
+            threads=options.threads,
+            progress=lambda message: print(f"[bench] {message}", file=sys.stderr, flush=True),
+            profile_seconds=options.profile_seconds,
+        )
+    if options.json or "skipped" in results:
+        print(json.dumps(results, indent=2))
+        return 0
+    for key, entry in results["targets"].items():
+        line = f"{entry['label']}: {entry['requests_per_second']:.0f} req/s"
+        if entry["uwsgi_cpu_us_per_request"] is not None:
+            line += f", uWSGI CPU {entry['uwsgi_cpu_us_per_request']:.1f} us/request"
+        ratio = results["throughput_ratios"].get(key)
+        if ratio:
+            rounds = sorted(100 * value for value in ratio["per_round"])
+            line += (
+                f", {100 * ratio['median_per_round']:.1f} % of bare (middle half "
+                f"{100 * ratio['q1_per_round']:.1f}-{100 * ratio['q3_per_round']:.1f}, "
+                f"rounds {rounds[0]:.1f}-{rounds[-1]:.1f})"
+            )
+        print(line)
+    if "profile" in results:
+        print(render(results["profile"], {key: entry["label"] for key, entry in results["targets"].items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -21,6 +21,7 @@ from shibwsgi import ENVIRON_KEY, Identity, SSOMiddleware
 from shibwsgi.sessions import MemoryStore, SQLiteStore
 
 from .environs import COOKIES, HEADERS_WITH_SECRET, PROFILE_CASES, USER, ProfileCase, cgi_environ
+from .production import plain, production
 from .servers import redis_server
 from .timing import Case, Timing, measure, wsgi_loop
 
@@ -36,8 +37,10 @@ SECRET_KEY = "bench-secret-key-0123456789abcdef"
 BARE, PROXYFIX, FLASK = "baseline:bare", "baseline:proxyfix", "baseline:flask"
 #: Prefix of the key of a case's uncached twin.
 FIRST = "first:"
-#: Middleware options that switch every cache off.
-UNCACHED = {"identity_cache_bytes": 0, "cookie_cache_entries": 0}
+#: Middleware options that switch every cache off; the cookie's only with a session store
+#: (the option is refused where it cannot take effect).
+UNCACHED = {"identity_cache_bytes": 0}
+UNCACHED_SESSION = {**UNCACHED, "cookie_cache_entries": 0}
 
 
 def bare_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -108,12 +111,35 @@ def _stateless(case: ProfileCase, cached: bool) -> tuple[Case, dict[str, Any], S
     return Case(key, case.label, wsgi_loop(middleware, environ)), info, middleware
 
 
+def _movie_app(
+    folder: Path, production_options: bool, cached: bool
+) -> tuple[Case, dict[str, Any], SSOMiddleware]:
+    """The movie app's middleware around the bare app: production (rules, roles on SQLite) or plain.
+
+    The same request as the full stack's (shibboleth, 10 groups, ``GET /api/me``); the
+    roles hook answers from the movie database, then from its cache.
+    """
+    settings = {"MOVIES_DB": str(folder / "movies.sqlite3")}
+    if not cached:
+        settings["SHIBWSGI_IDENTITY_CACHE_BYTES"] = "0"
+        if production_options:
+            settings["SHIBWSGI_ROLES_TTL"] = "0"
+    middleware = (production if production_options else plain)(bare_app, settings)
+    environ = PROFILE_CASES[0].environ()
+    check_identity(middleware, environ)
+    name = "production" if production_options else "plain"
+    label = "rules + roles hook on SQLite" if production_options else "same settings, no rules or roles"
+    info = {"rules": len(middleware.rules.rules), "roles_hook": middleware.roles is not None}
+    key = ("" if cached else FIRST) + f"movie-app:{name}"
+    return Case(key, label, wsgi_loop(middleware, environ)), info, middleware
+
+
 def _lazy_session(
     key: str, label: str, store: SessionStore, cached: bool
 ) -> tuple[Case, dict[str, Any], SSOMiddleware]:
     """The lazy style: log in once on the login path, then time requests carrying only the cookie."""
     case = PROFILE_CASES[0]
-    options = {} if cached else UNCACHED
+    options = {} if cached else UNCACHED_SESSION
     middleware = SSOMiddleware(bare_app, **case.options(), session=store, secret_key=SECRET_KEY, **options)
     pair = _log_in(middleware, case.environ(path=middleware.login_path or "/login"))
     environ = cgi_environ(cookie=f"{COOKIES}; {pair}")
@@ -194,6 +220,9 @@ def run(
     for profile_case in (*PROFILE_CASES, HEADERS_WITH_SECRET):
         for cached in (True, False):
             add(_stateless(profile_case, cached))
+    for production_options in (False, True):
+        for cached in (True, False):
+            add(_movie_app(folder, production_options, cached))
 
     with contextlib.ExitStack() as stack:
         stores: list[tuple[str, str, SessionStore]] = [

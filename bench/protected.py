@@ -1,17 +1,15 @@
-"""The bare app behind the movie app's own middleware (uWSGI ``module = bench.protected:application``).
+"""The bare app behind the movie app's production middleware (uWSGI ``module = bench.protected:application``).
 
-:func:`app.make_application` builds the middleware exactly as production does (from
-the environment); swapping its Flask app for :func:`bench.apps.bare` leaves the
-middleware's cost, told apart from Flask's.
+Rules and the roles hook on the movie database (SQLite), built by the app's own
+factory (:func:`bench.production.production`); :mod:`bench.stateless` is the plain
+stateless configuration beside it.
 """
 
 from __future__ import annotations
 
-from app import make_application
-
 from .apps import bare
+from .production import production
 
 __all__ = ["application"]
 
-application = make_application()
-application.app = bare
+application = production(bare)

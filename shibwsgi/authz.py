@@ -335,6 +335,10 @@ class Rules:
         Raises :class:`~shibwsgi.errors.RequestError` (400) for a path holding a
         control character, which no rule could be meant for.
         """
+        if path.isprintable() and path.startswith("/") and "//" not in path and "/." not in path:
+            # The usual path, decided in line (this runs on every request): no control
+            # character, nothing to collapse or resolve (see resolved()), so one reading.
+            return (self._first(path, method) or default) if path.startswith(self._starts) else default
         if has_control_character(path):
             raise RequestError(
                 "the request path holds a control character (a decoded %00-%1F or %7F)",

@@ -14,6 +14,7 @@ answer to nginx's ``auth_request`` in :mod:`shibwsgi.auth_request`.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -306,9 +307,11 @@ class Core:
         if self.error_page is not None:
             environ[ERROR_PAGE_KEY] = self.error_page
         path = environ.get("PATH_INFO") or "/"
+        probe: Probe | None = None
         extra: list[Header] = []
         try:
-            probe, extra = probing(self.probe, environ, path)  # before the gate
+            if self.probe is not None:
+                probe, extra = probing(self.probe, environ, path)  # before the gate
             front = probe.identify(self.identify, environ) if probe else self.identify(environ)
             endpoint = self.endpoints.get(path)
             if endpoint is self.probe and probe is None:
@@ -338,7 +341,7 @@ class Core:
             headers = [*headers, *extra]
         if requirement is not None and not requirement.allows(identity):
             return Decision(identity, [], refusal(environ, identity, requirement).adding(headers))
-        return Decision(identity, headers, None)
+        return _decision((identity, headers, None))
 
     def identify(self, environ: WSGIEnvironment) -> Identity | None:
         """Scrub ``environ`` and return the front end's identity in it, if any."""
@@ -352,6 +355,8 @@ class Core:
         # roles -> session: a session keeps the roles its identity had when it started.
         if front is not None and self.roles is not None:
             front = self.roles.with_roles(front)
+        if self.sessions is None:  # stateless: the front end's identity is the request's
+            return front, []
         return self.flows.resolve(environ, front)
 
     def _login(self, environ: WSGIEnvironment, front: Identity | None) -> Response:
@@ -360,6 +365,9 @@ class Core:
             front = self.roles.with_roles(front, fresh=True)
         return self.flows.login(environ, front)
 
+
+#: ``Decision(*fields)`` made in C: the named tuple's own ``__new__`` is Python, a frame per request.
+_decision = functools.partial(tuple.__new__, Decision)
 
 #: Each option's default: an option is "given" when it differs (see :mod:`shibwsgi.needs`).
 OPTION_DEFAULTS = keyword_defaults(Core.__init__)

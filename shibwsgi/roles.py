@@ -121,7 +121,11 @@ class RolesResolver:
         """
         key = (identity.user, identity.profile, identity.provider)
         now = self.clock()
-        cached = None if fresh else self._live(key, now)
+        cached = None if fresh else self._cache.get(key)
+        # Live: asked no later than now, within the ttl. A difference, not a sum: asked_at + a
+        # ttl past float's range would overflow. Inline: this runs on every request.
+        if cached is not None and not (cached.asked_at <= now and now - cached.asked_at < self.ttl):
+            cached = None
         if cached is not None and cached.source is identity:
             return cached.result  # the identity memo's own object: the usual case
         if cached is not None and cached.source.attributes == identity.attributes:
@@ -140,13 +144,6 @@ class RolesResolver:
     def _keep(self, key: _Key, entry: _Entry) -> None:
         # The entry keeps its identities alive: count them (the result shares the source's attributes).
         self._cache.put(key, entry, footprint(entry.source.attributes) + footprint(entry.roles) + 512)
-
-    def _live(self, key: _Key, now: float) -> _Entry | None:
-        cached = self._cache.get(key)
-        # A difference, not a sum: asked_at + a ttl past float's range would overflow.
-        if cached is not None and cached.asked_at <= now and now - cached.asked_at < self.ttl:
-            return cached
-        return None
 
     def _ask(self, identity: Identity) -> tuple[str, ...]:
         if not self._running.acquire(blocking=False):

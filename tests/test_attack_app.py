@@ -160,6 +160,24 @@ def test_forms_cookie_is_dropped_at_logout_with_the_path_it_was_set_with(
     assert made[0].isascii() and not made[0].startswith("Path=//")
 
 
+@pytest.mark.parametrize(
+    ("settings", "logout"),
+    [
+        pytest.param({}, "/logout", id="default logout path"),
+        pytest.param({"SHIBWSGI_LOGOUT_PATH": "/signout"}, "/signout", id="moved logout path"),
+        pytest.param({"SHIBWSGI_LOGIN_PATH": "/signin"}, "/signin", id="moved login path"),
+    ],
+)
+def test_forms_cookie_is_dropped_at_the_configured_login_and_logout_paths(
+    db_path: Path, settings: dict[str, str], logout: str
+) -> None:
+    """The binding ends wherever the middleware's own login and logout paths are, not at fixed names."""
+    browser = TestApp(sso_app(db_path, settings), extra_environ=editor(session_id="_s"))
+    browser.get("/")
+    ended = browser.get(logout, status=302).headers.getall("Set-Cookie")
+    assert [cookie for cookie in ended if cookie.startswith(f"{csrf.COOKIE}=;") and "Max-Age=0" in cookie]
+
+
 def test_token_of_one_user_is_refused_for_the_next_user_of_the_same_browser(wsgi_app: SSOMiddleware) -> None:
     browser = TestApp(wsgi_app)
     token = token_of(browser.get("/", extra_environ=editor()))

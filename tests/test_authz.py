@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from webtest import TestApp
 
 from shibwsgi.authz import (
@@ -14,6 +16,7 @@ from shibwsgi.authz import (
     AnyOf,
     Check,
     HasAttribute,
+    HasRole,
     LoggedIn,
     Public,
     Requirement,
@@ -22,8 +25,9 @@ from shibwsgi.authz import (
     check,
     deny,
 )
-from shibwsgi.errors import ConfigError
+from shibwsgi.errors import ConfigError, RequestError
 from shibwsgi.identity import Identity
+from shibwsgi.paths import has_control_character, resolved
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -408,3 +412,49 @@ def test_deny_directly() -> None:
     body = deny(environ, start_response, ALICE, IS_ALICE)
     assert captured == ["403 Forbidden"]
     assert b"the user alice" in b"".join(body)
+
+
+# -- every spelling of a path meets the rules of each of its readings ------------------------------
+
+_SPELLING_RULES = [
+    Rule("/api/roles", HasRole("admin")),
+    Rule("/api/movies", HasAttribute("groups", "editors"), methods=["POST", "PUT"]),
+    Rule("/movies", HasAttribute("groups", "editors")),
+]
+_PEOPLE = [
+    None,
+    Identity("anyone@example.org"),
+    Identity("ed@example.org", attributes={"groups": ("editors",)}),
+    Identity("root@example.org", roles=("admin",)),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    path=st.tuples(
+        st.sampled_from(["/", "", "//", "/./"]),
+        st.lists(
+            st.sampled_from(["api", "roles", "movies", "a", "", ".", "..", " ", "\x01", "\x85", "é"]),
+            max_size=5,
+        ),
+    ).map(lambda parts: parts[0] + "/".join(parts[1])),
+    method=st.sampled_from(["GET", "HEAD", "POST", "PUT", "DELETE"]),
+)
+@example(path="/api/roles", method="GET")
+@example(path="/api/movies", method="PUT")
+@example(path="/movies/new", method="GET")
+def test_no_spelling_of_a_path_gets_past_a_rule(path: str, method: str) -> None:
+    """Whatever the path (plain, doubled slashes, dot segments, control characters), the
+    requirement applied is at least the first matching rule of the path as sent and as resolved."""
+    rules = Rules(_SPELLING_RULES)
+    try:
+        requirement = rules.requirement_for(path, method, default=Public())
+    except RequestError:
+        assert has_control_character(path)
+        return
+    for person in _PEOPLE:
+        if not requirement.allows(person):
+            continue
+        for reading in (path, resolved(path)):
+            first = next((rule for rule in _SPELLING_RULES if rule.matches(reading, method)), None)
+            assert first is None or first.requirement.allows(person), (reading, person)
