@@ -66,6 +66,10 @@ _HIDDEN = "***"
 _ESCAPES = "percent-encode '/', '?', '#' and '@' in the password (%2F, %3F, %23, %40)"
 
 
+#: What redis-py's own URLs start with (one server); HA_SCHEMES has the rest.
+_PLAIN_SCHEMES = ("redis", "rediss", "unix")
+
+
 class RedisClient(Protocol):
     """The part of ``redis.Redis`` the store uses."""
 
@@ -208,7 +212,11 @@ class RedisStore:
     ) -> tuple[RedisClient, Callable[[], object], Callable[[str, Exception | None], Any]]:
         """The client for ``url``, the function closing it, and the one giving a key's master."""
         parts = self._parts(url)
-        mode = HA_SCHEMES.get(parts[0][:-1].lower(), ("plain",))[0]
+        scheme = parts[0][:-1].lower()
+        if scheme not in _PLAIN_SCHEMES and scheme not in HA_SCHEMES:
+            known = ", ".join(f"{name}://" for name in (*_PLAIN_SCHEMES, *HA_SCHEMES))
+            raise bad_url(self._location, f"the scheme must be one of {known}")
+        mode = HA_SCHEMES.get(scheme, ("plain",))[0]
         if mode == "cluster":
             # Slots move between nodes: reads go by redis-py's slot table, writes through its client.
             cluster = ClusterReads(cluster_client(redis, url, self._location))
