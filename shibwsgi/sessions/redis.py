@@ -218,6 +218,8 @@ class RedisStore:
         if mode == "sentinel":
             pooled, close_pooled = sentinel_client(redis, url, self._location)
         else:
+            if urlsplit(url).fragment:  # redis-py drops it, and any setting or password end in it
+                raise bad_url(self._location, f"it has a fragment ('#...'); {_ESCAPES}")
             if parts[0].lower() != "unix:":
                 path_db = re.fullmatch(r"/?([0-9]+/?)?", parts[2])
                 if path_db is None:

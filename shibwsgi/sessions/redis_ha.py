@@ -155,6 +155,12 @@ def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
     if parts.path not in ([""], ["0"]) or parts.kwargs.get("db", 0) != 0:
         raise bad_url(location, "a cluster has only database 0: end the URL with the last host or '/'")
     parts.kwargs.pop("db", None)
+    # RedisCluster drops, without a word, the connection settings it does not pass on to its nodes.
+    from redis.cluster import REDIS_ALLOWED_KEYS
+
+    ignored = [name for name in parts.kwargs if name not in REDIS_ALLOWED_KEYS]
+    if ignored:
+        raise bad_url(location, f"{ignored[0]}: redis-py's RedisCluster does not use this setting")
     return LazyCluster(parts.nodes, parts.kwargs)
 
 
