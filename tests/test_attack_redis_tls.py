@@ -219,6 +219,36 @@ def test_setting_redis_cluster_drops_is_refused(setting: str) -> None:
     assert setting.partition("=")[0] in str(error)
 
 
+@pytest.mark.parametrize(
+    ("query", "setting"),
+    [
+        pytest.param(
+            "ssl_check_hostname=yes&ssl_cert_reqs=none", "ssl_check_hostname", id="host check, no check"
+        ),
+        pytest.param("ssl_password=x", "ssl_password", id="key password without a key"),
+        pytest.param("ssl_password=x&ssl_ca_certs={ca}", "ssl_password", id="key password with a CA only"),
+    ],
+)
+@pytest.mark.parametrize("base", BASES)
+def test_tls_setting_redis_py_would_drop_without_a_word_is_refused(
+    base: str, query: str, setting: str, certificates: Certificates
+) -> None:
+    assert setting in str(refusal(f"{base}?" + query.format(ca=certificates.ca)))
+
+
+def test_key_password_for_the_sentinels_without_their_key_is_refused() -> None:
+    error = refusal("rediss+sentinel://127.0.0.1:26379/sessions?sentinel_ssl_password=x")
+    assert "ssl_password" in str(error) and "sentinels" in str(error)
+
+
+def test_symlink_to_a_fifo_as_the_key_is_refused(fifo: Unblocker, certificates: Certificates) -> None:
+    link = fifo.fifo.with_name("key-link")
+    link.symlink_to(fifo.fifo)
+    error = refusal(f"rediss://127.0.0.1:6379/0?ssl_certfile={certificates.client_cert}&ssl_keyfile={link}")
+    assert "ssl_keyfile" in str(error)
+    assert not fifo.reader_was_waiting
+
+
 # --- words, duplicates and spellings ------------------------------------------------------------------
 
 
@@ -406,19 +436,24 @@ def test_password_never_shows_in_a_start_up_refusal(url: str, caplog: pytest.Log
     assert MARK not in chain(info.value) + caplog.text
 
 
+CLIENT = "ssl_certfile={cert}&ssl_keyfile={key}"
 SECRET_STORES = [
     pytest.param("rediss://:{m}@127.0.0.1:1/0", id="plain"),
-    pytest.param("rediss://:a%40{m}@127.0.0.1:1/0?ssl_password={m}", id="plain, @ and TLS key"),
+    pytest.param("rediss://:a%40{m}@127.0.0.1:1/0?ssl_password={m}&" + CLIENT, id="plain, @ and TLS key"),
     pytest.param("rediss+sentinel://:{m}@127.0.0.1:1/sessions?sentinel_password={m}", id="sentinel"),
-    pytest.param("rediss+sentinel://[::1]:1/sessions?sentinel_ssl_password={m}&ssl_password={m}", id="TLS"),
-    pytest.param("rediss+cluster://:{m}@127.0.0.1:1/?ssl_password={m}", id="cluster"),
+    pytest.param(
+        "rediss+sentinel://[::1]:1/sessions?sentinel_ssl_password={m}&ssl_password={m}&" + CLIENT, id="TLS"
+    ),
+    pytest.param("rediss+cluster://:{m}@127.0.0.1:1/?ssl_password={m}&" + CLIENT, id="cluster"),
 ]
 
 
 @pytest.mark.parametrize("url", SECRET_STORES)
-def test_password_never_shows_when_the_store_is_down(url: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_password_never_shows_when_the_store_is_down(
+    url: str, certificates: Certificates, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
-    store = store_from_url(url.format(m=MARK))
+    store = store_from_url(url.format(m=MARK, cert=certificates.client_cert, key=certificates.client_key))
     try:
         assert MARK not in repr(store)
         with pytest.raises(SessionError) as info:
@@ -480,7 +515,8 @@ def test_wrong_password_over_tls_is_a_503_that_never_shows_it(
 ) -> None:
     with running_redis(tmp_path, tls=certificates) as server:
         cli(server.port, "CONFIG", "SET", "requirepass", "another-password", tls=certificates)
-        url = f"rediss://:{MARK}@127.0.0.1:{server.port}/0?ssl_ca_certs={certificates.ca}&ssl_password={MARK}"
+        client = CLIENT.format(cert=certificates.client_cert, key=certificates.client_key)
+        url = f"rediss://:{MARK}@127.0.0.1:{server.port}/0?ssl_ca_certs={certificates.ca}&ssl_password={MARK}&{client}"
         status, shown = login_status(RedisStore(url), caplog)
         assert status == 503
         assert "WRONGPASS" in shown or "invalid" in shown  # the log says why
@@ -542,9 +578,9 @@ def test_unverifiable_cluster_is_a_503(
 ) -> None:
     with running_redis_cluster(tmp_path, tls=certificates, replicas=0) as cluster:
         base = cluster.url.split("?")[0]
-        status, shown = login_status(
-            RedisStore(f"{base}?ssl_ca_certs={other_ca.ca}&ssl_password={MARK}"), caplog
-        )
+        client = CLIENT.format(cert=certificates.client_cert, key=certificates.client_key)
+        url = f"{base}?ssl_ca_certs={other_ca.ca}&ssl_password={MARK}&{client}"
+        status, shown = login_status(RedisStore(url), caplog)
         assert status == 503
         assert MARK not in shown
         # The same cluster, verified: the refusal was the certificate, not the cluster.
@@ -554,3 +590,141 @@ def test_unverifiable_cluster_is_a_503(
             assert store.get("alice") == {"user": "alice"}
         finally:
             store.close()
+
+
+# --- the sentinels' settings: which side gets what ----------------------------------------------------
+
+
+def both_sides(url: str) -> tuple[Any, dict[str, Any], type]:
+    """A Sentinel store's data node connection, and its sentinels' settings and connection class."""
+    store = RedisStore(url)
+    try:
+        connection = store._client._connect()  # type: ignore[attr-defined]  # a thread's connection
+        pool = connection.connection_pool.sentinel_manager.sentinels[0].connection_pool
+        return connection, pool.connection_kwargs, pool.connection_class
+    finally:
+        store.close()
+
+
+def test_sentinels_inherit_the_data_nodes_client_certificate_and_socket_settings(
+    certificates: Certificates,
+) -> None:
+    import redis
+
+    client = f"ssl_certfile={certificates.client_cert}&ssl_keyfile={certificates.client_key}"
+    data, sentinel, sentinel_class = both_sides(
+        f"RediSS+Sentinel://127.0.0.1:26379/sessions?ssl_ca_certs={certificates.ca}&{client}"
+        "&ssl_check_hostname=no&socket_connect_timeout=0.7&socket_keepalive=no"
+    )
+    assert isinstance(data, redis.SSLConnection) and sentinel_class is redis.SSLConnection
+    for name, value in [
+        ("ssl_certfile", str(certificates.client_cert)),
+        ("ssl_keyfile", str(certificates.client_key)),
+        ("ssl_check_hostname", False),
+        ("socket_connect_timeout", 0.7),
+        ("socket_keepalive", False),
+    ]:
+        assert sentinel[name] == value, name
+
+
+def test_sentinel_ssl_no_gives_the_sentinels_the_socket_settings_but_no_tls_ones(
+    certificates: Certificates,
+) -> None:
+    import redis
+
+    _, sentinel, sentinel_class = both_sides(
+        f"rediss+sentinel://127.0.0.1:26379/sessions?ssl_ca_certs={certificates.ca}&socket_timeout=0.6"
+        "&sentinel_ssl=no"
+    )
+    assert not issubclass(sentinel_class, redis.SSLConnection)
+    assert sentinel["socket_timeout"] == 0.6
+    assert not [name for name in sentinel if name.startswith("ssl")]
+
+
+def test_each_side_gets_only_its_own_credentials() -> None:
+    data, sentinel, _ = both_sides(
+        "rediss+sentinel://app:data-pw@127.0.0.1:26379/sessions"
+        "?sentinel_username=watcher&sentinel_password=sentinel-pw"
+    )
+    assert (data.username, data.password) == ("app", "data-pw")
+    assert (sentinel["username"], sentinel["password"]) == ("watcher", "sentinel-pw")
+
+
+def test_sentinel_password_with_escapes_reaches_the_sentinels_decoded_once() -> None:
+    _, sentinel, _ = both_sides(
+        "rediss+sentinel://127.0.0.1:26379/sessions?sentinel_password=a%2525b%26c%2Bd+e"
+    )
+    assert sentinel["password"] == "a%25b&c+d e"
+
+
+@pytest.mark.parametrize("scheme", ["RediSS+Cluster", "REDISS+CLUSTER"])
+def test_tls_cluster_scheme_in_any_case_speaks_tls(scheme: str) -> None:
+    store = RedisStore(f"{scheme}://127.0.0.1:6379/")
+    try:
+        assert store._client._settings["ssl"] is True  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
+# --- no hang: a node that accepts and never speaks ----------------------------------------------------
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections (the kernel's backlog) and never says a word."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("rediss://127.0.0.1:{port}/0", id="plain"),
+        pytest.param("rediss+sentinel://127.0.0.1:{port}/sessions", id="sentinel"),
+        pytest.param("rediss+sentinel://127.0.0.1:{port}/sessions?sentinel_ssl=no", id="plaintext sentinel"),
+        pytest.param("rediss+cluster://127.0.0.1:{port}/", id="cluster"),
+    ],
+)
+def test_tls_handshake_with_a_silent_node_is_a_session_error_not_a_hang(silent_port: int, url: str) -> None:
+    store = RedisStore(
+        url.format(port=silent_port)
+        + ("&" if "?" in url else "?")
+        + "socket_connect_timeout=0.2&socket_timeout=0.2"
+    )
+    try:
+        with pytest.raises(SessionError):
+            store.get("alice")
+    finally:
+        store.close()
+
+
+# --- the documented examples, as written -----------------------------------------------------------
+
+
+def test_documented_tls_urls_work_with_real_files(certificates: Certificates) -> None:
+    from pathlib import Path
+
+    text = Path(__file__).parent.parent.joinpath("docs", "deployment.md").read_text()
+    section = text.partition("### TLS")[2].partition("###")[0]
+    urls = [
+        line.partition("=")[2].strip("'")
+        for line in section.splitlines()
+        if line.startswith("SHIBWSGI_SESSION=")
+    ]
+    assert len(urls) >= 4
+    for url in urls:
+        real = (
+            url.replace("/etc/ssl/redis-ca.pem", str(certificates.ca))
+            .replace("/etc/ssl/app.pem", str(certificates.client_cert))
+            .replace("/etc/ssl/private/app.key", str(certificates.client_key))
+        )
+        store_from_url(real).close()  # type: ignore[attr-defined]
+        with pytest.raises(ConfigError):  # as written: the files are missing here
+            store_from_url(url)

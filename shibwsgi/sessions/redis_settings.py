@@ -124,6 +124,13 @@ def _check_tls(kwargs: dict[str, Any], location: str) -> None:
         raise bad_url(location, "ssl_ca_path must be a directory of CA certificates (OpenSSL's c_rehash)")
     if get("ssl_validate_ocsp") and get("ssl_validate_ocsp_stapled"):
         raise bad_url(location, "give ssl_validate_ocsp or ssl_validate_ocsp_stapled, not both")
+    # redis-py drops these without a word: the operator meant something that does not happen.
+    if get("ssl_check_hostname") and get("ssl_cert_reqs") == "none":
+        raise bad_url(
+            location, "ssl_check_hostname=yes does nothing with ssl_cert_reqs=none (no check at all)"
+        )
+    if get("ssl_password") is not None and not (get("ssl_certfile") or get("ssl_keyfile")):
+        raise bad_url(location, "ssl_password is the client key's: it does nothing without ssl_keyfile")
     context = ssl.create_default_context()
     if get("ssl_certfile") or get("ssl_keyfile"):
         with _failing("ssl_certfile and ssl_keyfile", location):
