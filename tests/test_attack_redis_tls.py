@@ -151,13 +151,23 @@ def odd_files(tmp_path: Path) -> dict[str, Path]:
         pytest.param("ssl_ca_path=/no/such/folder", "ssl_ca_path", id="CA folder missing"),
         pytest.param("ssl_ca_path={empty}", "ssl_ca_path", id="CA folder a file"),
         pytest.param("ssl_ca_data=garbage", "ssl_ca_data", id="CA data not PEM"),
+        pytest.param(
+            "ssl_ca_certs={ca}&ssl_include_verify_flags=VERIFY_CRL_CHECK_LEAF",
+            "ssl_include_verify_flags",
+            id="CRL checks, no CRL",
+        ),
+        pytest.param(
+            "ssl_include_verify_flags=VERIFY_CRL_CHECK_CHAIN",
+            "ssl_include_verify_flags",
+            id="CRLs, system CAs",
+        ),
     ],
 )
 @pytest.mark.parametrize("base", BASES)
 def test_tls_file_that_cannot_work_is_refused_at_start_up(
     base: str, query: str, setting: str, odd_files: dict[str, Path], certificates: Certificates
 ) -> None:
-    error = refusal(f"{base}?" + query.format(cert=certificates.client_cert, **odd_files))
+    error = refusal(f"{base}?" + query.format(cert=certificates.client_cert, ca=certificates.ca, **odd_files))
     assert setting in str(error)
 
 
@@ -247,6 +257,56 @@ def test_symlink_to_a_fifo_as_the_key_is_refused(fifo: Unblocker, certificates: 
     error = refusal(f"rediss://127.0.0.1:6379/0?ssl_certfile={certificates.client_cert}&ssl_keyfile={link}")
     assert "ssl_keyfile" in str(error)
     assert not fifo.reader_was_waiting
+
+
+@pytest.mark.parametrize(
+    ("query", "setting"),
+    [
+        pytest.param(
+            "ssl_validate_ocsp_stapled=yes", "ssl_validate_ocsp_stapled", id="staple, no key (a 500)"
+        ),
+        pytest.param(
+            "ssl_validate_ocsp_stapled=yes&ssl_certfile={cert}",
+            "ssl_validate_ocsp_stapled",
+            id="staple, no key file",
+        ),
+        pytest.param("ssl_ocsp_expected_cert=x", "ssl_ocsp_expected_cert", id="expected cert as text"),
+        pytest.param("ssl_ocsp_context=x", "ssl_ocsp_context", id="OCSP context as text"),
+    ],
+)
+@pytest.mark.parametrize("base", BASES)
+def test_ocsp_setting_that_fails_at_each_connection_is_refused(
+    base: str, query: str, setting: str, certificates: Certificates
+) -> None:
+    assert setting in str(refusal(f"{base}?" + query.format(cert=certificates.client_cert)))
+
+
+@pytest.mark.parametrize(
+    ("query", "module"),
+    [
+        pytest.param("ssl_validate_ocsp=yes", "cryptography", id="OCSP without cryptography"),
+        pytest.param(
+            "ssl_validate_ocsp_stapled=yes&" + "ssl_certfile={cert}&ssl_keyfile={key}", "OpenSSL", id="staple"
+        ),
+    ],
+)
+def test_ocsp_check_without_its_module_is_refused_at_start_up(
+    query: str, module: str, certificates: Certificates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a)
+    )
+    settings = query.format(cert=certificates.client_cert, key=certificates.client_key)
+    error = refusal(f"rediss://127.0.0.1:6379/0?{settings}")
+    assert "pip install" in str(error)
+
+
+def test_stapled_ocsp_with_the_client_files_is_taken(certificates: Certificates) -> None:
+    client = f"ssl_certfile={certificates.client_cert}&ssl_keyfile={certificates.client_key}"
+    RedisStore(f"rediss://127.0.0.1:6379/0?ssl_validate_ocsp_stapled=yes&{client}").close()
 
 
 # --- words, duplicates and spellings ------------------------------------------------------------------
@@ -492,6 +552,7 @@ def tls_redis(tmp_path_factory: pytest.TempPathFactory, certificates: Certificat
         pytest.param("ssl_ca_certs={other}", id="another CA"),
         pytest.param("ssl_ca_certs={other}&ssl_check_hostname=no", id="another CA, no host name check"),
         pytest.param("ssl_ca_path={folder}", id="a CA folder without the CA"),
+        pytest.param("ssl_ca_certs={other}&ssl_cert_reqs=optional", id="another CA, optional"),
     ],
 )
 def test_unverifiable_tls_server_is_a_503_and_no_password_shows(

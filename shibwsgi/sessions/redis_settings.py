@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import importlib.util
 import math
 import os
 import ssl
@@ -68,7 +69,7 @@ _WORDS = {"1", "t", "true", "y", "yes", "0", "f", "false", "n", "no"}
 _TEXT = {
     *("host", "path", "orig_host_address", "username", "password", "client_name", "lib_name"),
     *("lib_version", "encoding", "encoding_errors", "ssl_keyfile", "ssl_certfile", "ssl_cert_reqs"),
-    *("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data", "ssl_password", "ssl_ciphers", "ssl_ocsp_expected_cert"),
+    *("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data", "ssl_password", "ssl_ciphers"),
 }
 _TLS_FILES = ("ssl_certfile", "ssl_keyfile", "ssl_ca_certs")
 
@@ -122,8 +123,7 @@ def _check_tls(kwargs: dict[str, Any], location: str) -> None:
                     raise ValueError("not a regular file (a FIFO or a device would hang or never end)")
     if get("ssl_ca_path") is not None and not os.path.isdir(kwargs["ssl_ca_path"]):
         raise bad_url(location, "ssl_ca_path must be a directory of CA certificates (OpenSSL's c_rehash)")
-    if get("ssl_validate_ocsp") and get("ssl_validate_ocsp_stapled"):
-        raise bad_url(location, "give ssl_validate_ocsp or ssl_validate_ocsp_stapled, not both")
+    _check_ocsp(kwargs, location)
     # redis-py drops these without a word: the operator meant something that does not happen.
     if get("ssl_check_hostname") and get("ssl_cert_reqs") == "none":
         raise bad_url(
@@ -141,12 +141,35 @@ def _check_tls(kwargs: dict[str, Any], location: str) -> None:
     if any(get(name) is not None for name in ("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data")):
         with _failing("ssl_ca_certs, ssl_ca_path and ssl_ca_data", location):
             context.load_verify_locations(get("ssl_ca_certs"), get("ssl_ca_path"), get("ssl_ca_data"))
+    crl_checks = any(flag & ssl.VERIFY_CRL_CHECK_LEAF for flag in get("ssl_include_verify_flags") or ())
+    if crl_checks and get("ssl_ca_path") is None and not context.cert_store_stats()["crl"]:
+        # OpenSSL then refuses every server: "unable to get certificate CRL".
+        raise bad_url(location, "ssl_include_verify_flags asks for CRL checks: put the CRLs in ssl_ca_certs")
     if get("ssl_min_version") is not None:
         with _failing("ssl_min_version", location):
             context.minimum_version = kwargs["ssl_min_version"]
     if get("ssl_ciphers"):
         with _failing("ssl_ciphers", location):
             context.set_ciphers(kwargs["ssl_ciphers"])
+
+
+def _check_ocsp(kwargs: dict[str, Any], location: str) -> None:
+    """Raise ``ConfigError`` unless redis-py's OCSP checks can run (at each connection they
+    fail otherwise: a 503, or a 500 for a missing module or client key)."""
+    direct, stapled = kwargs.get("ssl_validate_ocsp"), kwargs.get("ssl_validate_ocsp_stapled")
+    if direct and stapled:
+        raise bad_url(location, "give ssl_validate_ocsp or ssl_validate_ocsp_stapled, not both")
+    needed = ("cryptography",) if direct else ("cryptography", "OpenSSL") if stapled else ()
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        setting = "ssl_validate_ocsp" if direct else "ssl_validate_ocsp_stapled"
+        modules = {"cryptography": "cryptography", "OpenSSL": "pyOpenSSL"}
+        raise bad_url(
+            location, f"{setting} needs {', '.join(modules[name] for name in missing)}: pip install it"
+        )
+    if stapled and not (kwargs.get("ssl_certfile") and kwargs.get("ssl_keyfile")):
+        # redis-py asks for the staple on a second connection made with the client's own files.
+        raise bad_url(location, "ssl_validate_ocsp_stapled needs ssl_certfile and ssl_keyfile")
 
 
 @contextlib.contextmanager
