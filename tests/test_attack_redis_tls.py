@@ -411,6 +411,35 @@ def test_malformed_url_names_the_wrong_part(url: str, part: str) -> None:
     assert part in str(refusal(url))
 
 
+@pytest.mark.parametrize(
+    ("url", "part"),
+    [
+        pytest.param("rediss+sentinel://127.0.0.1:26379/my%20service", "service", id="blank in the service"),
+        pytest.param("rediss+sentinel://127.0.0.1:26379/svc%0A", "service", id="newline after the service"),
+        pytest.param(
+            "rediss+sentinel://127.0.0.1%20:26379/svc", "host 1", id="encoded blank in a sentinel host"
+        ),
+        pytest.param("rediss+cluster://127.0.0.1:6379,n%0A2:6379/", "host 2", id="encoded newline in a node"),
+    ],
+)
+def test_percent_encoded_blank_in_a_host_or_service_is_refused(url: str, part: str) -> None:
+    assert part in str(refusal(url))
+
+
+def test_percent_encoded_host_and_service_are_read_as_redis_py_reads_a_url() -> None:
+    """Taken literally, ``local%68ost`` never resolves and ``my%2Dservice`` is no sentinel's:
+    a 503 at every request."""
+    data, _, _ = both_sides("rediss+sentinel://local%68ost:26379/my%2Dservice")
+    pool = data.connection_pool
+    assert pool.service_name == "my-service"
+    assert pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs["host"] == "localhost"
+    store = RedisStore("rediss+cluster://local%68ost:6379,[fe80::1%25eth0]:6379/")
+    try:
+        assert store._client._nodes == [("localhost", 6379), ("fe80::1%eth0", 6379)]  # type: ignore[attr-defined]
+    finally:
+        store.close()
+
+
 def test_ipv6_sentinels_are_taken() -> None:
     RedisStore("rediss+sentinel://[::1]:26379,[::1]/sessions/0").close()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..errors import ConfigError
 from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
@@ -113,6 +113,9 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
     parts = _parse(redis, url, location)
     if len(parts.path) not in (1, 2) or not parts.path[0]:
         raise bad_url(location, "the path must name the service: /<service_name>[/<db>]")
+    service = unquote(parts.path[0])  # as redis-py reads the rest of a URL: %20 is a blank
+    if has_blank(service):
+        raise bad_url(location, "the service name has a blank or a control character")
     if len(parts.path) == 2:
         db = parts.path[1]
         if not (db.isascii() and db.isdigit() and int(db) <= MAX_DB):
@@ -125,7 +128,7 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
     sentinel_kwargs = _sentinel_settings(redis, parts, location)
     manager = Sentinel(parts.nodes, sentinel_kwargs=sentinel_kwargs, **parts.kwargs)
     # One retry, at once: a refused connection asks the sentinels again for the master.
-    client = manager.master_for(parts.path[0], retry=Retry(NoBackoff(), 1))
+    client = manager.master_for(service, retry=Retry(NoBackoff(), 1))
 
     def close() -> None:
         for each in (client, *manager.sentinels):
@@ -311,7 +314,8 @@ def _node(text: str, default_port: int, number: int, location: str) -> tuple[str
     host, colon, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
     if not colon:
         host, port = text, str(default_port)
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    # Decoded as redis-py decodes a redis:// URL's host (%25 in an IPv6 zone is its '%').
+    host = unquote(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
     if not host:
         raise bad_url(location, f"host {number} is empty: list hosts as host:port,host:port")
     if has_blank(host):
