@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from ha_redis import cli, running_redis_cluster, running_sentinel_group
 from stack import Certificates, make_certificates, running_redis
+from support import require_program
 from webtest import TestApp
 
 from shibwsgi import ConfigError, SessionError, SSOMiddleware
@@ -49,6 +51,22 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 @pytest.fixture(scope="module")
 def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     return make_certificates(tmp_path_factory.mktemp("other-ca"))
+
+
+@pytest.fixture(scope="module")
+def encrypted_key(certificates: Certificates) -> Path:
+    """The client's key, encrypted with the password MARK."""
+    encrypted = certificates.client_key.with_name("client-encrypted.key")
+    openssl = require_program("openssl", "openssl")
+    subprocess.run(
+        [
+            *(openssl, "pkey", "-in", str(certificates.client_key), "-out", str(encrypted)),
+            *("-aes256", "-passout", f"pass:{MARK}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return encrypted
 
 
 def refusal(url: str) -> ConfigError:
@@ -244,6 +262,16 @@ def test_tls_setting_redis_py_would_drop_without_a_word_is_refused(
     base: str, query: str, setting: str, certificates: Certificates
 ) -> None:
     assert setting in str(refusal(f"{base}?" + query.format(ca=certificates.ca)))
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_key_password_for_a_key_that_is_not_encrypted_is_refused(
+    base: str, certificates: Certificates
+) -> None:
+    client = f"ssl_certfile={certificates.client_cert}&ssl_keyfile={certificates.client_key}"
+    error = refusal(f"{base}?{client}&ssl_password={MARK}")
+    assert "ssl_password" in str(error) and "not encrypted" in str(error)
+    assert MARK not in chain(error)
 
 
 def test_key_password_for_the_sentinels_without_their_key_is_refused() -> None:
@@ -461,6 +489,8 @@ def test_ipv6_sentinels_are_taken() -> None:
         pytest.param("wait_timeout=0.2", "min_replicas", id="wait without replicas"),
         pytest.param("min_replicas=1&min_replicas=2", "min_replicas", id="min_replicas twice"),
         pytest.param("min_replicas=", "min_replicas", id="blank"),
+        pytest.param("wait_timeout=0.5", "min_replicas", id="default wait without replicas"),
+        pytest.param("min_replicas=0&wait_timeout=0.5", "min_replicas", id="wait with 0 replicas"),
     ],
 )
 @pytest.mark.parametrize("base", BASES)
@@ -539,10 +569,10 @@ SECRET_STORES = [
 
 @pytest.mark.parametrize("url", SECRET_STORES)
 def test_password_never_shows_when_the_store_is_down(
-    url: str, certificates: Certificates, caplog: pytest.LogCaptureFixture
+    url: str, certificates: Certificates, encrypted_key: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    store = store_from_url(url.format(m=MARK, cert=certificates.client_cert, key=certificates.client_key))
+    store = store_from_url(url.format(m=MARK, cert=certificates.client_cert, key=encrypted_key))
     try:
         assert MARK not in repr(store)
         with pytest.raises(SessionError) as info:
@@ -601,11 +631,11 @@ def test_unverifiable_tls_server_is_a_503_and_no_password_shows(
 
 @pytest.mark.servers
 def test_wrong_password_over_tls_is_a_503_that_never_shows_it(
-    tmp_path: Path, certificates: Certificates, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, certificates: Certificates, encrypted_key: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with running_redis(tmp_path, tls=certificates) as server:
         cli(server.port, "CONFIG", "SET", "requirepass", "another-password", tls=certificates)
-        client = CLIENT.format(cert=certificates.client_cert, key=certificates.client_key)
+        client = CLIENT.format(cert=certificates.client_cert, key=encrypted_key)
         url = f"rediss://:{MARK}@127.0.0.1:{server.port}/0?ssl_ca_certs={certificates.ca}&ssl_password={MARK}&{client}"
         status, shown = login_status(RedisStore(url), caplog)
         assert status == 503
@@ -664,11 +694,15 @@ def test_sentinel_store_with_its_own_settings_works_over_tls(
 
 @pytest.mark.servers
 def test_unverifiable_cluster_is_a_503(
-    tmp_path: Path, certificates: Certificates, other_ca: Certificates, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    certificates: Certificates,
+    other_ca: Certificates,
+    encrypted_key: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with running_redis_cluster(tmp_path, tls=certificates, replicas=0) as cluster:
         base = cluster.url.split("?")[0]
-        client = CLIENT.format(cert=certificates.client_cert, key=certificates.client_key)
+        client = CLIENT.format(cert=certificates.client_cert, key=encrypted_key)
         url = f"{base}?ssl_ca_certs={other_ca.ca}&ssl_password={MARK}&{client}"
         status, shown = login_status(RedisStore(url), caplog)
         assert status == 503

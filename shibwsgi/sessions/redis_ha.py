@@ -90,6 +90,8 @@ def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, 
         replicas = Replicas(int(count), float(found.get("wait_timeout", "0.5")))
     except ValueError:
         raise bad_url(location, "min_replicas must be a whole number and wait_timeout seconds") from None
+    if "wait_timeout" in found and not replicas.count:  # even the default: it would do nothing
+        raise bad_url(location, "wait_timeout has no effect without min_replicas")
     rebuilt = base + (f"?{urlencode(kept)}" if kept else "") + (hash_ + fragment)
     return rebuilt, replicas
 

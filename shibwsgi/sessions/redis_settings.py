@@ -130,7 +130,10 @@ def _check_tls(kwargs: dict[str, Any], location: str) -> None:
             location, "ssl_check_hostname=yes does nothing with ssl_cert_reqs=none (no check at all)"
         )
     if get("ssl_password") is not None and not (get("ssl_certfile") or get("ssl_keyfile")):
-        raise bad_url(location, "ssl_password is the client key's: it does nothing without ssl_keyfile")
+        raise bad_url(
+            location,
+            "ssl_password is the client key's: it does nothing without ssl_certfile (and ssl_keyfile)",
+        )
     context = ssl.create_default_context()
     if get("ssl_certfile") or get("ssl_keyfile"):
         with _failing("ssl_certfile and ssl_keyfile", location):
@@ -138,6 +141,10 @@ def _check_tls(kwargs: dict[str, Any], location: str) -> None:
                 raise ValueError("ssl_keyfile needs ssl_certfile, the client certificate")
             # An empty password, not none: OpenSSL would ask for an encrypted key's on the terminal.
             context.load_cert_chain(kwargs["ssl_certfile"], get("ssl_keyfile"), get("ssl_password") or "")
+            if get("ssl_password") is not None:
+                with contextlib.suppress(ssl.SSLError):
+                    context.load_cert_chain(kwargs["ssl_certfile"], get("ssl_keyfile"), "")
+                    raise ValueError("ssl_password is given but the key is not encrypted: it does nothing")
     if any(get(name) is not None for name in ("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data")):
         with _failing("ssl_ca_certs, ssl_ca_path and ssl_ca_data", location):
             context.load_verify_locations(get("ssl_ca_certs"), get("ssl_ca_path"), get("ssl_ca_data"))
