@@ -217,6 +217,10 @@ def test_missing_ca_folder_for_the_sentinels_is_refused_at_start_up() -> None:
         pytest.param("client_name=line%0Abreak", "client_name", id="client name with a newline"),
         pytest.param("socket_read_size=0", "socket_read_size", id="reads of 0 bytes"),
         pytest.param(
+            "socket_read_size=1000000000000", "socket_read_size", id="a buffer of 1 TB (MemoryError)"
+        ),
+        pytest.param("socket_read_size=99999999999999999999", "socket_read_size", id="OverflowError"),
+        pytest.param(
             "ssl_validate_ocsp=yes&ssl_validate_ocsp_stapled=yes", "ssl_validate_ocsp", id="both OCSP checks"
         ),
     ],
@@ -233,6 +237,7 @@ def test_setting_that_fails_at_each_request_is_refused_at_start_up(
     [
         pytest.param("sentinel_socket_keepalive_options=x", id="keepalive options"),
         pytest.param("sentinel_socket_read_size=0", id="reads of 0 bytes"),
+        pytest.param("sentinel_socket_read_size=1000000000000", id="a buffer of 1 TB"),
         pytest.param("sentinel_ssl_validate_ocsp=yes&sentinel_ssl_validate_ocsp_stapled=yes", id="both OCSP"),
     ],
 )

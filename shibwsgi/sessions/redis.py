@@ -51,7 +51,7 @@ from .redis_ha import (
     sentinel_client,
     take_replicas,
 )
-from .redis_settings import bad_url, check_settings, socket_timeout, with_timeouts
+from .redis_settings import bad_url, check_read_size, check_settings, socket_timeout, with_timeouts
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -228,6 +228,7 @@ class RedisStore:
                     raise bad_url(self._location, "give the database in the path or as ?db=, not both")
             try:
                 pooled = redis.Redis.from_url(with_timeouts(url))
+                check_read_size(pooled.connection_pool.connection_kwargs, self._location)
                 # An unknown query setting otherwise fails only at the first request.
                 pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
             except (TypeError, ValueError, redis.RedisError) as exc:

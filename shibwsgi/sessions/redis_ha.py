@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..errors import ConfigError
-from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
+from .redis_settings import (
+    DEFAULT_TIMEOUT,
+    MAX_DB,
+    bad_url,
+    check_query,
+    check_read_size,
+    check_settings,
+    has_blank,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -269,6 +277,7 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
 def _check_connection(redis: Any, tls: bool, kwargs: dict[str, Any], location: str) -> None:
     """Raise ``ConfigError`` unless a redis-py connection with these settings can work."""
     connection = redis.SSLConnection if tls else redis.Connection
+    check_read_size(kwargs, location)
     try:
         # An unknown setting otherwise fails only at the first request.
         connection(**kwargs)

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "bad_url",
     "check_query",
+    "check_read_size",
     "check_settings",
     "has_blank",
     "socket_timeout",
@@ -93,6 +94,14 @@ def check_settings(kwargs: dict[str, Any], location: str) -> None:
         _check_tls(kwargs, location)
 
 
+def check_read_size(kwargs: dict[str, Any], location: str) -> None:
+    """Raise ``ConfigError`` for a ``socket_read_size`` redis-py cannot use: called before a
+    connection is made with it, which allocates its buffer (``MemoryError``, ``OverflowError``)."""
+    size = kwargs.get("socket_read_size")
+    if size is not None and not 0 < size <= MAX_READ:
+        raise bad_url(location, f"socket_read_size must be a number of bytes from 1 to {MAX_READ}")
+
+
 def _check_text(kwargs: dict[str, Any], location: str) -> None:
     """Raise ``ConfigError`` for a setting given as text that redis-py cannot use as such."""
     for name, value in kwargs.items():
@@ -108,9 +117,6 @@ def _check_text(kwargs: dict[str, Any], location: str) -> None:
                 raise bad_url(location, f"{name} is not one Python knows") from None
     if not all("!" <= char <= "~" for char in kwargs.get("client_name") or "!"):
         raise bad_url(location, "client_name may hold only ASCII letters, digits and signs, no blanks")
-    size = kwargs.get("socket_read_size")
-    if size is not None and not 0 < size <= MAX_READ:
-        raise bad_url(location, f"socket_read_size must be a number of bytes from 1 to {MAX_READ}")
 
 
 def _check_tls(kwargs: dict[str, Any], location: str) -> None:
