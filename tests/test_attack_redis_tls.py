@@ -221,6 +221,20 @@ def test_missing_ca_folder_for_the_sentinels_is_refused_at_start_up() -> None:
         ),
         pytest.param("socket_read_size=99999999999999999999", "socket_read_size", id="OverflowError"),
         pytest.param(
+            "ssl_min_version=99999999999999999999", "ssl_min_version", id="TLS version OverflowError"
+        ),
+        pytest.param(
+            "ssl_include_verify_flags=__doc__", "ssl_include_verify_flags", id="verify flag __doc__"
+        ),
+        pytest.param(
+            "ssl_exclude_verify_flags=__class__", "ssl_exclude_verify_flags", id="verify flag __class__"
+        ),
+        pytest.param(
+            "ssl_include_verify_flags=VERIFY_X509_STRICT,mro",
+            "ssl_include_verify_flags",
+            id="verify flag mro",
+        ),
+        pytest.param(
             "ssl_validate_ocsp=yes&ssl_validate_ocsp_stapled=yes", "ssl_validate_ocsp", id="both OCSP checks"
         ),
     ],
@@ -238,6 +252,8 @@ def test_setting_that_fails_at_each_request_is_refused_at_start_up(
         pytest.param("sentinel_socket_keepalive_options=x", id="keepalive options"),
         pytest.param("sentinel_socket_read_size=0", id="reads of 0 bytes"),
         pytest.param("sentinel_socket_read_size=1000000000000", id="a buffer of 1 TB"),
+        pytest.param("sentinel_ssl_min_version=-99999999999999999999", id="TLS version OverflowError"),
+        pytest.param("sentinel_ssl_include_verify_flags=__doc__", id="verify flag __doc__"),
         pytest.param("sentinel_ssl_validate_ocsp=yes&sentinel_ssl_validate_ocsp_stapled=yes", id="both OCSP"),
     ],
 )

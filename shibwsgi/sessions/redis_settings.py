@@ -154,6 +154,10 @@ def _check_tls(kwargs: dict[str, Any], location: str) -> None:
     if any(get(name) is not None for name in ("ssl_ca_certs", "ssl_ca_path", "ssl_ca_data")):
         with _failing("ssl_ca_certs, ssl_ca_path and ssl_ca_data", location):
             context.load_verify_locations(get("ssl_ca_certs"), get("ssl_ca_path"), get("ssl_ca_data"))
+    for name in ("ssl_include_verify_flags", "ssl_exclude_verify_flags"):
+        # redis-py takes any attribute of ssl.VerifyFlags (__doc__...): a 500 at each connection.
+        if not all(isinstance(flag, ssl.VerifyFlags) for flag in get(name) or ()):
+            raise bad_url(location, f"{name} may hold only ssl's VERIFY_* flags, separated by commas")
     crl_checks = any(flag & ssl.VERIFY_CRL_CHECK_LEAF for flag in get("ssl_include_verify_flags") or ())
     if crl_checks and get("ssl_ca_path") is None and not context.cert_store_stats()["crl"]:
         # OpenSSL then refuses every server: "unable to get certificate CRL".
@@ -189,7 +193,7 @@ def _check_ocsp(kwargs: dict[str, Any], location: str) -> None:
 def _failing(names: str, location: str) -> Iterator[None]:
     try:
         yield
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, OverflowError) as exc:
         raise bad_url(location, f"TLS with {names} fails: {exc}") from None
 
 
