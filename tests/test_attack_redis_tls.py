@@ -482,11 +482,8 @@ def test_percent_encoded_host_and_service_are_read_as_redis_py_reads_a_url() -> 
     pool = data.connection_pool
     assert pool.service_name == "my-service"
     assert pool.sentinel_manager.sentinels[0].connection_pool.connection_kwargs["host"] == "localhost"
-    store = RedisStore("rediss+cluster://local%68ost:6379,[fe80::1%25eth0]:6379/")
-    try:
-        assert store._client._nodes == [("localhost", 6379), ("fe80::1%eth0", 6379)]  # type: ignore[attr-defined]
-    finally:
-        store.close()
+    nodes = cluster_of("rediss+cluster://local%68ost:6379,[fe80::1%25eth0]:6379/")._nodes
+    assert nodes == [("localhost", 6379), ("fe80::1%eth0", 6379)]
 
 
 def test_ipv6_sentinels_are_taken() -> None:
@@ -802,13 +799,19 @@ def test_sentinel_password_with_escapes_reaches_the_sentinels_decoded_once() -> 
     assert sentinel["password"] == "a%25b&c+d e"
 
 
+def cluster_of(url: str) -> Any:
+    """The (not yet connected) cluster client a Cluster URL makes."""
+    import redis
+
+    from shibwsgi.sessions.redis_ha import cluster_client
+
+    return cluster_client(redis, url, "test")
+
+
 @pytest.mark.parametrize("scheme", ["RediSS+Cluster", "REDISS+CLUSTER"])
 def test_tls_cluster_scheme_in_any_case_speaks_tls(scheme: str) -> None:
-    store = RedisStore(f"{scheme}://127.0.0.1:6379/")
-    try:
-        assert store._client._settings["ssl"] is True  # type: ignore[attr-defined]
-    finally:
-        store.close()
+    RedisStore(f"{scheme}://127.0.0.1:6379/").close()
+    assert cluster_of(f"{scheme}://127.0.0.1:6379/")._settings["ssl"] is True
 
 
 # --- no hang: a node that accepts and never speaks ----------------------------------------------------
