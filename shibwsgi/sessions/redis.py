@@ -49,7 +49,7 @@ from .redis_ha import (
     sentinel_client,
     take_replicas,
 )
-from .redis_settings import bad_url, check_settings, socket_timeout, with_timeouts
+from .redis_settings import bad_url, check_read_size, check_settings, socket_timeout, with_timeouts
 from .redis_threads import ThreadConnections, set_up
 
 if TYPE_CHECKING:
@@ -225,6 +225,8 @@ class RedisStore:
         if mode == "sentinel":
             pooled, close_pooled = sentinel_client(redis, url, self._location)
         else:
+            if urlsplit(url).fragment:  # redis-py drops it, and any setting or password end in it
+                raise bad_url(self._location, f"it has a fragment ('#...'); {_ESCAPES}")
             if parts[0].lower() != "unix:":
                 path_db = re.fullmatch(r"/?([0-9]+/?)?", parts[2])
                 if path_db is None:
@@ -233,6 +235,7 @@ class RedisStore:
                     raise bad_url(self._location, "give the database in the path or as ?db=, not both")
             try:
                 pooled = redis.Redis.from_url(with_timeouts(url))
+                check_read_size(pooled.connection_pool.connection_kwargs, self._location)
                 # An unknown query setting otherwise fails only at the first request.
                 pooled.connection_pool.connection_class(**pooled.connection_pool.connection_kwargs)
             except (TypeError, ValueError, redis.RedisError) as exc:

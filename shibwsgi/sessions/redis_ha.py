@@ -22,10 +22,18 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from ..errors import ConfigError
-from .redis_settings import DEFAULT_TIMEOUT, MAX_DB, bad_url, check_query, check_settings, has_blank
+from .redis_settings import (
+    DEFAULT_TIMEOUT,
+    MAX_DB,
+    bad_url,
+    check_query,
+    check_read_size,
+    check_settings,
+    has_blank,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,6 +98,8 @@ def take_replicas(url: str, location: str, *, named: bool = True) -> tuple[str, 
         replicas = Replicas(int(count), float(found.get("wait_timeout", "0.5")))
     except ValueError:
         raise bad_url(location, "min_replicas must be a whole number and wait_timeout seconds") from None
+    if "wait_timeout" in found and not replicas.count:  # even the default: it would do nothing
+        raise bad_url(location, "wait_timeout has no effect without min_replicas")
     rebuilt = base + (f"?{urlencode(kept)}" if kept else "") + (hash_ + fragment)
     return rebuilt, replicas
 
@@ -113,6 +123,9 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
     parts = _parse(redis, url, location)
     if len(parts.path) not in (1, 2) or not parts.path[0]:
         raise bad_url(location, "the path must name the service: /<service_name>[/<db>]")
+    service = unquote(parts.path[0])  # as redis-py reads the rest of a URL: %20 is a blank
+    if has_blank(service):
+        raise bad_url(location, "the service name has a blank or a control character")
     if len(parts.path) == 2:
         db = parts.path[1]
         if not (db.isascii() and db.isdigit() and int(db) <= MAX_DB):
@@ -125,7 +138,7 @@ def sentinel_client(redis: Any, url: str, location: str) -> tuple[Any, Callable[
     sentinel_kwargs = _sentinel_settings(redis, parts, location)
     manager = Sentinel(parts.nodes, sentinel_kwargs=sentinel_kwargs, **parts.kwargs)
     # One retry, at once: a refused connection asks the sentinels again for the master.
-    client = manager.master_for(parts.path[0], retry=Retry(NoBackoff(), 1))
+    client = manager.master_for(service, retry=Retry(NoBackoff(), 1))
 
     def close() -> None:
         for each in (client, *manager.sentinels):
@@ -155,6 +168,12 @@ def cluster_client(redis: Any, url: str, location: str) -> LazyCluster:
     if parts.path not in ([""], ["0"]) or parts.kwargs.get("db", 0) != 0:
         raise bad_url(location, "a cluster has only database 0: end the URL with the last host or '/'")
     parts.kwargs.pop("db", None)
+    # RedisCluster drops, without a word, the connection settings it does not pass on to its nodes.
+    from redis.cluster import REDIS_ALLOWED_KEYS
+
+    ignored = [name for name in parts.kwargs if name not in REDIS_ALLOWED_KEYS]
+    if ignored:
+        raise bad_url(location, f"{ignored[0]}: redis-py's RedisCluster does not use this setting")
     return LazyCluster(parts.nodes, parts.kwargs)
 
 
@@ -258,6 +277,7 @@ def _parse(redis: Any, url: str, location: str) -> _Parts:
 def _check_connection(redis: Any, tls: bool, kwargs: dict[str, Any], location: str) -> None:
     """Raise ``ConfigError`` unless a redis-py connection with these settings can work."""
     connection = redis.SSLConnection if tls else redis.Connection
+    check_read_size(kwargs, location)
     try:
         # An unknown setting otherwise fails only at the first request.
         connection(**kwargs)
@@ -305,7 +325,8 @@ def _node(text: str, default_port: int, number: int, location: str) -> tuple[str
     host, colon, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
     if not colon:
         host, port = text, str(default_port)
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    # Decoded as redis-py decodes a redis:// URL's host (%25 in an IPv6 zone is its '%').
+    host = unquote(host[1:-1] if host.startswith("[") and host.endswith("]") else host)
     if not host:
         raise bad_url(location, f"host {number} is empty: list hosts as host:port,host:port")
     if has_blank(host):
