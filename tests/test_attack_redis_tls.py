@@ -22,6 +22,7 @@ from webtest import TestApp
 
 from shibwsgi import ConfigError, SessionError, SSOMiddleware
 from shibwsgi.sessions import RedisStore, store_from_url
+from shibwsgi.sessions.redis import mask_url
 from shibwsgi.testing import environ_for
 from tests.helpers import echo_app
 
@@ -876,3 +877,22 @@ def test_documented_tls_urls_work_with_real_files(certificates: Certificates) ->
         store_from_url(real).close()  # type: ignore[attr-defined]
         with pytest.raises(ConfigError):  # as written: the files are missing here
             store_from_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("rediss://127.0.0.1:6379/0?ssl_password=a&S3CR3T", id="ssl_password, bare tail"),
+        pytest.param("rediss+sentinel://127.0.0.1:26379/svc?sentinel_password=a&S3CR3T=b", id="sentinel"),
+        pytest.param("redis://127.0.0.1/0?password=a&S3CR3T=b&db=1", id="plain password, then a setting"),
+        pytest.param("redis+cluster://127.0.0.1:7000/?password=a%26b&S3CR3T", id="after an escaped one"),
+        pytest.param("rediss://127.0.0.1/0?sentinel_ssl_password=a&sentinel_S3CR3T=1", id="sentinel_ prefix"),
+    ],
+)
+def test_password_holding_an_unescaped_ampersand_never_shows_its_tail(url: str) -> None:
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigError) as refused:
+        RedisStore(url)
+    assert "S3CR3T" not in str(refused.value)
+    assert "%26" in str(refused.value)
+    assert "S3CR3T" not in mask_url(url)

@@ -177,7 +177,15 @@ def test_password_cut_short_by_a_delimiter_is_refused(url: str) -> None:
         pytest.param("redis://app:a:b@host/0", "redis://app:***@host/0", id="colon"),
         pytest.param("redis://app:s3cret/0", "redis:***", id="no host: port is not a number"),
         pytest.param(
-            "redis://host/0?db=1&password=x&y=2", "redis://host/0?db=1&password=***&y=2", id="query"
+            "redis://host/0?db=1&password=x&socket_timeout=2",
+            "redis://host/0?db=1&password=***&socket_timeout=2",
+            id="query",
+        ),
+        pytest.param(
+            "redis://host/0?db=1&password=x&y=2", "redis:***", id="no setting after a password: all hidden"
+        ),
+        pytest.param(
+            "redis://host/0?password=x&y", "redis:***", id="a bare word after a password: all hidden"
         ),
         pytest.param("redis://host/0#s3cret", "redis://host/0#***", id="fragment"),
         pytest.param("unix:///run/redis.sock?db=1", "unix:///run/redis.sock?db=1", id="unix"),

@@ -49,7 +49,14 @@ from .redis_ha import (
     sentinel_client,
     take_replicas,
 )
-from .redis_settings import bad_url, check_read_size, check_settings, socket_timeout, with_timeouts
+from .redis_settings import (
+    bad_url,
+    check_read_size,
+    check_settings,
+    password_runs_on,
+    socket_timeout,
+    with_timeouts,
+)
 from .redis_threads import ThreadConnections, set_up
 
 if TYPE_CHECKING:
@@ -272,6 +279,13 @@ class RedisStore:
                 f"bad Redis URL {self._location!r}: it has an '@' after the first '/', '?' or '#', "
                 f"so redis-py would use part of the password and another host; {_ESCAPES}",
             )
+        if password_runs_on(parts[3].partition("#")[0][1:]):
+            raise ConfigError(
+                "session",
+                f"bad Redis URL {self._location!r}: a part of the query after a password is no "
+                "setting the store knows, so it may be the password's end: percent-encode '&' "
+                "in the password as %26",
+            )
         return parts
 
     def _scrub(self, exc: Exception) -> str:
@@ -341,6 +355,8 @@ def _mask(url: str) -> tuple[str, tuple[str, ...] | None]:
         hidden += [secret, unquote(secret)]
         userinfo = f"{user}:{_HIDDEN}" if colon else _HIDDEN
     query, hash_, fragment = rest.partition("#")
+    if password_runs_on(query[1:]):
+        return f"{head}{_HIDDEN}", None  # the password may go on past an '&'
     if fragment:
         hidden.append(fragment)
     fields = []

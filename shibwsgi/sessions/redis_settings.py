@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import importlib.util
+import inspect
 import math
 import os
 import ssl
 import stat
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
 
 from ..errors import ConfigError
 
@@ -244,3 +246,34 @@ def check_query(pairs: Iterable[tuple[str, str]], location: str, *, named: bool)
 
 def bad_url(location: str, message: str) -> ConfigError:
     return ConfigError("session", f"bad Redis URL {location!r}: {message}")
+
+
+@functools.cache
+def known_settings() -> frozenset[str]:
+    """Every query setting a Redis URL may give: redis-py's connection settings and the store's.
+    Without redis-py, none (so nothing after a password counts as a setting)."""
+    try:
+        import redis
+    except ImportError:
+        return frozenset()
+    names: set[str] = {"min_replicas", "wait_timeout", "ssl"}
+    for kind in (redis.connection.AbstractConnection, redis.Connection, redis.SSLConnection):
+        names.update(inspect.signature(kind.__init__).parameters)
+    names.discard("self")
+    names.discard("kwargs")
+    return frozenset(names)
+
+
+def password_runs_on(query: str) -> bool:
+    """True when a field of ``query`` (no ``?``) right after a password is no known setting:
+    the password may hold an ``&``, and what follows it would be shown as a setting."""
+    after_password = False
+    for field in query.split("&"):
+        name, equals, value = field.partition("=")
+        name = unquote_plus(name).lower()
+        if after_password:
+            setting = name.removeprefix("sentinel_")
+            if not equals or setting not in known_settings():
+                return True
+        after_password = bool(equals and value) and "password" in name
+    return False
