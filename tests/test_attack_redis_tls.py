@@ -896,3 +896,16 @@ def test_password_holding_an_unescaped_ampersand_never_shows_its_tail(url: str) 
     assert "S3CR3T" not in str(refused.value)
     assert "%26" in str(refused.value)
     assert "S3CR3T" not in mask_url(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("redis://127.0.0.1/0?max_connections=2", id="one Redis"),
+        pytest.param("redis+sentinel://127.0.0.1:26379/svc?max_connections=2", id="Sentinel"),
+    ],
+)
+def test_max_connections_that_the_per_thread_connections_ignore_is_refused(url: str) -> None:
+    pytest.importorskip("redis")
+    with pytest.raises(ConfigError, match="max_connections has no effect"):
+        RedisStore(url)

@@ -228,6 +228,12 @@ class RedisStore:
             # Slots move between nodes: reads go by redis-py's slot table, writes through its client.
             cluster = ClusterReads(cluster_client(redis, url, self._location))
             return cluster, cluster.close, cluster.master_for
+        if "max_connections" in dict(parse_qsl(urlsplit(url).query)):
+            raise bad_url(
+                self._location,
+                "max_connections has no effect here: the store keeps one connection per thread "
+                "and process (the server's threads and processes bound them); remove it",
+            )
         pooled: Any
         if mode == "sentinel":
             pooled, close_pooled = sentinel_client(redis, url, self._location)
