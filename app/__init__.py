@@ -129,7 +129,7 @@ class _MovieMiddleware(SSOMiddleware):
         # Every request comes through here: one set lookup, then the middleware itself.
         if (environ.get("PATH_INFO") or "/") in self._session_paths:
             start_response = csrf.clearing(environ, start_response)
-        return SSOMiddleware.__call__(self, environ, start_response)
+        return super().__call__(environ, start_response)
 
 
 class _MovieApp(Flask):
