@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from webtest import TestApp
 
-from shibwsgi import Identity, SSOMiddleware
+from shibwsgi import Attribute, Identity, SSOMiddleware
 from shibwsgi.asgi import SSOMiddleware as ASGIMiddleware
 from shibwsgi.authz import AllOf, HasAttribute, LoggedIn, Public, Requirement, Rule, Rules
 from shibwsgi.core import Core, Decision
@@ -44,7 +44,7 @@ RULES = [
     Rule("/public", Public()),
     Rule("/", LoggedIn()),
 ]
-ATTRIBUTES = {"groups": "groups"}
+ATTRIBUTES = {"groups": Attribute("groups", multi=True)}
 PROBE_TOKEN = "a-probe-token-of-some-length"
 
 
@@ -386,6 +386,44 @@ def test_asgi_path_starting_with_root_path_off_a_segment_boundary_is_judged_both
     assert asgi_status(asgi_middleware(rules=rules), path[2:], "GET", ["staff"], root_path="/a") == 403
 
 
+def status_of_readings(readings: list[str], method: str, groups: list[str] | None) -> int:
+    """The promise over several readings of one request: each reading's rules apply."""
+    statuses = [expected_status(reading, method, groups) for reading in readings]
+    return next((status for status in (400, 401, 403) if status in statuses), 200)
+
+
+roots = st.sampled_from(["/m", "/a", "/adm", "/admin", "/pub", "/public", "/a/"])
+
+
+@settings(max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(root=roots, path=asgi_paths, groups=people)
+def test_asgi_root_path_never_lets_a_reading_past_its_rules(
+    root: str, path: str, groups: list[str] | None
+) -> None:
+    """``path`` is the whole path as the server sent it; ``root`` its root_path, at a boundary or not."""
+    if path.startswith(root):
+        rest = path[len(root) :]
+        readings = [rest] if not rest or rest[0] == "/" else [path, "/" + rest]
+    else:
+        readings = [path]
+    readings = [wsgi_form(reading) for reading in readings]
+    if any(reading in ("/login", "/logout") for reading in readings):
+        return
+    headers = [] if groups is None else as_headers(front(groups=groups))
+    built = scope_for("/", headers, client=(PROXY, 1))
+    built["path"], built["root_path"] = path, root
+    assert asyncio.run(acall(ASGI, built)).status == status_of_readings(readings, "GET", groups)
+
+
+def test_asgi_websocket_off_the_root_path_boundary_is_refused_at_the_handshake() -> None:
+    built = scope_for("/admin", as_headers(front(groups=["staff"])), client=(PROXY, 1), kind="websocket")
+    built["root_path"] = "/a"
+    reply = asyncio.run(acall(asgi_middleware(rules=[Rule("/dmin", LoggedIn()), Rule("/", Public())]), built))
+    assert reply.scope is not None  # signed in: the /dmin reading lets it through
+    reply = asyncio.run(acall(asgi_middleware(rules=[Rule("/dmin", HasAttribute("groups", ADMINS))]), built))
+    assert reply.scope is None and reply.status in (403, 1008)
+
+
 def test_asgi_path_below_root_path_at_a_boundary_is_judged_once() -> None:
     app = asgi_middleware(rules=[Rule("/dmin", HasAttribute("groups", ADMINS)), Rule("/", Public())])
     assert asgi_status(app, "/dmin", "GET", ["staff"], root_path="/a") == 403
@@ -549,6 +587,44 @@ def test_clock_going_back_in_the_middleware_asks_the_hook_again(clock: Clock) ->
     assert hook.calls == 3  # the entry asked at -3600 is reused at -3600+59, not the one at 0
 
 
+def test_attributes_changing_between_requests_ask_the_hook_again_in_both_shells(clock: Clock) -> None:
+    hook = Hook()
+    app = wsgi_middleware(roles=hook, clock=clock, rules=[])
+    asgi = asgi_middleware(roles=hook, clock=clock, rules=[])
+    for groups in (["staff"], ["staff"], [ADMINS], ["staff"], [ADMINS, "staff"]):
+        seen: dict[str, Any] = {}
+
+        def app_seeing(
+            environ: dict[str, Any], start_response: Any, seen: dict[str, Any] = seen
+        ) -> list[bytes]:
+            seen["roles"] = environ["shibwsgi.identity"].roles
+            start_response("200 OK", [])
+            return []
+
+        app.app = app_seeing
+        wsgi_call(app, wsgi_environ("/", groups=groups))
+        assert set(groups) <= set(seen["roles"]), (groups, seen)
+        reply = asyncio.run(acall(asgi, scope_for("/", as_headers(front(groups=groups)), client=(PROXY, 1))))
+        assert set(groups) <= set(reply.identity.roles)
+        assert not ({ADMINS} & set(reply.identity.roles)) - set(groups)
+    assert hook.calls == 2 * 4  # per shell: cached when unchanged, asked again at each change
+
+
+def test_async_roles_hook_answering_slowly_is_503_under_asgi() -> None:
+    async def slow(identity: Identity) -> list[str]:
+        await asyncio.sleep(0.5)
+        return ["late"]
+
+    assert asgi_status(asgi_middleware(roles=slow, roles_timeout=0.05), "/public", "GET", ["staff"]) == 503
+
+
+def test_async_roles_hook_raising_is_503_under_asgi() -> None:
+    async def broken(identity: Identity) -> list[str]:
+        raise LookupError("db down")
+
+    assert asgi_status(asgi_middleware(roles=broken), "/public", "GET", ["staff"]) == 503
+
+
 def slow_hook(identity: Identity) -> list[str]:
     time.sleep(0.5)
     return ["late"]
@@ -681,6 +757,47 @@ def test_stateless_login_never_follows_an_offsite_next() -> None:
     environ = wsgi_environ("/login", groups=["staff"], QUERY_STRING="next=//evil.example/x")
     status, headers, _ = wsgi_call(wsgi_middleware(), environ)
     assert status == 302 and "evil.example" not in headers["Location"]
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("//evil.example/x", id="scheme-relative"),
+        pytest.param("/\\evil.example/x", id="slash backslash"),
+        pytest.param("%2F%2Fevil.example", id="escaped slashes"),
+        pytest.param("/%2F%2Fevil.example", id="escaped slashes after one"),
+        pytest.param("/.//evil.example", id="dot then slashes"),
+        pytest.param("https://evil.example/", id="absolute"),
+        pytest.param("/%0d%0aSet-Cookie:x=1", id="CRLF"),
+        pytest.param("/%5Cevil.example", id="escaped backslash"),
+        pytest.param("/%252F%252Fevil.example", id="escaped twice"),
+    ],
+)
+def test_stateless_login_and_logout_never_follow_an_offsite_next(target: str) -> None:
+    from urllib.parse import quote
+
+    query = "next=" + quote(target, safe="")
+    for path, groups in (("/login", ["staff"]), ("/logout", ["staff"])):
+        status, headers, _ = wsgi_call(
+            wsgi_middleware(), wsgi_environ(path, groups=groups, QUERY_STRING=query)
+        )
+        assert status == 302 and "evil.example" not in headers["Location"].replace("%2F", "/"), headers
+        assert "\r" not in headers["Location"] and "\n" not in headers["Location"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_stateless_whoami_answers_only_get_and_head(method: str) -> None:
+    app = wsgi_middleware(whoami_path="/whoami")
+    status, _, body = wsgi_call(app, wsgi_environ("/whoami", method, groups=["staff"]))
+    assert status == 405 and b"alice" not in body
+
+
+def test_probe_answers_head_without_a_body() -> None:
+    extra = {"HTTP_X_SHIBWSGI_PROBE_TOKEN": PROBE_TOKEN}
+    status, _, body = wsgi_call(
+        wsgi_middleware(probe_token=PROBE_TOKEN), wsgi_environ("/_shibwsgi/probe", "HEAD", **extra)
+    )
+    assert status == 200 and body == b""
 
 
 def test_stateless_logout_goes_to_the_front_ends_logout_without_a_cookie() -> None:
