@@ -625,6 +625,39 @@ def test_async_roles_hook_raising_is_503_under_asgi() -> None:
     assert asgi_status(asgi_middleware(roles=broken), "/public", "GET", ["staff"]) == 503
 
 
+def test_many_users_at_once_each_get_their_own_identity_and_roles_in_one_middleware() -> None:
+    """The identity memo and the roles cache under threads: never another user's identity or roles."""
+    hook = Hook()
+    wrong: list[Any] = []
+
+    def app_checking(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        identity = environ["shibwsgi.identity"]
+        expected = environ["HTTP_X_FORWARDED_USER"]
+        if identity.user != expected or f"role-{expected}" not in identity.roles or len(identity.roles) != 4:
+            wrong.append((expected, identity))
+        start_response("200 OK", [])
+        return []
+
+    app = wsgi_middleware(roles=hook, rules=[])
+    app.app = app_checking
+    users = [(f"u{index}@example.org", [f"g{index % 5}"]) for index in range(40)]
+    barrier = threading.Barrier(8)
+
+    def work(offset: int) -> None:
+        barrier.wait()
+        for round_ in range(80):
+            user, groups = users[(offset * 11 + round_ * 3) % len(users)]
+            environ = {**wsgi_environ("/x"), **front(user, groups)}
+            assert wsgi_call(app, environ)[0] == 200
+
+    threads = [threading.Thread(target=work, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert wrong == []
+
+
 def slow_hook(identity: Identity) -> list[str]:
     time.sleep(0.5)
     return ["late"]
@@ -897,6 +930,9 @@ def forms_cookie_cleared(response: Any) -> bool:
         pytest.param({"SHIBWSGI_LOGIN_PATH": "/signin"}, "/signin", True, id="configured login path"),
         pytest.param({"SHIBWSGI_LOGIN_PATH": "/signin"}, "/login", False, id="the default once moved"),
         pytest.param({"SHIBWSGI_LOGOUT_PATH": "/bye"}, "/bye", True, id="configured logout path"),
+        pytest.param({"SHIBWSGI_LOGOUT_PATH": "off"}, "/logout", False, id="logout switched off"),
+        pytest.param({"SHIBWSGI_LOGOUT_PATH": "off"}, "/login", True, id="login kept with logout off"),
+        pytest.param({"SHIBWSGI_LOGIN_PATH": "none"}, "/", False, id="login switched off, the root"),
     ],
 )
 def test_movie_app_drops_the_forms_cookie_only_at_its_session_paths(
