@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, M
 from itertools import repeat
 from typing import Any, cast
 
+from .authz import refusal
 from .core import ENVIRON_KEY, Core
 from .errors import ConfigError
 from .flows import Header
@@ -172,13 +173,15 @@ class SSOMiddleware(Core):
         if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)  # lifespan and anything newer: not ours to judge
             return
-        environ, keys = self._facts(scope)
+        environ, keys, unbounded = self._facts(scope)
         if self._stateless and self.source.settled(environ):
             identity, headers, answer = self.decide(environ)
         else:
             if self._async_roles:
                 self._loop = asyncio.get_running_loop()
             identity, headers, answer = await asyncio.to_thread(self.decide, environ)
+        if answer is None and unbounded is not None:
+            answer = self._judged(environ, unbounded, identity, headers)
         if answer is not None:
             await (_answer(answer, send) if kind == "http" else _refuse_handshake(answer, scope, send))
             return
@@ -192,19 +195,27 @@ class SSOMiddleware(Core):
             scope["auth"] = SSOCredentials(("authenticated", *identity.roles))
         await self.app(scope, receive, _adding(send, headers) if headers else send)
 
-    def _facts(self, scope: Scope) -> tuple[dict[str, Any], list[str]]:
-        """The request as the core reads it (a WSGI-shaped environ), and each header's key."""
+    def _facts(self, scope: Scope) -> tuple[dict[str, Any], list[str], str | None]:
+        """The request as the core reads it (a WSGI-shaped environ), each header's key, and the
+        path's other reading when it starts with ``root_path`` but not at a segment boundary."""
         root = scope.get("root_path", "")
         path = scope.get("path", "/")
+        unbounded = None
         if root and path.startswith(root):
-            path = path[len(root) :]
+            rest = path[len(root) :]
+            if not rest or rest[0] == "/":
+                path = rest
+            else:
+                # "/admin" under root_path "/a" (hypercorn does not prefix the path with it):
+                # Starlette routes the whole path, Quart what follows "/a"; both are judged.
+                unbounded = _wsgi_string(rest)
         client, server = scope.get("client"), scope.get("server")
         scheme = scope.get("scheme", "http")
         environ: dict[str, Any] = {
             "REQUEST_METHOD": scope.get("method", "GET"),
             # WSGI strings: the request's bytes as latin-1 (PEP 3333), as the rules read them.
-            "SCRIPT_NAME": root.encode("utf-8", "surrogateescape").decode("latin-1") if root else "",
-            "PATH_INFO": path.encode("utf-8", "surrogateescape").decode("latin-1"),
+            "SCRIPT_NAME": _wsgi_string(root) if root else "",
+            "PATH_INFO": _wsgi_string(path),
             "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
             "REMOTE_ADDR": str(client[0]) if client else "",
             "SERVER_NAME": str(server[0]) if server else "",
@@ -225,7 +236,7 @@ class SSOMiddleware(Core):
             environ.update(
                 zip(keys, map(bytes.decode, map(_VALUE, headers), repeat("latin-1")), strict=False)
             )
-            return environ, keys
+            return environ, keys, unbounded
         for key, (_, value) in zip(keys, headers, strict=True):
             if not key:
                 continue  # an identity header spelled with underscores: never read
@@ -233,7 +244,18 @@ class SSOMiddleware(Core):
                 environ[key] = environ[key] + _JOINERS.get(key, ",") + value.decode("latin-1")
             else:
                 environ[key] = value.decode("latin-1")
-        return environ, keys
+        return environ, keys, unbounded
+
+    def _judged(
+        self, environ: dict[str, Any], path: str, identity: Identity | None, headers: list[Header]
+    ) -> Response | None:
+        """The refusal, if any, of the rules for ``path``: the request's other reading."""
+        requirement = (
+            self.rules.requirement_for(path, environ["REQUEST_METHOD"]) if self.rules.rules else None
+        )
+        if requirement is None or requirement.allows(identity):
+            return None
+        return refusal(environ, identity, requirement).adding(headers)
 
     def _key(self, name: bytes) -> str:
         """The environ key of header ``name``; ``""`` for an identity header spelled with ``_``."""
@@ -261,6 +283,18 @@ class SSOMiddleware(Core):
 
 #: What ``inspect.signature`` shows: every option by name (the Flask extension checks by it).
 SSOMiddleware.__signature__ = shell_signature(Core.__init__)  # type: ignore[attr-defined]
+
+
+def _wsgi_string(text: str) -> str:
+    """ASGI text as the WSGI string of its bytes (PEP 3333), as the rules read paths.
+
+    A lone surrogate no server decodes bytes to (not U+DC80-U+DCFF) keeps its own
+    UTF-8-style bytes rather than failing the request: judged, never a 500.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("latin-1")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("latin-1")
 
 
 def _kept(
