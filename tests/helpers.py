@@ -7,8 +7,6 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from webtest import TestApp
-
 from shibwsgi import Identity, SSOMiddleware
 
 #: The address of the trusted proxy in the header-profile tests (``trusted_proxies=["10.0.0.0/24"]``).
@@ -68,6 +66,8 @@ def call(
     environ: dict[str, str], headers: dict[str, str] | None = None, **options: Any
 ) -> tuple[int, dict[str, Any]]:
     """Status and :func:`echo_app`'s answer for one GET from :data:`PROXY` through ``SSOMiddleware(**options)``."""
+    from webtest import TestApp  # here: a -W error run imports this module before WebOb's warning is filtered
+
     app = TestApp(SSOMiddleware(echo_app, **options))
     extra = {"REMOTE_ADDR": PROXY, **environ}
     response = app.get("/", headers=headers or {}, extra_environ=extra, expect_errors=True)
