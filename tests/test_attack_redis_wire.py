@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -18,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from shibwsgi import SessionError
-from shibwsgi.sessions import RedisStore
+from shibwsgi.sessions import RedisStore, redis_threads, redis_wire
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Sequence
+    from types import FrameType
 
 redis = pytest.importorskip("redis")
 
@@ -237,3 +239,107 @@ def test_server_trickling_a_reply_is_bounded_by_the_socket_timeout() -> None:
     with fake_store(lambda key, n: trickle, "socket_timeout=0.2") as (store, _):
         outcome = ran_within(2, lambda: store.get("alice"))
         assert isinstance(outcome, SessionError), outcome
+
+
+def interrupted_at(line: int, error: type[BaseException], call: Callable[[], object], then: int = 0) -> bool:
+    """Run ``call`` raising ``error`` at its ``line``-th line (counted in the store's wire
+    modules and redis-py's connection module) and, with ``then``, again at the ``then``-th
+    call or return after that, as a second interrupt while the first is being handled.
+    Whether it got to that line. (Python stops calling a tracer that raises, but not the other
+    kind: the first is a line tracer's, the second a profiler's.)"""
+    watched = (redis_wire.__file__, redis_threads.__file__, redis.connection.__file__)
+    seen = events = 0
+
+    def local(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal seen
+        if event == "line":
+            seen += 1
+            if seen == line:
+                raise error
+        return local
+
+    def start(frame: FrameType, event: str, arg: object) -> Any:
+        return local if frame.f_code.co_filename in watched and not in_finalizer(frame) else None
+
+    def second(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal events
+        if seen >= line and frame.f_code.co_filename in watched and not in_finalizer(frame):
+            events += 1
+            if events == then:
+                raise error
+
+    sys.settrace(start)
+    if then:
+        sys.setprofile(second)
+    try:
+        call()
+    except (error, SessionError):
+        pass
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    return seen >= line
+
+
+def in_finalizer(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs in a ``__del__``: an old connection let go of, whose errors
+    Python ignores (not the store's command)."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            return True
+        frame = frame.f_back
+    return False
+
+
+@pytest.mark.parametrize(
+    ("error", "command", "stride", "interrupts"),
+    [
+        *(
+            pytest.param(error, command, 1, [0], id=f"{error.__name__} in {command}")
+            for error in (KeyboardInterrupt, SystemExit, MemoryError)
+            for command in ("get", "set", "delete")
+        ),
+        # A second interrupt while the first one is being handled, 1 to 6 calls later.
+        *(
+            pytest.param(
+                KeyboardInterrupt, command, 1, range(1, 7), id=f"two KeyboardInterrupts in {command}"
+            )
+            for command in ("get", "set")
+        ),
+        # close(), then a command: interrupted in redis-py's connect and set-up too (every
+        # third of its ~1600 lines, to keep it short). redis-py closes a socket it made only
+        # on OSError: one interrupted before it connects is left to the garbage collector.
+        pytest.param(
+            KeyboardInterrupt,
+            "get after close",
+            3,
+            [0],
+            id="KeyboardInterrupt in get after close",
+            marks=pytest.mark.filterwarnings("ignore:unclosed <socket:ResourceWarning"),
+        ),
+    ],
+)
+def test_interrupt_at_every_line_of_a_command_never_leaves_its_reply_to_the_next(
+    error: type[BaseException], command: str, stride: int, interrupts: Sequence[int]
+) -> None:
+    with fake_store() as (store, _):
+        store.get("warm")  # interrupted on a connection in use, then on each new one
+        calls = {
+            "get": lambda: store.get("alice"),
+            "set": lambda: store.set("alice", {"user": "alice"}, 60),
+            "delete": lambda: store.delete("alice"),
+            "get after close": lambda: (store.close(), store.get("alice")),
+        }
+        line = 1
+        while True:
+            for then in interrupts:
+                if not interrupted_at(line, error, calls[command], then):
+                    break
+                time.sleep(0.002)  # the interrupted command's reply is in
+                assert store.get(f"bob{line}") == {"user": f"bob{line}"}
+                assert store.get(f"carol{line}") == {"user": f"carol{line}"}
+            else:
+                line += stride
+                continue
+            break
+        assert line > 10  # the attack reached into the command
