@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import sys
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -343,3 +345,181 @@ def test_interrupt_at_every_line_of_a_command_never_leaves_its_reply_to_the_next
                 continue
             break
         assert line > 10  # the attack reached into the command
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of the test's own on the shared servers."""
+    return f"atk-wire:{uuid.uuid4().hex}:"
+
+
+ODD_DATA = [
+    pytest.param({"user": "a\r\nb\r\n$5\r\n+OK\r\n"}, id="CRLF and RESP inside"),
+    pytest.param({"user": "a\x00b", "\x00": "\x00"}, id="NUL"),
+    pytest.param({"user": "Ålice 東京 😀", "lone": "\ud800"}, id="non-ASCII and a lone surrogate"),
+    pytest.param({"user": "x" * (1 << 20)}, id="1 MB value"),
+    pytest.param({"user": "y" * 65520}, id="value near the first read's size"),
+]
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("data", ODD_DATA)
+def test_odd_session_values_round_trip_exactly(redis_url: str, prefix: str, data: dict[str, Any]) -> None:
+    store = RedisStore(redis_url, prefix=prefix)
+    try:
+        store.set("alice", data, 60)
+        store.set("bob", {"user": "bob"}, 60)
+        assert store.get("alice") == data
+        assert store.get("bob") == {"user": "bob"}
+        assert store.update("alice", {"user": "alice2"}, 60) is True
+        assert store.get("alice") == {"user": "alice2"}
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_session_ids_whose_key_length_digits_matter_are_each_their_own(redis_url: str, prefix: str) -> None:
+    # Key lengths 1 under, at and 1 over each power of ten: a length written with one digit
+    # too few or too many would read part of the key as a command or the next word.
+    store = RedisStore(redis_url, prefix=prefix)
+    lengths = sorted({n + d - len(prefix) for n in (10, 100, 1000, 10000, 100000) for d in (-1, 0, 1)} - {0})
+    ids = [("\r\n" + "é\x00" * size)[: max(size, 1)] for size in lengths if size > 0]
+    try:
+        for number, session_id in enumerate(ids):
+            store.set(session_id, {"n": number}, 60)
+        for number, session_id in enumerate(ids):
+            assert store.get(session_id) == {"n": number}
+        store.delete(ids[0])
+        assert store.get(ids[0]) is None
+        assert store.get(ids[1]) == {"n": 1}
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+def test_threads_racing_get_set_delete_never_read_another_keys_value(redis_url: str, prefix: str) -> None:
+    store = RedisStore(redis_url, prefix=prefix)
+    wrong: list[str] = []
+    shared_values = [{"user": f"shared{n}"} for n in range(4)]
+
+    def work(number: int) -> None:
+        own = f"t{number}"
+        for round_ in range(150):
+            data = {"user": own, "round": round_}
+            store.set(own, data, 60)
+            if (got := store.get(own)) != data:
+                wrong.append(f"{own}: {got}")
+            store.set("shared", shared_values[round_ % 4], 60)
+            if (got := store.get("shared")) not in (*shared_values, None):
+                wrong.append(f"shared: {got}")
+            if round_ % 3 == 0:
+                store.delete("shared")
+            if store.update(own, data, 60) is not True:
+                wrong.append(f"{own}: renewal found no session")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(12)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        store.close()
+    assert wrong == []
+
+
+@pytest.mark.servers
+def test_renewal_racing_logout_never_brings_the_session_back(redis_url: str, prefix: str) -> None:
+    store = RedisStore(redis_url, prefix=prefix)
+    other = RedisStore(redis_url, prefix=prefix)  # another node
+    try:
+        for n in range(200):
+            store.set(f"s{n}", {"user": "alice"}, 60)
+            racer = threading.Thread(target=other.delete, args=(f"s{n}",))
+            racer.start()
+            store.update(f"s{n}", {"user": "alice", "seen": n}, 60)
+            racer.join()
+            assert other.get(f"s{n}") is None
+            assert store.get(f"s{n}") is None  # no stale value after the other node's logout
+    finally:
+        store.close()
+        other.close()
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["after use", "while another thread reads"])
+def test_forked_child_reads_its_own_values_on_its_own_connection(busy: bool) -> None:
+    with fake_store() as (store, server):
+        assert store.get("parent") == {"user": "parent"}
+        stop = threading.Event()
+        wrong: list[object] = []
+
+        def read() -> None:
+            while not stop.is_set():
+                if (got := store.get("other")) != {"user": "other"}:
+                    wrong.append(got)
+
+        other = threading.Thread(target=read)
+        if busy:
+            other.start()
+            time.sleep(0.01)
+        before = server.accepted
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its answers through the pipe, then out without cleanup
+            try:
+                answers = [store.get(f"child{n}") == {"user": f"child{n}"} for n in range(200)]
+                os.write(writer, b"ok" if all(answers) else b"wrong")
+            finally:
+                os._exit(0)
+        os.close(writer)
+        try:
+            for n in range(200):
+                assert store.get(f"parent{n}") == {"user": f"parent{n}"}
+        finally:
+            with os.fdopen(reader, "rb") as pipe:
+                child_says = pipe.read()
+            os.waitpid(pid, 0)
+            stop.set()
+            if busy:
+                other.join()
+        assert child_says == b"ok"
+        assert wrong == []
+        assert server.accepted == before + 1  # the child's own; the parent kept its
+
+
+def test_close_while_other_threads_read_never_gives_another_keys_value() -> None:
+    with fake_store() as (store, _):
+        stop = threading.Event()
+        wrong: list[object] = []
+
+        def read(number: int) -> None:
+            while not stop.is_set():
+                try:
+                    got = store.get(f"u{number}")
+                except SessionError:
+                    continue  # a connection closed under it: a 503, acceptable
+                if got != {"user": f"u{number}"}:
+                    wrong.append(got)
+
+        threads = [threading.Thread(target=read, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for _ in range(60):
+            store.close()
+            time.sleep(0.005)
+        stop.set()
+        for thread in threads:
+            thread.join()
+        assert wrong == []
+        assert store.get("after") == {"user": "after"}  # close() then use: works
+
+
+def test_store_used_after_close_reconnects() -> None:
+    with fake_store() as (store, server):
+        assert store.get("a") == {"user": "a"}
+        store.close()
+        assert store.get("b") == {"user": "b"}
+        store.close()
+        store.close()
+        assert store.get("c") == {"user": "c"}
+        assert server.accepted == 3
