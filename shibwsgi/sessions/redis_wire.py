@@ -47,9 +47,9 @@ def take_over(connection: Any) -> socket.socket | None:
         value = _TIMEVAL.pack(seconds, micros)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        sock.settimeout(None)  # also OSError: closed meanwhile (close() from another thread)
     except (OSError, struct.error):
         return None
-    sock.settimeout(None)
     return sock
 
 
