@@ -20,7 +20,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from ha_redis import RedisClusterSet, cli, running_redis_cluster
+from ha_redis import RedisClusterSet, cli, running_redis_cluster, running_sentinel_group
 
 from shibwsgi import SessionError
 from shibwsgi.sessions import RedisStore, redis_cluster, redis_threads, redis_wire
@@ -652,3 +652,43 @@ def test_cluster_failed_master_is_a_bounded_session_error_or_the_value(
         if fault == signal.SIGSTOP:
             process.send_signal(signal.SIGCONT)
         store.close()
+
+
+@pytest.mark.servers
+def test_sentinel_old_master_back_after_a_failover_never_serves_a_stale_read(
+    tmp_path_factory: pytest.TempPathFactory, prefix: str
+) -> None:
+    with running_sentinel_group(tmp_path_factory.mktemp("wire-sentinel")) as group:
+        # The first writes on a replica too (else the failover may lose them: Redis's loss).
+        store = RedisStore(f"{group.url}?socket_timeout=0.5&min_replicas=1&wait_timeout=0.3", prefix=prefix)
+        other = RedisStore(f"{group.url}?socket_timeout=0.5", prefix=prefix)  # another node
+        try:
+            store.set("alice", {"user": "alice", "v": 1}, 60)
+            store.set("bob", {"user": "bob"}, 60)
+            assert store.get("alice") == {"user": "alice", "v": 1}  # a connection to the master
+            group.master.process.send_signal(signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + 30
+                while group.master_port() != group.replica.port:
+                    assert time.monotonic() < deadline, "no failover"
+                    time.sleep(0.05)
+                changed = False
+                while not changed:  # the new master takes writes once it is one
+                    try:
+                        other.update("alice", {"user": "alice", "v": 2}, 60)
+                        other.delete("bob")
+                        changed = True
+                    except SessionError:
+                        assert time.monotonic() < deadline, "the new master never took a write"
+                        time.sleep(0.05)
+            finally:
+                group.master.process.send_signal(signal.SIGCONT)
+            # The old master answers again, as a master, until the sentinels demote it.
+            for _ in range(40):
+                for key, fresh in (("alice", {"user": "alice", "v": 2}), ("bob", None)):
+                    outcome = ran_within(10, lambda key=key: store.get(key))
+                    assert outcome == fresh or isinstance(outcome, SessionError), (key, outcome)
+                time.sleep(0.05)
+        finally:
+            store.close()
+            other.close()
