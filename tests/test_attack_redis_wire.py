@@ -238,6 +238,23 @@ def test_server_sending_nothing_times_out_as_a_session_error(query: str) -> None
         assert isinstance(outcome, SessionError), outcome
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        pytest.param(b"-ERR " + b"x" * (1 << 20), id="error text of 1 MB"),
+        pytest.param(b"$" + b"0" * (1 << 20) + b"5", id="bulk length of 1 MB of digits"),
+        pytest.param(b"+" + b"\r" * (1 << 20), id="simple string of 1 MB of CR"),
+    ],
+)
+def test_endless_reply_line_is_invalid_not_read_until_the_timeout(line: bytes) -> None:
+    pieces = [line[n : n + 65536] for n in range(0, len(line), 65536)]
+    with fake_store(first_then_honest(*pieces), "socket_timeout=30") as (store, _):
+        outcome = ran_within(10, lambda: store.get("alice"))
+        assert isinstance(outcome, SessionError), outcome
+        assert "not a reply the store expects" in str(outcome)
+        assert store.get("bob") == {"user": "bob"}
+
+
 def test_server_trickling_a_reply_is_bounded_by_the_socket_timeout() -> None:
     # A byte a millisecond: every receive well under the 0.2 s timeout, the whole reply 3 s.
     trickle = [bytes([byte]) for byte in b"$100000\r\n" + b"x" * 3000]

@@ -27,6 +27,8 @@ __all__ = ["exchange", "take_over"]
 
 #: Bytes asked of the socket at once for a reply's first part.
 READ_SIZE = 65536
+#: Bytes of a reply's first line: Redis's are a type and a length, or an error's short text.
+MAX_LINE = 4096
 #: Redis's own limit on a bulk string (``proto-max-bulk-len``'s default): a longer announced
 #: length is not Redis's.
 MAX_BULK = 512 * 1024 * 1024
@@ -64,6 +66,8 @@ def exchange(redis: Any, sock: socket.socket, command: bytes) -> Any:
         end = data.find(b"\r\n")
         more = _More(sock)
         while end < 0:
+            if len(data) > MAX_LINE:  # a reply's first line: a type, a length, an error's text
+                raise ValueError(f"a reply line longer than {MAX_LINE} bytes")
             data = more(data, READ_SIZE)
             end = data.find(b"\r\n")
         if data[0] == 36:  # "$", a bulk string: a session's text, or none
