@@ -709,3 +709,35 @@ def test_sentinel_old_master_back_after_a_failover_never_serves_a_stale_read(
         finally:
             store.close()
             other.close()
+
+
+class _SlotTable:
+    """What ClusterReads reads of a RedisCluster: its slot table and key hashing."""
+
+    def __init__(self, node: object) -> None:
+        self.nodes_manager = type("NodesManager", (), {"slots_cache": {7: [node]}})()
+
+    def keyslot(self, name: str) -> int:
+        return 7
+
+
+class _Cluster:
+    """A LazyCluster whose RedisCluster answers every GET itself (the fallback)."""
+
+    def __init__(self, node: object) -> None:
+        self.table = _SlotTable(node)
+
+    def cluster(self) -> _SlotTable:
+        return self.table
+
+    def get(self, name: str) -> bytes:
+        return b"from RedisCluster"
+
+
+def test_cluster_slot_moved_to_a_node_redis_py_has_not_connected_yet_falls_back() -> None:
+    # RedisCluster puts a MOVED's new node in its slot table before it connects to it (another
+    # thread may read the table in between): that read must go through RedisCluster, not 500.
+    node = redis.cluster.ClusterNode("127.0.0.1", 7001, redis.cluster.PRIMARY)
+    assert node.redis_connection is None
+    reads = redis_cluster.ClusterReads(_Cluster(node))  # type: ignore[arg-type]
+    assert reads.get("k") == b"from RedisCluster"
