@@ -741,3 +741,34 @@ def test_cluster_slot_moved_to_a_node_redis_py_has_not_connected_yet_falls_back(
     assert node.redis_connection is None
     reads = redis_cluster.ClusterReads(_Cluster(node))  # type: ignore[arg-type]
     assert reads.get("k") == b"from RedisCluster"
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("fixture", ["redis_url", "sentinel_url", "cluster_url"])
+def test_every_mode_works_after_close(request: pytest.FixtureRequest, fixture: str, prefix: str) -> None:
+    store = RedisStore(request.getfixturevalue(fixture), prefix=prefix)
+    try:
+        store.set("alice", {"user": "alice"}, 60)
+        assert store.get("alice") == {"user": "alice"}
+        store.close()
+        assert store.get("alice") == {"user": "alice"}
+        store.close()
+        store.delete("alice")
+        assert store.get("alice") is None
+    finally:
+        store.close()
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_resp2_and_resp3_replies_read_the_same(redis_url: str, prefix: str, protocol: str) -> None:
+    store = RedisStore(f"{redis_url}?protocol={protocol}", prefix=prefix)
+    try:
+        assert store.get("nobody") is None
+        assert store.update("nobody", {"user": "x"}, 60) is False  # XX on a missing key: a null
+        store.set("alice", {"user": "alice"}, 60)
+        assert store.get("alice") == {"user": "alice"}
+        store.delete("alice")
+        assert store.get("alice") is None
+    finally:
+        store.close()
