@@ -45,7 +45,8 @@ class ClusterReads:
         if slot is None:
             slot = self._slot(cluster, name)
         nodes = cluster.nodes_manager.slots_cache.get(slot)  # as RedisCluster.get_node_from_key reads it
-        if nodes:
+        # A node a MOVED just named is in the table before RedisCluster connects it (its settings).
+        if nodes and nodes[0].redis_connection is not None:
             try:
                 connections = self._nodes.get(nodes[0].name) or self._add(nodes[0])
                 return connections.get(name)

@@ -74,37 +74,54 @@ class ThreadConnections:
         held = getattr(self._local, "held", None)
         # The fork check is a system call, kept on every command: uWSGI forks its workers
         # without running Python's fork hooks unless told to.
-        if held is None or held[0] != os.getpid() or (self._on_master and time.monotonic() >= held[2]):
+        if (
+            held is None
+            or held[5]
+            or held[0] != os.getpid()
+            or (self._on_master and time.monotonic() >= held[2])
+        ):
             held = self._held(held)
+        # Set until the reply is read: a command stopped anywhere before (an interrupt, even a
+        # second one while the handler below runs) leaves its connection to be replaced.
+        held[5] = True
         try:
             try:
-                return held[4](command)
+                reply = held[4](command)
             except self._retried:
                 held[1].disconnect()
                 self._open(held)
-                return held[4](command)
+                reply = held[4](command)
         except self._demoted:
             # As redis-py's Sentinel connection has it: the master was demoted (the retry
             # above went to the one the sentinels name); a 503, and a new connection next time.
             self._drop(held)
             raise self._dropped("the Sentinel master is now a replica") from None
         except self._refused:
-            raise  # the server answered with an error: the connection is in step
+            held[5] = False  # the server answered with an error: the connection is in step
+            raise
         except BaseException:
             # An unread reply must never be read as the next command's: start afresh, on a
             # new connection (connect() again: a Sentinel one asks where the master is now).
             self._drop(held)
             raise
+        held[5] = False
+        return reply
 
     def _held(self, held: list[Any] | None) -> list[Any]:
-        """This thread's ``[pid, connection, next master check, socket or None, send]``, when
-        ``held`` is none, another process's, or due for the master check."""
-        if held is not None and held[0] == os.getpid() and self._on_master is not None:
-            if self._on_master(held[1]):
-                held[2] = time.monotonic() + MASTER_CHECK_EVERY
-                return held
-            held[1].disconnect()  # a demoted (or not yet demoted) old master: never read it again
-        held = [os.getpid(), self._connect(), 0.0, None, None]
+        """This thread's ``[pid, connection, next master check, socket or None, send, in
+        flight]``, when ``held`` is none, another process's, a command's stopped mid-way, or
+        due for the master check."""
+        if held is not None and held[0] == os.getpid():
+            if held[5]:  # its reply may be unread: never read it as another's
+                held[1].disconnect()
+                if held[3] is not None:  # also if redis-py's disconnect was the one stopped
+                    held[3].close()
+            elif self._on_master is not None:
+                if self._on_master(held[1]):
+                    held[2] = time.monotonic() + MASTER_CHECK_EVERY
+                    return held
+                held[1].disconnect()  # a demoted (or not yet demoted) old master: never read it again
+        held = [os.getpid(), self._connect(), 0.0, None, None, False]
         self._opened.add(held[1])
         self._open(held)
         self._local.held = held

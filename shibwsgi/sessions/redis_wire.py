@@ -7,7 +7,8 @@ and reads its one reply. CPython polls a socket that has a timeout before every 
 every receive: two system calls per command on top of the round trip's two, plus
 redis-py's health check, event dispatch and parser layers (``make bench`` shows the
 profile). The kernel's timeout still bounds every wait: a server that stops answering is a
-``TimeoutError`` within the connection's ``socket_timeout``.
+``TimeoutError`` within the connection's ``socket_timeout``; one that trickles a reply in
+pieces, each within it, is one once the pieces took longer than the ``socket_timeout``.
 
 Only the replies the store's ``GET``, ``SET`` and ``DEL`` can get are read (bulk string,
 null, simple string, integer, error, in RESP2 or RESP3); anything else, or bytes past the
@@ -19,12 +20,19 @@ from __future__ import annotations
 
 import socket
 import struct
+import time
 from typing import Any
 
 __all__ = ["exchange", "take_over"]
 
 #: Bytes asked of the socket at once for a reply's first part.
 READ_SIZE = 65536
+#: Bytes of a reply's first line: Redis's are a type and a length, or an error's short text.
+MAX_LINE = 4096
+#: Redis's own limit on a bulk string (``proto-max-bulk-len``'s default): a longer announced
+#: length is not Redis's.
+MAX_BULK = 512 * 1024 * 1024
+_TIMEVAL = struct.Struct("@ll")
 
 
 def take_over(connection: Any) -> socket.socket | None:
@@ -38,12 +46,12 @@ def take_over(connection: Any) -> socket.socket | None:
     # Zero means no timeout to the kernel: a timeout under a microsecond waits one.
     micros = 0 if timeout is None else max(round((timeout - seconds) * 1e6), 0 if seconds else 1)
     try:
-        value = struct.pack("@ll", seconds, micros)
+        value = _TIMEVAL.pack(seconds, micros)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        sock.settimeout(None)  # also OSError: closed meanwhile (close() from another thread)
     except (OSError, struct.error):
         return None
-    sock.settimeout(None)
     return sock
 
 
@@ -56,17 +64,22 @@ def exchange(redis: Any, sock: socket.socket, command: bytes) -> Any:
         sock.sendall(command)
         data = sock.recv(READ_SIZE)
         end = data.find(b"\r\n")
+        more = _More(sock)
         while end < 0:
-            data = _more(sock, data, READ_SIZE)
+            if len(data) > MAX_LINE:  # a reply's first line: a type, a length, an error's text
+                raise ValueError(f"a reply line longer than {MAX_LINE} bytes")
+            data = more(data, READ_SIZE)
             end = data.find(b"\r\n")
         if data[0] == 36:  # "$", a bulk string: a session's text, or none
             size = int(data[1:end])
-            if size < 0:
+            if size == -1:
                 total, reply = end + 2, None
+            elif not 0 <= size <= MAX_BULK:  # -2 is no null, and no length is worth a 500
+                raise ValueError(f"a bulk string of length {size}")
             else:
                 total = end + size + 4
                 while len(data) < total:
-                    data = _more(sock, data, total - len(data))
+                    data = more(data, min(total - len(data), READ_SIZE))
                 if not data.endswith(b"\r\n"):
                     raise ValueError("a bulk string longer than announced")
                 reply = data[end + 2 : -2]
@@ -74,7 +87,7 @@ def exchange(redis: Any, sock: socket.socket, command: bytes) -> Any:
             total, reply = end + 2, _simple(data[:1], data[1:end], redis)
         if len(data) != total:
             raise ValueError("bytes past the reply")
-    except BlockingIOError:  # the kernel's timeout (EAGAIN)
+    except (BlockingIOError, TimeoutError):  # the kernel's timeout (EAGAIN), or _More's
         raise redis.TimeoutError("Timeout reading from or writing to the Redis server") from None
     except (OSError, _Closed) as exc:
         raise redis.ConnectionError(f"Error talking to the Redis server: {exc}") from None
@@ -89,11 +102,27 @@ class _Closed(Exception):
     """The server closed the connection."""
 
 
-def _more(sock: socket.socket, data: bytes, size: int) -> bytes:
-    chunk = sock.recv(size)
-    if not chunk:
-        raise _Closed("the server closed the connection")
-    return data + chunk
+class _More:
+    """The rest of a reply that did not come in one piece, within the socket's timeout in all:
+    the kernel bounds each wait, not a server sending a byte at a time."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._deadline = 0.0
+
+    def __call__(self, data: bytes, size: int) -> bytes:
+        now = time.monotonic()
+        if not self._deadline:  # the first piece late: only now is the timeout read
+            seconds, micros = _TIMEVAL.unpack(
+                self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _TIMEVAL.size)
+            )
+            self._deadline = now + (seconds + micros / 1e6 or float("inf"))
+        elif now > self._deadline:
+            raise TimeoutError("the reply took longer than the socket timeout")
+        chunk = self._sock.recv(size)
+        if not chunk:
+            raise _Closed("the server closed the connection")
+        return data + chunk
 
 
 def _simple(kind: bytes, text: bytes, redis: Any) -> Any:
