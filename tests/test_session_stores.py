@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pwd
@@ -450,6 +451,33 @@ def _read_own_sessions(store: SessionStore, thread: int, wrong: list[str]) -> No
         data = store.get(session_id)
         if data != {"thread": thread, "n": round_ % 5}:
             wrong.append(f"thread {thread} read {data!r} for {session_id}")
+
+
+@pytest.mark.servers
+@pytest.mark.parametrize("kind", ["redis", "sentinel", "cluster"])
+def test_thread_that_ends_closes_its_redis_connection_without_the_cycle_collector(
+    make_store: MakeStore, kind: str
+) -> None:
+    """redis-py's connections sit in reference cycles: a thread's connection left to the cycle
+    collector may have its socket finalized first (an unclosed-socket ResourceWarning)."""
+    store = make_store(kind)
+    store.set("abc", {"v": 1}, ttl=60)
+    sockets: list[Any] = []
+
+    def read() -> None:
+        assert store.get("abc") == {"v": 1}
+        client = store._client  # type: ignore[attr-defined]
+        connections = client._nodes.values() if kind == "cluster" else [client]
+        sockets.extend(each._local.held[3] for each in connections)
+
+    gc.disable()
+    try:
+        thread = threading.Thread(target=read)
+        thread.start()
+        thread.join()
+        assert sockets and all(sock.fileno() == -1 for sock in sockets)
+    finally:
+        gc.enable()
 
 
 @pytest.mark.servers

@@ -8,6 +8,7 @@ three commands are packed here and sent on its socket (:mod:`.redis_wire`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
@@ -109,7 +110,7 @@ class ThreadConnections:
 
     def _held(self, held: list[Any] | None) -> list[Any]:
         """This thread's ``[pid, connection, next master check, socket or None, send, in
-        flight]``, when ``held`` is none, another process's, a command's stopped mid-way, or
+        flight, closer]``, when ``held`` is none, another process's, a command's stopped mid-way, or
         due for the master check."""
         if held is not None and held[0] == os.getpid():
             if held[5]:  # its reply may be unread: never read it as another's
@@ -121,8 +122,9 @@ class ThreadConnections:
                     held[2] = time.monotonic() + MASTER_CHECK_EVERY
                     return held
                 held[1].disconnect()  # a demoted (or not yet demoted) old master: never read it again
-        held = [os.getpid(), self._connect(), 0.0, None, None, False]
-        self._opened.add(held[1])
+        connection = self._connect()
+        held = [os.getpid(), connection, 0.0, None, None, False, _Closer(connection)]
+        self._opened.add(connection)
         self._open(held)
         self._local.held = held
         return held
@@ -146,6 +148,22 @@ class ThreadConnections:
     def _drop(self, held: list[Any]) -> None:
         held[1].disconnect()
         self._local.held = None
+
+
+class _Closer:
+    """Closes a thread's connection once the thread's state is dropped (the thread ended, the
+    store closed, a new connection took its place). redis-py's connections sit in reference
+    cycles: left to the cycle collector, the socket may be finalized (with a ResourceWarning)
+    before the connection closes it."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.disconnect()
 
 
 def set_up(connection: Any) -> None:
