@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from ha_redis import running_redis_cluster, running_sentinel_group
-from stack import running_redis
+from stack import KEY_PASSWORD, Certificates, make_certificates, running_redis
+from support import require_program
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -53,6 +56,34 @@ def empty_django_tables() -> Iterator[None]:
     User.objects.all().delete()
     Group.objects.all().delete()
     Session.objects.all().delete()
+
+
+@pytest.fixture(scope="module")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """A throwaway CA with a server certificate (127.0.0.1) and a client certificate."""
+    return make_certificates(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    """Another CA, which signed none of the servers' certificates."""
+    return make_certificates(tmp_path_factory.mktemp("other-ca"))
+
+
+@pytest.fixture(scope="module")
+def encrypted_client_key(certificates: Certificates) -> Path:
+    """The client's key, encrypted with the password ``KEY_PASSWORD``."""
+    encrypted = certificates.client_key.with_name("client-encrypted.key")
+    openssl = require_program("openssl", "openssl")
+    subprocess.run(
+        [
+            *(openssl, "pkey", "-in", str(certificates.client_key), "-out", str(encrypted)),
+            *("-aes256", "-passout", f"pass:{KEY_PASSWORD}"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return encrypted
 
 
 @pytest.hookimpl(wrapper=True)

@@ -625,6 +625,10 @@ class Certificates:
         ]
 
 
+#: The password of the encrypted client key the TLS tests use (``encrypted_client_key``).
+KEY_PASSWORD = "S3CR3T"
+
+
 def make_certificates(folder: Path) -> Certificates:
     """A new CA in ``folder`` (made if missing) and a server and a client certificate it signed.
 

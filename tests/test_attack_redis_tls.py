@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from ha_redis import cli, running_redis_cluster, running_sentinel_group
-from stack import Certificates, make_certificates, running_redis
-from support import require_program
+from stack import KEY_PASSWORD, Certificates, running_redis
 from webtest import TestApp
 
 from shibwsgi import ConfigError, SessionError, SSOMiddleware
@@ -35,39 +33,13 @@ if TYPE_CHECKING:
 pytest.importorskip("redis")
 
 KEY = "k" * 32
-MARK = "S3CR3T"
+MARK = KEY_PASSWORD  # every secret here, the encrypted client key's password too
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
 BASES = [
     pytest.param("rediss://127.0.0.1:6379/0", id="plain"),
     pytest.param("rediss+sentinel://127.0.0.1:26379/sessions", id="sentinel"),
     pytest.param("rediss+cluster://127.0.0.1:6379/", id="cluster"),
 ]
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("other-ca"))
-
-
-@pytest.fixture(scope="module")
-def encrypted_key(certificates: Certificates) -> Path:
-    """The client's key, encrypted with the password MARK."""
-    encrypted = certificates.client_key.with_name("client-encrypted.key")
-    openssl = require_program("openssl", "openssl")
-    subprocess.run(
-        [
-            *(openssl, "pkey", "-in", str(certificates.client_key), "-out", str(encrypted)),
-            *("-aes256", "-passout", f"pass:{MARK}"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return encrypted
 
 
 def refusal(url: str) -> ConfigError:
@@ -588,10 +560,10 @@ SECRET_STORES = [
 
 @pytest.mark.parametrize("url", SECRET_STORES)
 def test_password_never_shows_when_the_store_is_down(
-    url: str, certificates: Certificates, encrypted_key: Path, caplog: pytest.LogCaptureFixture
+    url: str, certificates: Certificates, encrypted_client_key: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    store = store_from_url(url.format(m=MARK, cert=certificates.client_cert, key=encrypted_key))
+    store = store_from_url(url.format(m=MARK, cert=certificates.client_cert, key=encrypted_client_key))
     try:
         assert MARK not in repr(store)
         with pytest.raises(SessionError) as info:
@@ -650,11 +622,11 @@ def test_unverifiable_tls_server_is_a_503_and_no_password_shows(
 
 @pytest.mark.servers
 def test_wrong_password_over_tls_is_a_503_that_never_shows_it(
-    tmp_path: Path, certificates: Certificates, encrypted_key: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, certificates: Certificates, encrypted_client_key: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with running_redis(tmp_path, tls=certificates) as server:
         cli(server.port, "CONFIG", "SET", "requirepass", "another-password", tls=certificates)
-        client = CLIENT.format(cert=certificates.client_cert, key=encrypted_key)
+        client = CLIENT.format(cert=certificates.client_cert, key=encrypted_client_key)
         url = f"rediss://:{MARK}@127.0.0.1:{server.port}/0?ssl_ca_certs={certificates.ca}&ssl_password={MARK}&{client}"
         status, shown = login_status(RedisStore(url), caplog)
         assert status == 503
@@ -716,12 +688,12 @@ def test_unverifiable_cluster_is_a_503(
     tmp_path: Path,
     certificates: Certificates,
     other_ca: Certificates,
-    encrypted_key: Path,
+    encrypted_client_key: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with running_redis_cluster(tmp_path, tls=certificates, replicas=0) as cluster:
         base = cluster.url.split("?")[0]
-        client = CLIENT.format(cert=certificates.client_cert, key=encrypted_key)
+        client = CLIENT.format(cert=certificates.client_cert, key=encrypted_client_key)
         url = f"{base}?ssl_ca_certs={other_ca.ca}&ssl_password={MARK}&{client}"
         status, shown = login_status(RedisStore(url), caplog)
         assert status == 503

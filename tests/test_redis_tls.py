@@ -10,13 +10,11 @@ request.
 
 from __future__ import annotations
 
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from ha_redis import cli, running_redis_cluster, running_sentinel_group
-from stack import Certificates, make_certificates, running_redis
-from support import require_program
+from stack import KEY_PASSWORD, Certificates, running_redis
 from webtest import TestApp
 
 from shibwsgi import ConfigError, SessionError, SSOMiddleware
@@ -34,40 +32,13 @@ pytest.importorskip("redis")
 
 servers = pytest.mark.servers
 KEY = "k" * 32
-MARK = "S3CR3T"
+MARK = KEY_PASSWORD  # every secret here, the encrypted client key's password too
 SCHEMES = [
     pytest.param("rediss://127.0.0.1:6379/0", id="plain"),
     pytest.param("rediss+sentinel://127.0.0.1:26379/sessions", id="sentinel"),
     pytest.param("rediss+cluster://127.0.0.1:6379/", id="cluster"),
 ]
 HTTPS = {"wsgi.url_scheme": "https", "HTTP_HOST": "app.example.org"}
-
-
-@pytest.fixture(scope="module")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    return make_certificates(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture(scope="module")
-def other_ca(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
-    """Another CA, which signed none of the servers' certificates."""
-    return make_certificates(tmp_path_factory.mktemp("other-ca"))
-
-
-@pytest.fixture(scope="module")
-def encrypted_client_key(certificates: Certificates) -> Path:
-    """The client's key, encrypted with the password MARK."""
-    encrypted = certificates.client_key.with_name("client-encrypted.key")
-    openssl = require_program("openssl", "openssl")
-    subprocess.run(
-        [
-            *(openssl, "pkey", "-in", str(certificates.client_key), "-out", str(encrypted)),
-            *("-aes256", "-passout", f"pass:{MARK}"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return encrypted
 
 
 @pytest.fixture(scope="module")
